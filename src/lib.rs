@@ -1,0 +1,17 @@
+//! ketch: a Kafka-compatible event-streaming broker whose metadata lives in a Raft quorum
+//! (KRaft), with its storage, Raft and replication code run under a deterministic simulator.
+//!
+//! # Layout
+//! - [`model`]: shared identifiers and the properties format; no IO.
+//! - [`protocol`]: Kafka wire formats, sans-IO (the record batch v2 view so far).
+//! - [`log`]: the segmented partition log over [`runtime::Disk`].
+//! - [`runtime`]: the only module with sockets, files, clocks, tasks and entropy; tokio or madsim.
+//! - [`broker`]: the async shell that drives the cores over the runtime.
+//!
+//! See `ARCHITECTURE.md` for the dependency rules between them.
+
+pub mod broker;
+pub mod log;
+pub mod model;
+pub mod protocol;
+pub mod runtime;

@@ -1,0 +1,121 @@
+//! The partition log: a directory of segments holding Kafka record batches (format v2) exactly as
+//! received, with offsets assigned by rewriting each batch's base offset.
+//!
+//! Owns: segment files and their indexes (`<20-digit base offset>.log|.index|.timeindex`),
+//! rolling, reads by offset and timestamp, truncation, retention, flushing, recovery after a
+//! crash, and the per-directory files Kafka keeps beside the logs (`meta.properties`,
+//! `recovery-point-offset-checkpoint`).
+//!
+//! Must not touch: the network, clocks (time is passed in), Raft or replication decisions, or
+//! the contents of records (only batch headers are read). All IO goes through
+//! [`crate::runtime::Disk`], so the simulator can crash it.
+
+mod checkpoint;
+mod index;
+mod log_dir;
+mod meta;
+mod partition_log;
+mod segment;
+
+pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint, CheckpointError};
+pub use log_dir::{LogDir, RECOVERY_POINT_CHECKPOINT};
+pub use meta::{MetaProperties, MetaPropertiesError, META_PROPERTIES};
+pub use partition_log::{AppendInfo, Log, RetentionReport};
+
+use crate::protocol::record_batch::BatchError;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// When appended data is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Every append is fsynced before it is acknowledged; concurrent appends share one fsync
+    /// (group commit, done by the caller that batches appends before calling [`Log::flush`]).
+    EveryAppend,
+    /// Kafka's default: fsync when `messages` appends or `interval_ms` have gone by since the
+    /// last flush, whichever is first; durability otherwise comes from replication.
+    Interval { messages: u64, interval_ms: u64 },
+}
+
+/// Per-log settings, named after Kafka's topic configs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes_max: u64,
+    /// `segment.ms`: roll when the active segment's first batch is older than this.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete segments whose newest timestamp is older than this; -1 = forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest segments while the log is larger; -1 = no limit.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`: bytes between sparse index entries.
+    pub index_interval_bytes: u64,
+    /// `max.message.bytes`: largest batch accepted.
+    pub max_batch_bytes: usize,
+    pub flush: FlushPolicy,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes_max: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            max_batch_bytes: 1_048_588,
+            flush: FlushPolicy::Interval {
+                messages: u64::MAX,
+                interval_ms: u64::MAX,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("invalid record batch at byte {position} of the appended data: {reason}")]
+    InvalidBatch { position: usize, reason: BatchError },
+    #[error("empty append: no record batch in the data")]
+    EmptyAppend,
+    #[error(
+        "{path}: corrupt batch at byte {position} (offset {offset}) below the recovery point \
+         {recovery_point}, so it was fsynced and is not a torn write: {reason}; refusing to \
+         truncate acknowledged data"
+    )]
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        offset: u64,
+        recovery_point: u64,
+        reason: String,
+    },
+    #[error("append at offset {got} does not continue the log end offset {expected}")]
+    NonContiguous { expected: u64, got: u64 },
+    #[error("offset {offset} is out of range: the log holds [{log_start}, {log_end})")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start: u64,
+        log_end: u64,
+    },
+    #[error("{path}: {what}")]
+    BadDirectory { path: PathBuf, what: String },
+    #[error(transparent)]
+    Meta(#[from] MetaPropertiesError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+impl LogError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> LogError {
+        LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

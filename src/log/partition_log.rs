@@ -1,0 +1,501 @@
+//! [`Log`]: one partition's ordered segments, and the operations that span them.
+
+use super::segment::{file_name, parse_log_file_name, Segment};
+use super::{FlushPolicy, LogConfig, LogError};
+use crate::protocol::record_batch::{self, RecordBatch};
+use crate::runtime::Disk;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Kafka's `segment.index.bytes` default (10 MiB) in 8-byte entries: roll before the index of the
+/// active segment would outgrow it.
+const MAX_INDEX_ENTRIES: usize = 10 * 1024 * 1024 / 8;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: u64,
+    pub last_offset: u64,
+    /// Largest max-timestamp among the appended batches.
+    pub max_timestamp_ms: i64,
+    pub batches: usize,
+    pub bytes: usize,
+}
+
+/// What retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: u64,
+}
+
+/// A partition log. Single writer: callers serialise access (the broker wraps it in a lock or
+/// gives it to one task).
+///
+/// Offsets: `log_start_offset <= flushed_offset <= log_end_offset` always, where everything below
+/// `flushed_offset` has been fsynced (with its directory entry) and survives any crash.
+#[derive(Debug)]
+pub struct Log {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    config: LogConfig,
+    /// Keyed by base offset; never empty. The last one is the active segment.
+    segments: BTreeMap<u64, Segment>,
+    flushed_offset: u64,
+    appends_since_flush: u64,
+    last_flush_mono_ms: u64,
+    /// Segments were created or removed since the directory was last synced.
+    dir_unsynced: bool,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering it. Data below `recovery_point` was
+    /// fsynced by an earlier run and is trusted (see [`Segment::open`]). Returns the log and a
+    /// line for each repair made, for the caller to log.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        config: LogConfig,
+        recovery_point: u64,
+    ) -> Result<(Log, Vec<String>), LogError> {
+        let mut notes = Vec::new();
+        if !disk.is_dir(dir) {
+            if disk.exists(dir) {
+                return Err(LogError::BadDirectory {
+                    path: dir.to_path_buf(),
+                    what: "exists but is not a directory".into(),
+                });
+            }
+            disk.create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+            if let Some(parent) = dir.parent() {
+                disk.sync_dir(parent).map_err(|e| LogError::io(parent, e))?;
+            }
+        }
+        let names = disk.list(dir).map_err(|e| LogError::io(dir, e))?;
+        let mut bases: Vec<u64> = Vec::new();
+        for name in &names {
+            if let Some(base) = parse_log_file_name(name) {
+                bases.push(base);
+            }
+        }
+        // Leftovers of interrupted work, and indexes whose segment is gone.
+        let mut removed_any = false;
+        for name in &names {
+            let stale = [".tmp", ".deleted", ".swap", ".cleaned"]
+                .iter()
+                .any(|s| name.ends_with(s));
+            let orphan = ["index", "timeindex"].iter().any(|suffix| {
+                name.strip_suffix(suffix)
+                    .and_then(|stem| stem.strip_suffix('.'))
+                    .and_then(|stem| parse_log_file_name(&format!("{stem}.log")))
+                    .is_some_and(|base| !bases.contains(&base))
+            });
+            if stale || orphan {
+                let path = dir.join(name);
+                disk.remove(&path).map_err(|e| LogError::io(&path, e))?;
+                notes.push(format!("{}: removed leftover file", path.display()));
+                removed_any = true;
+            }
+        }
+        let mut segments = BTreeMap::new();
+        let mut truncated = false;
+        let mut expected_base: Option<u64> = None;
+        for base in bases {
+            let contiguous = expected_base.is_none_or(|e| e == base);
+            if truncated || !contiguous {
+                let seg_path = dir.join(file_name(base, "log"));
+                for suffix in ["log", "index", "timeindex"] {
+                    let p = dir.join(file_name(base, suffix));
+                    if disk.exists(&p) {
+                        disk.remove(&p).map_err(|e| LogError::io(&p, e))?;
+                    }
+                }
+                notes.push(format!(
+                    "{}: deleted: it follows a truncated or missing stretch of the log",
+                    seg_path.display()
+                ));
+                removed_any = true;
+                continue;
+            }
+            let (segment, note) = Segment::open(
+                disk.as_ref(),
+                dir,
+                base,
+                recovery_point,
+                config.index_interval_bytes,
+                config.max_batch_bytes,
+            )?;
+            if let Some(note) = note {
+                notes.push(note);
+                truncated = true;
+            }
+            expected_base = Some(segment.next_offset());
+            segments.insert(base, segment);
+        }
+        let mut dir_unsynced = removed_any;
+        if segments.is_empty() {
+            let segment = Segment::create(
+                disk.as_ref(),
+                dir,
+                0,
+                config.index_interval_bytes,
+                config.max_batch_bytes,
+            )?;
+            segments.insert(0, segment);
+            dir_unsynced = true;
+        }
+        let mut log = Log {
+            disk,
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            flushed_offset: 0,
+            appends_since_flush: 0,
+            last_flush_mono_ms: 0,
+            dir_unsynced,
+        };
+        // Everything recovered is valid; make it the durable baseline before accepting appends.
+        log.flush()?;
+        Ok((log, notes))
+    }
+
+    fn active(&self) -> &Segment {
+        match self.segments.values().next_back() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        match self.segments.values_mut().next_back() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.segments.keys().next().copied().unwrap_or(0)
+    }
+    /// One past the last offset in the log (Kafka's log end offset).
+    pub fn log_end_offset(&self) -> u64 {
+        self.active().next_offset()
+    }
+    /// Everything below this offset is durable.
+    pub fn flushed_offset(&self) -> u64 {
+        self.flushed_offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size_bytes).sum()
+    }
+    pub fn segment_base_offsets(&self) -> Vec<u64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// Appends the batches in `data` as a leader: validates each (header and CRC-32C), assigns
+    /// offsets from the log end by rewriting base offsets, stamps `leader_epoch` if given and
+    /// LogAppendTime batches with `now_ms`. All or nothing: on error nothing is appended.
+    pub fn append(&mut self, data: &mut [u8], leader_epoch: Option<i32>, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut next = self.log_end_offset();
+        let mut at = 0;
+        while at < data.len() {
+            let (size, delta, log_append_time) = {
+                let (batch, _) = RecordBatch::parse(&data[at..], self.config.max_batch_bytes)
+                    .map_err(|reason| LogError::InvalidBatch { position: at, reason })?;
+                (batch.size(), batch.last_offset_delta(), batch.is_log_append_time())
+            };
+            let batch = &mut data[at..at + size];
+            record_batch::set_base_offset(batch, next as i64);
+            if let Some(epoch) = leader_epoch {
+                record_batch::set_partition_leader_epoch(batch, epoch);
+            }
+            if log_append_time {
+                record_batch::set_max_timestamp(batch, now_ms);
+            }
+            next += delta as u64 + 1;
+            at += size;
+        }
+        self.append_validated(data, now_ms)
+    }
+
+    /// Appends batches whose offsets were assigned elsewhere (a follower copying its leader, or
+    /// a Raft log): they must start at the log end and be contiguous.
+    pub fn append_verbatim(&mut self, data: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.append_validated(data, now_ms)
+    }
+
+    fn append_validated(&mut self, data: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut batches = Vec::new();
+        let mut expected = self.log_end_offset();
+        let mut rest = &data[..];
+        let mut max_timestamp_ms = -1;
+        while !rest.is_empty() {
+            let position = data.len() - rest.len();
+            let (batch, tail) = RecordBatch::parse(rest, self.config.max_batch_bytes)
+                .map_err(|reason| LogError::InvalidBatch { position, reason })?;
+            if batch.base_offset() as u64 != expected {
+                return Err(LogError::NonContiguous {
+                    expected,
+                    got: batch.base_offset() as u64,
+                });
+            }
+            let header = record_batch::BatchHeader {
+                base_offset: batch.base_offset(),
+                batch_length: (batch.size() - record_batch::LOG_OVERHEAD) as i32,
+                last_offset_delta: batch.last_offset_delta(),
+            };
+            max_timestamp_ms = max_timestamp_ms.max(batch.max_timestamp());
+            batches.push((position, header, batch.max_timestamp()));
+            expected = batch.last_offset() as u64 + 1;
+            rest = tail;
+        }
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
+            return Err(LogError::EmptyAppend);
+        };
+        let info = AppendInfo {
+            first_offset: first.1.base_offset as u64,
+            last_offset: last.1.last_offset() as u64,
+            max_timestamp_ms,
+            batches: batches.len(),
+            bytes: data.len(),
+        };
+        if self.should_roll(data.len() as u64, info.last_offset, now_ms) {
+            self.roll()?;
+        }
+        self.active_mut().append(data, &batches)?;
+        self.appends_since_flush += 1;
+        debug_assert!(self.flushed_offset <= self.log_end_offset());
+        Ok(info)
+    }
+
+    fn should_roll(&self, incoming_bytes: u64, last_offset: u64, now_ms: i64) -> bool {
+        let active = self.active();
+        if active.is_empty() {
+            return false;
+        }
+        let too_big = active.size_bytes() + incoming_bytes > self.config.segment_bytes_max;
+        let too_old = active
+            .first_batch_timestamp_ms()
+            .is_some_and(|t| now_ms.saturating_sub(t) > self.config.segment_ms);
+        let offsets_overflow = last_offset - active.base_offset > u64::from(u32::MAX);
+        let index_full = active.index_entry_count() >= MAX_INDEX_ENTRIES;
+        too_big || too_old || offsets_overflow || index_full
+    }
+
+    /// Starts a new active segment at the log end (no-op if the active one is empty).
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        if self.active().is_empty() {
+            return Ok(());
+        }
+        let base = self.log_end_offset();
+        // The finished segment's indexes go to its files now; its data is synced by the next
+        // flush, which covers every segment written since the last one.
+        self.active_mut().persist_indexes(false)?;
+        let segment = Segment::create(
+            self.disk.as_ref(),
+            &self.dir,
+            base,
+            self.config.index_interval_bytes,
+            self.config.max_batch_bytes,
+        )?;
+        self.segments.insert(base, segment);
+        self.dir_unsynced = true;
+        Ok(())
+    }
+
+    /// Fsyncs everything written (data, indexes, directory entries) and returns the new
+    /// flushed offset. One call covers every append before it: group commit.
+    pub fn flush(&mut self) -> Result<u64, LogError> {
+        let end = self.log_end_offset();
+        // Only the segment holding the flushed offset and those after it can have unsynced data.
+        let first_unsynced = self
+            .segments
+            .range(..=self.flushed_offset)
+            .next_back()
+            .map_or(0, |(base, _)| *base);
+        for segment in self.segments.range_mut(first_unsynced..).map(|(_, s)| s) {
+            segment.sync()?;
+        }
+        if self.dir_unsynced {
+            self.disk.sync_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+            self.dir_unsynced = false;
+        }
+        assert!(end >= self.flushed_offset, "flushed offset must not go back");
+        self.flushed_offset = end;
+        self.appends_since_flush = 0;
+        Ok(end)
+    }
+
+    /// Flushes if the [`FlushPolicy`] says it is time. Returns whether it flushed.
+    pub fn maybe_flush(&mut self, now_mono_ms: u64) -> Result<bool, LogError> {
+        let due = match self.config.flush {
+            FlushPolicy::EveryAppend => self.appends_since_flush > 0,
+            FlushPolicy::Interval { messages, interval_ms } => {
+                self.appends_since_flush >= messages
+                    || (self.appends_since_flush > 0
+                        && now_mono_ms.saturating_sub(self.last_flush_mono_ms) >= interval_ms)
+            }
+        };
+        if due {
+            self.flush()?;
+            self.last_flush_mono_ms = now_mono_ms;
+        }
+        Ok(due)
+    }
+
+    /// Reads whole batches from `offset`: up to `max_bytes` (the first batch whole regardless),
+    /// from one segment, none at or past `max_offset` (e.g. the high watermark).
+    pub fn read(&self, offset: u64, max_bytes: usize, max_offset: Option<u64>) -> Result<Vec<u8>, LogError> {
+        let end = self.log_end_offset();
+        let start = self.log_start_offset();
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: start,
+                log_end: end,
+            });
+        }
+        let max_offset = max_offset.unwrap_or(end).min(end);
+        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+            let bytes = segment.read(offset, max_bytes, max_offset)?;
+            if !bytes.is_empty() {
+                return Ok(bytes);
+            }
+            if segment.next_offset() > offset {
+                break;
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The first batch at or after `from_offset` whose max timestamp is at least `timestamp_ms`
+    /// (ListOffsets by timestamp; the caller finds the record inside it).
+    pub fn find_by_timestamp(&self, timestamp_ms: i64, from_offset: u64) -> Result<Option<Vec<u8>>, LogError> {
+        for segment in self.segments.values() {
+            if segment.next_offset() <= from_offset {
+                continue;
+            }
+            if let Some(bytes) = segment.find_by_timestamp(timestamp_ms, from_offset)? {
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the last offset of the batch carrying it
+    /// (ListOffsets MAX_TIMESTAMP), or `None` if the log has no batches.
+    pub fn max_timestamp(&self) -> Option<(i64, u64)> {
+        self.segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .map(|s| (s.max_timestamp_ms(), s.offset_of_max_timestamp()))
+            .fold(None, |best: Option<(i64, u64)>, cur| match best {
+                Some(b) if b.0 >= cur.0 => Some(b),
+                _ => Some(cur),
+            })
+    }
+
+    /// Removes every batch whose last offset is at least `offset` (so the new end may be below
+    /// `offset` when it falls inside a batch). Durable before it returns. Returns the new log end.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<u64, LogError> {
+        if offset >= self.log_end_offset() {
+            return Ok(self.log_end_offset());
+        }
+        if offset <= self.log_start_offset() {
+            let start = self.log_start_offset();
+            self.reset_to(start)?;
+            return Ok(start);
+        }
+        // Whole segments above the cut go; the one holding it is cut.
+        let doomed: Vec<u64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.remove_files(self.disk.as_ref(), &self.dir)?;
+                self.dir_unsynced = true;
+            }
+        }
+        let new_end = self.active_mut().truncate_to(offset)?;
+        if self.active().is_empty() && self.segments.len() > 1 {
+            if let Some((base, segment)) = self.segments.pop_last() {
+                segment.remove_files(self.disk.as_ref(), &self.dir)?;
+                debug_assert_eq!(base, self.log_end_offset());
+            }
+        }
+        if self.dir_unsynced {
+            self.disk.sync_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+            self.dir_unsynced = false;
+        }
+        self.flushed_offset = self.flushed_offset.min(new_end);
+        Ok(new_end)
+    }
+
+    /// Deletes everything and starts empty at `offset` (Kafka's `truncateFullyAndStartAt`).
+    pub fn reset_to(&mut self, offset: u64) -> Result<(), LogError> {
+        let segment = Segment::create(
+            self.disk.as_ref(),
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+            self.config.max_batch_bytes,
+        )?;
+        let old = std::mem::take(&mut self.segments);
+        for (base, s) in old {
+            if base != offset {
+                s.remove_files(self.disk.as_ref(), &self.dir)?;
+            }
+        }
+        self.segments.insert(offset, segment);
+        self.dir_unsynced = true;
+        self.flushed_offset = 0;
+        self.flush()?;
+        Ok(())
+    }
+
+    /// Deletes whole segments, oldest first, that `retention.ms` or `retention.bytes` say are
+    /// expired. Never the active segment, never one holding offsets at or above `delete_below`
+    /// (the high watermark: data not yet replicated must not go).
+    pub fn apply_retention(&mut self, now_ms: i64, delete_below: u64) -> Result<RetentionReport, LogError> {
+        let mut report = RetentionReport::default();
+        let mut size = self.size_bytes();
+        while self.segments.len() > 1 {
+            let Some(oldest) = self.segments.values().next() else { break };
+            let expired_by_time = self.config.retention_ms >= 0
+                && oldest.max_timestamp_ms() >= 0
+                && now_ms.saturating_sub(oldest.max_timestamp_ms()) > self.config.retention_ms;
+            let expired_by_size = self.config.retention_bytes >= 0
+                && size.saturating_sub(oldest.size_bytes()) >= self.config.retention_bytes as u64;
+            if !(expired_by_time || expired_by_size) || oldest.next_offset() > delete_below {
+                break;
+            }
+            let Some((_, segment)) = self.segments.pop_first() else { break };
+            segment.remove_files(self.disk.as_ref(), &self.dir)?;
+            size -= segment.size_bytes();
+            report.segments_deleted += 1;
+            report.bytes_deleted += segment.size_bytes();
+            self.dir_unsynced = true;
+        }
+        if report.segments_deleted > 0 {
+            self.disk.sync_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+            self.dir_unsynced = false;
+        }
+        self.flushed_offset = self.flushed_offset.max(self.log_start_offset());
+        report.log_start_offset = self.log_start_offset();
+        Ok(report)
+    }
+
+    /// Flushes and writes the indexes out: after this, reopening needs no recovery scan.
+    pub fn close(mut self) -> Result<u64, LogError> {
+        self.flush()
+    }
+}

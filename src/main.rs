@@ -1,0 +1,5 @@
+//! The `ketch` command line.
+
+fn main() {
+    println!("ketch");
+}

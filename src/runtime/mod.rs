@@ -1,0 +1,75 @@
+//! The runtime seam: the only module that opens sockets and files, reads clocks, spawns tasks or
+//! threads, or draws entropy.
+//!
+//! Everything else reaches the outside world through what is exported here, so that the same code
+//! runs on real tokio and, under `RUSTFLAGS="--cfg madsim"`, inside madsim's deterministic world:
+//! - [`Clock`]: wall and monotonic time, with per-node offset, drift and jumps in the simulator
+//!   (madsim has one global clock, so skew has to live here);
+//! - [`spawn`], [`sleep`], [`blocking`]: tasks and time, tokio or madsim under the same name;
+//! - [`net`]: TCP listen/connect (madsim simulates them);
+//! - [`Disk`] / [`DiskFile`]: file operations, with [`RealDisk`] over `std::fs` and [`SimDisk`],
+//!   an in-memory disk that loses, tears or keeps unsynced writes on a simulated crash (madsim's own
+//!   file system keeps unsynced data across a kill, so it cannot test durability).
+//!
+//! This module must not know about Kafka, logs or Raft.
+
+mod clock;
+mod disk;
+mod real_disk;
+mod sim_disk;
+
+pub use clock::Clock;
+pub use disk::{Disk, DiskFile};
+pub use real_disk::RealDisk;
+pub use sim_disk::{DiskFaults, SimDisk};
+
+use std::future::Future;
+use std::time::Duration;
+
+/// TCP listen and connect: tokio's types, simulated by madsim under `--cfg madsim`.
+pub mod net {
+    pub use tokio::net::{TcpListener, TcpStream};
+}
+
+/// Spawns a task on the current runtime (a madsim node's runtime in the simulator).
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future)
+}
+
+/// Sleeps for `duration` of (possibly simulated) time.
+pub async fn sleep(duration: Duration) {
+    tokio::time::sleep(duration).await
+}
+
+/// Runs blocking work (file IO, fsync) off the async workers. In the simulator this is an ordinary
+/// task: madsim refuses OS threads, and its time does not pass while the closure runs.
+pub async fn blocking<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    #[cfg(not(madsim))]
+    {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    #[cfg(madsim)]
+    {
+        f()
+    }
+}
+
+/// 16 bytes of operating-system entropy, for identifiers such as a cluster id or directory id.
+/// Never used by the cores: the simulator derives its ids from the run's seed instead.
+pub fn random_bytes_16() -> std::io::Result<[u8; 16]> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
