@@ -48,7 +48,10 @@ impl LogWriter {
         log: Arc<Mutex<Log>>,
         clock: Clock,
         bugs: PlantedBugs,
-    ) -> (LogWriter, tokio::task::JoinHandle<Result<(), Arc<LogError>>>) {
+    ) -> (
+        LogWriter,
+        tokio::task::JoinHandle<Result<(), Arc<LogError>>>,
+    ) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let task = runtime::spawn(run(log, clock, rx, bugs));
         (LogWriter { tx }, task)
@@ -58,7 +61,12 @@ impl LogWriter {
     /// until the flush policy allows acknowledging it.
     pub async fn append(&self, data: Vec<u8>, leader_epoch: Option<i32>) -> AppendResult {
         let (reply, rx) = oneshot::channel();
-        let stopped = || Arc::new(LogError::io(std::path::Path::new("<log writer>"), std::io::Error::other("log writer stopped")));
+        let stopped = || {
+            Arc::new(LogError::io(
+                std::path::Path::new("<log writer>"),
+                std::io::Error::other("log writer stopped"),
+            ))
+        };
         self.tx
             .send(Request {
                 data,
@@ -83,7 +91,9 @@ async fn run(
 ) -> Result<(), Arc<LogError>> {
     let policy = lock(&log).config().flush;
     let tick = match policy {
-        FlushPolicy::Interval { interval_ms, .. } if interval_ms < u64::MAX => Duration::from_millis(interval_ms.max(1)),
+        FlushPolicy::Interval { interval_ms, .. } if interval_ms < u64::MAX => {
+            Duration::from_millis(interval_ms.max(1))
+        }
         _ => Duration::from_secs(3600),
     };
     let ack_before_fsync = cfg!(feature = "planted-bugs") && bugs.ack_before_fsync;
@@ -109,7 +119,10 @@ async fn run(
         }
         let now_ms = clock.wall_ms();
         let now_mono_ms = clock.monotonic_ms();
-        let mut work: Vec<(Vec<u8>, Option<i32>)> = group.iter_mut().map(|r| (std::mem::take(&mut r.data), r.leader_epoch)).collect();
+        let mut work: Vec<(Vec<u8>, Option<i32>)> = group
+            .iter_mut()
+            .map(|r| (std::mem::take(&mut r.data), r.leader_epoch))
+            .collect();
         let log2 = Arc::clone(&log);
         let (results, flushed) = runtime::blocking(move || {
             let mut log = lock(&log2);
@@ -141,10 +154,14 @@ async fn run(
         }
         if ack_before_fsync {
             let log = Arc::clone(&log);
-            runtime::blocking(move || lock(&log).maybe_flush(now_mono_ms)).await.map_err(Arc::new)?;
+            runtime::blocking(move || lock(&log).maybe_flush(now_mono_ms))
+                .await
+                .map_err(Arc::new)?;
         }
     }
     let log = Arc::clone(&log);
-    runtime::blocking(move || lock(&log).flush()).await.map_err(Arc::new)?;
+    runtime::blocking(move || lock(&log).flush())
+        .await
+        .map_err(Arc::new)?;
     Ok(())
 }

@@ -21,7 +21,10 @@ pub enum CheckpointError {
 }
 
 /// Reads a checkpoint file; a missing file is an empty map.
-pub fn read_offset_checkpoint(disk: &dyn Disk, path: &Path) -> Result<BTreeMap<TopicPartition, u64>, CheckpointError> {
+pub fn read_offset_checkpoint(
+    disk: &dyn Disk,
+    path: &Path,
+) -> Result<BTreeMap<TopicPartition, u64>, CheckpointError> {
     if !disk.exists(path) {
         return Ok(BTreeMap::new());
     }
@@ -52,12 +55,17 @@ pub fn read_offset_checkpoint(disk: &dyn Disk, path: &Path) -> Result<BTreeMap<T
         else {
             return Err(bad(line_no, "expected '<topic> <partition> <offset>'"));
         };
-        let partition: i32 = partition.parse().map_err(|_| bad(line_no, "bad partition"))?;
+        let partition: i32 = partition
+            .parse()
+            .map_err(|_| bad(line_no, "bad partition"))?;
         let offset: u64 = offset.parse().map_err(|_| bad(line_no, "bad offset"))?;
         map.insert(TopicPartition::new(topic, partition), offset);
     }
     if map.len() != count {
-        return Err(bad(2, &format!("says {count} entries, file has {}", map.len())));
+        return Err(bad(
+            2,
+            &format!("says {count} entries, file has {}", map.len()),
+        ));
     }
     Ok(map)
 }

@@ -124,7 +124,9 @@ impl<E: Entry> SparseIndex<E> {
             unsynced: false,
         };
         if dropped {
-            index.file.truncate((index.entries.len() * E::SIZE) as u64)?;
+            index
+                .file
+                .truncate((index.entries.len() * E::SIZE) as u64)?;
             index.unsynced = true;
         }
         Ok((index, dropped))
@@ -140,7 +142,10 @@ impl<E: Entry> SparseIndex<E> {
 
     pub fn push(&mut self, entry: E) {
         if let Some(last) = self.entries.last() {
-            assert!(last.may_precede(&entry), "index order: {last:?} then {entry:?}");
+            assert!(
+                last.may_precede(&entry),
+                "index order: {last:?} then {entry:?}"
+            );
         }
         self.entries.push(entry);
     }
@@ -172,7 +177,8 @@ impl<E: Entry> SparseIndex<E> {
             for e in &self.entries[self.persisted..] {
                 e.encode(&mut buf);
             }
-            self.file.write_at(&buf, (self.persisted * E::SIZE) as u64)?;
+            self.file
+                .write_at(&buf, (self.persisted * E::SIZE) as u64)?;
             self.persisted = self.entries.len();
             self.unsynced = true;
         }

@@ -40,7 +40,8 @@ impl LogDir {
                 what: "is already formatted (pass --ignore-formatted to leave it as it is)".into(),
             });
         }
-        disk.create_dir_all(path).map_err(|e| LogError::io(path, e))?;
+        disk.create_dir_all(path)
+            .map_err(|e| LogError::io(path, e))?;
         disk.write_file_atomic(&meta_path, meta.to_text().as_bytes())
             .map_err(|e| LogError::io(&meta_path, e))?;
         Ok(true)
@@ -60,7 +61,8 @@ impl LogDir {
         if !disk.is_dir(path) {
             return Err(LogError::BadDirectory {
                 path: path.to_path_buf(),
-                what: "does not exist or is not a directory; run 'ketch storage format' first".into(),
+                what: "does not exist or is not a directory; run 'ketch storage format' first"
+                    .into(),
             });
         }
         let meta_path = path.join(META_PROPERTIES);
@@ -70,7 +72,9 @@ impl LogDir {
                 what: format!("is not formatted (no {META_PROPERTIES}); run 'ketch storage format -t <cluster-id> -c <config>'"),
             });
         }
-        let bytes = disk.read_file(&meta_path).map_err(|e| LogError::io(&meta_path, e))?;
+        let bytes = disk
+            .read_file(&meta_path)
+            .map_err(|e| LogError::io(&meta_path, e))?;
         let text = String::from_utf8_lossy(&bytes);
         let meta = MetaProperties::parse(&text, meta_path.clone())?;
         if let Some(expected) = cluster_id {
@@ -88,11 +92,15 @@ impl LogDir {
         if meta.node_id != node_id {
             return Err(MetaPropertiesError::Invalid {
                 path: meta_path,
-                what: format!("belongs to node {}, but this is node.id {node_id}", meta.node_id),
+                what: format!(
+                    "belongs to node {}, but this is node.id {node_id}",
+                    meta.node_id
+                ),
             }
             .into());
         }
-        let checkpoints = read_offset_checkpoint(disk.as_ref(), &path.join(RECOVERY_POINT_CHECKPOINT))?;
+        let checkpoints =
+            read_offset_checkpoint(disk.as_ref(), &path.join(RECOVERY_POINT_CHECKPOINT))?;
         let mut logs = BTreeMap::new();
         let mut notes = Vec::new();
         for name in disk.list(path).map_err(|e| LogError::io(path, e))? {
@@ -104,7 +112,12 @@ impl LogDir {
                 continue;
             }
             let recovery_point = checkpoints.get(&tp).copied().unwrap_or(0);
-            let (log, log_notes) = Log::open(Arc::clone(&disk), &log_path, config_for(&tp), recovery_point)?;
+            let (log, log_notes) = Log::open(
+                Arc::clone(&disk),
+                &log_path,
+                config_for(&tp),
+                recovery_point,
+            )?;
             notes.extend(log_notes);
             logs.insert(tp, log);
         }
@@ -126,7 +139,12 @@ impl LogDir {
 
     /// Creates (or opens) the log of `tp`.
     pub fn create_log(&self, tp: &TopicPartition, config: LogConfig) -> Result<Log, LogError> {
-        let (log, _) = Log::open(Arc::clone(&self.disk), &self.path.join(tp.dir_name()), config, 0)?;
+        let (log, _) = Log::open(
+            Arc::clone(&self.disk),
+            &self.path.join(tp.dir_name()),
+            config,
+            0,
+        )?;
         Ok(log)
     }
 
@@ -134,8 +152,12 @@ impl LogDir {
     pub fn delete_log(&self, log: Log) -> Result<(), LogError> {
         let dir = log.dir().to_path_buf();
         drop(log);
-        self.disk.remove_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
-        self.disk.sync_dir(&self.path).map_err(|e| LogError::io(&self.path, e))
+        self.disk
+            .remove_dir_all(&dir)
+            .map_err(|e| LogError::io(&dir, e))?;
+        self.disk
+            .sync_dir(&self.path)
+            .map_err(|e| LogError::io(&self.path, e))
     }
 
     /// Records how far each log is known durable, so the next start scans only what follows.
@@ -147,7 +169,11 @@ impl LogDir {
             .into_iter()
             .map(|(tp, log)| (tp.clone(), log.flushed_offset()))
             .collect();
-        write_offset_checkpoint(self.disk.as_ref(), &self.path.join(RECOVERY_POINT_CHECKPOINT), &points)?;
+        write_offset_checkpoint(
+            self.disk.as_ref(),
+            &self.path.join(RECOVERY_POINT_CHECKPOINT),
+            &points,
+        )?;
         Ok(())
     }
 }

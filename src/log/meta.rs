@@ -47,7 +47,11 @@ impl MetaProperties {
         };
         match props.get("version") {
             Some("1") => {}
-            Some(v) => return Err(invalid(format!("version {v} is not supported (expected 1, KRaft)"))),
+            Some(v) => {
+                return Err(invalid(format!(
+                    "version {v} is not supported (expected 1, KRaft)"
+                )))
+            }
             None => return Err(invalid("no 'version' key".into())),
         }
         let cluster_id = props

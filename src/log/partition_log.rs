@@ -206,14 +206,26 @@ impl Log {
     /// Appends the batches in `data` as a leader: validates each (header and CRC-32C), assigns
     /// offsets from the log end by rewriting base offsets, stamps `leader_epoch` if given and
     /// LogAppendTime batches with `now_ms`. All or nothing: on error nothing is appended.
-    pub fn append(&mut self, data: &mut [u8], leader_epoch: Option<i32>, now_ms: i64) -> Result<AppendInfo, LogError> {
+    pub fn append(
+        &mut self,
+        data: &mut [u8],
+        leader_epoch: Option<i32>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let mut next = self.log_end_offset();
         let mut at = 0;
         while at < data.len() {
             let (size, delta, log_append_time) = {
                 let (batch, _) = RecordBatch::parse(&data[at..], self.config.max_batch_bytes)
-                    .map_err(|reason| LogError::InvalidBatch { position: at, reason })?;
-                (batch.size(), batch.last_offset_delta(), batch.is_log_append_time())
+                    .map_err(|reason| LogError::InvalidBatch {
+                        position: at,
+                        reason,
+                    })?;
+                (
+                    batch.size(),
+                    batch.last_offset_delta(),
+                    batch.is_log_append_time(),
+                )
             };
             let batch = &mut data[at..at + size];
             record_batch::set_base_offset(batch, next as i64);
@@ -238,7 +250,7 @@ impl Log {
     fn append_validated(&mut self, data: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         let mut batches = Vec::new();
         let mut expected = self.log_end_offset();
-        let mut rest = &data[..];
+        let mut rest = data;
         let mut max_timestamp_ms = -1;
         while !rest.is_empty() {
             let position = data.len() - rest.len();
@@ -328,10 +340,15 @@ impl Log {
             segment.sync()?;
         }
         if self.dir_unsynced {
-            self.disk.sync_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(|e| LogError::io(&self.dir, e))?;
             self.dir_unsynced = false;
         }
-        assert!(end >= self.flushed_offset, "flushed offset must not go back");
+        assert!(
+            end >= self.flushed_offset,
+            "flushed offset must not go back"
+        );
         self.flushed_offset = end;
         self.appends_since_flush = 0;
         Ok(end)
@@ -341,7 +358,10 @@ impl Log {
     pub fn maybe_flush(&mut self, now_mono_ms: u64) -> Result<bool, LogError> {
         let due = match self.config.flush {
             FlushPolicy::EveryAppend => self.appends_since_flush > 0,
-            FlushPolicy::Interval { messages, interval_ms } => {
+            FlushPolicy::Interval {
+                messages,
+                interval_ms,
+            } => {
                 self.appends_since_flush >= messages
                     || (self.appends_since_flush > 0
                         && now_mono_ms.saturating_sub(self.last_flush_mono_ms) >= interval_ms)
@@ -356,7 +376,12 @@ impl Log {
 
     /// Reads whole batches from `offset`: up to `max_bytes` (the first batch whole regardless),
     /// from one segment, none at or past `max_offset` (e.g. the high watermark).
-    pub fn read(&self, offset: u64, max_bytes: usize, max_offset: Option<u64>) -> Result<Vec<u8>, LogError> {
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: Option<u64>,
+    ) -> Result<Vec<u8>, LogError> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         if offset < start || offset > end {
@@ -367,7 +392,13 @@ impl Log {
             });
         }
         let max_offset = max_offset.unwrap_or(end).min(end);
-        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+        for (_, segment) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
             let bytes = segment.read(offset, max_bytes, max_offset)?;
             if !bytes.is_empty() {
                 return Ok(bytes);
@@ -381,7 +412,11 @@ impl Log {
 
     /// The first batch at or after `from_offset` whose max timestamp is at least `timestamp_ms`
     /// (ListOffsets by timestamp; the caller finds the record inside it).
-    pub fn find_by_timestamp(&self, timestamp_ms: i64, from_offset: u64) -> Result<Option<Vec<u8>>, LogError> {
+    pub fn find_by_timestamp(
+        &self,
+        timestamp_ms: i64,
+        from_offset: u64,
+    ) -> Result<Option<Vec<u8>>, LogError> {
         for segment in self.segments.values() {
             if segment.next_offset() <= from_offset {
                 continue;
@@ -433,7 +468,9 @@ impl Log {
             }
         }
         if self.dir_unsynced {
-            self.disk.sync_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(|e| LogError::io(&self.dir, e))?;
             self.dir_unsynced = false;
         }
         self.flushed_offset = self.flushed_offset.min(new_end);
@@ -465,11 +502,17 @@ impl Log {
     /// Deletes whole segments, oldest first, that `retention.ms` or `retention.bytes` say are
     /// expired. Never the active segment, never one holding offsets at or above `delete_below`
     /// (the high watermark: data not yet replicated must not go).
-    pub fn apply_retention(&mut self, now_ms: i64, delete_below: u64) -> Result<RetentionReport, LogError> {
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        delete_below: u64,
+    ) -> Result<RetentionReport, LogError> {
         let mut report = RetentionReport::default();
         let mut size = self.size_bytes();
         while self.segments.len() > 1 {
-            let Some(oldest) = self.segments.values().next() else { break };
+            let Some(oldest) = self.segments.values().next() else {
+                break;
+            };
             let expired_by_time = self.config.retention_ms >= 0
                 && oldest.max_timestamp_ms() >= 0
                 && now_ms.saturating_sub(oldest.max_timestamp_ms()) > self.config.retention_ms;
@@ -478,7 +521,9 @@ impl Log {
             if !(expired_by_time || expired_by_size) || oldest.next_offset() > delete_below {
                 break;
             }
-            let Some((_, segment)) = self.segments.pop_first() else { break };
+            let Some((_, segment)) = self.segments.pop_first() else {
+                break;
+            };
             segment.remove_files(self.disk.as_ref(), &self.dir)?;
             size -= segment.size_bytes();
             report.segments_deleted += 1;
@@ -486,7 +531,9 @@ impl Log {
             self.dir_unsynced = true;
         }
         if report.segments_deleted > 0 {
-            self.disk.sync_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(|e| LogError::io(&self.dir, e))?;
             self.dir_unsynced = false;
         }
         self.flushed_offset = self.flushed_offset.max(self.log_start_offset());

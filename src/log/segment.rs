@@ -4,11 +4,16 @@
 
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::LogError;
-use crate::protocol::record_batch::{max_timestamp_of_header, BatchHeader, RecordBatch, HEADER_LEN, LOG_OVERHEAD};
+use crate::protocol::record_batch::{
+    max_timestamp_of_header, BatchHeader, RecordBatch, HEADER_LEN, LOG_OVERHEAD,
+};
 use crate::runtime::{Disk, DiskFile};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// How many more times recovery reads a batch that fails its checks before believing it.
+const REREADS_ON_FAILURE: usize = 2;
 
 /// How many bytes recovery reads at a time.
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
@@ -84,7 +89,8 @@ impl Segment {
             Ok(f)
         };
         let log = open_fresh(&log_path)?;
-        let index = SparseIndex::empty(open_fresh(&index_path)?).map_err(|e| LogError::io(&index_path, e))?;
+        let index = SparseIndex::empty(open_fresh(&index_path)?)
+            .map_err(|e| LogError::io(&index_path, e))?;
         let time_index =
             SparseIndex::empty(open_fresh(&time_path)?).map_err(|e| LogError::io(&time_path, e))?;
         Ok(Segment {
@@ -122,7 +128,9 @@ impl Segment {
         max_batch_bytes: usize,
     ) -> Result<(Segment, Option<String>), LogError> {
         let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
-        let log = disk.open(&log_path).map_err(|e| LogError::io(&log_path, e))?;
+        let log = disk
+            .open(&log_path)
+            .map_err(|e| LogError::io(&log_path, e))?;
         let file_len = log.len().map_err(|e| LogError::io(&log_path, e))?;
         let trusted_end = recovery_point.saturating_sub(base_offset);
         let open_index = |p: &Path| disk.open_or_create(p).map_err(|e| LogError::io(p, e));
@@ -141,7 +149,9 @@ impl Segment {
             .truncate_from(offset_limit.saturating_add(1))
             .map_err(|e| LogError::io(&time_path, e))?;
         if index.last().is_none() {
-            time_index.truncate_from(0).map_err(|e| LogError::io(&time_path, e))?;
+            time_index
+                .truncate_from(0)
+                .map_err(|e| LogError::io(&time_path, e))?;
         }
         let (max_timestamp_ms, offset_of_max_timestamp) = match time_index.last() {
             Some(t) => (t.timestamp_ms, base_offset + u64::from(t.relative_offset)),
@@ -199,7 +209,10 @@ impl Segment {
                 scan.next_offset,
                 reason
             ));
-            segment.log.truncate(scan.valid_end).map_err(|e| LogError::io(&log_path, e))?;
+            segment
+                .log
+                .truncate(scan.valid_end)
+                .map_err(|e| LogError::io(&log_path, e))?;
             segment.log.sync().map_err(|e| LogError::io(&log_path, e))?;
         }
         segment.first_batch_timestamp_ms = segment.read_first_timestamp()?;
@@ -218,7 +231,10 @@ impl Segment {
     /// Reads the batch header at `position`, or `None` if there is no well-formed one.
     fn read_header(&self, position: u64) -> Result<Option<BatchHeader>, LogError> {
         let mut buf = [0u8; BatchHeader::PREFIX_LEN];
-        let n = self.log.read_at(&mut buf, position).map_err(|e| LogError::io(&self.path, e))?;
+        let n = self
+            .log
+            .read_at(&mut buf, position)
+            .map_err(|e| LogError::io(&self.path, e))?;
         if n < buf.len() {
             return Ok(None);
         }
@@ -241,7 +257,10 @@ impl Segment {
             // Make sure the chunk holds the next batch's header, then the whole batch.
             let mut in_chunk = (position - chunk_start) as usize;
             if chunk.len() < in_chunk + BatchHeader::PREFIX_LEN {
-                chunk = self.read_chunk(position, (file_len - position).min(SCAN_CHUNK_BYTES as u64) as usize)?;
+                chunk = self.read_chunk(
+                    position,
+                    (file_len - position).min(SCAN_CHUNK_BYTES as u64) as usize,
+                )?;
                 chunk_start = position;
                 in_chunk = 0;
             }
@@ -253,30 +272,33 @@ impl Segment {
                     in_chunk = 0;
                 }
             }
-            let verdict = match self.check_batch(&chunk[in_chunk..], next_offset, first) {
-                Err(reason) if next_offset < recovery_point => {
-                    // Below the recovery point the bytes were fsynced: a failure is not a torn
-                    // write. Re-read once (a bit flipped on the way in), else refuse to go on.
-                    let fresh = self.read_chunk(position, chunk.len() - in_chunk)?;
-                    match self.check_batch(&fresh, next_offset, first) {
-                        Ok(v) => {
-                            chunk = fresh;
-                            chunk_start = position;
-                            Ok(v)
-                        }
-                        Err(_) => {
-                            return Err(LogError::Corrupt {
-                                path: self.path.clone(),
-                                position,
-                                offset: next_offset,
-                                recovery_point,
-                                reason,
-                            })
-                        }
-                    }
+            let mut verdict = self.check_batch(&chunk[in_chunk..], next_offset, first);
+            // A failed check may be a bit flipped on the way in rather than on the disk: read the
+            // batch again before believing it. Torn writes fail every time.
+            for _ in 0..REREADS_ON_FAILURE {
+                if verdict.is_ok() {
+                    break;
                 }
-                other => other,
-            };
+                let fresh = self.read_chunk(position, chunk.len() - in_chunk)?;
+                verdict = self.check_batch(&fresh, next_offset, first);
+                if verdict.is_ok() {
+                    chunk = fresh;
+                    chunk_start = position;
+                }
+            }
+            if let Err(reason) = &verdict {
+                if next_offset < recovery_point {
+                    // Below the recovery point the bytes were fsynced: this is not a torn write
+                    // but corruption, and cutting here would drop acknowledged data.
+                    return Err(LogError::Corrupt {
+                        path: self.path.clone(),
+                        position,
+                        offset: next_offset,
+                        recovery_point,
+                        reason: reason.clone(),
+                    });
+                }
+            }
             match verdict {
                 Ok((header, max_ts)) => {
                     self.index_batch(position, &header, max_ts);
@@ -322,12 +344,24 @@ impl Segment {
     /// Validates the batch at the start of `bytes`: CRC, and that it continues the offsets.
     /// The first batch of a scan may start anywhere at or after the expected offset (the scan
     /// may begin mid-segment at an index entry), later ones exactly at it.
-    fn check_batch(&self, bytes: &[u8], next_offset: u64, first: bool) -> Result<(BatchHeader, i64), String> {
-        let (batch, _) = RecordBatch::parse(bytes, self.max_batch_bytes).map_err(|e| e.to_string())?;
+    fn check_batch(
+        &self,
+        bytes: &[u8],
+        next_offset: u64,
+        first: bool,
+    ) -> Result<(BatchHeader, i64), String> {
+        let (batch, _) =
+            RecordBatch::parse(bytes, self.max_batch_bytes).map_err(|e| e.to_string())?;
         let base = batch.base_offset() as u64;
-        let contiguous = if first { base >= next_offset } else { base == next_offset };
+        let contiguous = if first {
+            base >= next_offset
+        } else {
+            base == next_offset
+        };
         if !contiguous {
-            return Err(format!("batch base offset {base} does not follow offset {next_offset}"));
+            return Err(format!(
+                "batch base offset {base} does not follow offset {next_offset}"
+            ));
         }
         let header = BatchHeader {
             base_offset: batch.base_offset(),
@@ -353,18 +387,20 @@ impl Segment {
         }
         if self.bytes_since_index_entry > self.index_interval_bytes {
             let position = u32::try_from(position).unwrap_or(u32::MAX);
-            if self.index.last().is_none_or(|e| e.relative_offset < relative && e.position < position) {
+            if self
+                .index
+                .last()
+                .is_none_or(|e| e.relative_offset < relative && e.position < position)
+            {
                 self.index.push(OffsetEntry {
                     relative_offset: relative,
                     position,
                 });
             }
             let ts_relative = (self.offset_of_max_timestamp - self.base_offset) as u32;
-            if self
-                .time_index
-                .last()
-                .is_none_or(|t| self.max_timestamp_ms > t.timestamp_ms && ts_relative > t.relative_offset)
-            {
+            if self.time_index.last().is_none_or(|t| {
+                self.max_timestamp_ms > t.timestamp_ms && ts_relative > t.relative_offset
+            }) {
                 self.time_index.push(TimeEntry {
                     timestamp_ms: self.max_timestamp_ms,
                     relative_offset: ts_relative,
@@ -377,7 +413,11 @@ impl Segment {
 
     /// Appends already-validated batches (offsets assigned) at the end of the segment.
     /// `batches` holds `(position within bytes, header, max timestamp)` for each batch.
-    pub fn append(&mut self, bytes: &[u8], batches: &[(usize, BatchHeader, i64)]) -> Result<(), LogError> {
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        batches: &[(usize, BatchHeader, i64)],
+    ) -> Result<(), LogError> {
         let Some((_, last, _)) = batches.last() else {
             return Ok(());
         };
@@ -406,19 +446,38 @@ impl Segment {
         if offset >= self.next_offset {
             return Ok(None);
         }
-        let relative = offset.saturating_sub(self.base_offset).min(u64::from(u32::MAX)) as u32;
-        let mut position = self
-            .index
-            .floor_by(relative, |e| e.relative_offset)
-            .map_or(0, |e| u64::from(e.position));
+        let relative = offset
+            .saturating_sub(self.base_offset)
+            .min(u64::from(u32::MAX)) as u32;
+        let mut position = match self.index.floor_by(relative, |e| e.relative_offset) {
+            None => 0,
+            Some(entry) => {
+                // Recovery vouches only for the last entry; check this one before using it.
+                let position = u64::from(entry.position);
+                let expected_last = self.base_offset + u64::from(entry.relative_offset);
+                match self.read_header(position)? {
+                    Some(h) if h.last_offset() as u64 == expected_last => position,
+                    _ => {
+                        tracing::warn!(
+                            file = %self.path.display(),
+                            ?entry,
+                            "offset index entry does not match the data; scanning the segment from its start"
+                        );
+                        0
+                    }
+                }
+            }
+        };
         while position < self.size_bytes {
-            let header = self.read_header(position)?.ok_or_else(|| LogError::Corrupt {
-                path: self.path.clone(),
-                position,
-                offset,
-                recovery_point: 0,
-                reason: "unreadable batch header inside the valid region".into(),
-            })?;
+            let header = self
+                .read_header(position)?
+                .ok_or_else(|| LogError::Corrupt {
+                    path: self.path.clone(),
+                    position,
+                    offset,
+                    recovery_point: 0,
+                    reason: "unreadable batch header inside the valid region".into(),
+                })?;
             if header.last_offset() as u64 >= offset {
                 return Ok(Some((position, header)));
             }
@@ -430,7 +489,12 @@ impl Segment {
     /// Reads whole batches starting with the one holding `offset`: at most `max_bytes`, except
     /// that the first batch is returned whole even if larger (KIP-74), and nothing at or above
     /// `max_offset`.
-    pub fn read(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Vec<u8>, LogError> {
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Vec<u8>, LogError> {
         let Some((start, first)) = self.position_of(offset)? else {
             return Ok(Vec::new());
         };
@@ -440,8 +504,10 @@ impl Segment {
         let available = (self.size_bytes - start) as usize;
         let want = max_bytes.max(first.size()).min(available);
         let mut buf = self.read_chunk(start, want)?;
-        // Cut at the last whole batch below `max_offset`.
+        // Cut at the last whole batch below `max_offset`. The offsets must run on without a gap:
+        // data below the recovery point is not re-checked at open, so check what is served.
         let mut end = 0;
+        let mut expected: Option<u64> = None;
         while end < buf.len() {
             let header = match BatchHeader::parse(&buf[end..], usize::MAX) {
                 Ok(h) => h,
@@ -450,6 +516,24 @@ impl Segment {
             if end + header.size() > buf.len() || header.base_offset as u64 >= max_offset {
                 break;
             }
+            let base = header.base_offset as u64;
+            let fits = match expected {
+                None => base <= offset.max(self.base_offset) && base >= self.base_offset,
+                Some(e) => base == e,
+            };
+            if !fits || header.last_offset() as u64 >= self.next_offset {
+                return Err(LogError::Corrupt {
+                    path: self.path.clone(),
+                    position: start + end as u64,
+                    offset: expected.unwrap_or(offset),
+                    recovery_point: 0,
+                    reason: format!(
+                        "batch at offsets {base}..={} is out of place",
+                        header.last_offset()
+                    ),
+                });
+            }
+            expected = Some(header.last_offset() as u64 + 1);
             end += header.size();
         }
         buf.truncate(end);
@@ -457,34 +541,43 @@ impl Segment {
     }
 
     /// First batch (whole) whose max timestamp is at least `timestamp_ms`, if any.
-    pub fn find_by_timestamp(&self, timestamp_ms: i64, from_offset: u64) -> Result<Option<Vec<u8>>, LogError> {
+    pub fn find_by_timestamp(
+        &self,
+        timestamp_ms: i64,
+        from_offset: u64,
+    ) -> Result<Option<Vec<u8>>, LogError> {
         if self.max_timestamp_ms < timestamp_ms {
             return Ok(None);
         }
         let start_offset = self
             .time_index
             .floor_by(timestamp_ms - 1, |t| t.timestamp_ms)
-            .map_or(self.base_offset, |t| self.base_offset + u64::from(t.relative_offset))
+            .map_or(self.base_offset, |t| {
+                self.base_offset + u64::from(t.relative_offset)
+            })
             .max(from_offset);
         let Some((mut position, _)) = self.position_of(start_offset)? else {
             return Ok(None);
         };
         while position < self.size_bytes {
-            let header = self.read_header(position)?.ok_or_else(|| LogError::Corrupt {
-                path: self.path.clone(),
-                position,
-                offset: start_offset,
-                recovery_point: 0,
-                reason: "unreadable batch header inside the valid region".into(),
-            })?;
+            let header = self
+                .read_header(position)?
+                .ok_or_else(|| LogError::Corrupt {
+                    path: self.path.clone(),
+                    position,
+                    offset: start_offset,
+                    recovery_point: 0,
+                    reason: "unreadable batch header inside the valid region".into(),
+                })?;
             let bytes = self.read_chunk(position, header.size())?;
-            let (batch, _) = RecordBatch::parse(&bytes, usize::MAX).map_err(|e| LogError::Corrupt {
-                path: self.path.clone(),
-                position,
-                offset: header.base_offset as u64,
-                recovery_point: 0,
-                reason: e.to_string(),
-            })?;
+            let (batch, _) =
+                RecordBatch::parse(&bytes, usize::MAX).map_err(|e| LogError::Corrupt {
+                    path: self.path.clone(),
+                    position,
+                    offset: header.base_offset as u64,
+                    recovery_point: 0,
+                    reason: e.to_string(),
+                })?;
             if batch.max_timestamp() >= timestamp_ms {
                 return Ok(Some(bytes));
             }
@@ -500,11 +593,17 @@ impl Segment {
             return Ok(self.next_offset);
         };
         let new_end = header.base_offset as u64;
-        self.log.truncate(position).map_err(|e| LogError::io(&self.path, e))?;
+        self.log
+            .truncate(position)
+            .map_err(|e| LogError::io(&self.path, e))?;
         self.log.sync().map_err(|e| LogError::io(&self.path, e))?;
         let relative = (new_end - self.base_offset) as u32;
-        self.index.truncate_from(relative).map_err(|e| LogError::io(&self.path, e))?;
-        self.time_index.truncate_from(relative).map_err(|e| LogError::io(&self.path, e))?;
+        self.index
+            .truncate_from(relative)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.time_index
+            .truncate_from(relative)
+            .map_err(|e| LogError::io(&self.path, e))?;
         self.size_bytes = position;
         self.next_offset = new_end;
         // Recompute the maxima over what is left, and where the next index entry falls.
@@ -514,7 +613,9 @@ impl Segment {
         self.first_batch_timestamp_ms = None;
         let mut pos = 0;
         while pos < self.size_bytes {
-            let Some(h) = self.read_header(pos)? else { break };
+            let Some(h) = self.read_header(pos)? else {
+                break;
+            };
             let bytes = self.read_chunk(pos, HEADER_LEN)?;
             let max_ts = max_timestamp_of_header(&bytes).unwrap_or(-1);
             if max_ts > self.max_timestamp_ms {
@@ -524,7 +625,11 @@ impl Segment {
             if self.first_batch_timestamp_ms.is_none() {
                 self.first_batch_timestamp_ms = Some(max_ts);
             }
-            let entry_here = self.index.entries().iter().any(|e| u64::from(e.position) == pos);
+            let entry_here = self
+                .index
+                .entries()
+                .iter()
+                .any(|e| u64::from(e.position) == pos);
             if entry_here {
                 self.bytes_since_index_entry = 0;
             }
@@ -536,8 +641,12 @@ impl Segment {
     }
 
     pub fn persist_indexes(&mut self, sync: bool) -> Result<(), LogError> {
-        self.index.persist(sync).map_err(|e| LogError::io(&self.path, e))?;
-        self.time_index.persist(sync).map_err(|e| LogError::io(&self.path, e))
+        self.index
+            .persist(sync)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.time_index
+            .persist(sync)
+            .map_err(|e| LogError::io(&self.path, e))
     }
 
     /// Makes the segment's data and indexes durable.
@@ -582,4 +691,3 @@ impl Segment {
         self.index.entries().len()
     }
 }
-

@@ -68,6 +68,11 @@ mod tests {
         assert_eq!(TopicPartition::from_dir_name("my-topic-12"), Some(tp));
         assert_eq!(TopicPartition::from_dir_name("-3"), None);
         assert_eq!(TopicPartition::from_dir_name("topic"), None);
-        assert_eq!(TopicPartition::from_dir_name("t--1"), None);
+        assert_eq!(TopicPartition::from_dir_name("t-x"), None);
+        // Topic names may end in '-': "t--1" is partition 1 of topic "t-".
+        assert_eq!(
+            TopicPartition::from_dir_name("t--1"),
+            Some(TopicPartition::new("t-", 1))
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 /// An open file. Positional reads and writes only, so one handle can be shared by readers and
 /// the single writer of a log segment without a seek position to fight over.
+#[allow(clippy::len_without_is_empty)] // a file length, not a collection
 pub trait DiskFile: Send + Sync + Debug {
     /// Current length in bytes (including unsynced writes).
     fn len(&self) -> io::Result<u64>;

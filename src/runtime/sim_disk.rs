@@ -301,7 +301,9 @@ impl DiskFile for SimFile {
             let ino = self.ino;
             let n = {
                 let data = fs.inodes.get(&ino).map_or(&[][..], |i| &i.data[..]);
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
                 let n = buf.len().min(data.len() - start);
                 buf[..n].copy_from_slice(&data[start..start + n]);
                 n
@@ -325,7 +327,10 @@ impl DiskFile for SimFile {
                 fs.mix(&[0xE05C, self.ino, offset]);
                 return Err(io::Error::new(
                     io::ErrorKind::StorageFull,
-                    format!("{}: no space left on device (simulated)", self.path.display()),
+                    format!(
+                        "{}: no space left on device (simulated)",
+                        self.path.display()
+                    ),
                 ));
             }
             fs.stats.writes += 1;
@@ -550,7 +555,10 @@ mod tests {
         }
         assert!(outcomes.contains(&0), "lost: {outcomes:?}");
         assert!(outcomes.contains(&100), "kept: {outcomes:?}");
-        assert!(outcomes.iter().any(|&n| n > 0 && n < 100), "torn: {outcomes:?}");
+        assert!(
+            outcomes.iter().any(|&n| n > 0 && n < 100),
+            "torn: {outcomes:?}"
+        );
     }
 
     #[test]

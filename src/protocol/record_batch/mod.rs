@@ -151,7 +151,10 @@ pub struct RecordBatch<'a> {
 impl<'a> RecordBatch<'a> {
     /// Validates the batch at the start of `buf` (header bounds and CRC-32C) and returns it and
     /// the bytes after it. Never reads past `buf` and never allocates.
-    pub fn parse(buf: &'a [u8], max_batch_bytes: usize) -> Result<(RecordBatch<'a>, &'a [u8]), BatchError> {
+    pub fn parse(
+        buf: &'a [u8],
+        max_batch_bytes: usize,
+    ) -> Result<(RecordBatch<'a>, &'a [u8]), BatchError> {
         let header = BatchHeader::parse(buf, max_batch_bytes)?;
         let size = header.size();
         if buf.len() < size {
@@ -256,7 +259,11 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// Builds a v2 batch byte by byte from the specification: the fields given, uncompressed
 /// records each with the given key and value and no headers. Used by tests, the simulator and
 /// benchmarks; production code never builds batches, it only receives them.
-pub fn build_batch(base_offset: i64, base_timestamp_ms: i64, records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {
+pub fn build_batch(
+    base_offset: i64,
+    base_timestamp_ms: i64,
+    records: &[(Option<&[u8]>, &[u8])],
+) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();

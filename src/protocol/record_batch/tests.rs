@@ -60,7 +60,10 @@ fn our_builder_matches_kafka_python_byte_for_byte_on_a_simple_batch() {
     assert_eq!(batch.records_count(), 1);
     // The first record's bytes equal kafka-python's first record (length varint through headers).
     let theirs = unhex(KAFKA_PYTHON_PLAIN);
-    assert_eq!(&ours[HEADER_LEN..], &theirs[HEADER_LEN..HEADER_LEN + ours.len() - HEADER_LEN]);
+    assert_eq!(
+        &ours[HEADER_LEN..],
+        &theirs[HEADER_LEN..HEADER_LEN + ours.len() - HEADER_LEN]
+    );
 }
 
 #[test]
@@ -88,11 +91,17 @@ fn every_single_bit_flip_in_the_crc_range_is_caught() {
 fn rejects_truncation_bad_magic_and_oversize() {
     let bytes = unhex(KAFKA_PYTHON_PLAIN);
     for len in 0..bytes.len() {
-        assert!(RecordBatch::parse(&bytes[..len], 1 << 20).is_err(), "len {len}");
+        assert!(
+            RecordBatch::parse(&bytes[..len], 1 << 20).is_err(),
+            "len {len}"
+        );
     }
     let mut b = bytes.clone();
     b[OFF_MAGIC] = 1;
-    assert_eq!(RecordBatch::parse(&b, 1 << 20).unwrap_err(), BatchError::BadMagic(1));
+    assert_eq!(
+        RecordBatch::parse(&b, 1 << 20).unwrap_err(),
+        BatchError::BadMagic(1)
+    );
     assert!(matches!(
         RecordBatch::parse(&bytes, 50).unwrap_err(),
         BatchError::TooLarge { .. }
