@@ -124,39 +124,31 @@ async fn run(
             .map(|r| (std::mem::take(&mut r.data), r.leader_epoch))
             .collect();
         let log2 = Arc::clone(&log);
-        let (results, flushed) = runtime::blocking(move || {
+        let results: Vec<Result<AppendInfo, LogError>> = runtime::blocking(move || {
             let mut log = lock(&log2);
-            let results: Vec<Result<AppendInfo, LogError>> = work
-                .iter_mut()
+            work.iter_mut()
                 .map(|(data, epoch)| log.append(data, *epoch, now_ms))
-                .collect();
-            if ack_before_fsync {
-                return (results, None);
-            }
-            let flushed = log.maybe_flush(now_mono_ms);
-            (results, Some(flushed))
+                .collect()
         })
         .await;
-        let fatal = match flushed {
-            Some(Err(e)) => Some(Arc::new(e)),
-            _ => None,
-        };
-        for (req, result) in group.into_iter().zip(results) {
-            let answer = match (&fatal, result) {
-                (Some(e), _) => Err(Arc::clone(e)),
-                (None, r) => r.map_err(Arc::new),
-            };
-            // A producer that gave up waiting is not an error.
-            let _ = req.reply.send(answer);
-        }
-        if let Some(e) = fatal {
-            return Err(e);
-        }
+        // The group's one fsync (if the policy wants it now) comes before any answer, unless
+        // the planted bug answers first.
+        let mut fatal = None;
         if ack_before_fsync {
+            reply_all(group, results, None);
             let log = Arc::clone(&log);
             runtime::blocking(move || lock(&log).maybe_flush(now_mono_ms))
                 .await
                 .map_err(Arc::new)?;
+            continue;
+        }
+        let log2 = Arc::clone(&log);
+        if let Err(e) = runtime::blocking(move || lock(&log2).maybe_flush(now_mono_ms)).await {
+            fatal = Some(Arc::new(e));
+        }
+        reply_all(group, results, fatal.clone());
+        if let Some(e) = fatal {
+            return Err(e);
         }
     }
     let log = Arc::clone(&log);
@@ -164,4 +156,19 @@ async fn run(
         .await
         .map_err(Arc::new)?;
     Ok(())
+}
+
+fn reply_all(
+    group: Vec<Request>,
+    results: Vec<Result<AppendInfo, LogError>>,
+    fatal: Option<Arc<LogError>>,
+) {
+    for (req, result) in group.into_iter().zip(results) {
+        let answer = match (&fatal, result) {
+            (Some(e), _) => Err(Arc::clone(e)),
+            (None, r) => r.map_err(Arc::new),
+        };
+        // A producer that gave up waiting is not an error.
+        let _ = req.reply.send(answer);
+    }
 }

@@ -21,7 +21,7 @@ mod sim_disk;
 pub use clock::Clock;
 pub use disk::{Disk, DiskFile};
 pub use real_disk::RealDisk;
-pub use sim_disk::{DiskFaults, SimDisk};
+pub use sim_disk::{DiskFaults, SimDisk, SimDiskStats};
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,8 +45,10 @@ pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await
 }
 
-/// Runs blocking work (file IO, fsync) off the async workers. In the simulator this is an ordinary
-/// task: madsim refuses OS threads, and its time does not pass while the closure runs.
+/// Runs blocking work (file IO, fsync) off the async workers. In the simulator madsim refuses OS
+/// threads, so the closure runs in place after a seeded delay of up to 2 ms standing for the
+/// disk's latency: without it a write and its fsync would happen at the same virtual instant and
+/// no crash could ever fall between them.
 pub async fn blocking<F, R>(f: F) -> R
 where
     F: FnOnce() -> R + Send + 'static,
@@ -61,6 +63,9 @@ where
     }
     #[cfg(madsim)]
     {
+        use madsim::rand::Rng;
+        let latency_us = madsim::rand::thread_rng().gen_range(20..2_000);
+        madsim::time::sleep(Duration::from_micros(latency_us)).await;
         f()
     }
 }
