@@ -10,6 +10,7 @@
 //!
 //! See `ARCHITECTURE.md` for the dependency rules between them.
 
+pub mod bench;
 pub mod broker;
 pub mod log;
 pub mod model;

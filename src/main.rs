@@ -1,5 +1,224 @@
-//! The `ketch` command line.
+//! The `ketch` command line: storage formatting, the zero-config dev node and benchmarks.
 
-fn main() {
-    println!("ketch");
+use clap::{Args, Parser, Subcommand};
+use ketch::log::{LogConfig, LogDir, MetaProperties};
+use ketch::model::config::ServerConfig;
+use ketch::model::{NodeId, Uuid};
+use ketch::runtime::{self, Disk, RealDisk};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "ketch",
+    version,
+    about = "A Kafka-compatible event-streaming broker with a Raft metadata quorum"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Storage tools, as Kafka's kafka-storage.sh.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+    /// One combined node with zero configuration, data in ./ketch-data.
+    Dev(DevArgs),
+    /// Benchmarks (measurements, not tests).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Prints a new random cluster id.
+    RandomUuid,
+    /// Formats the log directories of a node (writes meta.properties).
+    Format {
+        /// The cluster id (from `ketch storage random-uuid`).
+        #[arg(short = 't', long = "cluster-id")]
+        cluster_id: String,
+        /// The node's server.properties.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Leave already formatted directories as they are instead of failing.
+        #[arg(short = 'g', long = "ignore-formatted")]
+        ignore_formatted: bool,
+    },
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Where the data lives.
+    #[arg(long, default_value = "ketch-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Log append throughput, without fsync and with group-commit fsync, beside raw writes.
+    LogAppend {
+        #[arg(long, default_value = "ketch-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1024)]
+        total_mib: u64,
+        #[arg(long, default_value_t = 64)]
+        fsync_total_mib: u64,
+        #[arg(long, default_value_t = 16)]
+        records_per_batch: usize,
+        #[arg(long, default_value_t = 1024)]
+        record_bytes: usize,
+        #[arg(long, default_value_t = 32)]
+        producers: usize,
+    },
+    /// Log recovery time after a clean shutdown and after crashes with unflushed tails.
+    LogRecovery {
+        #[arg(long, default_value = "ketch-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        #[arg(long, default_value_t = 1024)]
+        segment_mib: u64,
+    },
+}
+
+fn format_storage(
+    cluster_id: &str,
+    config_path: &Path,
+    ignore_formatted: bool,
+) -> Result<(), String> {
+    let disk: Arc<dyn Disk> = Arc::new(RealDisk);
+    let text = disk
+        .read_file(config_path)
+        .map_err(|e| format!("cannot read {}: {e}", config_path.display()))?;
+    let text =
+        String::from_utf8(text).map_err(|_| format!("{} is not UTF-8", config_path.display()))?;
+    let (config, warnings) =
+        ServerConfig::parse(&text).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    for w in warnings {
+        tracing::warn!("{}: {w}", config_path.display());
+    }
+    if cluster_id.trim().is_empty() {
+        return Err(
+            "the cluster id must not be empty (make one with 'ketch storage random-uuid')".into(),
+        );
+    }
+    for dir in config.all_dirs() {
+        let meta = MetaProperties {
+            cluster_id: cluster_id.to_string(),
+            node_id: config.node_id,
+            directory_id: Uuid::from_random(runtime::random_bytes_16().map_err(|e| e.to_string())?),
+        };
+        match LogDir::format(Arc::clone(&disk), &dir, &meta, ignore_formatted) {
+            Ok(true) => println!(
+                "Formatting {} with cluster.id {cluster_id} and node.id {}",
+                dir.display(),
+                config.node_id
+            ),
+            Ok(false) => println!("{} is already formatted; left as it is", dir.display()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn dev(args: DevArgs) -> Result<(), String> {
+    let disk: Arc<dyn Disk> = Arc::new(RealDisk);
+    let dir = args.data_dir;
+    if !disk.exists(&dir.join(ketch::log::META_PROPERTIES)) {
+        let meta = MetaProperties {
+            cluster_id: Uuid::from_random(runtime::random_bytes_16().map_err(|e| e.to_string())?)
+                .to_string(),
+            node_id: NodeId(1),
+            directory_id: Uuid::from_random(runtime::random_bytes_16().map_err(|e| e.to_string())?),
+        };
+        LogDir::format(Arc::clone(&disk), &dir, &meta, false).map_err(|e| e.to_string())?;
+        println!(
+            "formatted {} (cluster.id {})",
+            dir.display(),
+            meta.cluster_id
+        );
+    }
+    let clock = runtime::Clock::system();
+    let t0 = clock.monotonic();
+    let (log_dir, logs, notes) = LogDir::open(Arc::clone(&disk), &dir, None, NodeId(1), |_| {
+        LogConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    for n in notes {
+        tracing::warn!("recovery: {n}");
+    }
+    println!(
+        "storage ready in {:.1} ms: {} (cluster.id {}), {} partition logs",
+        (clock.monotonic() - t0).as_secs_f64() * 1e3,
+        dir.display(),
+        log_dir.meta().cluster_id,
+        logs.len()
+    );
+    Err("the Kafka listener (127.0.0.1:9092) is not implemented yet: only storage is".into())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Storage(StorageCommand::RandomUuid) => runtime::random_bytes_16()
+            .map(|b| println!("{}", Uuid::from_random(b)))
+            .map_err(|e| e.to_string()),
+        Command::Storage(StorageCommand::Format {
+            cluster_id,
+            config,
+            ignore_formatted,
+        }) => format_storage(&cluster_id, &config, ignore_formatted),
+        Command::Dev(args) => dev(args),
+        Command::Bench(BenchCommand::LogAppend {
+            dir,
+            total_mib,
+            fsync_total_mib,
+            records_per_batch,
+            record_bytes,
+            producers,
+        }) => run_async(ketch::bench::log_append(
+            &dir,
+            ketch::bench::AppendBenchOptions {
+                total_bytes: total_mib << 20,
+                records_per_batch,
+                record_bytes,
+                producers: producers.max(1),
+                fsync_total_bytes: fsync_total_mib << 20,
+            },
+        )),
+        Command::Bench(BenchCommand::LogRecovery {
+            dir,
+            size_mib,
+            segment_mib,
+        }) => ketch::bench::log_recovery(&dir, size_mib << 20, segment_mib << 20)
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_async(
+    fut: impl std::future::Future<Output = ketch::bench::BenchResult<()>>,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(fut).map_err(|e| e.to_string())
 }

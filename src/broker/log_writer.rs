@@ -12,6 +12,7 @@
 
 use crate::log::{AppendInfo, FlushPolicy, Log, LogError};
 use crate::runtime::{self, Clock};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +41,15 @@ pub struct PlantedBugs {
 #[derive(Clone, Debug)]
 pub struct LogWriter {
     tx: mpsc::Sender<Request>,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer has done, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Groups of appends taken together (one fsync each under `EveryAppend`).
+    pub groups: AtomicU64,
+    pub appends: AtomicU64,
 }
 
 impl LogWriter {
@@ -53,8 +63,13 @@ impl LogWriter {
         tokio::task::JoinHandle<Result<(), Arc<LogError>>>,
     ) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = runtime::spawn(run(log, clock, rx, bugs));
-        (LogWriter { tx }, task)
+        let stats = Arc::new(WriterStats::default());
+        let task = runtime::spawn(run(log, clock, rx, bugs, Arc::clone(&stats)));
+        (LogWriter { tx, stats }, task)
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Appends `data` (one or more record batches) with offsets assigned by the log, and waits
@@ -88,6 +103,7 @@ async fn run(
     clock: Clock,
     mut rx: mpsc::Receiver<Request>,
     bugs: PlantedBugs,
+    stats: Arc<WriterStats>,
 ) -> Result<(), Arc<LogError>> {
     let policy = lock(&log).config().flush;
     let tick = match policy {
@@ -117,6 +133,10 @@ async fn run(
                 Err(_) => break,
             }
         }
+        stats.groups.fetch_add(1, Ordering::Relaxed);
+        stats
+            .appends
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
         let now_ms = clock.wall_ms();
         let now_mono_ms = clock.monotonic_ms();
         let mut work: Vec<(Vec<u8>, Option<i32>)> = group

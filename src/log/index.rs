@@ -21,6 +21,10 @@ pub(crate) trait Entry: Copy + std::fmt::Debug {
     fn relative_offset(&self) -> u32;
     /// Whether `next` may follow `self` in a well-formed index.
     fn may_precede(&self, next: &Self) -> bool;
+    /// Whether this entry could have been written at all (rules out zero-filled holes).
+    fn plausible(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +50,10 @@ impl Entry for OffsetEntry {
     }
     fn may_precede(&self, next: &Self) -> bool {
         next.relative_offset > self.relative_offset && next.position > self.position
+    }
+    fn plausible(&self) -> bool {
+        // The first batch of a segment never gets an entry, so position 0 is a zeroed hole.
+        self.position > 0
     }
 }
 
@@ -111,7 +119,7 @@ impl<E: Entry> SparseIndex<E> {
         for chunk in bytes.chunks_exact(E::SIZE) {
             let e = E::decode(chunk);
             let ordered = entries.last().is_none_or(|last| last.may_precede(&e));
-            if !ordered || !accept(&e) {
+            if !ordered || !e.plausible() || !accept(&e) {
                 break;
             }
             entries.push(e);

@@ -12,6 +12,14 @@ use std::sync::Arc;
 /// active segment would outgrow it.
 const MAX_INDEX_ENTRIES: usize = 10 * 1024 * 1024 / 8;
 
+fn header_of(batch: &RecordBatch<'_>) -> record_batch::BatchHeader {
+    record_batch::BatchHeader {
+        base_offset: batch.base_offset(),
+        batch_length: (batch.size() - record_batch::LOG_OVERHEAD) as i32,
+        last_offset_delta: batch.last_offset_delta(),
+    }
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -212,46 +220,51 @@ impl Log {
         leader_epoch: Option<i32>,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        let mut batches = Vec::new();
         let mut next = self.log_end_offset();
         let mut at = 0;
         while at < data.len() {
-            let (size, delta, log_append_time) = {
+            let (header, log_append_time, max_timestamp_ms) = {
                 let (batch, _) = RecordBatch::parse(&data[at..], self.config.max_batch_bytes)
                     .map_err(|reason| LogError::InvalidBatch {
                         position: at,
                         reason,
                     })?;
                 (
-                    batch.size(),
-                    batch.last_offset_delta(),
+                    header_of(&batch),
                     batch.is_log_append_time(),
+                    batch.max_timestamp(),
                 )
             };
-            let batch = &mut data[at..at + size];
-            record_batch::set_base_offset(batch, next as i64);
+            let size = header.size();
+            let bytes = &mut data[at..at + size];
+            record_batch::set_base_offset(bytes, next as i64);
             if let Some(epoch) = leader_epoch {
-                record_batch::set_partition_leader_epoch(batch, epoch);
+                record_batch::set_partition_leader_epoch(bytes, epoch);
             }
-            if log_append_time {
-                record_batch::set_max_timestamp(batch, now_ms);
-            }
-            next += delta as u64 + 1;
+            let max_timestamp_ms = if log_append_time {
+                record_batch::set_max_timestamp(bytes, now_ms);
+                now_ms
+            } else {
+                max_timestamp_ms
+            };
+            let header = record_batch::BatchHeader {
+                base_offset: next as i64,
+                ..header
+            };
+            batches.push((at, header, max_timestamp_ms));
+            next = header.last_offset() as u64 + 1;
             at += size;
         }
-        self.append_validated(data, now_ms)
+        self.write_batches(data, &batches, now_ms)
     }
 
     /// Appends batches whose offsets were assigned elsewhere (a follower copying its leader, or
-    /// a Raft log): they must start at the log end and be contiguous.
+    /// a Raft log): each is validated and they must continue the log end without a gap.
     pub fn append_verbatim(&mut self, data: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
-        self.append_validated(data, now_ms)
-    }
-
-    fn append_validated(&mut self, data: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         let mut batches = Vec::new();
         let mut expected = self.log_end_offset();
         let mut rest = data;
-        let mut max_timestamp_ms = -1;
         while !rest.is_empty() {
             let position = data.len() - rest.len();
             let (batch, tail) = RecordBatch::parse(rest, self.config.max_batch_bytes)
@@ -262,30 +275,39 @@ impl Log {
                     got: batch.base_offset() as u64,
                 });
             }
-            let header = record_batch::BatchHeader {
-                base_offset: batch.base_offset(),
-                batch_length: (batch.size() - record_batch::LOG_OVERHEAD) as i32,
-                last_offset_delta: batch.last_offset_delta(),
-            };
-            max_timestamp_ms = max_timestamp_ms.max(batch.max_timestamp());
-            batches.push((position, header, batch.max_timestamp()));
+            batches.push((position, header_of(&batch), batch.max_timestamp()));
             expected = batch.last_offset() as u64 + 1;
             rest = tail;
         }
+        self.write_batches(data, &batches, now_ms)
+    }
+
+    /// Writes validated batches (`(position in data, header, max timestamp)`) at the log end.
+    fn write_batches(
+        &mut self,
+        data: &[u8],
+        batches: &[(usize, record_batch::BatchHeader, i64)],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
             return Err(LogError::EmptyAppend);
         };
         let info = AppendInfo {
             first_offset: first.1.base_offset as u64,
             last_offset: last.1.last_offset() as u64,
-            max_timestamp_ms,
+            max_timestamp_ms: batches.iter().map(|b| b.2).max().unwrap_or(-1),
             batches: batches.len(),
             bytes: data.len(),
         };
+        assert_eq!(
+            info.first_offset,
+            self.log_end_offset(),
+            "appends continue the log end"
+        );
         if self.should_roll(data.len() as u64, info.last_offset, now_ms) {
             self.roll()?;
         }
-        self.active_mut().append(data, &batches)?;
+        self.active_mut().append(data, batches)?;
         self.appends_since_flush += 1;
         debug_assert!(self.flushed_offset <= self.log_end_offset());
         Ok(info)
@@ -541,8 +563,12 @@ impl Log {
         Ok(report)
     }
 
-    /// Flushes and writes the indexes out: after this, reopening needs no recovery scan.
+    /// Flushes data and indexes: after this, reopening needs no recovery scan.
     pub fn close(mut self) -> Result<u64, LogError> {
-        self.flush()
+        let end = self.flush()?;
+        for segment in self.segments.values_mut() {
+            segment.sync_all()?;
+        }
+        Ok(end)
     }
 }

@@ -40,6 +40,16 @@ where
     tokio::spawn(future)
 }
 
+/// Runs `future` to completion on a new multi-threaded runtime: the entry point of the real
+/// binary. (The simulator builds its own madsim runtime instead.)
+#[cfg(not(madsim))]
+pub fn block_on<F: Future>(future: F) -> std::io::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(future))
+}
+
 /// Sleeps for `duration` of (possibly simulated) time.
 pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await

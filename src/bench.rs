@@ -1,0 +1,248 @@
+//! Benchmarks behind `ketch bench …`: measurements printed for a person, never assertions.
+//!
+//! Each log benchmark runs beside a baseline doing the same bytes through the same
+//! [`RealDisk`] calls without the log, in the same run, so the two numbers are comparable.
+
+use crate::broker::log_writer::{LogWriter, PlantedBugs};
+use crate::log::{FlushPolicy, Log, LogConfig};
+use crate::protocol::record_batch::build_batch;
+use crate::runtime::{Clock, Disk, RealDisk};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One batch of `records` records of `record_bytes` bytes each.
+pub fn sample_batch(records: usize, record_bytes: usize) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..records)
+        .map(|i| {
+            let mut v = vec![b'a' + (i % 26) as u8; record_bytes];
+            v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            v
+        })
+        .collect();
+    let recs: Vec<(Option<&[u8]>, &[u8])> = values.iter().map(|v| (None, &v[..])).collect();
+    build_batch(0, 1_700_000_000_000, &recs)
+}
+
+fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn fresh_dir(disk: &RealDisk, dir: &Path) -> BenchResult<()> {
+    if disk.exists(dir) {
+        disk.remove_dir_all(dir)?;
+    }
+    disk.create_dir_all(dir)?;
+    Ok(())
+}
+
+/// Benchmarks report any failure as text; there is nothing to recover.
+pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+pub struct AppendBenchOptions {
+    pub total_bytes: u64,
+    pub records_per_batch: usize,
+    pub record_bytes: usize,
+    pub producers: usize,
+    /// Bytes for the fsync runs (slower, so smaller).
+    pub fsync_total_bytes: u64,
+}
+
+/// Log append throughput: no fsync, and fsync with group commit; each next to a raw write.
+pub async fn log_append(dir: &Path, opts: AppendBenchOptions) -> BenchResult<()> {
+    let disk = RealDisk;
+    let clock = Clock::system();
+    let batch = sample_batch(opts.records_per_batch, opts.record_bytes);
+    let batch_bytes = batch.len() as u64;
+    let batches = (opts.total_bytes / batch_bytes).max(1);
+    let bytes = batches * batch_bytes;
+    println!(
+        "log append: {batches} batches of {batch_bytes} bytes ({} records of {} bytes), {:.0} MiB, in {}",
+        opts.records_per_batch,
+        opts.record_bytes,
+        bytes as f64 / 1048576.0,
+        dir.display()
+    );
+
+    // Raw (the same bytes, sequential pwrite, no log) and the log, alternately, twice: the
+    // first writes of a run pay for warming the page cache and the allocator; keep the best.
+    let shared: Arc<dyn Disk> = Arc::new(RealDisk);
+    let config = LogConfig {
+        flush: FlushPolicy::Interval {
+            messages: u64::MAX,
+            interval_ms: u64::MAX,
+        },
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let mut raw_time = Duration::MAX;
+    let mut log_time = Duration::MAX;
+    for _round in 0..2 {
+        fresh_dir(&disk, dir)?;
+        let raw = disk.create(&dir.join("raw.bin"))?;
+        let t0 = clock.monotonic();
+        for i in 0..batches {
+            raw.write_at(&batch, i * batch_bytes)?;
+        }
+        raw_time = raw_time.min(clock.monotonic() - t0);
+        drop(raw);
+
+        fresh_dir(&disk, dir)?;
+        let (mut log, _) = Log::open(Arc::clone(&shared), &dir.join("bench-0"), config.clone(), 0)?;
+        let mut buf = batch.clone();
+        let t0 = clock.monotonic();
+        for _ in 0..batches {
+            log.append(&mut buf, Some(0), 0)?;
+        }
+        log_time = log_time.min(clock.monotonic() - t0);
+    }
+    let raw_rate = mib_per_s(bytes, raw_time);
+    let log_rate = mib_per_s(bytes, log_time);
+    println!(
+        "  no fsync : raw write {raw_rate:8.1} MiB/s | log append {log_rate:8.1} MiB/s ({:.1}% of raw, {:.0} batches/s)",
+        100.0 * log_rate / raw_rate,
+        batches as f64 / log_time.as_secs_f64()
+    );
+
+    // Fsync: raw write + fdatasync per batch, then the log with group commit.
+    let sync_batches = (opts.fsync_total_bytes / batch_bytes).max(1);
+    let sync_bytes = sync_batches * batch_bytes;
+    fresh_dir(&disk, dir)?;
+    let raw = disk.create(&dir.join("raw.bin"))?;
+    let t0 = clock.monotonic();
+    for i in 0..sync_batches {
+        raw.write_at(&batch, i * batch_bytes)?;
+        raw.sync()?;
+    }
+    let raw_sync_time = clock.monotonic() - t0;
+    drop(raw);
+    let raw_sync_rate = mib_per_s(sync_bytes, raw_sync_time);
+
+    fresh_dir(&disk, dir)?;
+    let config = LogConfig {
+        flush: FlushPolicy::EveryAppend,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let (log, _) = Log::open(Arc::clone(&shared), &dir.join("bench-0"), config, 0)?;
+    let log = Arc::new(Mutex::new(log));
+    let (writer, task) = LogWriter::spawn(Arc::clone(&log), clock.clone(), PlantedBugs::default());
+    let per_producer = sync_batches / opts.producers as u64;
+    let t0 = clock.monotonic();
+    let mut producers = Vec::new();
+    for _ in 0..opts.producers {
+        let writer = writer.clone();
+        let batch = batch.clone();
+        producers.push(crate::runtime::spawn(async move {
+            let mut latencies_us = Vec::with_capacity(per_producer as usize);
+            let clock = Clock::system();
+            for _ in 0..per_producer {
+                let start = clock.monotonic();
+                writer
+                    .append(batch.clone(), Some(0))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                latencies_us.push((clock.monotonic() - start).as_micros() as u64);
+            }
+            Ok::<Vec<u64>, String>(latencies_us)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for p in producers {
+        latencies.extend(p.await.map_err(|e| e.to_string())??);
+    }
+    let group_time = clock.monotonic() - t0;
+    let groups = writer
+        .stats()
+        .groups
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let appends = writer
+        .stats()
+        .appends
+        .load(std::sync::atomic::Ordering::Relaxed);
+    drop(writer);
+    task.await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let group_bytes = per_producer * opts.producers as u64 * batch_bytes;
+    let group_rate = mib_per_s(group_bytes, group_time);
+    println!(
+        "  fsync    : raw write+fdatasync per batch {raw_sync_rate:8.1} MiB/s | log group commit, {} producers {group_rate:8.1} MiB/s ({:.1}x raw); append latency p50 {} us, p99 {} us; {appends} appends in {groups} fsync groups",
+        opts.producers,
+        group_rate / raw_sync_rate,
+        pct(0.5),
+        pct(0.99)
+    );
+    fresh_dir(&disk, dir)?;
+    disk.remove_dir_all(dir)?;
+    Ok(())
+}
+
+/// Recovery time of a log of `size_bytes`: after a clean shutdown, and after a crash with
+/// unflushed tails of several sizes (simulated by reopening from an older recovery point, which
+/// is exactly what a crash leaves: the checkpoint lags the data on disk).
+pub fn log_recovery(dir: &Path, size_bytes: u64, segment_bytes: u64) -> BenchResult<()> {
+    let disk = RealDisk;
+    let clock = Clock::system();
+    let shared: Arc<dyn Disk> = Arc::new(RealDisk);
+    let batch = sample_batch(16, 1024);
+    let batch_bytes = batch.len() as u64;
+    let records_per_batch = 16u64;
+    let batches = (size_bytes / batch_bytes).max(1);
+    let config = LogConfig {
+        segment_bytes_max: segment_bytes,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    fresh_dir(&disk, dir)?;
+    let log_dir = dir.join("bench-0");
+    let (mut log, _) = Log::open(Arc::clone(&shared), &log_dir, config.clone(), 0)?;
+    let mut buf = batch.clone();
+    for _ in 0..batches {
+        log.append(&mut buf, Some(0), 0)?;
+    }
+    let end = log.close()?;
+    println!(
+        "log recovery: {:.0} MiB in {} segment(s) of up to {} MiB, {} offsets (files in the page cache)",
+        (batches * batch_bytes) as f64 / 1048576.0,
+        batches * batch_bytes / segment_bytes + 1,
+        segment_bytes >> 20,
+        end
+    );
+    let t0 = clock.monotonic();
+    let (log, notes) = Log::open(Arc::clone(&shared), &log_dir, config.clone(), end)?;
+    let clean = clock.monotonic() - t0;
+    assert_eq!(log.log_end_offset(), end, "recovery lost data");
+    drop(log);
+    println!(
+        "  after a clean shutdown: {:8.2} ms ({} repairs)",
+        clean.as_secs_f64() * 1e3,
+        notes.len()
+    );
+    for tail_mib in [0u64, 16, 64, 256] {
+        let tail_batches = (tail_mib << 20) / batch_bytes;
+        if tail_batches > batches {
+            continue;
+        }
+        let recovery_point = (batches - tail_batches) * records_per_batch;
+        let t0 = clock.monotonic();
+        let (log, _) = Log::open(
+            Arc::clone(&shared),
+            &log_dir,
+            config.clone(),
+            recovery_point,
+        )?;
+        let took = clock.monotonic() - t0;
+        assert_eq!(log.log_end_offset(), end, "recovery lost data");
+        drop(log);
+        println!(
+            "  after a crash with {tail_mib:3} MiB unflushed: {:8.2} ms ({:.0} MiB/s scanned)",
+            took.as_secs_f64() * 1e3,
+            mib_per_s(tail_batches * batch_bytes, took)
+        );
+    }
+    disk.remove_dir_all(dir)?;
+    Ok(())
+}
