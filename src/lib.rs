@@ -12,6 +12,8 @@
 
 pub mod bench;
 pub mod broker;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod model;
 pub mod protocol;

@@ -216,9 +216,7 @@ fn main() -> ExitCode {
 fn run_async(
     fut: impl std::future::Future<Output = ketch::bench::BenchResult<()>>,
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(fut).map_err(|e| e.to_string())
+    runtime::block_on(fut)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }

@@ -252,7 +252,9 @@ impl Segment {
     ) -> Result<Scan, LogError> {
         let mut chunk: Vec<u8> = Vec::new();
         let mut chunk_start = position;
-        let mut first = true;
+        // A scan from the segment's start must find its base offset first; one that resumes at an
+        // index entry starts at a batch whose base is not recorded anywhere.
+        let mut first = position > 0;
         while position < file_len {
             // Make sure the chunk holds the next batch's header, then the whole batch.
             let mut in_chunk = (position - chunk_start) as usize;
@@ -449,21 +451,25 @@ impl Segment {
         let relative = offset
             .saturating_sub(self.base_offset)
             .min(u64::from(u32::MAX)) as u32;
-        let mut position = match self.index.floor_by(relative, |e| e.relative_offset) {
-            None => 0,
+        // Where the scan starts, and the first offset expected there when it is known.
+        let (mut position, mut expected) = match self
+            .index
+            .floor_by(relative, |e| e.relative_offset)
+        {
+            None => (0, Some(self.base_offset)),
             Some(entry) => {
                 // Recovery vouches only for the last entry; check this one before using it.
                 let position = u64::from(entry.position);
                 let expected_last = self.base_offset + u64::from(entry.relative_offset);
                 match self.read_header(position)? {
-                    Some(h) if h.last_offset() as u64 == expected_last => position,
+                    Some(h) if h.last_offset() as u64 == expected_last => (position, None),
                     _ => {
                         tracing::warn!(
                             file = %self.path.display(),
                             ?entry,
                             "offset index entry does not match the data; scanning the segment from its start"
                         );
-                        0
+                        (0, Some(self.base_offset))
                     }
                 }
             }
@@ -478,9 +484,25 @@ impl Segment {
                     recovery_point: 0,
                     reason: "unreadable batch header inside the valid region".into(),
                 })?;
+            let base = header.base_offset as u64;
+            if expected.is_some_and(|e| e != base)
+                || header.last_offset() as u64 >= self.next_offset
+            {
+                return Err(LogError::Corrupt {
+                    path: self.path.clone(),
+                    position,
+                    offset,
+                    recovery_point: 0,
+                    reason: format!(
+                        "batch at offsets {base}..={} is out of place",
+                        header.last_offset()
+                    ),
+                });
+            }
             if header.last_offset() as u64 >= offset {
                 return Ok(Some((position, header)));
             }
+            expected = Some(header.last_offset() as u64 + 1);
             position += header.size() as u64;
         }
         Ok(None)

@@ -675,3 +675,40 @@ fn recovery_rereads_a_batch_once_when_a_bit_flips_on_the_way_in() {
     }
     assert!(opened > 0);
 }
+
+/// Fuzz regression: a segment named `…0.log` whose first batch claims base offset 5. A scan from
+/// the segment's start must find the segment's own base offset first, so the batch is cut.
+#[test]
+fn a_segment_whose_first_batch_is_not_at_its_base_offset_is_cut() {
+    let sim = SimDisk::new(12, DiskFaults::default());
+    let disk: Arc<dyn Disk> = Arc::new(sim.clone());
+    disk.create_dir_all(&dir()).unwrap();
+    let mut b = batch(1, 2, 10, 1);
+    crate::protocol::record_batch::set_base_offset(&mut b, 5);
+    disk.create(&dir().join(format!("{:020}.log", 0)))
+        .unwrap()
+        .write_at(&b, 0)
+        .unwrap();
+    let (log, notes) = Log::open(Arc::clone(&disk), &dir(), small_config(1 << 20, 64), 0).unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+}
+
+/// Fuzz regression: a trusted index entry pointing at bytes that parse as a batch header with
+/// the wrong offsets must make reads report corruption, not return nothing forever.
+#[test]
+fn a_read_through_a_lying_index_reports_corruption_instead_of_returning_nothing() {
+    let (sim, all, end) = written_log(13);
+    let disk: Arc<dyn Disk> = Arc::new(sim.clone());
+    let seg = dir().join(format!("{:020}.log", 0));
+    let mut bytes = disk.read_file(&seg).unwrap();
+    // Give the second batch an absurd base offset (outside the CRC, so only offsets tell).
+    let second = all[0].2.len();
+    bytes[second..second + 8].copy_from_slice(&(1u64 << 40).to_be_bytes());
+    sim.overwrite_for_test(&seg, bytes).unwrap();
+    let (log, _) = Log::open(Arc::clone(&disk), &dir(), small_config(4_000, 300), end).unwrap();
+    assert!(matches!(
+        log.read(all[1].0, 1, None),
+        Err(LogError::Corrupt { .. })
+    ));
+}

@@ -5,6 +5,10 @@
 //! Keys keep their file order (a `Vec`), so messages about them read in the order a person wrote
 //! them; a repeated key: the last one wins, as in Java.
 
+/// What `java.util.Properties` skips before a key and around a separator: not all of Unicode's
+/// whitespace (a vertical tab, say, belongs to the key).
+const JAVA_WHITESPACE: [char; 3] = [' ', '\t', '\x0c'];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Properties {
     entries: Vec<(String, String)>,
@@ -28,13 +32,13 @@ impl Properties {
         for (i, raw) in text.lines().enumerate() {
             let line = if logical.is_empty() {
                 start_line = i + 1;
-                let trimmed = raw.trim_start();
+                let trimmed = raw.trim_start_matches(JAVA_WHITESPACE);
                 if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
                     continue;
                 }
                 trimmed
             } else {
-                raw.trim_start()
+                raw.trim_start_matches(JAVA_WHITESPACE)
             };
             // An odd number of trailing backslashes continues the line.
             let trailing = line.len() - line.trim_end_matches('\\').len();
@@ -108,9 +112,9 @@ fn split_key_value(line: &str) -> (&str, &str) {
     }
     let i = i.min(bytes.len());
     let key = &line[..i];
-    let mut rest = line[i..].trim_start_matches([' ', '\t', '\x0c']);
+    let mut rest = line[i..].trim_start_matches(JAVA_WHITESPACE);
     if let Some(r) = rest.strip_prefix(['=', ':']) {
-        rest = r.trim_start_matches([' ', '\t', '\x0c']);
+        rest = r.trim_start_matches(JAVA_WHITESPACE);
     }
     (key, rest)
 }
@@ -180,6 +184,15 @@ mod tests {
         assert_eq!(p.get("log.dirs"), Some("/tmp/a,/tmp/b"));
         assert_eq!(p.get("empty"), Some(""));
         assert_eq!(p.get("missing"), None);
+    }
+
+    /// Fuzz regression: Java skips only space, tab and form feed before a key; a vertical tab is
+    /// part of the key, and must survive a write and a re-read.
+    #[test]
+    fn a_vertical_tab_belongs_to_the_key() {
+        let p = Properties::parse("\x0b#`t:/\n").unwrap();
+        assert_eq!(p.get("\x0b#`t"), Some("/"));
+        assert_eq!(Properties::parse(&p.to_text(None)).unwrap(), p);
     }
 
     #[test]

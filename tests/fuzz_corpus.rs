@@ -1,0 +1,36 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) through the same entry points the
+//! cargo-fuzz targets use, so every input that ever mattered is checked on stable Rust in CI.
+
+use std::path::Path;
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    assert!(!entries.is_empty(), "no corpus for {target}");
+    for path in entries {
+        let data = std::fs::read(&path).unwrap();
+        let outcome = std::panic::catch_unwind(|| run(&data));
+        assert!(outcome.is_ok(), "{target}: {} fails", path.display());
+    }
+}
+
+#[test]
+fn record_batch_corpus() {
+    replay("record_batch", ketch::fuzzing::record_batch);
+}
+
+#[test]
+fn segment_recovery_corpus() {
+    replay("segment_recovery", ketch::fuzzing::segment_recovery);
+}
+
+#[test]
+fn properties_corpus() {
+    replay("properties", ketch::fuzzing::properties);
+}
