@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the named seed inputs of fuzz/corpus/ (the rest of the corpus is what libFuzzer found).
+"""Writes the named seed inputs of fuzz/corpus/ (the rest of the corpus is what libFuzzer found)
+and the regression inputs of fuzz/regressions/ that were rebuilt by hand.
 
 Record batches come from a real client's encoder, kafka-python's DefaultRecordBatchBuilder
 (pip install kafka-python); segments are those batches laid end to end with a Kafka-format
@@ -26,8 +27,8 @@ def batch(base, n, compression=0, producer_id=-1):
     return bytes(raw)
 
 
-def write(target, name, data):
-    path = os.path.join(HERE, "corpus", target, name)
+def write(target, name, data, kind="corpus"):
+    path = os.path.join(HERE, kind, target, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
@@ -52,4 +53,4 @@ write("properties", "seed-quickstart", b"process.roles=broker,controller\nnode.i
       b"controller.quorum.voters=1@localhost:9093\nlisteners=PLAINTEXT://:9092,CONTROLLER://:9093\n"
       b"controller.listener.names=CONTROLLER\nlog.dirs=/tmp/kraft-combined-logs\n")
 write("properties", "seed-escapes", b"# c\n! c\nkey\\ with\\ spaces = v\\u0041lue\\\n  continued\nk2:v2\nk3 v3\n")
-write("properties", "regression-vertical-tab-key", b"\x0b#`t:/\n")
+write("properties", "vertical-tab-key", b"\x0b#`t:/\n", kind="regressions")

@@ -1,5 +1,6 @@
-//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) through the same entry points the
-//! cargo-fuzz targets use, so every input that ever mattered is checked on stable Rust in CI.
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`, which `cargo fuzz cmin` may
+//! rename or thin) and the crash regressions (`fuzz/regressions/<target>/*`, kept by name, one
+//! per bug found) through the same entry points the cargo-fuzz targets use, on stable Rust.
 
 use std::path::Path;
 

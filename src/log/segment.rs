@@ -558,6 +558,20 @@ impl Segment {
             expected = Some(header.last_offset() as u64 + 1);
             end += header.size();
         }
+        if end == 0 {
+            // The first batch starts below `max_offset` yet does not fit in the segment: only
+            // corrupt bytes in the trusted region can say so.
+            return Err(LogError::Corrupt {
+                path: self.path.clone(),
+                position: start,
+                offset,
+                recovery_point: 0,
+                reason: format!(
+                    "the batch here claims {} bytes, past the segment's end",
+                    first.size()
+                ),
+            });
+        }
         buf.truncate(end);
         Ok(buf)
     }

@@ -712,3 +712,20 @@ fn a_read_through_a_lying_index_reports_corruption_instead_of_returning_nothing(
         Err(LogError::Corrupt { .. })
     ));
 }
+
+/// Fuzz regression: in the trusted region a batch header that claims more bytes than the segment
+/// holds must make the read fail, not return nothing.
+#[test]
+fn a_trusted_batch_claiming_bytes_past_the_segment_end_is_reported() {
+    let (sim, _all, end) = written_log(14);
+    let disk: Arc<dyn Disk> = Arc::new(sim.clone());
+    let seg = dir().join(format!("{:020}.log", 0));
+    let mut bytes = disk.read_file(&seg).unwrap();
+    bytes[8..12].copy_from_slice(&100_000i32.to_be_bytes()); // batchLength, outside the CRC
+    sim.overwrite_for_test(&seg, bytes).unwrap();
+    let (log, _) = Log::open(Arc::clone(&disk), &dir(), small_config(4_000, 300), end).unwrap();
+    assert!(matches!(
+        log.read(0, 1 << 16, None),
+        Err(LogError::Corrupt { .. })
+    ));
+}
