@@ -17,4 +17,5 @@ pub mod fuzzing;
 pub mod log;
 pub mod model;
 pub mod protocol;
+pub mod raft;
 pub mod runtime;

@@ -55,6 +55,14 @@ pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await
 }
 
+/// A ticker firing every `period` of (possibly simulated) time; a missed tick is delayed, not
+/// bunched up.
+pub fn interval(period: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
 /// Runs blocking work (file IO, fsync) off the async workers. In the simulator madsim refuses OS
 /// threads, so the closure runs in place after a seeded delay of up to 2 ms standing for the
 /// disk's latency: without it a write and its fsync would happen at the same virtual instant and
