@@ -132,6 +132,10 @@ pub enum Message {
     },
     FetchResponse {
         epoch: Epoch,
+        /// The `(fetch_offset, last_fetched_epoch)` of the request this answers. Kafka's wire
+        /// response does not carry it; the shell fills it in from the request it paired the
+        /// response with (by correlation id), so a late answer to an older fetch is recognised.
+        answers: (u64, Epoch),
         leader: Option<NodeId>,
         high_watermark: u64,
         entries: Vec<Entry>,

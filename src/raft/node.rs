@@ -92,6 +92,7 @@ struct Progress {
 #[derive(Debug)]
 struct Parked {
     fetch_offset: u64,
+    last_fetched_epoch: Epoch,
     deadline_ms: u64,
 }
 
@@ -106,6 +107,9 @@ enum State {
         granted: BTreeSet<NodeId>,
         rejected: BTreeSet<NodeId>,
         deadline_ms: u64,
+        /// The leader whose silence started this election: voters still naming it are behind,
+        /// and following it again would go round in circles.
+        lost_leader: Option<NodeId>,
     },
     Candidate {
         granted: BTreeSet<NodeId>,
@@ -229,6 +233,15 @@ impl<L: RaftLog> RaftNode<L> {
     pub fn log(&self) -> &L {
         &self.log
     }
+    /// The log, for the shell to flush (and nothing else: appends and truncations are the
+    /// core's).
+    pub fn log_mut(&mut self) -> &mut L {
+        &mut self.log
+    }
+    /// Stops the node and hands back its log (a crash, in the simulation).
+    pub fn into_log(self) -> L {
+        self.log
+    }
     pub fn is_voter(&self) -> bool {
         self.config.voters.contains(&self.config.node_id)
     }
@@ -275,6 +288,15 @@ impl<L: RaftLog> RaftNode<L> {
             .collect();
         for v in others {
             self.send(v, message.clone());
+        }
+    }
+
+    /// The leader to point others at: only one this node is following or is.
+    fn leader_hint(&self) -> Option<NodeId> {
+        match &self.state {
+            State::Leader { .. } => Some(self.config.node_id),
+            State::Follower { leader, .. } => Some(*leader),
+            _ => None,
         }
     }
 
@@ -329,10 +351,15 @@ impl<L: RaftLog> RaftNode<L> {
         let me = self.config.node_id;
         let mut granted = BTreeSet::new();
         granted.insert(me);
+        let lost_leader = match &self.state {
+            State::Prospective { lost_leader, .. } => *lost_leader,
+            _ => self.quorum.leader,
+        };
         self.state = State::Prospective {
             granted,
             rejected: BTreeSet::new(),
             deadline_ms: now_ms + self.random_election_timeout(),
+            lost_leader,
         };
         let (last_epoch, end_offset) = self.log_position();
         self.broadcast_to_voters(Message::VoteRequest {
@@ -483,9 +510,11 @@ impl<L: RaftLog> RaftNode<L> {
                 if voter && now_ms >= *election_deadline_ms {
                     return self.become_prospective(now_ms);
                 }
-                // Look for a leader by asking a voter; a non-leader answers with a hint.
+                // An observer looks for the leader by asking a voter (a non-leader answers with a
+                // hint). Voters do not: they wait to be told (BeginQuorumEpoch) or elect. Taking
+                // hints from other followers would let a dead leader recruit followers forever.
                 let retry_ms = self.config.fetch_max_wait_ms * 2;
-                if probe_sent_ms.is_none_or(|t| now_ms >= t + retry_ms) {
+                if !voter && probe_sent_ms.is_none_or(|t| now_ms >= t + retry_ms) {
                     *probe_sent_ms = Some(now_ms);
                     let others: Vec<NodeId> = self
                         .config
@@ -637,23 +666,7 @@ impl<L: RaftLog> RaftNode<L> {
                 );
                 Ok(())
             }
-            Message::FetchResponse {
-                epoch,
-                leader,
-                high_watermark,
-                entries,
-                diverging,
-                error,
-            } => self.on_fetch_response(
-                from,
-                epoch,
-                leader,
-                high_watermark,
-                entries,
-                diverging,
-                error,
-                now_ms,
-            ),
+            message @ Message::FetchResponse { .. } => self.on_fetch_response(from, message, now_ms),
         }
     }
 
@@ -670,7 +683,7 @@ impl<L: RaftLog> RaftNode<L> {
             epoch: node.quorum.epoch,
             granted,
             pre_vote,
-            leader: node.quorum.leader,
+            leader: node.leader_hint(),
             error,
         };
         if !self.config.voters.contains(&candidate) || !self.is_voter() {
@@ -749,15 +762,18 @@ impl<L: RaftLog> RaftNode<L> {
             State::Prospective {
                 granted: g,
                 rejected,
+                lost_leader,
                 ..
             } if pre_vote => {
                 if granted {
                     g.insert(from);
                 } else {
                     rejected.insert(from);
-                    // A voter that knows the leader of our own epoch points us to it.
-                    if let Some(l) =
-                        leader.filter(|l| *l != self.config.node_id && epoch == self.quorum.epoch)
+                    // A voter that follows a live leader of our own epoch points us to it.
+                    let lost = *lost_leader;
+                    let me = self.config.node_id;
+                    if let Some(l) = leader
+                        .filter(|l| *l != me && epoch == self.quorum.epoch && Some(*l) != lost)
                     {
                         self.become_follower(epoch, l, now_ms);
                         return Ok(());
@@ -808,10 +824,11 @@ impl<L: RaftLog> RaftNode<L> {
         }
     }
 
-    fn fetch_error(&self, error: RaftError) -> Message {
+    fn fetch_error(&self, error: RaftError, answers: (u64, Epoch)) -> Message {
         Message::FetchResponse {
             epoch: self.quorum.epoch,
-            leader: self.quorum.leader,
+            answers,
+            leader: self.leader_hint(),
             high_watermark: self.high_watermark,
             entries: Vec::new(),
             diverging: None,
@@ -836,7 +853,7 @@ impl<L: RaftLog> RaftNode<L> {
             } else {
                 RaftError::NotLeaderOrFollower
             };
-            let r = self.fetch_error(error);
+            let r = self.fetch_error(error, (fetch_offset, last_fetched_epoch));
             self.send(from, r);
             return;
         }
@@ -846,7 +863,7 @@ impl<L: RaftLog> RaftNode<L> {
             } else {
                 RaftError::UnknownLeaderEpoch
             };
-            let r = self.fetch_error(error);
+            let r = self.fetch_error(error, (fetch_offset, last_fetched_epoch));
             self.send(from, r);
             return;
         }
@@ -858,6 +875,7 @@ impl<L: RaftLog> RaftNode<L> {
         if diverged {
             let r = Message::FetchResponse {
                 epoch: self.quorum.epoch,
+                answers: (fetch_offset, last_fetched_epoch),
                 leader: Some(self.config.node_id),
                 high_watermark: self.high_watermark,
                 entries: Vec::new(),
@@ -884,6 +902,7 @@ impl<L: RaftLog> RaftNode<L> {
                 replica,
                 Parked {
                     fetch_offset,
+                    last_fetched_epoch,
                     deadline_ms: now_ms + self.config.fetch_max_wait_ms,
                 },
             );
@@ -918,12 +937,13 @@ impl<L: RaftLog> RaftNode<L> {
             if let Some(progress) = replicas.get_mut(&r) {
                 progress.last_sent_hw = hw;
             }
-            answers.push((r, p.fetch_offset));
+            answers.push((r, p.fetch_offset, p.last_fetched_epoch));
         }
-        for (r, fetch_offset) in answers {
+        for (r, fetch_offset, last_fetched_epoch) in answers {
             let entries = self.log.read(fetch_offset, self.config.max_fetch_entries);
             let m = Message::FetchResponse {
                 epoch: self.quorum.epoch,
+                answers: (fetch_offset, last_fetched_epoch),
                 leader: Some(self.config.node_id),
                 high_watermark: hw,
                 entries,
@@ -934,18 +954,19 @@ impl<L: RaftLog> RaftNode<L> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_fetch_response(
-        &mut self,
-        from: NodeId,
-        epoch: Epoch,
-        leader: Option<NodeId>,
-        high_watermark: u64,
-        entries: Vec<Entry>,
-        diverging: Option<(Epoch, u64)>,
-        error: Option<RaftError>,
-        now_ms: u64,
-    ) -> Result<(), LogFailure> {
+    fn on_fetch_response(&mut self, from: NodeId, message: Message, now_ms: u64) -> Result<(), LogFailure> {
+        let Message::FetchResponse {
+            epoch,
+            answers,
+            leader,
+            high_watermark,
+            entries,
+            diverging,
+            error,
+        } = message
+        else {
+            return Ok(());
+        };
         let me = self.config.node_id;
         let voters = self.config.voters.clone();
         let valid_leader = |l: NodeId| l != me && voters.contains(&l);
@@ -979,8 +1000,12 @@ impl<L: RaftLog> RaftNode<L> {
             }
             return Ok(());
         }
-        // A good answer from the leader of our epoch.
+        // A good answer from the leader of our epoch, to the fetch this node has out: an answer
+        // to an older fetch (the log has moved since) says nothing about the log as it is.
         if leader != Some(from) || !valid_leader(from) {
+            return Ok(());
+        }
+        if answers != (self.log.end_offset(), self.log.last_epoch()) {
             return Ok(());
         }
         match &self.state {

@@ -1,1 +1,215 @@
+//! Tests of the quorum core: the seeded simulation over many seeds, determinism, the planted
+//! bugs it must catch, and unit tests of single rules (cited by KIP section).
 
+use super::node::{Config, QuorumState, RaftBugs, RaftNode, Role};
+use super::simulation;
+use super::{MemLog, Message, RaftLog};
+use crate::model::NodeId;
+use std::collections::BTreeSet;
+
+fn seeds() -> std::ops::Range<u64> {
+    let first = std::env::var("RAFT_SIM_FIRST").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let count: u64 = std::env::var("RAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    first..first + count
+}
+
+#[test]
+fn simulation_holds_every_invariant_over_many_seeds() {
+    let mut elected = 0;
+    let mut committed = 0;
+    let range = seeds();
+    let runs = range.end - range.start;
+    for seed in range {
+        let outcome = simulation::run(seed, RaftBugs::default(), 20_000);
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed}: {:?}",
+            &outcome.violations[..outcome.violations.len().min(3)]
+        );
+        elected += outcome.leaders_elected;
+        committed += outcome.committed;
+    }
+    // The runs did something: leaders came and went, entries committed.
+    assert!(elected as u64 > runs);
+    assert!(committed as u64 > 10 * runs);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    for seed in [3, 17] {
+        let a = simulation::run(seed, RaftBugs::default(), 10_000);
+        let b = simulation::run(seed, RaftBugs::default(), 10_000);
+        assert_eq!(a.trace_hash, b.trace_hash);
+        assert_eq!(a.committed, b.committed);
+    }
+}
+
+fn first_catching_seed(bugs: RaftBugs, limit: u64) -> Option<(u64, String)> {
+    (0..limit).find_map(|seed| {
+        let outcome = simulation::run(seed, bugs, 20_000);
+        outcome.violations.first().map(|v| (seed, v.clone()))
+    })
+}
+
+#[test]
+fn planted_bug_vote_not_persisted_is_caught() {
+    let caught = first_catching_seed(
+        RaftBugs {
+            vote_not_persisted: true,
+            ..RaftBugs::default()
+        },
+        200,
+    );
+    assert!(caught.is_some(), "a vote not persisted before it is sent went unnoticed for 200 seeds");
+}
+
+#[test]
+fn planted_bug_high_watermark_on_stale_epoch_is_caught() {
+    let caught = first_catching_seed(
+        RaftBugs {
+            hw_on_stale_epoch: true,
+            ..RaftBugs::default()
+        },
+        500,
+    );
+    assert!(caught.is_some(), "a high watermark advanced on an older epoch's entry went unnoticed for 500 seeds");
+}
+
+fn voters(n: i32) -> BTreeSet<NodeId> {
+    (1..=n).map(NodeId).collect()
+}
+
+fn node(id: i32, n: i32) -> RaftNode<MemLog> {
+    RaftNode::new(Config::new(NodeId(id), voters(n)), MemLog::new(), QuorumState::default(), 0, id as u64)
+}
+
+#[test]
+fn a_single_voter_elects_itself_and_commits_after_flushing() {
+    let mut n = node(1, 1);
+    n.tick(5_000).unwrap();
+    assert_eq!(n.role(), Role::Leader);
+    let ready = n.take_ready();
+    assert_eq!(ready.persist_state.as_ref().map(|s| s.leader), Some(Some(NodeId(1))));
+    assert!(ready.flush_log, "the leader-change entry must be flushed");
+    assert_eq!(n.high_watermark(), 0, "nothing is committed before it is durable");
+    let flushed = n.log_mut().flush();
+    n.on_log_flushed(flushed, 5_000);
+    assert_eq!(n.high_watermark(), 1);
+}
+
+/// KIP-595 "Vote": a voter grants one vote per epoch, and only to a log at least as up to date.
+#[test]
+fn one_vote_per_epoch_and_only_for_an_up_to_date_log() {
+    let mut n = node(1, 3);
+    let vote = |candidate: i32, end_offset: u64| Message::VoteRequest {
+        epoch: 1,
+        candidate: NodeId(candidate),
+        last_epoch: 0,
+        end_offset,
+        pre_vote: false,
+    };
+    n.step(NodeId(2), vote(2, 0), 10).unwrap();
+    let ready = n.take_ready();
+    assert_eq!(ready.persist_state.as_ref().and_then(|s| s.voted_for), Some(NodeId(2)), "the vote is persisted");
+    assert!(matches!(ready.messages[0].1, Message::VoteResponse { granted: true, .. }));
+    n.step(NodeId(3), vote(3, 0), 11).unwrap();
+    assert!(matches!(n.take_ready().messages[0].1, Message::VoteResponse { granted: false, .. }));
+    // Same candidate asking again (a retry) is granted again.
+    n.step(NodeId(2), vote(2, 0), 12).unwrap();
+    assert!(matches!(n.take_ready().messages[0].1, Message::VoteResponse { granted: true, .. }));
+}
+
+/// KIP-996: a pre-vote changes nothing on the voter and is refused while a leader is alive.
+#[test]
+fn pre_votes_change_nothing_and_are_refused_while_the_leader_is_alive() {
+    let mut n = node(1, 3);
+    n.step(NodeId(2), Message::BeginQuorumEpoch { epoch: 4, leader: NodeId(2) }, 10).unwrap();
+    assert_eq!(n.role(), Role::Follower);
+    n.take_ready();
+    let pre_vote = Message::VoteRequest {
+        epoch: 5,
+        candidate: NodeId(3),
+        last_epoch: 0,
+        end_offset: 0,
+        pre_vote: true,
+    };
+    n.step(NodeId(3), pre_vote.clone(), 20).unwrap();
+    let ready = n.take_ready();
+    assert!(ready.persist_state.is_none());
+    assert!(matches!(ready.messages[0].1, Message::VoteResponse { granted: false, .. }));
+    assert_eq!(n.epoch(), 4);
+    // Once the leader has been silent for the fetch timeout, the pre-vote is granted.
+    n.step(NodeId(3), pre_vote, 10 + 2_001).unwrap();
+    let ready = n.take_ready();
+    assert!(ready
+        .messages
+        .iter()
+        .any(|(_, m)| matches!(m, Message::VoteResponse { granted: true, pre_vote: true, .. })));
+    assert_eq!(n.epoch(), 4, "a pre-vote does not bump the epoch");
+}
+
+/// KIP-595 "Fetch": a follower whose log diverges is told the diverging epoch and end offset,
+/// truncates, and fetches again from there.
+#[test]
+fn a_diverging_follower_truncates_to_the_leaders_epoch_end() {
+    use super::Entry;
+    let mut log = MemLog::new();
+    log.append(&[
+        Entry { offset: 0, epoch: 1, data: b"a".to_vec() },
+        Entry { offset: 1, epoch: 2, data: b"stale".to_vec() },
+        Entry { offset: 2, epoch: 2, data: b"stale".to_vec() },
+    ])
+    .unwrap();
+    log.flush();
+    let durable = QuorumState { epoch: 3, voted_for: None, leader: Some(NodeId(2)) };
+    let mut f = RaftNode::new(Config::new(NodeId(1), voters(3)), log, durable, 0, 1);
+    let ready = f.take_ready();
+    assert!(matches!(
+        ready.messages[0].1,
+        Message::FetchRequest { fetch_offset: 3, last_fetched_epoch: 2, .. }
+    ));
+    f.step(
+        NodeId(2),
+        Message::FetchResponse {
+            epoch: 3,
+            answers: (3, 2),
+            leader: Some(NodeId(2)),
+            high_watermark: 1,
+            entries: vec![],
+            diverging: Some((1, 1)),
+            error: None,
+        },
+        10,
+    )
+    .unwrap();
+    assert_eq!(f.log().end_offset(), 1);
+    let ready = f.take_ready();
+    assert!(matches!(
+        ready.messages[0].1,
+        Message::FetchRequest { fetch_offset: 1, last_fetched_epoch: 1, .. }
+    ));
+}
+
+/// KIP-595 check-quorum: a leader that no majority fetches from resigns.
+#[test]
+fn a_leader_without_a_fetching_majority_resigns() {
+    let mut n = node(1, 3);
+    n.tick(5_000).unwrap();
+    let ready = n.take_ready();
+    let pre_votes: Vec<NodeId> = ready.messages.iter().map(|(to, _)| *to).collect();
+    for v in pre_votes {
+        n.step(v, Message::VoteResponse { epoch: 0, granted: true, pre_vote: true, leader: None, error: None }, 5_001).unwrap();
+    }
+    n.take_ready();
+    n.step(NodeId(2), Message::VoteResponse { epoch: 1, granted: true, pre_vote: false, leader: None, error: None }, 5_002).unwrap();
+    assert_eq!(n.role(), Role::Leader);
+    n.tick(5_002 + 1_000).unwrap();
+    assert_eq!(n.role(), Role::Leader);
+    n.tick(5_002 + 2_001).unwrap();
+    assert_eq!(n.role(), Role::Unattached, "no fetches for a fetch timeout: resign");
+    assert!(n
+        .take_ready()
+        .messages
+        .iter()
+        .any(|(_, m)| matches!(m, Message::EndQuorumEpoch { .. })));
+}
