@@ -666,7 +666,9 @@ impl<L: RaftLog> RaftNode<L> {
                 );
                 Ok(())
             }
-            message @ Message::FetchResponse { .. } => self.on_fetch_response(from, message, now_ms),
+            message @ Message::FetchResponse { .. } => {
+                self.on_fetch_response(from, message, now_ms)
+            }
         }
     }
 
@@ -954,7 +956,12 @@ impl<L: RaftLog> RaftNode<L> {
         }
     }
 
-    fn on_fetch_response(&mut self, from: NodeId, message: Message, now_ms: u64) -> Result<(), LogFailure> {
+    fn on_fetch_response(
+        &mut self,
+        from: NodeId,
+        message: Message,
+        now_ms: u64,
+    ) -> Result<(), LogFailure> {
         let Message::FetchResponse {
             epoch,
             answers,

@@ -48,7 +48,6 @@ pub struct Outcome {
     pub violations: Vec<String>,
     pub leaders_elected: usize,
     pub committed: usize,
-    pub crashes: usize,
     pub trace_hash: u64,
 }
 
@@ -62,6 +61,9 @@ struct Sim {
     blocked: BTreeSet<(usize, usize)>,
     drop_ppm: u32,
     max_delay_ms: u64,
+    crash_after_vote: f64,
+    election_timeout_ms: u64,
+    rule_checks: bool,
     bugs: RaftBugs,
     seed: u64,
     // checks
@@ -92,6 +94,8 @@ impl Sim {
     fn config(&self, id: NodeId) -> Config {
         let mut c = Config::new(id, self.voters.clone());
         c.bugs = self.bugs;
+        c.election_timeout_ms = self.election_timeout_ms;
+        c.fetch_timeout_ms = 2 * self.election_timeout_ms;
         c
     }
 
@@ -111,7 +115,9 @@ impl Sim {
     }
 
     fn crash(&mut self, i: usize, down_ms: u64) {
-        let Some(node) = self.nodes[i].node.take() else { return };
+        let Some(node) = self.nodes[i].node.take() else {
+            return;
+        };
         let mut log = node.into_log();
         let unflushed = (log.end_offset() - log.durable_end()) as usize;
         let keep = self.rng.gen_range(0..=unflushed);
@@ -129,7 +135,9 @@ impl Sim {
     fn pump(&mut self, i: usize) {
         loop {
             let now = self.local_now(i);
-            let Some(node) = self.nodes[i].node.as_mut() else { return };
+            let Some(node) = self.nodes[i].node.as_mut() else {
+                return;
+            };
             let ready = node.take_ready();
             if ready.persist_state.is_none() && !ready.flush_log && ready.messages.is_empty() {
                 return;
@@ -145,10 +153,41 @@ impl Sim {
                 let flushed = node.log_mut().flush();
                 node.on_log_flushed(flushed, now);
             }
+            // The shell has persisted what the core asked for; if the core's state differs
+            // from what is on disk now, a message may already depend on state that a crash
+            // would forget.
+            if let Some(node) = self.nodes[i].node.as_ref() {
+                if self.rule_checks
+                    && *node.quorum_state() != self.nodes[i].durable
+                    && !ready.messages.is_empty()
+                {
+                    self.violations.push(format!(
+                        "node {}: sends messages while its quorum state {:?} is not durable (disk has {:?})",
+                        self.nodes[i].id,
+                        node.quorum_state(),
+                        self.nodes[i].durable
+                    ));
+                }
+            }
             let from_id = self.nodes[i].id;
+            let mut voted = false;
             for (to, message) in ready.messages {
+                voted |= matches!(
+                    message,
+                    Message::VoteResponse {
+                        granted: true,
+                        pre_vote: false,
+                        ..
+                    }
+                );
                 self.record_vote(from_id, to, &message);
                 self.transmit(i, to, message);
+            }
+            // Crash points right after a vote left: where a vote that was not persisted shows.
+            if voted && self.rng.gen_bool(self.crash_after_vote) {
+                let down = self.rng.gen_range(0..300);
+                self.crash(i, down);
+                return;
             }
         }
     }
@@ -179,7 +218,9 @@ impl Sim {
     fn transmit(&mut self, from: usize, to: NodeId, message: Message) {
         let Some(to) = self.index_of(to) else { return };
         self.seq += 1;
-        if self.blocked.contains(&(from, to)) || (self.drop_ppm > 0 && self.rng.gen_range(0..1_000_000) < self.drop_ppm) {
+        if self.blocked.contains(&(from, to))
+            || (self.drop_ppm > 0 && self.rng.gen_range(0..1_000_000) < self.drop_ppm)
+        {
             return;
         }
         let delay = self.rng.gen_range(1..=self.max_delay_ms.max(1));
@@ -199,7 +240,9 @@ impl Sim {
         let mut due = Vec::new();
         let mut later = Vec::new();
         for m in self.net.drain(..) {
-            let paused = self.nodes[m.to].paused_until.is_some_and(|t| self.now_ms < t);
+            let paused = self.nodes[m.to]
+                .paused_until
+                .is_some_and(|t| self.now_ms < t);
             if m.deliver_at <= self.now_ms && !paused {
                 due.push(m);
             } else {
@@ -263,9 +306,14 @@ impl Sim {
                 ));
             }
             self.nodes[i].max_durable_epoch = self.nodes[i].max_durable_epoch.max(durable_epoch);
-            let Some(node) = self.nodes[i].node.as_ref() else { continue };
+            let Some(node) = self.nodes[i].node.as_ref() else {
+                continue;
+            };
             if node.epoch() < durable_epoch {
-                self.violations.push(format!("node {id}: epoch {} below its durable {durable_epoch}", node.epoch()));
+                self.violations.push(format!(
+                    "node {id}: epoch {} below its durable {durable_epoch}",
+                    node.epoch()
+                ));
             }
             if node.role() == Role::Leader {
                 match self.leaders.get(&node.epoch()) {
@@ -280,8 +328,20 @@ impl Sim {
                 }
             }
             let hw = node.high_watermark();
+            if self.rule_checks && node.role() == Role::Leader && hw > self.nodes[i].last_hw {
+                let last = node.log().read(hw - 1, 1);
+                if last.first().is_none_or(|e| e.epoch != node.epoch()) {
+                    self.violations.push(format!(
+                        "node {id}: as leader of epoch {} advanced the high watermark to {hw}, over entries of older epochs only",
+                        node.epoch()
+                    ));
+                }
+            }
             if hw < self.nodes[i].last_hw {
-                self.violations.push(format!("node {id}: high watermark went back from {} to {hw}", self.nodes[i].last_hw));
+                self.violations.push(format!(
+                    "node {id}: high watermark went back from {} to {hw}",
+                    self.nodes[i].last_hw
+                ));
             }
             // Committed entries are the same everywhere.
             let from = self.nodes[i].checked_committed;
@@ -291,15 +351,27 @@ impl Sim {
                 match self.committed.get(e.offset as usize) {
                     Some(c) if c != e => problems.push(format!(
                         "node {id}: committed offset {} is {:?}/{:?} here but {:?}/{:?} elsewhere",
-                        e.offset, e.epoch, String::from_utf8_lossy(&e.data), c.epoch, String::from_utf8_lossy(&c.data)
+                        e.offset,
+                        e.epoch,
+                        String::from_utf8_lossy(&e.data),
+                        c.epoch,
+                        String::from_utf8_lossy(&c.data)
                     )),
                     Some(_) => {}
-                    None if e.offset as usize == self.committed.len() => self.committed.push(e.clone()),
-                    None => problems.push(format!("node {id}: committed offset {} beyond the known prefix", e.offset)),
+                    None if e.offset as usize == self.committed.len() => {
+                        self.committed.push(e.clone())
+                    }
+                    None => problems.push(format!(
+                        "node {id}: committed offset {} beyond the known prefix",
+                        e.offset
+                    )),
                 }
             }
             if entries.len() as u64 != hw - from.min(hw) {
-                problems.push(format!("node {id}: high watermark {hw} past its log end {}", node.log().end_offset()));
+                problems.push(format!(
+                    "node {id}: high watermark {hw} past its log end {}",
+                    node.log().end_offset()
+                ));
             }
             self.violations.extend(problems);
             self.nodes[i].last_hw = hw;
@@ -338,6 +410,14 @@ impl Sim {
 
 /// Runs one seed. Everything (cluster size, faults, timings) is drawn from it.
 pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
+    run_with(seed, bugs, fault_ms, true)
+}
+
+/// As [`run`]; without `rule_checks` only the consequences are checked (two leaders in an
+/// epoch, a double vote, committed entries that differ, logs that do not match), not the rules
+/// whose breach leads to them (state durable before sending; a leader's high watermark ends in
+/// its own epoch). Used to show the consequences are reachable, not merely the rules checkable.
+pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> Outcome {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let voter_count = if rng.gen_bool(0.5) { 3 } else { 5 };
     let observer_count = rng.gen_range(0..=2);
@@ -359,13 +439,24 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
             max_durable_epoch: 0,
         });
     }
-    let drop_ppm = if rng.gen_bool(0.5) { rng.gen_range(0..200_000) } else { 0 };
+    let drop_ppm = if rng.gen_bool(0.5) {
+        rng.gen_range(0..200_000)
+    } else {
+        0
+    };
     let max_delay_ms = rng.gen_range(1..60);
     let calm = std::env::var("RAFT_SIM_CALM").is_ok();
     let drop_ppm = if calm { 0 } else { drop_ppm };
     let crash_rate = if calm { 0.0 } else { rng.gen_range(0.0..0.5) };
     let partition_rate = if calm { 0.0 } else { rng.gen_range(0.0..0.5) };
     let pause_rate = if calm { 0.0 } else { rng.gen_range(0.0..0.2) };
+    let crash_after_vote = if calm { 0.0 } else { rng.gen_range(0.0..0.3) };
+    // Short election timeouts against slow links give split votes and quick leader turnover.
+    let election_timeout_ms = if rng.gen_bool(0.5) {
+        1_000
+    } else {
+        rng.gen_range(100..1_000)
+    };
     let mut sim = Sim {
         rng,
         now_ms: 0,
@@ -376,6 +467,9 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
         blocked: BTreeSet::new(),
         drop_ppm,
         max_delay_ms,
+        crash_after_vote,
+        election_timeout_ms,
+        rule_checks,
         bugs,
         seed,
         leaders: BTreeMap::new(),
@@ -394,7 +488,21 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
         while sim.now_ms < fault_ms && sim.violations.is_empty() {
             sim.step();
             if std::env::var("RAFT_SIM_TRACE").is_ok() && sim.now_ms % 500 == 0 {
-                eprintln!("t={} {:?}", sim.now_ms, sim.nodes.iter().filter_map(|n| n.node.as_ref()).map(|n| (n.node_id().0, n.role(), n.epoch(), n.high_watermark(), n.log().end_offset())).collect::<Vec<_>>());
+                eprintln!(
+                    "t={} {:?}",
+                    sim.now_ms,
+                    sim.nodes
+                        .iter()
+                        .filter_map(|n| n.node.as_ref())
+                        .map(|n| (
+                            n.node_id().0,
+                            n.role(),
+                            n.epoch(),
+                            n.high_watermark(),
+                            n.log().end_offset()
+                        ))
+                        .collect::<Vec<_>>()
+                );
             }
             if sim.now_ms % 50 == 0 {
                 sim.propose();
@@ -422,7 +530,24 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
         while sim.violations.is_empty() {
             sim.step();
             if std::env::var("RAFT_SIM_TRACE").is_ok() && sim.now_ms % 500 == 0 {
-                eprintln!("t={} {:?}", sim.now_ms, sim.nodes.iter().filter_map(|n| n.node.as_ref()).map(|n| (n.node_id().0, n.role(), n.epoch(), n.quorum_state().voted_for.map(|v| v.0), n.leader().map(|v| v.0), n.high_watermark(), n.log().end_offset(), n.log().last_epoch())).collect::<Vec<_>>());
+                eprintln!(
+                    "t={} {:?}",
+                    sim.now_ms,
+                    sim.nodes
+                        .iter()
+                        .filter_map(|n| n.node.as_ref())
+                        .map(|n| (
+                            n.node_id().0,
+                            n.role(),
+                            n.epoch(),
+                            n.quorum_state().voted_for.map(|v| v.0),
+                            n.leader().map(|v| v.0),
+                            n.high_watermark(),
+                            n.log().end_offset(),
+                            n.log().last_epoch()
+                        ))
+                        .collect::<Vec<_>>()
+                );
             }
             if sim.now_ms - healed_at > LIVENESS_BOUND_MS {
                 sim.violations.push(format!(
@@ -437,7 +562,10 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
                     if let Some(node) = sim.nodes[i].node.as_mut() {
                         if node.role() == Role::Leader && voters_now.contains(&node.node_id()) {
                             let epoch = node.epoch();
-                            marker = node.propose(b"marker".to_vec(), now).ok().map(|m| (m, epoch, i));
+                            marker = node
+                                .propose(b"marker".to_vec(), now)
+                                .ok()
+                                .map(|m| (m, epoch, i));
                             sim.pump(i);
                             break;
                         }
@@ -445,7 +573,10 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
                 }
             }
             if let Some((m, epoch, proposer)) = marker {
-                let everywhere = sim.nodes.iter().all(|n| n.node.as_ref().is_some_and(|x| x.high_watermark() > m));
+                let everywhere = sim
+                    .nodes
+                    .iter()
+                    .all(|n| n.node.as_ref().is_some_and(|x| x.high_watermark() > m));
                 let committed_marker = sim.committed.get(m as usize).map(|e| e.data == b"marker");
                 let proposer_still_leads = sim.nodes[proposer]
                     .node
@@ -467,7 +598,9 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        sim.violations.push(format!("panic (an invariant asserted in production code): {what}"));
+        sim.violations.push(format!(
+            "panic (an invariant asserted in production code): {what}"
+        ));
     }
     for (e, l) in &sim.leaders {
         sim.trace = fnv(sim.trace, &e.to_le_bytes());
@@ -477,7 +610,6 @@ pub fn run(seed: u64, bugs: RaftBugs, fault_ms: u64) -> Outcome {
         violations: sim.violations,
         leaders_elected: sim.leaders.len(),
         committed: sim.committed.len(),
-        crashes: sim.crashes,
         trace_hash: sim.trace,
     }
 }

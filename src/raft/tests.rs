@@ -8,8 +8,14 @@ use crate::model::NodeId;
 use std::collections::BTreeSet;
 
 fn seeds() -> std::ops::Range<u64> {
-    let first = std::env::var("RAFT_SIM_FIRST").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let count: u64 = std::env::var("RAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let first = std::env::var("RAFT_SIM_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let count: u64 = std::env::var("RAFT_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     first..first + count
 }
 
@@ -44,9 +50,9 @@ fn the_same_seed_replays_the_same_run() {
     }
 }
 
-fn first_catching_seed(bugs: RaftBugs, limit: u64) -> Option<(u64, String)> {
+fn first_catching_seed(bugs: RaftBugs, limit: u64, rule_checks: bool) -> Option<(u64, String)> {
     (0..limit).find_map(|seed| {
-        let outcome = simulation::run(seed, bugs, 20_000);
+        let outcome = simulation::run_with(seed, bugs, 20_000, rule_checks);
         outcome.violations.first().map(|v| (seed, v.clone()))
     })
 }
@@ -59,8 +65,13 @@ fn planted_bug_vote_not_persisted_is_caught() {
             ..RaftBugs::default()
         },
         200,
+        true,
     );
-    assert!(caught.is_some(), "a vote not persisted before it is sent went unnoticed for 200 seeds");
+    eprintln!("vote_not_persisted caught: {caught:?}");
+    assert!(
+        caught.is_some(),
+        "a vote not persisted before it is sent went unnoticed for 200 seeds"
+    );
 }
 
 #[test]
@@ -71,8 +82,13 @@ fn planted_bug_high_watermark_on_stale_epoch_is_caught() {
             ..RaftBugs::default()
         },
         500,
+        true,
     );
-    assert!(caught.is_some(), "a high watermark advanced on an older epoch's entry went unnoticed for 500 seeds");
+    eprintln!("hw_on_stale_epoch caught: {caught:?}");
+    assert!(
+        caught.is_some(),
+        "a high watermark advanced on an older epoch's entry went unnoticed for 500 seeds"
+    );
 }
 
 fn voters(n: i32) -> BTreeSet<NodeId> {
@@ -80,7 +96,13 @@ fn voters(n: i32) -> BTreeSet<NodeId> {
 }
 
 fn node(id: i32, n: i32) -> RaftNode<MemLog> {
-    RaftNode::new(Config::new(NodeId(id), voters(n)), MemLog::new(), QuorumState::default(), 0, id as u64)
+    RaftNode::new(
+        Config::new(NodeId(id), voters(n)),
+        MemLog::new(),
+        QuorumState::default(),
+        0,
+        id as u64,
+    )
 }
 
 #[test]
@@ -89,9 +111,16 @@ fn a_single_voter_elects_itself_and_commits_after_flushing() {
     n.tick(5_000).unwrap();
     assert_eq!(n.role(), Role::Leader);
     let ready = n.take_ready();
-    assert_eq!(ready.persist_state.as_ref().map(|s| s.leader), Some(Some(NodeId(1))));
+    assert_eq!(
+        ready.persist_state.as_ref().map(|s| s.leader),
+        Some(Some(NodeId(1)))
+    );
     assert!(ready.flush_log, "the leader-change entry must be flushed");
-    assert_eq!(n.high_watermark(), 0, "nothing is committed before it is durable");
+    assert_eq!(
+        n.high_watermark(),
+        0,
+        "nothing is committed before it is durable"
+    );
     let flushed = n.log_mut().flush();
     n.on_log_flushed(flushed, 5_000);
     assert_eq!(n.high_watermark(), 1);
@@ -110,20 +139,41 @@ fn one_vote_per_epoch_and_only_for_an_up_to_date_log() {
     };
     n.step(NodeId(2), vote(2, 0), 10).unwrap();
     let ready = n.take_ready();
-    assert_eq!(ready.persist_state.as_ref().and_then(|s| s.voted_for), Some(NodeId(2)), "the vote is persisted");
-    assert!(matches!(ready.messages[0].1, Message::VoteResponse { granted: true, .. }));
+    assert_eq!(
+        ready.persist_state.as_ref().and_then(|s| s.voted_for),
+        Some(NodeId(2)),
+        "the vote is persisted"
+    );
+    assert!(matches!(
+        ready.messages[0].1,
+        Message::VoteResponse { granted: true, .. }
+    ));
     n.step(NodeId(3), vote(3, 0), 11).unwrap();
-    assert!(matches!(n.take_ready().messages[0].1, Message::VoteResponse { granted: false, .. }));
+    assert!(matches!(
+        n.take_ready().messages[0].1,
+        Message::VoteResponse { granted: false, .. }
+    ));
     // Same candidate asking again (a retry) is granted again.
     n.step(NodeId(2), vote(2, 0), 12).unwrap();
-    assert!(matches!(n.take_ready().messages[0].1, Message::VoteResponse { granted: true, .. }));
+    assert!(matches!(
+        n.take_ready().messages[0].1,
+        Message::VoteResponse { granted: true, .. }
+    ));
 }
 
 /// KIP-996: a pre-vote changes nothing on the voter and is refused while a leader is alive.
 #[test]
 fn pre_votes_change_nothing_and_are_refused_while_the_leader_is_alive() {
     let mut n = node(1, 3);
-    n.step(NodeId(2), Message::BeginQuorumEpoch { epoch: 4, leader: NodeId(2) }, 10).unwrap();
+    n.step(
+        NodeId(2),
+        Message::BeginQuorumEpoch {
+            epoch: 4,
+            leader: NodeId(2),
+        },
+        10,
+    )
+    .unwrap();
     assert_eq!(n.role(), Role::Follower);
     n.take_ready();
     let pre_vote = Message::VoteRequest {
@@ -136,15 +186,22 @@ fn pre_votes_change_nothing_and_are_refused_while_the_leader_is_alive() {
     n.step(NodeId(3), pre_vote.clone(), 20).unwrap();
     let ready = n.take_ready();
     assert!(ready.persist_state.is_none());
-    assert!(matches!(ready.messages[0].1, Message::VoteResponse { granted: false, .. }));
+    assert!(matches!(
+        ready.messages[0].1,
+        Message::VoteResponse { granted: false, .. }
+    ));
     assert_eq!(n.epoch(), 4);
     // Once the leader has been silent for the fetch timeout, the pre-vote is granted.
     n.step(NodeId(3), pre_vote, 10 + 2_001).unwrap();
     let ready = n.take_ready();
-    assert!(ready
-        .messages
-        .iter()
-        .any(|(_, m)| matches!(m, Message::VoteResponse { granted: true, pre_vote: true, .. })));
+    assert!(ready.messages.iter().any(|(_, m)| matches!(
+        m,
+        Message::VoteResponse {
+            granted: true,
+            pre_vote: true,
+            ..
+        }
+    )));
     assert_eq!(n.epoch(), 4, "a pre-vote does not bump the epoch");
 }
 
@@ -155,18 +212,38 @@ fn a_diverging_follower_truncates_to_the_leaders_epoch_end() {
     use super::Entry;
     let mut log = MemLog::new();
     log.append(&[
-        Entry { offset: 0, epoch: 1, data: b"a".to_vec() },
-        Entry { offset: 1, epoch: 2, data: b"stale".to_vec() },
-        Entry { offset: 2, epoch: 2, data: b"stale".to_vec() },
+        Entry {
+            offset: 0,
+            epoch: 1,
+            data: b"a".to_vec(),
+        },
+        Entry {
+            offset: 1,
+            epoch: 2,
+            data: b"stale".to_vec(),
+        },
+        Entry {
+            offset: 2,
+            epoch: 2,
+            data: b"stale".to_vec(),
+        },
     ])
     .unwrap();
     log.flush();
-    let durable = QuorumState { epoch: 3, voted_for: None, leader: Some(NodeId(2)) };
+    let durable = QuorumState {
+        epoch: 3,
+        voted_for: None,
+        leader: Some(NodeId(2)),
+    };
     let mut f = RaftNode::new(Config::new(NodeId(1), voters(3)), log, durable, 0, 1);
     let ready = f.take_ready();
     assert!(matches!(
         ready.messages[0].1,
-        Message::FetchRequest { fetch_offset: 3, last_fetched_epoch: 2, .. }
+        Message::FetchRequest {
+            fetch_offset: 3,
+            last_fetched_epoch: 2,
+            ..
+        }
     ));
     f.step(
         NodeId(2),
@@ -186,7 +263,11 @@ fn a_diverging_follower_truncates_to_the_leaders_epoch_end() {
     let ready = f.take_ready();
     assert!(matches!(
         ready.messages[0].1,
-        Message::FetchRequest { fetch_offset: 1, last_fetched_epoch: 1, .. }
+        Message::FetchRequest {
+            fetch_offset: 1,
+            last_fetched_epoch: 1,
+            ..
+        }
     ));
 }
 
@@ -198,18 +279,76 @@ fn a_leader_without_a_fetching_majority_resigns() {
     let ready = n.take_ready();
     let pre_votes: Vec<NodeId> = ready.messages.iter().map(|(to, _)| *to).collect();
     for v in pre_votes {
-        n.step(v, Message::VoteResponse { epoch: 0, granted: true, pre_vote: true, leader: None, error: None }, 5_001).unwrap();
+        n.step(
+            v,
+            Message::VoteResponse {
+                epoch: 0,
+                granted: true,
+                pre_vote: true,
+                leader: None,
+                error: None,
+            },
+            5_001,
+        )
+        .unwrap();
     }
     n.take_ready();
-    n.step(NodeId(2), Message::VoteResponse { epoch: 1, granted: true, pre_vote: false, leader: None, error: None }, 5_002).unwrap();
+    n.step(
+        NodeId(2),
+        Message::VoteResponse {
+            epoch: 1,
+            granted: true,
+            pre_vote: false,
+            leader: None,
+            error: None,
+        },
+        5_002,
+    )
+    .unwrap();
     assert_eq!(n.role(), Role::Leader);
     n.tick(5_002 + 1_000).unwrap();
     assert_eq!(n.role(), Role::Leader);
     n.tick(5_002 + 2_001).unwrap();
-    assert_eq!(n.role(), Role::Unattached, "no fetches for a fetch timeout: resign");
+    assert_eq!(
+        n.role(),
+        Role::Unattached,
+        "no fetches for a fetch timeout: resign"
+    );
     assert!(n
         .take_ready()
         .messages
         .iter()
         .any(|(_, m)| matches!(m, Message::EndQuorumEpoch { .. })));
+}
+
+/// The planted bugs also show as what they do to a cluster, not only as broken rules: with the
+/// rule checks off, a double vote and committed entries that differ between nodes. (First seen
+/// at seeds 260 and 1006 when written; the bounds leave room for the schedule to shift.)
+#[test]
+fn planted_bugs_show_their_consequences() {
+    for (name, bugs, limit) in [
+        (
+            "vote_not_persisted",
+            RaftBugs {
+                vote_not_persisted: true,
+                ..RaftBugs::default()
+            },
+            1_000,
+        ),
+        (
+            "hw_on_stale_epoch",
+            RaftBugs {
+                hw_on_stale_epoch: true,
+                ..RaftBugs::default()
+            },
+            2_500,
+        ),
+    ] {
+        let caught = first_catching_seed(bugs, limit, false);
+        eprintln!("{name}: consequence first seen {caught:?}");
+        assert!(
+            caught.is_some(),
+            "{name}: no consequence within {limit} seeds"
+        );
+    }
 }
