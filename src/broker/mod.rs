@@ -5,3 +5,4 @@
 //! The only place where the cores meet IO, and where internal errors become Kafka error codes.
 
 pub mod log_writer;
+pub mod raft_storage;

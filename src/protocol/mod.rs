@@ -3,6 +3,7 @@
 //!
 //! Depends only on `model`; no IO, no clocks.
 
+pub mod frame;
 pub mod record_batch;
 
 pub use record_batch::{BatchError, BatchHeader, RecordBatch};

@@ -61,6 +61,8 @@ pub enum BatchError {
     NegativeOffsetDelta(i32),
     #[error("negative base offset {0}")]
     NegativeBaseOffset(i64),
+    #[error("malformed records: {0}")]
+    Malformed(String),
 }
 
 fn be_i16(b: &[u8], at: usize) -> i16 {
@@ -302,6 +304,87 @@ pub fn build_batch(
     let crc = crc32c::crc32c(&b[OFF_ATTRIBUTES..]);
     b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     b
+}
+
+/// One record of an uncompressed batch, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of an uncompressed batch. Only for the few places that must look inside a batch
+/// (the metadata log's entries, ListOffsets by timestamp); never on the produce or fetch path.
+/// Every length is checked against what is left, so a lying batch gives an error, not a panic or
+/// a large allocation.
+pub fn records<'a>(batch: &RecordBatch<'a>) -> Result<Vec<Record<'a>>, BatchError> {
+    let bad = |what: &str| BatchError::Malformed(what.to_string());
+    if batch.compression() != 0 {
+        return Err(bad("compressed batch"));
+    }
+    let mut rest = &batch.as_bytes()[HEADER_LEN..];
+    let count = usize::try_from(batch.records_count()).map_err(|_| bad("negative record count"))?;
+    // Each record takes at least 7 bytes, which bounds the count before anything is allocated.
+    if count > rest.len() / 7 + 1 {
+        return Err(bad("record count larger than the batch"));
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len =
+            usize::try_from(get_varlong(&mut rest)?).map_err(|_| bad("negative record length"))?;
+        if len > rest.len() {
+            return Err(bad("record longer than the batch"));
+        }
+        let (mut rec, tail) = rest.split_at(len);
+        rest = tail;
+        let _attributes = get_bytes(&mut rec, 1)?;
+        let timestamp_delta = get_varlong(&mut rec)?;
+        let offset_delta = get_varlong(&mut rec)?;
+        let key = get_nullable(&mut rec)?;
+        let value = get_nullable(&mut rec)?;
+        out.push(Record {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn get_bytes<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], BatchError> {
+    if buf.len() < n {
+        return Err(BatchError::Malformed("record truncated".into()));
+    }
+    let (head, tail) = buf.split_at(n);
+    *buf = tail;
+    Ok(head)
+}
+
+fn get_nullable<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, BatchError> {
+    let len = get_varlong(buf)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let n = usize::try_from(len).map_err(|_| BatchError::Malformed("length too large".into()))?;
+    get_bytes(buf, n).map(Some)
+}
+
+fn get_varlong(buf: &mut &[u8]) -> Result<i64, BatchError> {
+    let mut z: u64 = 0;
+    for i in 0..10 {
+        let [b, rest @ ..] = *buf else {
+            return Err(BatchError::Malformed("varint truncated".into()));
+        };
+        *buf = rest;
+        z |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    Err(BatchError::Malformed("varint longer than 10 bytes".into()))
 }
 
 fn put_varlong(out: &mut Vec<u8>, v: i64) {

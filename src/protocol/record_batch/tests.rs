@@ -120,3 +120,34 @@ proptest::proptest! {
         let _ = RecordBatch::parse(&bytes, 1 << 20);
     }
 }
+
+#[test]
+fn records_of_a_kafka_python_batch() {
+    let bytes = unhex(KAFKA_PYTHON_PLAIN);
+    let (batch, _) = RecordBatch::parse(&bytes, 1 << 20).unwrap();
+    let recs = records(&batch).unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].key, Some(&b"key-0"[..]));
+    assert_eq!(recs[0].value, Some(&b"hello"[..]));
+    assert_eq!(recs[1].key, None);
+    assert_eq!(recs[1].value, Some(&b"world"[..]));
+    assert_eq!(recs[1].offset_delta, 1);
+    assert_eq!(recs[1].timestamp_delta, 5);
+    // Compressed batches are refused, not misread.
+    let gz = unhex(KAFKA_PYTHON_GZIP);
+    assert!(records(&RecordBatch::parse(&gz, 1 << 20).unwrap().0).is_err());
+}
+
+proptest::proptest! {
+    #[test]
+    fn records_round_trip_through_our_builder(values in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 1..20)) {
+        let recs: Vec<(Option<&[u8]>, &[u8])> = values.iter().map(|v| (None, &v[..])).collect();
+        let bytes = build_batch(0, 0, &recs);
+        let (batch, _) = RecordBatch::parse(&bytes, usize::MAX).unwrap();
+        let got = records(&batch).unwrap();
+        proptest::prop_assert_eq!(got.len(), values.len());
+        for (g, v) in got.iter().zip(&values) {
+            proptest::prop_assert_eq!(g.value, Some(&v[..]));
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Where the quorum keeps its state on disk: the metadata log (`__cluster_metadata-0`, record
+//! batches in our partition log, one entry per batch with the entry's epoch as the batch's
+//! partition leader epoch) and the `quorum-state` file (Kafka's JSON format), both in
+//! `metadata.log.dir`.
+
+use crate::log::{Log, LogError};
+use crate::model::NodeId;
+use crate::protocol::record_batch::{
+    self, build_batch, set_partition_leader_epoch, BatchError, RecordBatch,
+};
+use crate::raft::{Entry, Epoch, LogFailure, QuorumState, RaftLog};
+use crate::runtime::Disk;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The metadata log's directory name, as Kafka's.
+pub const METADATA_LOG_DIR_NAME: &str = "__cluster_metadata-0";
+pub const QUORUM_STATE_FILE: &str = "quorum-state";
+
+/// One batch holding one entry.
+pub fn entry_batch(entry: &Entry) -> Vec<u8> {
+    let mut batch = build_batch(entry.offset as i64, 0, &[(None, &entry.data)]);
+    set_partition_leader_epoch(&mut batch, entry.epoch);
+    batch
+}
+
+/// The entries in a run of batches (as read from the log or received in a fetch).
+pub fn entries_from_batches(mut bytes: &[u8]) -> Result<Vec<Entry>, BatchError> {
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        let (batch, rest) = RecordBatch::parse(bytes, usize::MAX)?;
+        for record in record_batch::records(&batch)? {
+            entries.push(Entry {
+                offset: (batch.base_offset() + record.offset_delta) as u64,
+                epoch: batch.partition_leader_epoch(),
+                data: record.value.unwrap_or_default().to_vec(),
+            });
+        }
+        bytes = rest;
+    }
+    Ok(entries)
+}
+
+/// The metadata log: our partition log plus the epoch of each stretch of it (Kafka's
+/// leader-epoch cache), rebuilt by reading the log at open.
+#[derive(Debug)]
+pub struct DiskRaftLog {
+    log: Log,
+    /// (epoch, first offset of that epoch), ascending.
+    epochs: Vec<(Epoch, u64)>,
+}
+
+impl DiskRaftLog {
+    pub fn open(log: Log) -> Result<DiskRaftLog, LogError> {
+        let mut epochs: Vec<(Epoch, u64)> = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let bytes = log.read(offset, 1 << 20, None)?;
+            let mut rest = &bytes[..];
+            if rest.is_empty() {
+                break;
+            }
+            while !rest.is_empty() {
+                let (batch, tail) = RecordBatch::parse(rest, usize::MAX).map_err(|reason| {
+                    LogError::InvalidBatch {
+                        position: 0,
+                        reason,
+                    }
+                })?;
+                let epoch = batch.partition_leader_epoch();
+                if epochs.last().is_none_or(|(e, _)| *e < epoch) {
+                    epochs.push((epoch, batch.base_offset() as u64));
+                }
+                offset = batch.last_offset() as u64 + 1;
+                rest = tail;
+            }
+        }
+        Ok(DiskRaftLog { log, epochs })
+    }
+
+    /// Makes every entry durable; returns the durable end.
+    pub fn flush(&mut self) -> Result<u64, LogError> {
+        self.log.flush()
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+}
+
+impl RaftLog for DiskRaftLog {
+    fn start_offset(&self) -> u64 {
+        self.log.log_start_offset()
+    }
+
+    fn end_offset(&self) -> u64 {
+        self.log.log_end_offset()
+    }
+
+    fn last_epoch(&self) -> Epoch {
+        self.epochs.last().map_or(0, |(e, _)| *e)
+    }
+
+    fn end_offset_for_epoch(&self, epoch: Epoch) -> (Epoch, u64) {
+        match self.epochs.iter().rposition(|(e, _)| *e <= epoch) {
+            Some(i) => {
+                let end = self
+                    .epochs
+                    .get(i + 1)
+                    .map_or(self.end_offset(), |(_, start)| *start);
+                (self.epochs[i].0, end)
+            }
+            None => (0, self.start_offset()),
+        }
+    }
+
+    fn read(&self, from: u64, max_entries: usize) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut offset = from;
+        while out.len() < max_entries && offset < self.end_offset() {
+            let bytes = match self.log.read(offset, 256 << 10, None) {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!("reading the metadata log at {offset}: {e}");
+                    break;
+                }
+            };
+            match entries_from_batches(&bytes) {
+                Ok(entries) => {
+                    for e in entries {
+                        if e.offset >= offset && out.len() < max_entries {
+                            offset = e.offset + 1;
+                            out.push(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("the metadata log holds an unreadable batch at {offset}: {e}");
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), LogFailure> {
+        let mut bytes = Vec::new();
+        for e in entries {
+            bytes.extend(entry_batch(e));
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.log
+            .append_verbatim(&bytes, 0)
+            .map_err(|e| LogFailure(e.to_string()))?;
+        for e in entries {
+            if self.epochs.last().is_none_or(|(last, _)| *last < e.epoch) {
+                self.epochs.push((e.epoch, e.offset));
+            }
+        }
+        Ok(())
+    }
+
+    fn truncate_to(&mut self, offset: u64) -> Result<(), LogFailure> {
+        let end = self
+            .log
+            .truncate_to(offset)
+            .map_err(|e| LogFailure(e.to_string()))?;
+        self.epochs.retain(|(_, start)| *start < end);
+        Ok(())
+    }
+}
+
+/// Kafka's `quorum-state` file.
+#[derive(Debug, Serialize, Deserialize)]
+struct QuorumStateFile {
+    #[serde(rename = "clusterId", default)]
+    cluster_id: String,
+    #[serde(rename = "leaderId")]
+    leader_id: i32,
+    #[serde(rename = "leaderEpoch")]
+    leader_epoch: i32,
+    #[serde(rename = "votedId")]
+    voted_id: i32,
+    #[serde(rename = "appliedOffset", default)]
+    applied_offset: i64,
+    #[serde(rename = "currentVoters", default)]
+    current_voters: Vec<Voter>,
+    #[serde(default)]
+    data_version: i32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Voter {
+    #[serde(rename = "voterId")]
+    voter_id: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumStateError {
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("{path}: not a quorum-state file: {reason}")]
+    Malformed { path: String, reason: String },
+}
+
+/// Reads the quorum state; a missing file is the initial state.
+pub fn read_quorum_state(disk: &dyn Disk, path: &Path) -> Result<QuorumState, QuorumStateError> {
+    if !disk.exists(path) {
+        return Ok(QuorumState::default());
+    }
+    let bytes = disk.read_file(path).map_err(|e| QuorumStateError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let file: QuorumStateFile =
+        serde_json::from_slice(&bytes).map_err(|e| QuorumStateError::Malformed {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let id = |v: i32| (v >= 0).then_some(NodeId(v));
+    Ok(QuorumState {
+        epoch: file.leader_epoch.max(0),
+        voted_for: id(file.voted_id),
+        leader: id(file.leader_id),
+    })
+}
+
+/// Replaces the quorum state durably (write, fsync, rename, fsync the directory).
+pub fn write_quorum_state(
+    disk: &dyn Disk,
+    path: &Path,
+    state: &QuorumState,
+    voters: impl IntoIterator<Item = NodeId>,
+) -> Result<(), QuorumStateError> {
+    let file = QuorumStateFile {
+        cluster_id: String::new(),
+        leader_id: state.leader.map_or(-1, |n| n.0),
+        leader_epoch: state.epoch,
+        voted_id: state.voted_for.map_or(-1, |n| n.0),
+        applied_offset: 0,
+        current_voters: voters
+            .into_iter()
+            .map(|v| Voter { voter_id: v.0 })
+            .collect(),
+        data_version: 0,
+    };
+    let text = serde_json::to_vec(&file).map_err(|e| QuorumStateError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    disk.write_file_atomic(path, &text)
+        .map_err(|e| QuorumStateError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogConfig;
+    use crate::runtime::{DiskFaults, SimDisk};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    fn entry(offset: u64, epoch: Epoch) -> Entry {
+        Entry {
+            offset,
+            epoch,
+            data: format!("e{offset}@{epoch}").into_bytes(),
+        }
+    }
+
+    #[test]
+    fn the_disk_log_keeps_entries_and_epochs_across_a_reopen() {
+        let sim = SimDisk::new(1, DiskFaults::default());
+        let disk: Arc<dyn Disk> = Arc::new(sim);
+        let dir = PathBuf::from("/meta").join(METADATA_LOG_DIR_NAME);
+        let (log, _) = Log::open(Arc::clone(&disk), &dir, LogConfig::default(), 0).unwrap();
+        let mut raft_log = DiskRaftLog::open(log).unwrap();
+        raft_log
+            .append(&[entry(0, 1), entry(1, 1), entry(2, 3)])
+            .unwrap();
+        raft_log.append(&[entry(3, 3), entry(4, 4)]).unwrap();
+        assert_eq!(raft_log.end_offset_for_epoch(1), (1, 2));
+        assert_eq!(raft_log.end_offset_for_epoch(2), (1, 2));
+        assert_eq!(raft_log.end_offset_for_epoch(3), (3, 4));
+        assert_eq!(raft_log.end_offset_for_epoch(9), (4, 5));
+        assert_eq!(raft_log.end_offset_for_epoch(0), (0, 0));
+        raft_log.truncate_to(3).unwrap();
+        assert_eq!(raft_log.last_epoch(), 3);
+        raft_log.flush().unwrap();
+        let flushed = raft_log.log.flushed_offset();
+        drop(raft_log);
+        let (log, _) = Log::open(Arc::clone(&disk), &dir, LogConfig::default(), flushed).unwrap();
+        let reopened = DiskRaftLog::open(log).unwrap();
+        assert_eq!(
+            reopened.read(0, 10),
+            vec![entry(0, 1), entry(1, 1), entry(2, 3)]
+        );
+        assert_eq!(reopened.end_offset_for_epoch(3), (3, 3));
+    }
+
+    #[test]
+    fn quorum_state_round_trips_in_kafkas_format() {
+        let disk = SimDisk::new(2, DiskFaults::default());
+        disk.create_dir_all(Path::new("/m")).unwrap();
+        let path = Path::new("/m/quorum-state");
+        assert_eq!(
+            read_quorum_state(&disk, path).unwrap(),
+            QuorumState::default()
+        );
+        let state = QuorumState {
+            epoch: 7,
+            voted_for: Some(NodeId(2)),
+            leader: Some(NodeId(2)),
+        };
+        write_quorum_state(&disk, path, &state, [NodeId(1), NodeId(2), NodeId(3)]).unwrap();
+        assert_eq!(read_quorum_state(&disk, path).unwrap(), state);
+        let text = String::from_utf8(disk.read_file(path).unwrap()).unwrap();
+        assert!(
+            text.contains(r#""leaderEpoch":7"#) && text.contains(r#""votedId":2"#),
+            "{text}"
+        );
+        // A file Kafka wrote reads too.
+        let kafka = br#"{"clusterId":"","leaderId":1,"leaderEpoch":4,"votedId":-1,"appliedOffset":0,"currentVoters":[{"voterId":1}],"data_version":0}"#;
+        disk.write_file_atomic(path, kafka).unwrap();
+        assert_eq!(
+            read_quorum_state(&disk, path).unwrap(),
+            QuorumState {
+                epoch: 4,
+                voted_for: None,
+                leader: Some(NodeId(1))
+            }
+        );
+        disk.write_file_atomic(path, b"{not json").unwrap();
+        assert!(read_quorum_state(&disk, path)
+            .unwrap_err()
+            .to_string()
+            .contains("quorum-state"));
+    }
+}
