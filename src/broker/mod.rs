@@ -6,3 +6,4 @@
 
 pub mod log_writer;
 pub mod raft_storage;
+pub mod raft_wire;
