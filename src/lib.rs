@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod broker;
+pub mod cli;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod log;

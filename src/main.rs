@@ -27,9 +27,35 @@ enum Command {
     Storage(StorageCommand),
     /// One combined node with zero configuration, data in ./ketch-data.
     Dev(DevArgs),
+    /// Runs a node from its server.properties (today: a controller, i.e. a quorum member).
+    Server {
+        /// The node's server.properties.
+        config: PathBuf,
+    },
+    /// Inspects the metadata quorum, as Kafka's kafka-metadata-quorum.sh.
+    MetadataQuorum {
+        /// A controller's host:port (the controller listener).
+        #[arg(long, alias = "bootstrap-controller")]
+        bootstrap_server: String,
+        #[command(subcommand)]
+        command: QuorumCommand,
+    },
     /// Benchmarks (measurements, not tests).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum QuorumCommand {
+    /// Describes the quorum.
+    Describe {
+        /// Leader, epoch, high watermark, voters and observers.
+        #[arg(long)]
+        status: bool,
+        /// Each replica's log end offset and lag.
+        #[arg(long)]
+        replication: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +187,90 @@ fn dev(args: DevArgs) -> Result<(), String> {
     Err("the Kafka listener (127.0.0.1:9092) is not implemented yet: only storage is".into())
 }
 
+fn read_config(path: &Path) -> Result<ServerConfig, String> {
+    let disk = RealDisk;
+    let text = disk
+        .read_file(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8(text).map_err(|_| format!("{} is not UTF-8", path.display()))?;
+    let (config, warnings) =
+        ServerConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for w in warnings {
+        tracing::warn!("{}: {w}", path.display());
+    }
+    Ok(config)
+}
+
+fn server(config_path: &Path) -> Result<(), String> {
+    let config = read_config(config_path)?;
+    if !config.roles.controller {
+        return Err("process.roles=broker (a broker-only node) is not implemented yet: use broker,controller or controller".into());
+    }
+    let listener = config
+        .controller_listener()
+        .map_err(|e| e.to_string())?
+        .clone();
+    if !config.voters.contains_key(&config.node_id) {
+        return Err(format!(
+            "node.id {} is not among controller.quorum.voters ({:?}): a controller must be a voter",
+            config.node_id,
+            config.voters.keys().map(|n| n.0).collect::<Vec<_>>()
+        ));
+    }
+    let disk: Arc<dyn Disk> = Arc::new(RealDisk);
+    let mut cluster_id: Option<String> = None;
+    let mut metadata_log = None;
+    for dir in config.all_dirs() {
+        let (log_dir, mut logs, notes) = LogDir::open(
+            Arc::clone(&disk),
+            &dir,
+            cluster_id.as_deref(),
+            config.node_id,
+            |_| LogConfig::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        for n in notes {
+            tracing::warn!("recovery: {n}");
+        }
+        cluster_id.get_or_insert_with(|| log_dir.meta().cluster_id.clone());
+        if dir == config.metadata_log_dir {
+            let tp = ketch::model::TopicPartition::new(ketch::broker::raft_wire::METADATA_TOPIC, 0);
+            metadata_log = Some(match logs.remove(&tp) {
+                Some(log) => log,
+                None => log_dir
+                    .create_log(&tp, LogConfig::default())
+                    .map_err(|e| e.to_string())?,
+            });
+        }
+    }
+    let (Some(cluster_id), Some(log)) = (cluster_id, metadata_log) else {
+        return Err("no metadata log directory".into());
+    };
+    let seed_bytes = runtime::random_bytes_16().map_err(|e| e.to_string())?;
+    let seed = u64::from_le_bytes(seed_bytes[..8].try_into().unwrap_or([0; 8]));
+    let quorum = ketch::broker::quorum_server::QuorumConfig {
+        node_id: config.node_id,
+        cluster_id,
+        voters: config.voters.clone(),
+        listen: (listener.host.clone(), listener.port),
+        metadata_dir: config
+            .metadata_log_dir
+            .join(ketch::broker::raft_storage::METADATA_LOG_DIR_NAME),
+        election_timeout_ms: config.election_timeout_ms,
+        fetch_timeout_ms: config.fetch_timeout_ms,
+    };
+    runtime::block_on(ketch::broker::quorum_server::run(
+        quorum,
+        disk,
+        log,
+        runtime::Clock::system(),
+        seed,
+        runtime::shutdown_signal(),
+    ))
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -180,6 +290,15 @@ fn main() -> ExitCode {
             ignore_formatted,
         }) => format_storage(&cluster_id, &config, ignore_formatted),
         Command::Dev(args) => dev(args),
+        Command::Server { config } => server(&config),
+        Command::MetadataQuorum {
+            bootstrap_server,
+            command:
+                QuorumCommand::Describe {
+                    status,
+                    replication,
+                },
+        } => ketch::cli::describe_quorum(&bootstrap_server, status || !replication, replication),
         Command::Bench(BenchCommand::LogAppend {
             dir,
             total_mib,

@@ -7,7 +7,17 @@
 
 use super::properties::{Properties, PropertiesError};
 use super::NodeId;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// One entry of `listeners`: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    /// Empty means every interface.
+    pub host: String,
+    pub port: u16,
+}
 
 /// What a node does (`process.roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,10 +34,16 @@ pub struct ServerConfig {
     pub log_dirs: Vec<PathBuf>,
     /// `metadata.log.dir`: where the metadata log lives; defaults to the first of `log_dirs`.
     pub metadata_log_dir: PathBuf,
-    /// `controller.quorum.voters`, unparsed until the quorum exists.
-    pub controller_quorum_voters: Option<String>,
-    /// `listeners`, unparsed until the broker exists.
-    pub listeners: Option<String>,
+    /// `controller.quorum.voters`: `id@host:port,…`.
+    pub voters: BTreeMap<NodeId, (String, u16)>,
+    /// `listeners`.
+    pub listeners: Vec<Listener>,
+    /// `controller.listener.names`.
+    pub controller_listener_names: Vec<String>,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `controller.quorum.fetch.timeout.ms`.
+    pub fetch_timeout_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +73,78 @@ const KNOWN_KEYS: &[&str] = &[
     "advertised.listeners",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
+    "controller.quorum.election.timeout.ms",
+    "controller.quorum.fetch.timeout.ms",
 ];
+
+fn parse_host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+fn parse_voters(text: &str) -> Result<BTreeMap<NodeId, (String, u16)>, ConfigError> {
+    let allowed = "a comma-separated list of id@host:port, e.g. 1@localhost:9093,2@localhost:9094";
+    let mut voters = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('@')
+            .ok_or_else(|| invalid("controller.quorum.voters", text, allowed))?;
+        let id: i32 = id
+            .parse()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| invalid("controller.quorum.voters", text, allowed))?;
+        let addr = parse_host_port(addr)
+            .ok_or_else(|| invalid("controller.quorum.voters", text, allowed))?;
+        if voters.insert(NodeId(id), addr).is_some() {
+            return Err(invalid(
+                "controller.quorum.voters",
+                text,
+                "each voter id once",
+            ));
+        }
+    }
+    Ok(voters)
+}
+
+fn parse_listeners(text: &str) -> Result<Vec<Listener>, ConfigError> {
+    let allowed =
+        "a comma-separated list of NAME://host:port, e.g. PLAINTEXT://:9092,CONTROLLER://:9093";
+    let mut out: Vec<Listener> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, addr) = item
+            .split_once("://")
+            .ok_or_else(|| invalid("listeners", text, allowed))?;
+        let (host, port) =
+            parse_host_port(addr).ok_or_else(|| invalid("listeners", text, allowed))?;
+        if name.is_empty() || out.iter().any(|l| l.name == name) {
+            return Err(invalid(
+                "listeners",
+                text,
+                "distinct, non-empty listener names",
+            ));
+        }
+        out.push(Listener {
+            name: name.to_string(),
+            host,
+            port,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_ms(props: &Properties, key: &str, default: u64) -> Result<u64, ConfigError> {
+    match props.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid(key, v, "a positive number of milliseconds")),
+    }
+}
 
 fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError::Invalid {
@@ -131,17 +218,48 @@ impl ServerConfig {
             .get("metadata.log.dir")
             .map(|d| PathBuf::from(d.trim()))
             .unwrap_or(first_dir);
+        let voters = parse_voters(props.get("controller.quorum.voters").unwrap_or(""))?;
+        let listeners = parse_listeners(props.get("listeners").unwrap_or(""))?;
+        let controller_listener_names: Vec<String> = props
+            .get("controller.listener.names")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         Ok((
             ServerConfig {
                 node_id,
                 roles,
                 log_dirs,
                 metadata_log_dir,
-                controller_quorum_voters: props.get("controller.quorum.voters").map(str::to_string),
-                listeners: props.get("listeners").map(str::to_string),
+                voters,
+                listeners,
+                controller_listener_names,
+                election_timeout_ms: parse_ms(
+                    &props,
+                    "controller.quorum.election.timeout.ms",
+                    1000,
+                )?,
+                fetch_timeout_ms: parse_ms(&props, "controller.quorum.fetch.timeout.ms", 2000)?,
             },
             warnings,
         ))
+    }
+
+    /// The listener the quorum talks on: the first of `controller.listener.names` that is in
+    /// `listeners`.
+    pub fn controller_listener(&self) -> Result<&Listener, ConfigError> {
+        self.controller_listener_names
+            .iter()
+            .find_map(|n| self.listeners.iter().find(|l| &l.name == n))
+            .ok_or_else(|| ConfigError::Missing {
+                key: "controller.listener.names".into(),
+                hint: "a controller needs one of 'listeners' named in 'controller.listener.names', e.g. \
+                       listeners=CONTROLLER://:9093 and controller.listener.names=CONTROLLER"
+                    .into(),
+            })
     }
 
     /// Every directory `ketch storage format` must format: the log dirs and the metadata dir.
@@ -178,6 +296,49 @@ mod tests {
             warnings,
             vec!["unknown configuration key 'frobnicate' is ignored"]
         );
+        assert_eq!(
+            c.voters.get(&NodeId(1)),
+            Some(&("localhost".to_string(), 9093))
+        );
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(
+            c.listeners[1],
+            Listener {
+                name: "CONTROLLER".into(),
+                host: String::new(),
+                port: 9093
+            }
+        );
+        assert!(
+            c.controller_listener().is_err(),
+            "no controller.listener.names given"
+        );
+    }
+
+    #[test]
+    fn bad_voters_and_listeners_are_refused_with_the_key() {
+        for (text, key) in [
+            (
+                "node.id=1\ncontroller.quorum.voters=1@localhost\n",
+                "controller.quorum.voters",
+            ),
+            (
+                "node.id=1\ncontroller.quorum.voters=x@h:1\n",
+                "controller.quorum.voters",
+            ),
+            (
+                "node.id=1\ncontroller.quorum.voters=1@h:1,1@h:2\n",
+                "controller.quorum.voters",
+            ),
+            ("node.id=1\nlisteners=localhost:9092\n", "listeners"),
+            (
+                "node.id=1\ncontroller.quorum.fetch.timeout.ms=0\n",
+                "controller.quorum.fetch.timeout.ms",
+            ),
+        ] {
+            let err = ServerConfig::parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -255,6 +255,27 @@ impl<L: RaftLog> RaftNode<L> {
         }
     }
 
+    /// What a leader knows of each replica: `(id, fetch offset, ms since its last fetch)`;
+    /// `None` on a node that is not the leader. The leader itself is listed with its log end.
+    pub fn replica_progress(&self, now_ms: u64) -> Option<Vec<(NodeId, u64, Option<u64>)>> {
+        let State::Leader { replicas, .. } = &self.state else {
+            return None;
+        };
+        let mut out = vec![(self.config.node_id, self.log.end_offset(), Some(0))];
+        for (id, p) in replicas {
+            out.push((
+                *id,
+                p.fetch_offset,
+                p.last_fetch_ms.map(|t| now_ms.saturating_sub(t)),
+            ));
+        }
+        Some(out)
+    }
+
+    pub fn voters(&self) -> &BTreeSet<NodeId> {
+        &self.config.voters
+    }
+
     /// Everything to do since the last call.
     pub fn take_ready(&mut self) -> Ready {
         std::mem::take(&mut self.ready)

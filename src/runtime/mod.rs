@@ -50,6 +50,29 @@ pub fn block_on<F: Future>(future: F) -> std::io::Result<F::Output> {
     Ok(rt.block_on(future))
 }
 
+/// Completes on SIGINT or SIGTERM: the signal to stop gracefully.
+pub async fn shutdown_signal() {
+    #[cfg(not(madsim))]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(madsim)]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Sleeps for `duration` of (possibly simulated) time.
 pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await

@@ -1,0 +1,38 @@
+//! Reading and writing Kafka frames on a byte stream. The length is checked against the limit
+//! before anything is allocated for the body, so a peer that claims 2 GiB costs four bytes.
+
+use bytes::Bytes;
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Reads one frame's body (without the length prefix). `Ok(None)` at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+) -> io::Result<Option<Bytes>> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = i32::from_be_bytes(len);
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|n| *n <= max_bytes)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame length {len} is outside 0..={max_bytes}"),
+            )
+        })?;
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await?;
+    Ok(Some(Bytes::from(body)))
+}
+
+/// Writes an already length-prefixed frame.
+pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &[u8]) -> io::Result<()> {
+    writer.write_all(frame).await?;
+    writer.flush().await
+}

@@ -1,0 +1,470 @@
+//! The quorum's shell: drives a [`RaftNode`] over the metadata log on disk, the `quorum-state`
+//! file, and TCP on the controller listener, with Kafka's own messages.
+//!
+//! - One driver task owns the node. It takes inbound requests and responses from a channel,
+//!   ticks every 10 ms, and carries out each [`crate::raft::Ready`] in the order the core
+//!   requires: persist the quorum state, flush the log, then send.
+//! - The listener's connections decode requests and hand them to the driver with a reply slot;
+//!   the core's response to that peer and exchange fills the oldest waiting slot.
+//! - Each peer voter gets two client connections (fetches, which a leader may hold for
+//!   500 ms, and everything else), each one request at a time; a request that finds no
+//!   connection, or whose answer does not come in time, is dropped: the core retries.
+
+use super::net::{read_frame, write_frame};
+use super::raft_storage::{read_quorum_state, write_quorum_state, DiskRaftLog, QUORUM_STATE_FILE};
+use super::raft_wire::{
+    exchange_of, is_response, request_from_wire, request_to_wire, response_from_wire,
+    response_to_wire, Exchange, METADATA_TOPIC,
+};
+use crate::log::Log;
+use crate::model::NodeId;
+use crate::protocol::frame::{
+    decode_request, decode_response, encode_request, encode_response, FrameError,
+};
+use crate::raft::{self, Message, RaftLog, RaftNode, Role};
+use crate::runtime::{self, net::TcpListener, net::TcpStream, Clock, Disk};
+use kafka_protocol::messages::{
+    api_versions_response, describe_quorum_response, ApiKey, ApiVersionsResponse, BrokerId,
+    DescribeQuorumResponse, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest frame accepted on the controller listener.
+const MAX_FRAME_BYTES: usize = 16 << 20;
+/// How long a connection waits for the core to answer a request before giving up on it.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+const TICK: Duration = Duration::from_millis(10);
+
+pub struct QuorumConfig {
+    pub node_id: NodeId,
+    pub cluster_id: String,
+    pub voters: BTreeMap<NodeId, (String, u16)>,
+    pub listen: (String, u16),
+    /// `<metadata.log.dir>/__cluster_metadata-0`.
+    pub metadata_dir: PathBuf,
+    pub election_timeout_ms: u64,
+    pub fetch_timeout_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Storage(String),
+    #[error("the metadata log failed: {0}")]
+    Log(String),
+}
+
+enum Inbound {
+    Request {
+        from: NodeId,
+        message: Message,
+        reply: oneshot::Sender<Message>,
+    },
+    Response {
+        from: NodeId,
+        message: Message,
+    },
+    Describe {
+        reply: oneshot::Sender<DescribeQuorumResponse>,
+    },
+}
+
+fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
+    match api_key {
+        ApiKey::ApiVersions => Some((0, 4)),
+        ApiKey::Vote => Some((0, 2)),
+        ApiKey::BeginQuorumEpoch => Some((0, 1)),
+        ApiKey::EndQuorumEpoch => Some((0, 1)),
+        ApiKey::Fetch => Some((13, 17)),
+        ApiKey::DescribeQuorum => Some((0, 2)),
+        _ => None,
+    }
+}
+
+fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    let keys = [
+        ApiKey::Fetch,
+        ApiKey::ApiVersions,
+        ApiKey::Vote,
+        ApiKey::BeginQuorumEpoch,
+        ApiKey::EndQuorumEpoch,
+        ApiKey::DescribeQuorum,
+    ];
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            keys.iter()
+                .filter_map(|k| {
+                    supported(*k).map(|(min, max)| {
+                        api_versions_response::ApiVersion::default()
+                            .with_api_key(*k as i16)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    })
+                })
+                .collect(),
+        )
+}
+
+/// Runs the quorum member until `shutdown` completes or the log fails.
+pub async fn run(
+    config: QuorumConfig,
+    disk: Arc<dyn Disk>,
+    log: Log,
+    clock: Clock,
+    seed: u64,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), QuorumError> {
+    let state_path = config.metadata_dir.join(QUORUM_STATE_FILE);
+    let durable = read_quorum_state(disk.as_ref(), &state_path)
+        .map_err(|e| QuorumError::Storage(e.to_string()))?;
+    let raft_log = DiskRaftLog::open(log).map_err(|e| QuorumError::Storage(e.to_string()))?;
+    let mut core_config =
+        raft::Config::new(config.node_id, config.voters.keys().copied().collect());
+    core_config.election_timeout_ms = config.election_timeout_ms;
+    core_config.fetch_timeout_ms = config.fetch_timeout_ms;
+    tracing::info!(
+        node = %config.node_id,
+        epoch = durable.epoch,
+        log_end = raft_log.end_offset(),
+        "quorum member starting"
+    );
+    let mut node = RaftNode::new(core_config, raft_log, durable, clock.monotonic_ms(), seed);
+
+    let addr = format!(
+        "{}:{}",
+        if config.listen.0.is_empty() {
+            "0.0.0.0"
+        } else {
+            &config.listen.0
+        },
+        config.listen.1
+    );
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| QuorumError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    tracing::info!(%addr, "controller listener ready");
+    let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
+    {
+        let inbound = inbound_tx.clone();
+        runtime::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        let inbound = inbound.clone();
+                        runtime::spawn(async move {
+                            if let Err(e) = serve_connection(stream, inbound).await {
+                                tracing::debug!(%peer, "controller connection closed: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        runtime::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    let mut outbound: BTreeMap<(NodeId, bool), mpsc::Sender<Message>> = BTreeMap::new();
+    for (id, (host, port)) in &config.voters {
+        if *id == config.node_id {
+            continue;
+        }
+        for fetches in [true, false] {
+            let (tx, rx) = mpsc::channel(64);
+            outbound.insert((*id, fetches), tx);
+            runtime::spawn(peer_client(
+                *id,
+                format!("{host}:{port}"),
+                rx,
+                inbound_tx.clone(),
+                config.cluster_id.clone(),
+                config.node_id,
+            ));
+        }
+    }
+
+    let mut pending: BTreeMap<(NodeId, Exchange), VecDeque<oneshot::Sender<Message>>> =
+        BTreeMap::new();
+    let mut ticker = runtime::interval(TICK);
+    let mut last_view = (Role::Unattached, -1, None);
+    tokio::pin!(shutdown);
+    loop {
+        let now = clock.monotonic_ms();
+        let step = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => node.tick(now),
+            event = inbound_rx.recv() => match event {
+                None => break,
+                Some(Inbound::Request { from, message, reply }) => {
+                    pending.entry((from, exchange_of(&message))).or_default().push_back(reply);
+                    node.step(from, message, now)
+                }
+                Some(Inbound::Response { from, message }) => node.step(from, message, now),
+                Some(Inbound::Describe { reply }) => {
+                    let _ = reply.send(describe(&node, &clock, now));
+                    Ok(())
+                }
+            },
+        };
+        step.map_err(|e| QuorumError::Log(e.to_string()))?;
+        loop {
+            let ready = node.take_ready();
+            if ready.persist_state.is_none() && !ready.flush_log && ready.messages.is_empty() {
+                break;
+            }
+            if let Some(state) = &ready.persist_state {
+                write_quorum_state(
+                    disk.as_ref(),
+                    &state_path,
+                    state,
+                    config.voters.keys().copied(),
+                )
+                .map_err(|e| QuorumError::Storage(e.to_string()))?;
+            }
+            if ready.flush_log {
+                let flushed = node
+                    .log_mut()
+                    .flush()
+                    .map_err(|e| QuorumError::Log(e.to_string()))?;
+                node.on_log_flushed(flushed, clock.monotonic_ms());
+            }
+            for (to, message) in ready.messages {
+                if is_response(&message) {
+                    let waiting = pending.get_mut(&(to, exchange_of(&message)));
+                    if let Some(reply) = waiting.and_then(VecDeque::pop_front) {
+                        let _ = reply.send(message);
+                    }
+                } else {
+                    let fetch = matches!(message, Message::FetchRequest { .. });
+                    if let Some(tx) = outbound.get(&(to, fetch)) {
+                        // A full queue means the peer is unreachable: the core will retry.
+                        let _ = tx.try_send(message);
+                    }
+                }
+            }
+        }
+        // Drop reply slots whose connection has gone.
+        pending.retain(|_, q| {
+            q.retain(|r| !r.is_closed());
+            !q.is_empty()
+        });
+        let view = (node.role(), node.epoch(), node.leader());
+        if view != last_view {
+            tracing::info!(role = ?view.0, epoch = view.1, leader = ?view.2.map(|n| n.0), "quorum role");
+            last_view = view;
+        }
+    }
+    node.log_mut()
+        .flush()
+        .map_err(|e| QuorumError::Log(e.to_string()))?;
+    tracing::info!("quorum member stopped");
+    Ok(())
+}
+
+fn describe(node: &RaftNode<DiskRaftLog>, clock: &Clock, now_ms: u64) -> DescribeQuorumResponse {
+    let wall = clock.wall_ms();
+    let mut partition = describe_quorum_response::PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(node.leader().map_or(-1, |n| n.0)))
+        .with_leader_epoch(node.epoch())
+        .with_high_watermark(node.high_watermark() as i64);
+    match node.replica_progress(now_ms) {
+        Some(progress) => {
+            let state = |(id, offset, ago): &(NodeId, u64, Option<u64>)| {
+                describe_quorum_response::ReplicaState::default()
+                    .with_replica_id(BrokerId(id.0))
+                    .with_log_end_offset(*offset as i64)
+                    .with_last_fetch_timestamp(ago.map_or(-1, |a| wall - a as i64))
+                    .with_last_caught_up_timestamp(ago.map_or(-1, |a| wall - a as i64))
+            };
+            partition = partition
+                .with_current_voters(
+                    progress
+                        .iter()
+                        .filter(|p| node.voters().contains(&p.0))
+                        .map(state)
+                        .collect(),
+                )
+                .with_observers(
+                    progress
+                        .iter()
+                        .filter(|p| !node.voters().contains(&p.0))
+                        .map(state)
+                        .collect(),
+                );
+        }
+        None => {
+            // Only the leader knows the others' progress (as in Kafka); say who that is.
+            partition = partition.with_error_code(6).with_current_voters(
+                node.voters()
+                    .iter()
+                    .map(|v| {
+                        describe_quorum_response::ReplicaState::default()
+                            .with_replica_id(BrokerId(v.0))
+                            .with_log_end_offset(if *v == node.node_id() {
+                                node.log().end_offset() as i64
+                            } else {
+                                -1
+                            })
+                    })
+                    .collect(),
+            );
+        }
+    }
+    DescribeQuorumResponse::default().with_topics(vec![
+        describe_quorum_response::TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+            .with_partitions(vec![partition]),
+    ])
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    inbound: mpsc::Sender<Inbound>,
+) -> Result<(), String> {
+    loop {
+        let Some(frame) = read_frame(&mut stream, MAX_FRAME_BYTES)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let request = match decode_request(frame, supported) {
+            Ok(r) => r,
+            Err(FrameError::UnsupportedVersion {
+                api_key: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => {
+                // KIP-511: answer with error 35 and the full list, in v0.
+                let body = ResponseKind::ApiVersions(api_versions(35));
+                let out = encode_response(correlation_id, ApiKey::ApiVersions, 0, &body)
+                    .map_err(|e| e.to_string())?;
+                write_frame(&mut stream, &out)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("controller listener: closing a connection: {e}");
+                return Err(e.to_string());
+            }
+        };
+        let correlation_id = request.header.correlation_id;
+        let body = match &request.body {
+            RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(0)),
+            RequestKind::DescribeQuorum(_) => {
+                let (reply, answer) = oneshot::channel();
+                inbound
+                    .send(Inbound::Describe { reply })
+                    .await
+                    .map_err(|_| "stopping")?;
+                ResponseKind::DescribeQuorum(answer.await.map_err(|_| "stopping")?)
+            }
+            other => {
+                let (from, message) = request_from_wire(other).map_err(|e| {
+                    tracing::warn!("controller listener: bad request: {e}");
+                    e
+                })?;
+                let (reply, answer) = oneshot::channel();
+                inbound
+                    .send(Inbound::Request {
+                        from,
+                        message,
+                        reply,
+                    })
+                    .await
+                    .map_err(|_| "stopping")?;
+                let message = tokio::time::timeout(REPLY_TIMEOUT, answer)
+                    .await
+                    .map_err(|_| "no answer in time")?
+                    .map_err(|_| "request dropped")?;
+                response_to_wire(&message).ok_or("the core answered with a request")?
+            }
+        };
+        let out = encode_response(correlation_id, request.api_key, request.version, &body)
+            .map_err(|e| e.to_string())?;
+        write_frame(&mut stream, &out)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+}
+
+async fn peer_client(
+    peer: NodeId,
+    addr: String,
+    mut requests: mpsc::Receiver<Message>,
+    inbound: mpsc::Sender<Inbound>,
+    cluster_id: String,
+    me: NodeId,
+) {
+    let client_id = format!("ketch-quorum-{}", me.0);
+    let mut stream: Option<TcpStream> = None;
+    let mut correlation_id = 0i32;
+    while let Some(message) = requests.recv().await {
+        let Some((api_key, version, body)) = request_to_wire(peer, &message, &cluster_id) else {
+            continue;
+        };
+        if stream.is_none() {
+            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&addr)).await
+            {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    stream = Some(s);
+                }
+                _ => continue, // unreachable: drop, the core retries
+            }
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        correlation_id = correlation_id.wrapping_add(1);
+        let exchange = async {
+            let frame = encode_request(correlation_id, &client_id, api_key, version, &body)
+                .map_err(|e| e.to_string())?;
+            write_frame(s, &frame).await.map_err(|e| e.to_string())?;
+            let answer = read_frame(s, MAX_FRAME_BYTES)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("connection closed")?;
+            let (got, response) =
+                decode_response(api_key, version, answer).map_err(|e| e.to_string())?;
+            if got != correlation_id {
+                return Err(format!("correlation id {got}, expected {correlation_id}"));
+            }
+            response_from_wire(&message, response)
+        };
+        match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
+            Ok(Ok(response)) => {
+                if inbound
+                    .send(Inbound::Response {
+                        from: peer,
+                        message: response,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(peer = peer.0, "quorum request failed: {e}");
+                stream = None;
+            }
+            Err(_) => stream = None,
+        }
+    }
+}
