@@ -22,15 +22,13 @@ pub fn describe_quorum(bootstrap: &str, status: bool, replication: bool) -> Resu
                 .await
                 .map_err(|_| format!("connecting to {bootstrap} timed out"))?
                 .map_err(|e| format!("cannot connect to {bootstrap}: {e}"))?;
-        let body = RequestKind::DescribeQuorum(
-            DescribeQuorumRequest::default().with_topics(vec![
+        let body = RequestKind::DescribeQuorum(DescribeQuorumRequest::default().with_topics(vec![
                 describe_quorum_request::TopicData::default()
                     .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
                     .with_partitions(vec![
                         describe_quorum_request::PartitionData::default().with_partition_index(0)
                     ]),
-            ]),
-        );
+            ]));
         let frame = encode_request(
             1,
             "ketch-metadata-quorum",

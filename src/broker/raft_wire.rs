@@ -453,7 +453,7 @@ pub fn response_from_wire(sent: &Message, response: ResponseKind) -> Result<Mess
                 None => Vec::new(),
             };
             let diverging = (p.diverging_epoch.epoch >= 0 && p.diverging_epoch.end_offset >= 0)
-                .then(|| (p.diverging_epoch.epoch, p.diverging_epoch.end_offset as u64));
+                .then_some((p.diverging_epoch.epoch, p.diverging_epoch.end_offset as u64));
             Ok(Message::FetchResponse {
                 epoch: p.current_leader.leader_epoch,
                 answers: (*fetch_offset, *last_fetched_epoch),
@@ -505,7 +505,7 @@ mod tests {
     /// core → Kafka response bytes → core.
     #[test]
     fn quorum_messages_round_trip_through_kafka_bytes() {
-        let requests = vec![
+        let requests = [
             Message::VoteRequest {
                 epoch: 5,
                 candidate: NodeId(2),
