@@ -13,8 +13,8 @@
 use super::net::{read_frame, write_frame};
 use super::raft_storage::{read_quorum_state, write_quorum_state, DiskRaftLog, QUORUM_STATE_FILE};
 use super::raft_wire::{
-    exchange_of, is_response, request_from_wire, request_to_wire, response_from_wire,
-    response_to_wire, Exchange, METADATA_TOPIC,
+    cluster_id_of, exchange_of, inconsistent_cluster_response, is_response, request_from_wire,
+    request_to_wire, response_from_wire, response_to_wire, Exchange, METADATA_TOPIC,
 };
 use crate::log::Log;
 use crate::model::NodeId;
@@ -160,13 +160,15 @@ pub async fn run(
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
     {
         let inbound = inbound_tx.clone();
+        let cluster_id: Arc<str> = Arc::from(config.cluster_id.as_str());
         runtime::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer)) => {
                         let inbound = inbound.clone();
+                        let cluster_id = Arc::clone(&cluster_id);
                         runtime::spawn(async move {
-                            if let Err(e) = serve_connection(stream, inbound).await {
+                            if let Err(e) = serve_connection(stream, inbound, &cluster_id).await {
                                 tracing::debug!(%peer, "controller connection closed: {e}");
                             }
                         });
@@ -336,6 +338,7 @@ fn describe(node: &RaftNode<DiskRaftLog>, clock: &Clock, now_ms: u64) -> Describ
 async fn serve_connection(
     mut stream: TcpStream,
     inbound: mpsc::Sender<Inbound>,
+    cluster_id: &str,
 ) -> Result<(), String> {
     loop {
         let Some(frame) = read_frame(&mut stream, MAX_FRAME_BYTES)
@@ -381,19 +384,32 @@ async fn serve_connection(
                     tracing::warn!("controller listener: bad request: {e}");
                     e
                 })?;
-                let (reply, answer) = oneshot::channel();
-                inbound
-                    .send(Inbound::Request {
-                        from,
-                        message,
-                        reply,
-                    })
-                    .await
-                    .map_err(|_| "stopping")?;
-                let message = tokio::time::timeout(REPLY_TIMEOUT, answer)
-                    .await
-                    .map_err(|_| "no answer in time")?
-                    .map_err(|_| "request dropped")?;
+                let message = match cluster_id_of(other) {
+                    Some(theirs) if theirs != cluster_id => {
+                        tracing::warn!(
+                            from = from.0,
+                            theirs,
+                            ours = cluster_id,
+                            "quorum request from another cluster refused"
+                        );
+                        inconsistent_cluster_response(&message).ok_or("not a quorum request")?
+                    }
+                    _ => {
+                        let (reply, answer) = oneshot::channel();
+                        inbound
+                            .send(Inbound::Request {
+                                from,
+                                message,
+                                reply,
+                            })
+                            .await
+                            .map_err(|_| "stopping")?;
+                        tokio::time::timeout(REPLY_TIMEOUT, answer)
+                            .await
+                            .map_err(|_| "no answer in time")?
+                            .map_err(|_| "request dropped")?
+                    }
+                };
                 response_to_wire(&message).ok_or("the core answered with a request")?
             }
         };

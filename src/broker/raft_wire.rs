@@ -53,6 +53,7 @@ fn error_from(code: i16) -> Option<RaftError> {
         74 => Some(RaftError::FencedLeaderEpoch),
         76 => Some(RaftError::UnknownLeaderEpoch),
         68 => Some(RaftError::InconsistentVoterSet),
+        104 => Some(RaftError::InconsistentClusterId),
         _ => Some(RaftError::NotLeaderOrFollower),
     }
 }
@@ -262,6 +263,49 @@ pub fn request_from_wire(request: &RequestKind) -> Result<(NodeId, Message), Str
         }
         _ => Err("not a quorum request".to_string()),
     }
+}
+
+/// The cluster id a quorum request names, if it names one.
+pub fn cluster_id_of(request: &RequestKind) -> Option<&str> {
+    let id = match request {
+        RequestKind::Vote(r) => r.cluster_id.as_ref(),
+        RequestKind::BeginQuorumEpoch(r) => r.cluster_id.as_ref(),
+        RequestKind::EndQuorumEpoch(r) => r.cluster_id.as_ref(),
+        RequestKind::Fetch(r) => r.cluster_id.as_ref(),
+        _ => None,
+    };
+    id.map(|s| s.as_str())
+}
+
+/// The answer to a quorum request from another cluster: error 104, epoch 0 (which the sender's
+/// core ignores as stale).
+pub fn inconsistent_cluster_response(request: &Message) -> Option<Message> {
+    let error = Some(RaftError::InconsistentClusterId);
+    Some(match request {
+        Message::VoteRequest { pre_vote, .. } => Message::VoteResponse {
+            epoch: 0,
+            granted: false,
+            pre_vote: *pre_vote,
+            leader: None,
+            error,
+        },
+        Message::BeginQuorumEpoch { .. } => Message::BeginQuorumEpochResponse { epoch: 0, error },
+        Message::EndQuorumEpoch { .. } => Message::EndQuorumEpochResponse { epoch: 0, error },
+        Message::FetchRequest {
+            fetch_offset,
+            last_fetched_epoch,
+            ..
+        } => Message::FetchResponse {
+            epoch: 0,
+            answers: (*fetch_offset, *last_fetched_epoch),
+            leader: None,
+            high_watermark: 0,
+            entries: Vec::new(),
+            diverging: None,
+            error,
+        },
+        _ => return None,
+    })
 }
 
 /// Which request a response answers, so responses can be paired with waiting requests.

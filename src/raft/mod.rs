@@ -73,8 +73,10 @@ pub enum RaftError {
     NotLeaderOrFollower,
     /// 76: the request's epoch is newer than the receiver knows.
     UnknownLeaderEpoch,
-    /// 35-like: the sender is not a voter of this quorum (voter-only requests).
+    /// 68: the sender is not a voter of this quorum (voter-only requests).
     InconsistentVoterSet,
+    /// 104: the request names another cluster (checked by the shell, which knows the id).
+    InconsistentClusterId,
 }
 
 impl RaftError {
@@ -84,6 +86,7 @@ impl RaftError {
             RaftError::NotLeaderOrFollower => 6,
             RaftError::UnknownLeaderEpoch => 76,
             RaftError::InconsistentVoterSet => 68,
+            RaftError::InconsistentClusterId => 104,
         }
     }
 }
