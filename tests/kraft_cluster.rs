@@ -1,6 +1,7 @@
 //! A real three-node KRaft quorum of the `ketch` binary on 127.0.0.1: format, start, see a
 //! leader, SIGKILL it, see a new leader in a later epoch, restart the old one and see it rejoin
 //! as a follower that catches up with the leader's log.
+#![allow(clippy::disallowed_methods)] // black-box tests wait on real time
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! length prefix over the limit, a request from another cluster, a vote from a non-voter, a
 //! fetch with a stale epoch, an ApiVersions version from the future. Each gets Kafka's error
 //! code or loses only its own connection, and the node keeps serving.
+#![allow(clippy::disallowed_methods)] // black-box tests wait on real time
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
