@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod broker;
+#[cfg(not(madsim))] // talks to real sockets from a real runtime
 pub mod cli;
 #[doc(hidden)]
 pub mod fuzzing;

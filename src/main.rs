@@ -258,13 +258,18 @@ fn server(config_path: &Path) -> Result<(), String> {
             .join(ketch::broker::raft_storage::METADATA_LOG_DIR_NAME),
         election_timeout_ms: config.election_timeout_ms,
         fetch_timeout_ms: config.fetch_timeout_ms,
+        observer: None,
+        bugs: Default::default(),
     };
+    // Nothing proposes yet: the controller that will is the next step.
+    let (_proposer, proposals) = ketch::broker::quorum_server::proposal_channel();
     runtime::block_on(ketch::broker::quorum_server::run(
         quorum,
         disk,
         log,
         runtime::Clock::system(),
         seed,
+        proposals,
         runtime::shutdown_signal(),
     ))
     .map_err(|e| e.to_string())?

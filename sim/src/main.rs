@@ -13,7 +13,16 @@
 //! checks must catch.
 
 #[cfg(madsim)]
+mod quorum;
+#[cfg(madsim)]
 mod storage;
+
+/// What a run found.
+pub struct Report {
+    pub violations: Vec<String>,
+    pub summary: String,
+    pub trace_hash: u64,
+}
 
 use clap::Parser;
 
@@ -26,7 +35,11 @@ struct Args {
     /// Run a range of seeds `A..B` (B excluded), each in its own process.
     #[arg(long)]
     seeds: Option<String>,
-    /// Plant a deliberate bug the checks must catch: `ack-before-fsync`.
+    /// What to simulate: `storage` (log durability) or `quorum` (the KRaft quorum).
+    #[arg(long, default_value = "storage")]
+    scenario: String,
+    /// Plant a deliberate bug the checks must catch: `ack-before-fsync` (storage),
+    /// `skip-metadata-flush` (quorum).
     #[arg(long)]
     plant: Option<String>,
     /// Virtual seconds of faults before the final check.
@@ -47,8 +60,8 @@ fn parse_range(s: &str) -> Option<(u64, u64)> {
 
 fn replay_line(args: &Args, seed: u64) -> String {
     let mut line = format!(
-        "replay: RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run -p ketch-sim --release -- --seed {seed} --duration-s {}",
-        args.duration_s
+        "replay: RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run -p ketch-sim --release -- --scenario {} --seed {seed} --duration-s {}",
+        args.scenario, args.duration_s
     );
     if let Some(bug) = &args.plant {
         line.push_str(&format!(" --plant {bug}"));
@@ -73,6 +86,7 @@ fn run_range(args: &Args, from: u64, to: u64) -> i32 {
         }
         let mut cmd = std::process::Command::new(&exe);
         cmd.arg("--seed").arg(seed.to_string());
+        cmd.arg("--scenario").arg(&args.scenario);
         cmd.arg("--duration-s").arg(args.duration_s.to_string());
         if let Some(bug) = &args.plant {
             cmd.arg("--plant").arg(bug);
@@ -81,11 +95,21 @@ fn run_range(args: &Args, from: u64, to: u64) -> i32 {
             Ok(out) if out.status.success() => passed += 1,
             Ok(out) => {
                 let stdout = String::from_utf8_lossy(&out.stdout);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                // A violation the checks found, or an invariant asserted in production code.
+                let panic = stderr
+                    .lines()
+                    .position(|l| l.contains("panicked at"))
+                    .map(|i| {
+                        let lines: Vec<&str> = stderr.lines().collect();
+                        format!("PANIC {} {}", lines[i], lines.get(i + 1).unwrap_or(&""))
+                    });
                 let first_violation = stdout
                     .lines()
                     .find(|l| l.contains("VIOLATION"))
-                    .unwrap_or("(no violation line)")
-                    .to_string();
+                    .map(str::to_string)
+                    .or(panic)
+                    .unwrap_or_else(|| "(no violation line)".to_string());
                 if !args.expect_failure {
                     println!("seed {seed} FAILED: {first_violation}");
                     println!("  {}", replay_line(args, seed));
@@ -122,6 +146,16 @@ fn run_range(args: &Args, from: u64, to: u64) -> i32 {
     }
 }
 
+#[cfg(madsim)]
+fn finish(report: Report) -> ! {
+    for v in &report.violations {
+        println!("VIOLATION: {v}");
+    }
+    println!("{}", report.summary);
+    println!("trace-hash: {:016x}", report.trace_hash);
+    std::process::exit(if report.violations.is_empty() { 0 } else { 1 });
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(range) = &args.seeds {
@@ -134,6 +168,32 @@ fn main() {
     println!("{}", replay_line(&args, args.seed));
     #[cfg(madsim)]
     {
+        if args.scenario == "quorum" {
+            let bugs = ketch::broker::quorum_server::QuorumBugs {
+                skip_log_flush: match args.plant.as_deref() {
+                    None => false,
+                    Some("skip-metadata-flush") => true,
+                    Some(other) => {
+                        eprintln!("unknown planted bug '{other}' for the quorum (known: skip-metadata-flush)");
+                        std::process::exit(2);
+                    }
+                },
+            };
+            let report = quorum::run(quorum::Options {
+                seed: args.seed,
+                duration_s: args.duration_s,
+                verbose: args.verbose,
+                bugs,
+            });
+            finish(report);
+        }
+        if args.scenario != "storage" {
+            eprintln!(
+                "unknown scenario '{}' (known: storage, quorum)",
+                args.scenario
+            );
+            std::process::exit(2);
+        }
         let options = storage::Options {
             seed: args.seed,
             duration_s: args.duration_s,
@@ -147,13 +207,7 @@ fn main() {
             },
             verbose: args.verbose,
         };
-        let report = storage::run(options);
-        for v in &report.violations {
-            println!("VIOLATION: {v}");
-        }
-        println!("{}", report.summary);
-        println!("trace-hash: {:016x}", report.trace_hash);
-        std::process::exit(if report.violations.is_empty() { 0 } else { 1 });
+        finish(storage::run(options));
     }
     #[cfg(not(madsim))]
     {

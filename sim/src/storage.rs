@@ -6,6 +6,7 @@
 //! node): each append that was acknowledged is in the log, at the offsets it was given, with the
 //! bytes it was given. Acknowledged appends never overlap.
 
+use crate::Report;
 use ketch::broker::log_writer::{LogWriter, PlantedBugs};
 use ketch::log::{FlushPolicy, Log, LogConfig, LogDir, LogError, MetaProperties};
 use ketch::model::{NodeId, TopicPartition, Uuid};
@@ -26,12 +27,6 @@ pub struct Options {
     pub duration_s: u64,
     pub plant_ack_before_fsync: bool,
     pub verbose: bool,
-}
-
-pub struct Report {
-    pub violations: Vec<String>,
-    pub summary: String,
-    pub trace_hash: u64,
 }
 
 const CLUSTER_ID: &str = "c2ltdWxhdGVkLWNsdXN0ZQ";
@@ -98,7 +93,9 @@ struct Acked {
 /// their crashes, as the clients and the disks of a real cluster would.
 struct Shared {
     disks: Vec<SimDisk>,
+    /// Clocks are made inside the simulation (a clock made outside reads the real time).
     clocks: Vec<Clock>,
+    skews: Vec<(i64, i64)>,
     /// Per node: acknowledged appends by first offset.
     acked: Vec<BTreeMap<u64, Acked>>,
     /// Per node: how many times it has started.
@@ -380,6 +377,14 @@ async fn node_main(world: World, node: usize, swarm: Swarm, seed: u64, bugs: Pla
 }
 
 async fn supervise(world: World, swarm: Swarm, seed: u64, duration_s: u64, bugs: PlantedBugs) {
+    {
+        let mut w = lock(&world);
+        w.clocks = w
+            .skews
+            .iter()
+            .map(|(offset_ms, drift_ppm)| Clock::skewed(*offset_ms, *drift_ppm))
+            .collect();
+    }
     let handle = Handle::current();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5EED);
     let mut nodes = Vec::new();
@@ -475,17 +480,18 @@ pub fn run(options: Options) -> Report {
         ack_before_fsync: options.plant_ack_before_fsync,
     };
     let mut disks = Vec::new();
-    let mut clocks = Vec::new();
+    let mut skews = Vec::new();
     for n in 0..swarm.nodes {
         disks.push(SimDisk::new(rng.gen(), swarm.faults));
         let offset_ms = rng.gen_range(-5_000i64..5_000);
         let drift_ppm = rng.gen_range(-500i64..500);
-        clocks.push(Clock::skewed(offset_ms, drift_ppm));
+        skews.push((offset_ms, drift_ppm));
         let _ = n;
     }
     let world: World = Arc::new(Mutex::new(Shared {
         disks,
-        clocks,
+        clocks: Vec::new(),
+        skews,
         acked: vec![BTreeMap::new(); swarm.nodes],
         incarnations: vec![0; swarm.nodes],
         stopped: vec![false; swarm.nodes],

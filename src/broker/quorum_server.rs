@@ -40,6 +40,55 @@ const MAX_FRAME_BYTES: usize = 16 << 20;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 const TICK: Duration = Duration::from_millis(10);
 
+/// What a quorum member looks like after each step, for observers (logs, the simulator's
+/// checks, later the broker's view of the metadata leader).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub node_id: NodeId,
+    pub role: Role,
+    pub epoch: raft::Epoch,
+    pub leader: Option<NodeId>,
+    pub high_watermark: u64,
+    pub log_end: u64,
+}
+
+/// Called with the member's status after every step; must be quick.
+pub type Observer = Arc<dyn Fn(&QuorumStatus) + Send + Sync>;
+
+/// A request to append an entry to the metadata log; answered with its offset and the leader's
+/// epoch once appended (not yet committed), or why not.
+pub struct Proposal {
+    pub data: Vec<u8>,
+    pub reply: oneshot::Sender<Result<(u64, raft::Epoch), String>>,
+}
+
+/// Proposes entries to a running quorum member.
+#[derive(Clone)]
+pub struct QuorumHandle {
+    tx: mpsc::Sender<Proposal>,
+}
+
+impl QuorumHandle {
+    /// Appends `data` if this member leads; the returned offset is committed once the high
+    /// watermark passes it.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<(u64, raft::Epoch), String> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Proposal { data, reply })
+            .await
+            .map_err(|_| "quorum member stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "quorum member stopped".to_string())?
+    }
+}
+
+/// A handle and the receiving end to give to [`run`].
+pub fn proposal_channel() -> (QuorumHandle, mpsc::Receiver<Proposal>) {
+    let (tx, rx) = mpsc::channel(256);
+    (QuorumHandle { tx }, rx)
+}
+
 pub struct QuorumConfig {
     pub node_id: NodeId,
     pub cluster_id: String,
@@ -49,6 +98,15 @@ pub struct QuorumConfig {
     pub metadata_dir: PathBuf,
     pub election_timeout_ms: u64,
     pub fetch_timeout_ms: u64,
+    pub observer: Option<Observer>,
+    /// Deliberate bugs for the simulator; inert without the `planted-bugs` feature.
+    pub bugs: QuorumBugs,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuorumBugs {
+    /// Report the metadata log flushed without flushing it.
+    pub skip_log_flush: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +181,7 @@ pub async fn run(
     log: Log,
     clock: Clock,
     seed: u64,
+    mut proposals: mpsc::Receiver<Proposal>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), QuorumError> {
     let state_path = config.metadata_dir.join(QUORUM_STATE_FILE);
@@ -222,6 +281,16 @@ pub async fn run(
                     Ok(())
                 }
             },
+            Some(proposal) = proposals.recv() => {
+                let result = node.propose(proposal.data, now);
+                let answer = match result {
+                    Ok(offset) => Ok((offset, node.epoch())),
+                    Err(raft::ProposeError::Log(e)) => return Err(QuorumError::Log(e.to_string())),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = proposal.reply.send(answer);
+                Ok(())
+            }
         };
         step.map_err(|e| QuorumError::Log(e.to_string()))?;
         loop {
@@ -239,10 +308,14 @@ pub async fn run(
                 .map_err(|e| QuorumError::Storage(e.to_string()))?;
             }
             if ready.flush_log {
-                let flushed = node
-                    .log_mut()
-                    .flush()
-                    .map_err(|e| QuorumError::Log(e.to_string()))?;
+                let skip = cfg!(feature = "planted-bugs") && config.bugs.skip_log_flush;
+                let flushed = if skip {
+                    node.log().end_offset()
+                } else {
+                    node.log_mut()
+                        .flush()
+                        .map_err(|e| QuorumError::Log(e.to_string()))?
+                };
                 node.on_log_flushed(flushed, clock.monotonic_ms());
             }
             for (to, message) in ready.messages {
@@ -265,6 +338,16 @@ pub async fn run(
             q.retain(|r| !r.is_closed());
             !q.is_empty()
         });
+        if let Some(observe) = &config.observer {
+            observe(&QuorumStatus {
+                node_id: config.node_id,
+                role: node.role(),
+                epoch: node.epoch(),
+                leader: node.leader(),
+                high_watermark: node.high_watermark(),
+                log_end: node.log().end_offset(),
+            });
+        }
         let view = (node.role(), node.epoch(), node.leader());
         if view != last_view {
             tracing::info!(role = ?view.0, epoch = view.1, leader = ?view.2.map(|n| n.0), "quorum role");

@@ -21,7 +21,7 @@ mod simulation;
 mod tests;
 
 pub use memlog::MemLog;
-pub use node::{Config, QuorumState, RaftBugs, RaftNode, Ready, Role};
+pub use node::{Config, ProposeError, QuorumState, RaftBugs, RaftNode, Ready, Role};
 
 use crate::model::NodeId;
 

@@ -1,0 +1,575 @@
+//! The quorum simulation: 3 or 5 voters run the real quorum shell (`quorum_server::run`: Kafka
+//! messages over madsim's TCP, the metadata log and quorum-state file over a [`SimDisk`]) while
+//! the seed crashes them (power loss), partitions links one way or both, isolates the leader,
+//! pauses nodes past the election timeout and gives each node its own clock rate.
+//!
+//! Checked at every step of every node (through the shell's observer): at most one leader per
+//! epoch; a node's epoch never decreases, across restarts too; its high watermark never
+//! decreases within a run of it. At the end, after healing: a leader and a new commit on every
+//! node within [`LIVENESS_BOUND`]; then every node loses power, and every committed proposal is
+//! found on a majority of the recovered metadata logs, with no log holding another entry at
+//! its offset.
+
+use crate::Report;
+use ketch::broker::quorum_server::{
+    self, proposal_channel, QuorumBugs, QuorumConfig, QuorumHandle, QuorumStatus,
+};
+use ketch::broker::raft_storage::{DiskRaftLog, METADATA_LOG_DIR_NAME};
+use ketch::broker::raft_wire::METADATA_TOPIC;
+use ketch::log::{Log, LogConfig, LogDir, MetaProperties};
+use ketch::model::{NodeId, TopicPartition, Uuid};
+use ketch::raft::{Epoch, RaftLog, Role};
+use ketch::runtime::{Clock, Disk, DiskFaults, SimDisk};
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, Runtime};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+pub struct Options {
+    pub seed: u64,
+    pub duration_s: u64,
+    pub verbose: bool,
+    pub bugs: QuorumBugs,
+}
+
+/// After healing, a leader and a commit on every node within: a fetch timeout to notice, three
+/// election rounds of at most twice the election timeout, and a replication round trip.
+const LIVENESS_BOUND: Duration = Duration::from_secs(12);
+const CLUSTER_ID: &str = "cXVvcnVtLXNpbXVsYXRpbw";
+const PORT: u16 = 9093;
+
+struct Shared {
+    voters: usize,
+    disks: Vec<SimDisk>,
+    /// Clocks are made inside the simulation (a clock made outside reads the real time).
+    clocks: Vec<Clock>,
+    skews: Vec<(i64, i64)>,
+    handles: Vec<Option<QuorumHandle>>,
+    status: Vec<Option<QuorumStatus>>,
+    max_epoch: Vec<Epoch>,
+    incarnation: Vec<u64>,
+    leaders: BTreeMap<Epoch, NodeId>,
+    /// Proposals appended by a leader: (node, epoch) → offset → data.
+    proposed: BTreeMap<(usize, Epoch), BTreeMap<u64, Vec<u8>>>,
+    /// Proposals known committed: offset → data.
+    committed: BTreeMap<u64, Vec<u8>>,
+    violations: Vec<String>,
+    trace: u64,
+    events: u64,
+    crashes: u64,
+    verbose: bool,
+    bugs: QuorumBugs,
+}
+
+type World = Arc<Mutex<Shared>>;
+
+fn lock(world: &World) -> MutexGuard<'_, Shared> {
+    world.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+impl Shared {
+    fn event(&mut self, node: usize, what: &str) {
+        self.events += 1;
+        self.trace = fnv(self.trace, what.as_bytes());
+        self.trace = fnv(self.trace, &(node as u64).to_le_bytes());
+        if self.verbose {
+            println!(
+                "{:>8} ms n{} {what}",
+                madsim::time::TimeHandle::current().elapsed().as_millis(),
+                node + 1
+            );
+        }
+    }
+
+    fn violation(&mut self, node: usize, what: String) {
+        self.event(node, &format!("VIOLATION {what}"));
+        self.violations.push(format!("node {}: {what}", node + 1));
+    }
+
+    /// The observer: every status of every node passes through here.
+    fn observe(&mut self, i: usize, s: &QuorumStatus) {
+        if s.epoch < self.max_epoch[i] {
+            self.violation(
+                i,
+                format!("epoch went back from {} to {}", self.max_epoch[i], s.epoch),
+            );
+        }
+        self.max_epoch[i] = self.max_epoch[i].max(s.epoch);
+        if s.role == Role::Leader {
+            match self.leaders.get(&s.epoch) {
+                Some(l) if *l != s.node_id => {
+                    let l = *l;
+                    self.violation(
+                        i,
+                        format!("two leaders in epoch {}: {l} and {}", s.epoch, s.node_id),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.leaders.insert(s.epoch, s.node_id);
+                    self.event(i, &format!("leader of epoch {}", s.epoch));
+                }
+            }
+        }
+        if let Some(prev) = &self.status[i] {
+            if s.high_watermark < prev.high_watermark {
+                self.violation(
+                    i,
+                    format!(
+                        "high watermark went back from {} to {}",
+                        prev.high_watermark, s.high_watermark
+                    ),
+                );
+            }
+        }
+        // A leader whose high watermark passed its own proposals has committed them.
+        if s.role == Role::Leader {
+            let mut newly = Vec::new();
+            if let Some(mine) = self.proposed.get_mut(&(i, s.epoch)) {
+                let done: Vec<u64> = mine.range(..s.high_watermark).map(|(o, _)| *o).collect();
+                for offset in done {
+                    if let Some(data) = mine.remove(&offset) {
+                        newly.push((offset, data));
+                    }
+                }
+            }
+            {
+                for (offset, data) in newly {
+                    {
+                        match self.committed.get(&offset) {
+                            Some(other) if *other != data => {
+                                let (a, b) = (
+                                    String::from_utf8_lossy(other).to_string(),
+                                    String::from_utf8_lossy(&data).to_string(),
+                                );
+                                self.violation(
+                                    i,
+                                    format!("offset {offset} committed twice: {a} and {b}"),
+                                );
+                            }
+                            _ => {
+                                self.committed.insert(offset, data);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.status[i] = Some(s.clone());
+    }
+}
+
+fn metadata_dir() -> PathBuf {
+    PathBuf::from("/meta")
+}
+
+fn ip(i: usize) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, i as u8 + 1))
+}
+
+fn open_metadata_log(disk: &SimDisk, i: usize) -> Result<Log, String> {
+    let disk: Arc<dyn Disk> = Arc::new(disk.clone());
+    let meta = MetaProperties {
+        cluster_id: CLUSTER_ID.into(),
+        node_id: NodeId(i as i32 + 1),
+        directory_id: Uuid::from_random([i as u8 + 7; 16]),
+    };
+    LogDir::format(Arc::clone(&disk), &metadata_dir(), &meta, true).map_err(|e| e.to_string())?;
+    let (dir, mut logs, _) = LogDir::open(
+        Arc::clone(&disk),
+        &metadata_dir(),
+        Some(CLUSTER_ID),
+        meta.node_id,
+        |_| LogConfig::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let tp = TopicPartition::new(METADATA_TOPIC, 0);
+    match logs.remove(&tp) {
+        Some(log) => Ok(log),
+        None => dir
+            .create_log(&tp, LogConfig::default())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) {
+    let (disk, clock, voters, incarnation, bugs) = {
+        let mut w = lock(&world);
+        w.incarnation[i] += 1;
+        w.status[i] = None;
+        let inc = w.incarnation[i];
+        w.event(i, &format!("start #{inc}"));
+        (
+            w.disks[i].clone(),
+            w.clocks[i].clone(),
+            w.voters,
+            inc,
+            w.bugs,
+        )
+    };
+    let log = match open_metadata_log(&disk, i) {
+        Ok(log) => log,
+        Err(e) => {
+            lock(&world).event(i, &format!("cannot open the metadata log: {e}"));
+            return;
+        }
+    };
+    let (handle, proposals) = proposal_channel();
+    lock(&world).handles[i] = Some(handle);
+    let observer_world = Arc::clone(&world);
+    let config = QuorumConfig {
+        node_id: NodeId(i as i32 + 1),
+        cluster_id: CLUSTER_ID.into(),
+        voters: (0..voters)
+            .map(|v| (NodeId(v as i32 + 1), (ip(v).to_string(), PORT)))
+            .collect(),
+        listen: (String::new(), PORT),
+        metadata_dir: metadata_dir().join(METADATA_LOG_DIR_NAME),
+        election_timeout_ms,
+        fetch_timeout_ms: 2 * election_timeout_ms,
+        observer: Some(Arc::new(move |s: &QuorumStatus| {
+            lock(&observer_world).observe(i, s)
+        })),
+        bugs,
+    };
+    let disk: Arc<dyn Disk> = Arc::new(disk);
+    let result = quorum_server::run(
+        config,
+        disk,
+        log,
+        clock,
+        seed ^ (i as u64) << 40 ^ incarnation << 20,
+        proposals,
+        std::future::pending(),
+    )
+    .await;
+    if let Err(e) = result {
+        lock(&world).event(i, &format!("stopped: {e}"));
+    }
+}
+
+fn crash(world: &World, handle: &Handle, id: madsim::task::NodeId, i: usize, why: &str) {
+    handle.kill(id);
+    let mut w = lock(world);
+    w.crashes += 1;
+    w.disks[i].crash();
+    w.handles[i] = None;
+    w.status[i] = None;
+    w.event(i, &format!("crash ({why})"));
+}
+
+fn leader_now(world: &World) -> Option<usize> {
+    let w = lock(world);
+    (0..w.voters).find(|i| {
+        w.status[*i]
+            .as_ref()
+            .is_some_and(|s| s.role == Role::Leader)
+    })
+}
+
+async fn propose_on_leader(world: &World, data: Vec<u8>) -> Option<(usize, u64, Epoch)> {
+    let i = leader_now(world)?;
+    let handle = lock(world).handles[i].clone()?;
+    let (offset, epoch) = handle.propose(data.clone()).await.ok()?;
+    lock(world)
+        .proposed
+        .entry((i, epoch))
+        .or_default()
+        .insert(offset, data);
+    Some((i, offset, epoch))
+}
+
+async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms: u64) {
+    {
+        let mut w = lock(&world);
+        w.clocks = w
+            .skews
+            .iter()
+            .map(|(offset_ms, drift_ppm)| Clock::skewed(*offset_ms, *drift_ppm))
+            .collect();
+    }
+    let handle = Handle::current();
+    let net = NetSim::current();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0051_0E11);
+    let voters = lock(&world).voters;
+    let mut ids = Vec::new();
+    for i in 0..voters {
+        let w = Arc::clone(&world);
+        let node = handle
+            .create_node()
+            .name(format!("n{}", i + 1))
+            .ip(ip(i))
+            .init(move || node_main(Arc::clone(&w), i, seed, election_timeout_ms))
+            .build();
+        ids.push(node.id());
+    }
+    let crash_p = rng.gen_range(0.0..0.08);
+    let partition_p = rng.gen_range(0.0..0.08);
+    let pause_p = rng.gen_range(0.0..0.03);
+    let mut down_until: Vec<Option<Duration>> = vec![None; voters];
+    let mut paused_until: Vec<Option<Duration>> = vec![None; voters];
+    let mut clogged: BTreeSet<(usize, usize)> = BTreeSet::new();
+    #[allow(clippy::disallowed_methods)] // madsim's virtual clock
+    let start = madsim::time::Instant::now();
+    let mut serial = 0u64;
+    while start.elapsed() < Duration::from_secs(duration_s) {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..120))).await;
+        let now = start.elapsed();
+        serial += 1;
+        // Proposals run on their own so a stuck leader does not stall the faults.
+        let w = Arc::clone(&world);
+        madsim::task::spawn(async move {
+            let _ = propose_on_leader(&w, format!("p{serial}").into_bytes()).await;
+        });
+        for i in 0..voters {
+            if down_until[i].is_some_and(|t| now >= t) {
+                down_until[i] = None;
+                handle.restart(ids[i]);
+            }
+            if paused_until[i].is_some_and(|t| now >= t) {
+                paused_until[i] = None;
+                handle.resume(ids[i]);
+                lock(&world).event(i, "resumed");
+            }
+        }
+        if rng.gen_bool(crash_p) {
+            let i = rng.gen_range(0..voters);
+            if down_until[i].is_none() && paused_until[i].is_none() {
+                crash(&world, &handle, ids[i], i, "power loss");
+                down_until[i] = Some(now + Duration::from_millis(rng.gen_range(10..3_000)));
+            }
+        }
+        if rng.gen_bool(partition_p) {
+            let kind = rng.gen_range(0..4);
+            let mut w = lock(&world);
+            match kind {
+                0 => {
+                    let (a, b) = (rng.gen_range(0..voters), rng.gen_range(0..voters));
+                    if a != b {
+                        net.clog_link(ids[a], ids[b]);
+                        clogged.insert((a, b));
+                        w.event(a, &format!("link to n{} clogged one way", b + 1));
+                    }
+                }
+                1 => {
+                    let (a, b) = (rng.gen_range(0..voters), rng.gen_range(0..voters));
+                    if a != b {
+                        net.clog_link(ids[a], ids[b]);
+                        net.clog_link(ids[b], ids[a]);
+                        clogged.insert((a, b));
+                        clogged.insert((b, a));
+                        w.event(a, &format!("link with n{} clogged both ways", b + 1));
+                    }
+                }
+                2 => {
+                    drop(w);
+                    if let Some(l) = leader_now(&world) {
+                        for o in 0..voters {
+                            if o != l {
+                                net.clog_link(ids[l], ids[o]);
+                                net.clog_link(ids[o], ids[l]);
+                                clogged.insert((l, o));
+                                clogged.insert((o, l));
+                            }
+                        }
+                        lock(&world).event(l, "leader isolated");
+                    }
+                }
+                _ => {
+                    for (a, b) in std::mem::take(&mut clogged) {
+                        net.unclog_link(ids[a], ids[b]);
+                    }
+                    w.event(0, "links healed");
+                }
+            }
+        }
+        if rng.gen_bool(pause_p) {
+            let i = rng.gen_range(0..voters);
+            if down_until[i].is_none() && paused_until[i].is_none() {
+                handle.pause(ids[i]);
+                paused_until[i] = Some(now + Duration::from_millis(rng.gen_range(500..5_000)));
+                lock(&world).event(i, "paused");
+            }
+        }
+    }
+    // Liveness: heal everything, then a leader and a commit everywhere within the bound.
+    for (a, b) in std::mem::take(&mut clogged) {
+        net.unclog_link(ids[a], ids[b]);
+    }
+    for i in 0..voters {
+        if paused_until[i].take().is_some() {
+            handle.resume(ids[i]);
+        }
+        if down_until[i].take().is_some() {
+            handle.restart(ids[i]);
+        }
+    }
+    lock(&world).event(0, "healed");
+    let healed = start.elapsed();
+    let mut done = false;
+    while start.elapsed() < healed + LIVENESS_BOUND && !done {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some((proposer, offset, epoch)) = propose_on_leader(&world, b"marker".to_vec()).await
+        {
+            let deadline = healed + LIVENESS_BOUND;
+            while start.elapsed() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let w = lock(&world);
+                let everywhere = (0..voters).all(|i| {
+                    w.status[i]
+                        .as_ref()
+                        .is_some_and(|s| s.high_watermark > offset)
+                });
+                if everywhere && w.committed.get(&offset).is_some_and(|d| d == b"marker") {
+                    done = true;
+                    break;
+                }
+                let still_leads = w.status[proposer]
+                    .as_ref()
+                    .is_some_and(|s| s.role == Role::Leader && s.epoch == epoch);
+                if !still_leads && !w.committed.contains_key(&offset) {
+                    break; // its leader lost office before committing it: propose again
+                }
+            }
+        }
+    }
+    if !done {
+        let mut w = lock(&world);
+        let view: Vec<String> = (0..voters)
+            .map(|i| {
+                format!(
+                    "{:?}",
+                    w.status[i].as_ref().map(|s| (
+                        s.role,
+                        s.epoch,
+                        s.leader,
+                        s.high_watermark,
+                        s.log_end
+                    ))
+                )
+            })
+            .collect();
+        w.violation(
+            0,
+            format!(
+                "liveness: no commit on every node within {LIVENESS_BOUND:?} of healing: {view:?}"
+            ),
+        );
+    }
+    // Power loss everywhere, then every committed proposal must be on a majority of disks.
+    for i in 0..voters {
+        crash(&world, &handle, ids[i], i, "final power loss");
+    }
+    let (disks, committed) = {
+        let w = lock(&world);
+        (w.disks.clone(), w.committed.clone())
+    };
+    let mut logs = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        d.set_faults(DiskFaults::default());
+        match open_metadata_log(d, i).and_then(|l| DiskRaftLog::open(l).map_err(|e| e.to_string()))
+        {
+            Ok(l) => logs.push(l.read(0, usize::MAX)),
+            Err(e) => {
+                lock(&world).violation(
+                    i,
+                    format!("metadata log unreadable after the final power loss: {e}"),
+                );
+                logs.push(Vec::new());
+            }
+        }
+    }
+    let mut w = lock(&world);
+    for (offset, data) in &committed {
+        let mut holders = 0;
+        for (i, log) in logs.iter().enumerate() {
+            match log.get(*offset as usize) {
+                Some(e) if e.data == *data => holders += 1,
+                Some(e) => {
+                    let (a, b) = (
+                        String::from_utf8_lossy(&e.data).to_string(),
+                        String::from_utf8_lossy(data).to_string(),
+                    );
+                    w.violation(i, format!("committed offset {offset} holds {a}, not {b}"));
+                }
+                None => {}
+            }
+        }
+        if holders < voters / 2 + 1 {
+            w.violation(
+                0,
+                format!("committed offset {offset} survives on {holders} of {voters} disks"),
+            );
+        }
+    }
+}
+
+pub fn run(options: Options) -> Report {
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let voters = if rng.gen_bool(0.5) { 3 } else { 5 };
+    let election_timeout_ms = if rng.gen_bool(0.5) {
+        1_000
+    } else {
+        rng.gen_range(200..1_000)
+    };
+    let mut disks = Vec::new();
+    let mut skews = Vec::new();
+    for _ in 0..voters {
+        disks.push(SimDisk::new(rng.gen(), DiskFaults::default()));
+        skews.push((rng.gen_range(-5_000..5_000), rng.gen_range(-30_000..30_000)));
+    }
+    let world: World = Arc::new(Mutex::new(Shared {
+        voters,
+        disks,
+        clocks: Vec::new(),
+        skews,
+        handles: vec![None; voters],
+        status: vec![None; voters],
+        max_epoch: vec![0; voters],
+        incarnation: vec![0; voters],
+        leaders: BTreeMap::new(),
+        proposed: BTreeMap::new(),
+        committed: BTreeMap::new(),
+        violations: Vec::new(),
+        trace: 0xcbf2_9ce4_8422_2325,
+        events: 0,
+        crashes: 0,
+        verbose: options.verbose,
+        bugs: options.bugs,
+    }));
+    let runtime = Runtime::with_seed_and_config(options.seed, madsim::Config::default());
+    let w = Arc::clone(&world);
+    runtime.block_on(async move {
+        supervise(w, options.seed, options.duration_s, election_timeout_ms).await
+    });
+    let w = lock(&world);
+    let mut trace = w.trace;
+    for d in &w.disks {
+        trace = fnv(trace, &d.trace_hash().to_le_bytes());
+    }
+    Report {
+        violations: w.violations.clone(),
+        summary: format!(
+            "seed {}: quorum of {voters}, election timeout {election_timeout_ms} ms: {} events, {} crashes, {} epochs with a leader, {} entries committed; {} violations",
+            options.seed,
+            w.events,
+            w.crashes,
+            w.leaders.len(),
+            w.committed.len(),
+            w.violations.len()
+        ),
+        trace_hash: trace,
+    }
+}
