@@ -38,6 +38,19 @@ fn same_seed_same_trace_hash() {
 }
 
 #[test]
+fn the_quorum_scenario_replays_too() {
+    let quorum = ["--scenario", "quorum"];
+    for seed in [3, 77] {
+        assert_eq!(
+            trace_hash(seed, &quorum),
+            trace_hash(seed, &quorum),
+            "quorum seed {seed} is not deterministic"
+        );
+    }
+    assert_ne!(trace_hash(3, &quorum), trace_hash(4, &quorum));
+}
+
+#[test]
 fn different_seeds_different_traces() {
     assert_ne!(trace_hash(1, &[]), trace_hash(2, &[]));
 }
