@@ -469,8 +469,8 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         );
     }
     // Power loss everywhere, then every committed proposal must be on a majority of disks.
-    for i in 0..voters {
-        crash(&world, &handle, ids[i], i, "final power loss");
+    for (i, id) in ids.iter().enumerate() {
+        crash(&world, &handle, *id, i, "final power loss");
     }
     let (disks, committed) = {
         let w = lock(&world);
