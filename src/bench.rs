@@ -246,3 +246,177 @@ pub fn log_recovery(dir: &Path, size_bytes: u64, segment_bytes: u64) -> BenchRes
     disk.remove_dir_all(dir)?;
     Ok(())
 }
+
+/// Three quorum members on loopback in this process (real TCP, real disk): time to the first
+/// leader, commit latency of `proposals` sequential metadata entries (propose on the leader until
+/// its high watermark passes the entry, which needs a majority's fsync), and the time from the
+/// leader's death (its tasks aborted, sockets closed, as a SIGKILL leaves them) to a new leader
+/// with the defaults (election timeout 1 s, fetch timeout 2 s).
+pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
+    use crate::broker::quorum_server::{self, proposal_channel, QuorumConfig, QuorumStatus};
+    use crate::broker::raft_storage::METADATA_LOG_DIR_NAME;
+    use crate::broker::raft_wire::METADATA_TOPIC;
+    use crate::log::{LogDir, MetaProperties};
+    use crate::model::{NodeId, TopicPartition, Uuid};
+    use crate::raft::Role;
+    use std::collections::BTreeMap;
+
+    let disk = RealDisk;
+    fresh_dir(&disk, dir)?;
+    let clock = Clock::system();
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        // Ask the OS for a free port, then let it go for the member to take.
+        let l = crate::runtime::net::TcpListener::bind("127.0.0.1:0").await?;
+        ports.push(l.local_addr()?.port());
+    }
+    let voters: BTreeMap<NodeId, (String, u16)> = (0..3)
+        .map(|i| (NodeId(i as i32 + 1), ("127.0.0.1".to_string(), ports[i])))
+        .collect();
+    let status: Arc<Mutex<BTreeMap<NodeId, QuorumStatus>>> = Arc::default();
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let mut members = Vec::new();
+    let shared: Arc<dyn Disk> = Arc::new(RealDisk);
+    let started = clock.monotonic();
+    for i in 0..3usize {
+        let node_id = NodeId(i as i32 + 1);
+        let meta_dir = dir.join(format!("node-{}", i + 1));
+        let meta = MetaProperties {
+            cluster_id: "YmVuY2gtcXVvcnVtLWlkAA".into(),
+            node_id,
+            directory_id: Uuid::from_random([i as u8; 16]),
+        };
+        LogDir::format(Arc::clone(&shared), &meta_dir, &meta, false)?;
+        let (log_dir, _, _) = LogDir::open(Arc::clone(&shared), &meta_dir, None, node_id, |_| {
+            LogConfig::default()
+        })?;
+        let log = log_dir.create_log(
+            &TopicPartition::new(METADATA_TOPIC, 0),
+            LogConfig::default(),
+        )?;
+        let (handle, rx) = proposal_channel();
+        let status2 = Arc::clone(&status);
+        let changed2 = Arc::clone(&changed);
+        let config = QuorumConfig {
+            node_id,
+            cluster_id: meta.cluster_id.clone(),
+            voters: voters.clone(),
+            listen: ("127.0.0.1".into(), ports[i]),
+            metadata_dir: meta_dir.join(METADATA_LOG_DIR_NAME),
+            election_timeout_ms: 1000,
+            fetch_timeout_ms: 2000,
+            observer: Some(Arc::new(move |s: &QuorumStatus| {
+                let mut map = status2
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if map.get(&s.node_id) != Some(s) {
+                    map.insert(s.node_id, s.clone());
+                    changed2.notify_waiters();
+                }
+            })),
+            bugs: Default::default(),
+        };
+        let task = crate::runtime::spawn(quorum_server::run(
+            config,
+            Arc::clone(&shared),
+            log,
+            clock.clone(),
+            i as u64 + 1,
+            rx,
+            std::future::pending(),
+        ));
+        members.push((handle, task));
+    }
+    let leader_of = |status: &Mutex<BTreeMap<NodeId, QuorumStatus>>, alive: &[bool]| {
+        let map = status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.values()
+            .find(|s| s.role == Role::Leader && alive[(s.node_id.0 - 1) as usize])
+            .map(|s| (s.node_id, s.epoch))
+    };
+    let wait_for = |pred: &dyn Fn() -> bool, changed: Arc<tokio::sync::Notify>| {
+        let ready = pred();
+        async move {
+            if !ready {
+                let _ = tokio::time::timeout(Duration::from_millis(20), changed.notified()).await;
+            }
+        }
+    };
+    let mut alive = [true; 3];
+    let (leader, epoch) = loop {
+        if let Some(l) = leader_of(&status, &alive) {
+            break l;
+        }
+        wait_for(&|| false, Arc::clone(&changed)).await;
+    };
+    let first_leader = clock.monotonic() - started;
+    println!(
+        "quorum of 3 on loopback, data in {}: first leader (node {leader}, epoch {epoch}) after {:.0} ms",
+        dir.display(),
+        first_leader.as_secs_f64() * 1e3
+    );
+    let handle = members[(leader.0 - 1) as usize].0.clone();
+    let mut latencies_us = Vec::with_capacity(proposals);
+    for n in 0..proposals {
+        let t0 = clock.monotonic();
+        let (offset, _) = handle.propose(format!("bench-{n}").into_bytes()).await?;
+        loop {
+            let committed = {
+                let map = status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                map.get(&leader).is_some_and(|s| s.high_watermark > offset)
+            };
+            if committed {
+                break;
+            }
+            let notified = changed.notified();
+            let committed = {
+                let map = status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                map.get(&leader).is_some_and(|s| s.high_watermark > offset)
+            };
+            if committed {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        }
+        latencies_us.push((clock.monotonic() - t0).as_micros() as u64);
+    }
+    latencies_us.sort_unstable();
+    let pct = |p: f64| {
+        latencies_us[((latencies_us.len() as f64 * p) as usize).min(latencies_us.len() - 1)]
+    };
+    println!(
+        "  commit latency of {proposals} sequential entries: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.5) as f64 / 1e3,
+        pct(0.99) as f64 / 1e3,
+        pct(1.0) as f64 / 1e3
+    );
+    // The leader dies: its tasks go, its sockets close.
+    members[(leader.0 - 1) as usize].1.abort();
+    alive[(leader.0 - 1) as usize] = false;
+    let t0 = clock.monotonic();
+    let (new_leader, new_epoch) = loop {
+        if let Some((l, e)) = leader_of(&status, &alive) {
+            if e > epoch {
+                break (l, e);
+            }
+        }
+        wait_for(&|| false, Arc::clone(&changed)).await;
+        if clock.monotonic() - t0 > Duration::from_secs(30) {
+            return Err("no new leader within 30 s".into());
+        }
+    };
+    println!(
+        "  leader {leader} killed: node {new_leader} leads epoch {new_epoch} after {:.0} ms",
+        (clock.monotonic() - t0).as_secs_f64() * 1e3
+    );
+    for (_, task) in &members {
+        task.abort();
+    }
+    disk.remove_dir_all(dir)?;
+    Ok(())
+}

@@ -100,6 +100,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 32)]
         producers: usize,
     },
+    /// A 3-member quorum on loopback in one process: first leader, commit latency, failover.
+    Quorum {
+        #[arg(long, default_value = "ketch-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        proposals: usize,
+    },
     /// Log recovery time after a clean shutdown and after crashes with unflushed tails.
     LogRecovery {
         #[arg(long, default_value = "ketch-bench")]
@@ -321,6 +328,9 @@ fn main() -> ExitCode {
                 fsync_total_bytes: fsync_total_mib << 20,
             },
         )),
+        Command::Bench(BenchCommand::Quorum { dir, proposals }) => {
+            run_async(async move { ketch::bench::quorum(&dir, proposals.max(1)).await })
+        }
         Command::Bench(BenchCommand::LogRecovery {
             dir,
             size_mib,

@@ -217,10 +217,12 @@ pub async fn run(
         })?;
     tracing::info!(%addr, "controller listener ready");
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
+    // The listener and the peer clients end with this member, however it ends.
+    let mut tasks = TaskGuard(Vec::new());
     {
         let inbound = inbound_tx.clone();
         let cluster_id: Arc<str> = Arc::from(config.cluster_id.as_str());
-        runtime::spawn(async move {
+        tasks.0.push(runtime::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer)) => {
@@ -238,7 +240,7 @@ pub async fn run(
                     }
                 }
             }
-        });
+        }));
     }
     let mut outbound: BTreeMap<(NodeId, bool), mpsc::Sender<Message>> = BTreeMap::new();
     for (id, (host, port)) in &config.voters {
@@ -248,14 +250,14 @@ pub async fn run(
         for fetches in [true, false] {
             let (tx, rx) = mpsc::channel(64);
             outbound.insert((*id, fetches), tx);
-            runtime::spawn(peer_client(
+            tasks.0.push(runtime::spawn(peer_client(
                 *id,
                 format!("{host}:{port}"),
                 rx,
                 inbound_tx.clone(),
                 config.cluster_id.clone(),
                 config.node_id,
-            ));
+            )));
         }
     }
 
@@ -359,6 +361,17 @@ pub async fn run(
         .map_err(|e| QuorumError::Log(e.to_string()))?;
     tracing::info!("quorum member stopped");
     Ok(())
+}
+
+/// Aborts the tasks it holds when dropped.
+struct TaskGuard(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 fn describe(node: &RaftNode<DiskRaftLog>, clock: &Clock, now_ms: u64) -> DescribeQuorumResponse {
