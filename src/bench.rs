@@ -278,7 +278,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
     let mut members = Vec::new();
     let shared: Arc<dyn Disk> = Arc::new(RealDisk);
     let started = clock.monotonic();
-    for i in 0..3usize {
+    for (i, port) in ports.iter().copied().enumerate() {
         let node_id = NodeId(i as i32 + 1);
         let meta_dir = dir.join(format!("node-{}", i + 1));
         let meta = MetaProperties {
@@ -301,7 +301,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             node_id,
             cluster_id: meta.cluster_id.clone(),
             voters: voters.clone(),
-            listen: ("127.0.0.1".into(), ports[i]),
+            listen: ("127.0.0.1".into(), port),
             metadata_dir: meta_dir.join(METADATA_LOG_DIR_NAME),
             election_timeout_ms: 1000,
             fetch_timeout_ms: 2000,
@@ -335,20 +335,16 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             .find(|s| s.role == Role::Leader && alive[(s.node_id.0 - 1) as usize])
             .map(|s| (s.node_id, s.epoch))
     };
-    let wait_for = |pred: &dyn Fn() -> bool, changed: Arc<tokio::sync::Notify>| {
-        let ready = pred();
-        async move {
-            if !ready {
-                let _ = tokio::time::timeout(Duration::from_millis(20), changed.notified()).await;
-            }
-        }
+    // Wakes on the next status change, or after 20 ms at the latest.
+    let wait_change = |changed: Arc<tokio::sync::Notify>| async move {
+        let _ = tokio::time::timeout(Duration::from_millis(20), changed.notified()).await;
     };
     let mut alive = [true; 3];
     let (leader, epoch) = loop {
         if let Some(l) = leader_of(&status, &alive) {
             break l;
         }
-        wait_for(&|| false, Arc::clone(&changed)).await;
+        wait_change(Arc::clone(&changed)).await;
     };
     let first_leader = clock.monotonic() - started;
     println!(
@@ -405,7 +401,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
                 break (l, e);
             }
         }
-        wait_for(&|| false, Arc::clone(&changed)).await;
+        wait_change(Arc::clone(&changed)).await;
         if clock.monotonic() - t0 > Duration::from_secs(30) {
             return Err("no new leader within 30 s".into());
         }
