@@ -14,6 +14,7 @@ pub mod bench;
 pub mod broker;
 #[cfg(not(madsim))] // talks to real sockets from a real runtime
 pub mod cli;
+pub mod controller;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod log;

@@ -1,0 +1,448 @@
+//! The active controller: validates commands against the image and turns them into records.
+//! Records it makes are applied to its own image at once (the next offsets), so commands that
+//! follow see them; when the shell loses leadership it rebuilds the image from committed
+//! records with [`Controller::replay`], and pending records that never committed are forgotten.
+
+use super::image::{ApplyError, MetadataImage};
+use super::records::{topic_id, Endpoint, MetadataRecord};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub session_timeout_ms: u64,
+    /// `num.partitions`.
+    pub default_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            session_timeout_ms: 9_000,
+            default_partitions: 1,
+            default_replication_factor: 1,
+        }
+    }
+}
+
+/// A refused command, with the Kafka error it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    StaleBrokerEpoch(String),
+    #[error("{0}")]
+    DuplicateBrokerRegistration(String),
+}
+
+impl ApiError {
+    /// Kafka's error code.
+    pub fn code(&self) -> i16 {
+        match self {
+            ApiError::TopicAlreadyExists(_) => 36,
+            ApiError::InvalidPartitions(_) => 37,
+            ApiError::InvalidReplicationFactor(_) => 38,
+            ApiError::InvalidTopic(_) => 17,
+            ApiError::UnknownTopic(_) => 3,
+            ApiError::StaleBrokerEpoch(_) => 77,
+            ApiError::DuplicateBrokerRegistration(_) => 101,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateTopic {
+    pub name: String,
+    /// -1: `num.partitions`.
+    pub partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shutdown: bool,
+}
+
+pub struct Controller {
+    config: ControllerConfig,
+    image: MetadataImage,
+    /// Last heartbeat (or registration) of each broker, in the controller's monotonic ms.
+    sessions: BTreeMap<i32, u64>,
+    rng: ChaCha8Rng,
+}
+
+/// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let legal = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if name.is_empty() || name.len() > 249 || !legal || name == "." || name == ".." {
+        return Err(ApiError::InvalidTopic(format!(
+            "topic name '{name}' is illegal: it must be 1 to 249 characters of [a-zA-Z0-9._-], and not '.' or '..'"
+        )));
+    }
+    Ok(())
+}
+
+impl Controller {
+    pub fn new(config: ControllerConfig, seed: u64) -> Controller {
+        Controller {
+            config,
+            image: MetadataImage::new(),
+            sessions: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
+    /// Applies a committed record: how every node, active or not, follows the metadata log.
+    pub fn replay(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ApplyError> {
+        self.image.apply(offset, record)
+    }
+
+    /// Becoming active: every registered broker gets a full session from now, since the
+    /// heartbeats the previous controller saw are not known here.
+    pub fn activate(&mut self, now_ms: u64) {
+        self.sessions = self.image.brokers.keys().map(|b| (*b, now_ms)).collect();
+    }
+
+    /// Applies records this controller made, at the offsets after its image's.
+    fn commit_locally(&mut self, records: &[MetadataRecord]) -> Result<(), ApplyError> {
+        for r in records {
+            let next = self.image.offset + 1;
+            self.image.apply(next, r)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
+        // Records made from the image's own state always apply; a failure is a bug here.
+        if let Err(e) = self.commit_locally(&records) {
+            panic!("the controller made a record its own image refuses: {e}");
+        }
+        records
+    }
+
+    pub fn register_broker(
+        &mut self,
+        broker_id: i32,
+        incarnation_id: &str,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+        now_ms: u64,
+    ) -> Result<(Vec<MetadataRecord>, i64), ApiError> {
+        if let Some(existing) = self.image.brokers.get(&broker_id) {
+            let alive = self
+                .sessions
+                .get(&broker_id)
+                .is_some_and(|t| now_ms < t + self.config.session_timeout_ms);
+            if existing.incarnation_id != incarnation_id && alive && !existing.fenced {
+                return Err(ApiError::DuplicateBrokerRegistration(format!(
+                    "another broker {broker_id} (incarnation {}) is registered and alive",
+                    existing.incarnation_id
+                )));
+            }
+        }
+        // A re-registering broker is a new process that may have lost unflushed data: it leaves
+        // the ISRs and leaderships it held (as if fenced) before it registers again, fenced.
+        let mut records = if self.image.brokers.contains_key(&broker_id) {
+            self.fence_records(broker_id)
+        } else {
+            Vec::new()
+        };
+        let broker_epoch = self.image.offset + 1 + records.len() as i64;
+        records.push(MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id: incarnation_id.to_string(),
+            broker_epoch,
+            endpoints,
+            rack,
+        });
+        self.sessions.insert(broker_id, now_ms);
+        Ok((self.finish(records), broker_epoch))
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+        want_fence: bool,
+        want_shutdown: bool,
+        now_ms: u64,
+    ) -> Result<(HeartbeatReply, Vec<MetadataRecord>), ApiError> {
+        let Some(b) = self.image.brokers.get(&broker_id) else {
+            return Err(ApiError::StaleBrokerEpoch(format!(
+                "broker {broker_id} is not registered"
+            )));
+        };
+        if b.broker_epoch != broker_epoch {
+            return Err(ApiError::StaleBrokerEpoch(format!(
+                "broker {broker_id} is at epoch {}, not {broker_epoch}",
+                b.broker_epoch
+            )));
+        }
+        let fenced = b.fenced;
+        self.sessions.insert(broker_id, now_ms);
+        // Caught up: the broker has replayed the metadata log as far as this controller had
+        // when it registered it, at least (KIP-631 uses the registration's offset).
+        let is_caught_up = metadata_offset >= broker_epoch;
+        let mut records = Vec::new();
+        if fenced && is_caught_up && !want_fence && !want_shutdown {
+            records.push(MetadataRecord::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            });
+            // Partitions left without a leader that this broker can lead get it back.
+            for topic in self.image.topics.values() {
+                for (index, p) in &topic.partitions {
+                    if p.leader == -1 && p.isr.contains(&broker_id) {
+                        records.push(MetadataRecord::PartitionChange {
+                            topic_id: topic.topic_id.clone(),
+                            partition: *index,
+                            isr: None,
+                            leader: Some(broker_id),
+                        });
+                    }
+                }
+            }
+        } else if !fenced && (want_fence || want_shutdown) {
+            records = self.fence_records(broker_id);
+        }
+        let records = self.finish(records);
+        let is_fenced = self.image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
+        Ok((
+            HeartbeatReply {
+                is_caught_up,
+                is_fenced,
+                should_shutdown: want_shutdown,
+            },
+            records,
+        ))
+    }
+
+    /// Fences brokers whose session expired and moves their partitions' leadership.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<MetadataRecord> {
+        let expired: Vec<i32> = self
+            .image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                self.sessions
+                    .get(&b.broker_id)
+                    .is_none_or(|t| now_ms >= t + self.config.session_timeout_ms)
+            })
+            .map(|b| b.broker_id)
+            .collect();
+        let mut all = Vec::new();
+        for broker in expired {
+            let records = self.fence_records(broker);
+            all.extend(self.finish(records));
+        }
+        all
+    }
+
+    /// FenceBroker, plus a PartitionChange for each partition the broker is in the ISR of: out
+    /// of the ISR (unless it is the last member, which stays as the only copy known complete),
+    /// and, where it led, leadership to the first unfenced ISR member, or none.
+    fn fence_records(&self, broker_id: i32) -> Vec<MetadataRecord> {
+        let Some(b) = self.image.brokers.get(&broker_id) else {
+            return Vec::new();
+        };
+        let mut records = vec![MetadataRecord::FenceBroker {
+            broker_id,
+            broker_epoch: b.broker_epoch,
+        }];
+        let unfenced =
+            |id: &i32| *id != broker_id && self.image.brokers.get(id).is_some_and(|x| !x.fenced);
+        for topic in self.image.topics.values() {
+            for (index, p) in &topic.partitions {
+                if !p.isr.contains(&broker_id) && p.leader != broker_id {
+                    continue;
+                }
+                let mut isr: Vec<i32> = p.isr.iter().copied().filter(|r| *r != broker_id).collect();
+                if isr.is_empty() {
+                    isr = p.isr.clone();
+                }
+                let leader = if p.leader == broker_id || p.leader == -1 {
+                    isr.iter().copied().find(unfenced).unwrap_or(-1)
+                } else {
+                    p.leader
+                };
+                records.push(MetadataRecord::PartitionChange {
+                    topic_id: topic.topic_id.clone(),
+                    partition: *index,
+                    isr: (isr != p.isr).then_some(isr),
+                    leader: (leader != p.leader).then_some(leader),
+                });
+            }
+        }
+        records
+    }
+
+    /// Replica placement: unfenced brokers in id order, starting at a random one for each topic
+    /// and moving one along for each partition, so replicas and leaders spread.
+    fn place(
+        &mut self,
+        partitions: i32,
+        replication_factor: usize,
+        first_index: i32,
+    ) -> Result<Vec<Vec<i32>>, ApiError> {
+        let brokers = self.image.unfenced_brokers();
+        if replication_factor == 0 || replication_factor > brokers.len() {
+            return Err(ApiError::InvalidReplicationFactor(format!(
+                "Replication factor: {replication_factor} larger than available brokers: {}.",
+                brokers.len()
+            )));
+        }
+        let start = self.rng.gen_range(0..brokers.len());
+        Ok((0..partitions)
+            .map(|p| {
+                let base = start + (first_index + p) as usize;
+                (0..replication_factor)
+                    .map(|i| brokers[(base + i) % brokers.len()])
+                    .collect()
+            })
+            .collect())
+    }
+
+    pub fn create_topics(
+        &mut self,
+        topics: &[CreateTopic],
+    ) -> Vec<Result<Vec<MetadataRecord>, ApiError>> {
+        topics.iter().map(|t| self.create_topic(t)).collect()
+    }
+
+    fn create_topic(&mut self, t: &CreateTopic) -> Result<Vec<MetadataRecord>, ApiError> {
+        validate_topic_name(&t.name)?;
+        if self.image.topic_by_name(&t.name).is_some() {
+            return Err(ApiError::TopicAlreadyExists(format!(
+                "Topic '{}' already exists.",
+                t.name
+            )));
+        }
+        let partitions = if t.partitions == -1 {
+            self.config.default_partitions
+        } else {
+            t.partitions
+        };
+        if partitions < 1 {
+            return Err(ApiError::InvalidPartitions(format!(
+                "Number of partitions was set to an invalid non-positive value: {partitions}."
+            )));
+        }
+        let rf = if t.replication_factor == -1 {
+            self.config.default_replication_factor
+        } else {
+            t.replication_factor
+        };
+        if rf < 1 {
+            return Err(ApiError::InvalidReplicationFactor(format!(
+                "Replication factor must be larger than 0, not {rf}."
+            )));
+        }
+        let placement = self.place(partitions, rf as usize, 0)?;
+        let id = topic_id(self.rng.gen());
+        let mut records = vec![MetadataRecord::Topic {
+            name: t.name.clone(),
+            topic_id: id.clone(),
+        }];
+        for (index, replicas) in placement.into_iter().enumerate() {
+            records.push(MetadataRecord::Partition {
+                topic_id: id.clone(),
+                partition: index as i32,
+                leader: replicas[0],
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        for (key, value) in &t.configs {
+            records.push(MetadataRecord::Config {
+                resource: "topic".into(),
+                name: t.name.clone(),
+                key: key.clone(),
+                value: Some(value.clone()),
+            });
+        }
+        Ok(self.finish(records))
+    }
+
+    pub fn delete_topics(
+        &mut self,
+        names: &[String],
+    ) -> Vec<Result<Vec<MetadataRecord>, ApiError>> {
+        names
+            .iter()
+            .map(|name| {
+                let topic = self.image.topic_by_name(name).ok_or_else(|| {
+                    ApiError::UnknownTopic(format!("This server does not host this topic: {name}"))
+                })?;
+                let records = vec![MetadataRecord::RemoveTopic {
+                    topic_id: topic.topic_id.clone(),
+                }];
+                Ok(self.finish(records))
+            })
+            .collect()
+    }
+
+    /// CreatePartitions: grows `name` to `count` partitions.
+    pub fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+    ) -> Result<Vec<MetadataRecord>, ApiError> {
+        let topic = self.image.topic_by_name(name).ok_or_else(|| {
+            ApiError::UnknownTopic(format!("This server does not host this topic: {name}"))
+        })?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(ApiError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        let rf = topic
+            .partitions
+            .values()
+            .next()
+            .map_or(1, |p| p.replicas.len());
+        let topic_id = topic.topic_id.clone();
+        let placement = self.place(count - current, rf, current)?;
+        let records = placement
+            .into_iter()
+            .enumerate()
+            .map(|(i, replicas)| MetadataRecord::Partition {
+                topic_id: topic_id.clone(),
+                partition: current + i as i32,
+                leader: replicas[0],
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            })
+            .collect();
+        Ok(self.finish(records))
+    }
+}

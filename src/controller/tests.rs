@@ -1,0 +1,281 @@
+//! Tests of the controller: each rule on its own, and a property test that the records are the
+//! whole truth (replaying them into an empty image gives the controller's image) and that the
+//! image's invariants hold after any sequence of commands.
+
+use super::logic::validate_topic_name;
+use super::*;
+use proptest::prelude::*;
+
+fn endpoint(port: u16) -> Vec<Endpoint> {
+    vec![Endpoint {
+        name: "PLAINTEXT".into(),
+        host: "localhost".into(),
+        port,
+    }]
+}
+
+/// A controller with `n` registered, caught-up, unfenced brokers (ids 1..=n).
+fn with_brokers(n: i32) -> (Controller, Vec<MetadataRecord>) {
+    let mut c = Controller::new(ControllerConfig::default(), 7);
+    let mut log = Vec::new();
+    for id in 1..=n {
+        let (records, epoch) = c
+            .register_broker(
+                id,
+                &format!("inc-{id}"),
+                endpoint(9000 + id as u16),
+                None,
+                0,
+            )
+            .unwrap();
+        log.extend(records);
+        let (reply, records) = c
+            .heartbeat(id, epoch, c.image().offset, false, false, 0)
+            .unwrap();
+        assert!(reply.is_caught_up && !reply.is_fenced);
+        log.extend(records);
+    }
+    (c, log)
+}
+
+fn topic(name: &str, partitions: i32, rf: i16) -> CreateTopic {
+    CreateTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: rf,
+        configs: vec![],
+    }
+}
+
+#[test]
+fn a_broker_is_fenced_until_it_heartbeats_caught_up() {
+    let mut c = Controller::new(ControllerConfig::default(), 1);
+    let (_, epoch) = c.register_broker(1, "a", endpoint(9092), None, 0).unwrap();
+    assert!(
+        c.image().brokers[&1].fenced,
+        "KIP-631: a registered broker starts fenced"
+    );
+    let (reply, records) = c.heartbeat(1, epoch, epoch - 1, false, false, 10).unwrap();
+    assert!(!reply.is_caught_up && reply.is_fenced && records.is_empty());
+    let (reply, records) = c.heartbeat(1, epoch, epoch, false, false, 20).unwrap();
+    assert!(reply.is_caught_up && !reply.is_fenced);
+    assert_eq!(
+        records,
+        vec![MetadataRecord::UnfenceBroker {
+            broker_id: 1,
+            broker_epoch: epoch
+        }]
+    );
+    assert!(matches!(
+        c.heartbeat(1, epoch + 5, epoch, false, false, 30),
+        Err(ApiError::StaleBrokerEpoch(_))
+    ));
+}
+
+#[test]
+fn a_live_broker_id_cannot_be_taken_by_another_process() {
+    let (mut c, _) = with_brokers(1);
+    let err = c
+        .register_broker(1, "someone-else", endpoint(1), None, 100)
+        .unwrap_err();
+    assert_eq!(err.code(), 101);
+    // After its session expired it can.
+    c.tick(100_000);
+    assert!(c
+        .register_broker(1, "someone-else", endpoint(1), None, 100_001)
+        .is_ok());
+}
+
+#[test]
+fn topics_spread_replicas_and_leaders_over_unfenced_brokers() {
+    let (mut c, _) = with_brokers(3);
+    c.create_topics(&[topic("orders", 6, 3)])[0]
+        .as_ref()
+        .unwrap();
+    let t = c.image().topic_by_name("orders").unwrap();
+    assert_eq!(t.partitions.len(), 6);
+    let mut leaders = std::collections::BTreeMap::new();
+    for p in t.partitions.values() {
+        assert_eq!(p.replicas.len(), 3);
+        assert_eq!(p.isr, p.replicas);
+        assert_eq!(p.leader, p.replicas[0]);
+        *leaders.entry(p.leader).or_insert(0) += 1;
+    }
+    assert_eq!(
+        leaders.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2],
+        "leaders spread evenly"
+    );
+}
+
+#[test]
+fn create_topic_errors_carry_kafkas_codes() {
+    let (mut c, _) = with_brokers(1);
+    let results = c.create_topics(&[
+        topic("a", 1, 3),
+        topic("b", 0, 1),
+        topic("bad name!", 1, 1),
+        topic("c", -1, -1),
+    ]);
+    assert_eq!(results[0].as_ref().unwrap_err().code(), 38);
+    assert!(results[0]
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .contains("larger than available brokers: 1"));
+    assert_eq!(results[1].as_ref().unwrap_err().code(), 37);
+    assert_eq!(results[2].as_ref().unwrap_err().code(), 17);
+    assert!(
+        results[3].is_ok(),
+        "defaults from num.partitions and default.replication.factor"
+    );
+    assert_eq!(
+        c.create_topics(&[topic("c", 1, 1)])[0]
+            .as_ref()
+            .unwrap_err()
+            .code(),
+        36
+    );
+    assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    assert!(validate_topic_name("..").is_err());
+}
+
+#[test]
+fn a_silent_broker_is_fenced_and_its_partitions_get_new_leaders_from_the_isr() {
+    let (mut c, _) = with_brokers(3);
+    c.create_topics(&[topic("t", 3, 3)])[0].as_ref().unwrap();
+    let before = c.image().topic_by_name("t").unwrap().clone();
+    // Brokers 2 and 3 keep heartbeating; broker 1 goes silent.
+    for id in [2, 3] {
+        let epoch = c.image().brokers[&id].broker_epoch;
+        c.heartbeat(id, epoch, c.image().offset, false, false, 8_000)
+            .unwrap();
+    }
+    let records = c.tick(9_500);
+    assert!(matches!(
+        records[0],
+        MetadataRecord::FenceBroker { broker_id: 1, .. }
+    ));
+    let after = c.image().topic_by_name("t").unwrap();
+    for (i, p) in &after.partitions {
+        assert!(!p.isr.contains(&1), "fenced broker out of the ISR");
+        assert_ne!(p.leader, 1);
+        assert!(p.isr.contains(&p.leader));
+        let was = &before.partitions[i];
+        if was.leader == 1 {
+            assert_eq!(
+                p.leader_epoch,
+                was.leader_epoch + 1,
+                "a leader change bumps the leader epoch"
+            );
+        } else {
+            assert_eq!(p.leader, was.leader);
+        }
+    }
+}
+
+#[test]
+fn the_last_isr_member_stays_and_a_partition_without_a_live_replica_has_no_leader() {
+    let (mut c, _) = with_brokers(1);
+    c.create_topics(&[topic("solo", 1, 1)])[0].as_ref().unwrap();
+    c.tick(100_000);
+    let p = &c.image().topic_by_name("solo").unwrap().partitions[&0];
+    assert_eq!(p.isr, vec![1]);
+    assert_eq!(p.leader, -1);
+}
+
+#[test]
+fn delete_and_grow_topics() {
+    let (mut c, _) = with_brokers(2);
+    c.create_topics(&[topic("t", 2, 2)])[0].as_ref().unwrap();
+    c.create_partitions("t", 5).unwrap();
+    assert_eq!(c.image().topic_by_name("t").unwrap().partitions.len(), 5);
+    assert_eq!(c.create_partitions("t", 3).unwrap_err().code(), 37);
+    assert_eq!(c.create_partitions("nope", 3).unwrap_err().code(), 3);
+    c.delete_topics(&["t".to_string()])[0].as_ref().unwrap();
+    assert!(c.image().topic_by_name("t").is_none());
+    assert_eq!(
+        c.delete_topics(&["t".to_string()])[0]
+            .as_ref()
+            .unwrap_err()
+            .code(),
+        3
+    );
+    // A deleted name can be used again, with a new id.
+    c.create_topics(&[topic("t", 1, 1)])[0].as_ref().unwrap();
+}
+
+#[test]
+fn records_survive_their_encoding() {
+    let (_, log) = with_brokers(2);
+    for r in log {
+        assert_eq!(MetadataRecord::decode(&r.encode()).unwrap(), r);
+    }
+    assert!(MetadataRecord::decode(b"{\"type\":\"Nope\"}").is_err());
+    assert!(MetadataRecord::decode(b"garbage").is_err());
+}
+
+#[derive(Debug, Clone)]
+enum Command {
+    Register(i32),
+    Heartbeat(i32, bool),
+    Tick(u64),
+    Create(u8, i32, i16),
+    Delete(u8),
+    Grow(u8, i32),
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (1i32..6).prop_map(Command::Register),
+        ((1i32..6), any::<bool>()).prop_map(|(b, f)| Command::Heartbeat(b, f)),
+        (0u64..20_000).prop_map(Command::Tick),
+        (0u8..5, 1i32..5, 1i16..4).prop_map(|(t, p, r)| Command::Create(t, p, r)),
+        (0u8..5).prop_map(Command::Delete),
+        (0u8..5, 1i32..8).prop_map(|(t, n)| Command::Grow(t, n)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn replaying_the_records_rebuilds_the_image_and_invariants_hold(commands in proptest::collection::vec(command(), 1..60)) {
+        let mut c = Controller::new(ControllerConfig::default(), 3);
+        let mut log: Vec<MetadataRecord> = Vec::new();
+        let mut now = 0u64;
+        for cmd in commands {
+            now += 100;
+            let records = match cmd {
+                Command::Register(b) => c.register_broker(b, &format!("i{b}-{now}"), endpoint(1), None, now).map(|r| r.0).unwrap_or_default(),
+                Command::Heartbeat(b, fence) => {
+                    let epoch = c.image().brokers.get(&b).map_or(-1, |x| x.broker_epoch);
+                    c.heartbeat(b, epoch, c.image().offset, fence, false, now).map(|r| r.1).unwrap_or_default()
+                }
+                Command::Tick(dt) => { now += dt; c.tick(now) }
+                Command::Create(t, p, r) => c.create_topics(&[topic(&format!("t{t}"), p, r)]).pop().and_then(Result::ok).unwrap_or_default(),
+                Command::Delete(t) => c.delete_topics(&[format!("t{t}")]).pop().and_then(Result::ok).unwrap_or_default(),
+                Command::Grow(t, n) => c.create_partitions(&format!("t{t}"), n).unwrap_or_default(),
+            };
+            log.extend(records);
+            // Invariants of the image.
+            for t in c.image().topics.values() {
+                for p in t.partitions.values() {
+                    prop_assert!(p.isr.iter().all(|r| p.replicas.contains(r)));
+                    prop_assert!(!p.isr.is_empty());
+                    prop_assert!(p.leader == -1 || p.isr.contains(&p.leader));
+                    if p.leader != -1 {
+                        // A leader was chosen among unfenced brokers, or is a broker since fenced
+                        // whose fencing moved it (checked above): never a fenced leader.
+                        prop_assert!(c.image().brokers.get(&p.leader).is_some_and(|b| !b.fenced));
+                    }
+                }
+            }
+        }
+        let mut replayed = MetadataImage::new();
+        for (offset, r) in log.iter().enumerate() {
+            let decoded = MetadataRecord::decode(&r.encode()).unwrap();
+            replayed.apply(offset as i64, &decoded).unwrap();
+        }
+        prop_assert_eq!(&replayed, c.image());
+    }
+}
