@@ -301,7 +301,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             node_id,
             cluster_id: meta.cluster_id.clone(),
             voters: voters.clone(),
-            listen: ("127.0.0.1".into(), port),
+            listen: Some(("127.0.0.1".into(), port)),
             metadata_dir: meta_dir.join(METADATA_LOG_DIR_NAME),
             election_timeout_ms: 1000,
             fetch_timeout_ms: 2000,

@@ -210,20 +210,34 @@ fn read_config(path: &Path) -> Result<ServerConfig, String> {
 
 fn server(config_path: &Path) -> Result<(), String> {
     let config = read_config(config_path)?;
-    if !config.roles.controller {
-        return Err("process.roles=broker (a broker-only node) is not implemented yet: use broker,controller or controller".into());
+    if config.voters.is_empty() {
+        return Err(
+            "controller.quorum.voters is empty: every node needs the voters, id@host:port,..."
+                .into(),
+        );
     }
-    let listener = config
-        .controller_listener()
-        .map_err(|e| e.to_string())?
-        .clone();
-    if !config.voters.contains_key(&config.node_id) {
-        return Err(format!(
-            "node.id {} is not among controller.quorum.voters ({:?}): a controller must be a voter",
-            config.node_id,
-            config.voters.keys().map(|n| n.0).collect::<Vec<_>>()
-        ));
-    }
+    let voter = config.voters.contains_key(&config.node_id);
+    let listen = if config.roles.controller {
+        if !voter {
+            return Err(format!(
+                "node.id {} is not among controller.quorum.voters ({:?}): a controller must be a voter",
+                config.node_id,
+                config.voters.keys().map(|n| n.0).collect::<Vec<_>>()
+            ));
+        }
+        let listener = config.controller_listener().map_err(|e| e.to_string())?;
+        Some((listener.host.clone(), listener.port))
+    } else {
+        if voter {
+            return Err(format!(
+                "node.id {} is a voter in controller.quorum.voters but process.roles has no controller",
+                config.node_id
+            ));
+        }
+        // A broker-only node follows the metadata log as an observer. (Serving clients is the
+        // broker's next step.)
+        None
+    };
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
     let mut cluster_id: Option<String> = None;
     let mut metadata_log = None;
@@ -259,7 +273,7 @@ fn server(config_path: &Path) -> Result<(), String> {
         node_id: config.node_id,
         cluster_id,
         voters: config.voters.clone(),
-        listen: (listener.host.clone(), listener.port),
+        listen,
         metadata_dir: config
             .metadata_log_dir
             .join(ketch::broker::raft_storage::METADATA_LOG_DIR_NAME),

@@ -1,6 +1,7 @@
-//! A real three-node KRaft quorum of the `ketch` binary on 127.0.0.1: format, start, see a
-//! leader, SIGKILL it, see a new leader in a later epoch, restart the old one and see it rejoin
-//! as a follower that catches up with the leader's log.
+//! A real three-node KRaft quorum of the `ketch` binary on 127.0.0.1, plus a broker-only node
+//! that observes it: format, start, see a leader, SIGKILL it, see a new leader in a later epoch,
+//! restart the old one and see it rejoin as a follower that catches up with the leader's log,
+//! and see the observer replicate the metadata log without voting.
 #![allow(clippy::disallowed_methods)] // black-box tests wait on real time
 
 use std::net::TcpListener;
@@ -157,7 +158,7 @@ fn make_cluster(dir: &Path) -> Cluster {
     let cluster = Cluster {
         dir: dir.to_path_buf(),
         ports: ports.clone(),
-        children: vec![None, None, None],
+        children: vec![None, None, None, None],
     };
     for (i, port) in ports.iter().enumerate() {
         let text = format!(
@@ -168,6 +169,14 @@ fn make_cluster(dir: &Path) -> Cluster {
             dir.join(format!("data-{}", i + 1)).display()
         );
         std::fs::write(cluster.config_path(i), text).unwrap();
+    }
+    // Node 4: broker-only, an observer of the quorum.
+    let text = format!(
+        "process.roles=broker\nnode.id=4\ncontroller.quorum.voters={voters}\nlog.dirs={}\n",
+        dir.join("data-4").display()
+    );
+    std::fs::write(cluster.config_path(3), text).unwrap();
+    for i in 0..4 {
         let status = Command::new(KETCH)
             .args(["storage", "format", "-t", &cluster_id, "-c"])
             .arg(cluster.config_path(i))
@@ -182,7 +191,7 @@ fn make_cluster(dir: &Path) -> Cluster {
 fn a_three_node_quorum_elects_fails_over_and_rejoins() {
     let dir = std::env::temp_dir().join(format!("ketch-kraft-{}", std::process::id()));
     let mut cluster = make_cluster(&dir);
-    for i in 0..3 {
+    for i in 0..4 {
         cluster.start(i);
     }
     let (leader, epoch, took) = cluster.wait_for_leader(0, Duration::from_secs(20));
@@ -223,6 +232,24 @@ fn a_three_node_quorum_elects_fails_over_and_rejoins() {
         (new_leader, new_epoch),
         "the old leader follows the new one"
     );
+
+    // The broker-only node replicates the metadata log as an observer, and is not a voter.
+    let start = Instant::now();
+    loop {
+        let rows = cluster.replication((new_leader - 1) as usize);
+        let leader_end = rows.iter().find(|r| r.2 == "Leader").map(|r| r.1);
+        if let (Some(end), Some(observer)) = (leader_end, rows.iter().find(|r| r.0 == 4)) {
+            assert_eq!(observer.2, "Observer", "{rows:?}");
+            if observer.1 == end {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "observer 4 did not catch up: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }

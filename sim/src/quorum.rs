@@ -235,7 +235,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
         voters: (0..voters)
             .map(|v| (NodeId(v as i32 + 1), (ip(v).to_string(), PORT)))
             .collect(),
-        listen: (String::new(), PORT),
+        listen: Some((String::new(), PORT)),
         metadata_dir: metadata_dir().join(METADATA_LOG_DIR_NAME),
         election_timeout_ms,
         fetch_timeout_ms: 2 * election_timeout_ms,

@@ -93,7 +93,8 @@ pub struct QuorumConfig {
     pub node_id: NodeId,
     pub cluster_id: String,
     pub voters: BTreeMap<NodeId, (String, u16)>,
-    pub listen: (String, u16),
+    /// The controller listener; `None` for an observer (a broker-only node), which only fetches.
+    pub listen: Option<(String, u16)>,
     /// `<metadata.log.dir>/__cluster_metadata-0`.
     pub metadata_dir: PathBuf,
     pub election_timeout_ms: u64,
@@ -200,26 +201,18 @@ pub async fn run(
     );
     let mut node = RaftNode::new(core_config, raft_log, durable, clock.monotonic_ms(), seed);
 
-    let addr = format!(
-        "{}:{}",
-        if config.listen.0.is_empty() {
-            "0.0.0.0"
-        } else {
-            &config.listen.0
-        },
-        config.listen.1
-    );
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| QuorumError::Listen {
-            addr: addr.clone(),
-            source,
-        })?;
-    tracing::info!(%addr, "controller listener ready");
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
     // The listener and the peer clients end with this member, however it ends.
     let mut tasks = TaskGuard(Vec::new());
-    {
+    if let Some((host, port)) = &config.listen {
+        let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { host });
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| QuorumError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+        tracing::info!(%addr, "controller listener ready");
         let inbound = inbound_tx.clone();
         let cluster_id: Arc<str> = Arc::from(config.cluster_id.as_str());
         tasks.0.push(runtime::spawn(async move {
