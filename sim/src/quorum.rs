@@ -1,4 +1,4 @@
-//! The quorum simulation: 3 or 5 voters run the real quorum shell (`quorum_server::run`: Kafka
+//! The quorum simulation: 3 or 5 voters and 0 to 2 observers run the real quorum shell (`quorum_server::run`: Kafka
 //! messages over madsim's TCP, the metadata log and quorum-state file over a [`SimDisk`]) while
 //! the seed crashes them (power loss), partitions links one way or both, isolates the leader,
 //! pauses nodes past the election timeout and gives each node its own clock rate.
@@ -44,6 +44,8 @@ const PORT: u16 = 9093;
 
 struct Shared {
     voters: usize,
+    /// Voters, then observers (broker-only nodes).
+    nodes: usize,
     disks: Vec<SimDisk>,
     /// Clocks are made inside the simulation (a clock made outside reads the real time).
     clocks: Vec<Clock>,
@@ -232,10 +234,10 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
     let config = QuorumConfig {
         node_id: NodeId(i as i32 + 1),
         cluster_id: CLUSTER_ID.into(),
+        listen: (i < voters).then(|| (String::new(), PORT)),
         voters: (0..voters)
             .map(|v| (NodeId(v as i32 + 1), (ip(v).to_string(), PORT)))
             .collect(),
-        listen: Some((String::new(), PORT)),
         metadata_dir: metadata_dir().join(METADATA_LOG_DIR_NAME),
         election_timeout_ms,
         fetch_timeout_ms: 2 * election_timeout_ms,
@@ -303,9 +305,12 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
     let handle = Handle::current();
     let net = NetSim::current();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0051_0E11);
-    let voters = lock(&world).voters;
+    let (voters, nodes) = {
+        let w = lock(&world);
+        (w.voters, w.nodes)
+    };
     let mut ids = Vec::new();
-    for i in 0..voters {
+    for i in 0..nodes {
         let w = Arc::clone(&world);
         let node = handle
             .create_node()
@@ -318,8 +323,8 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
     let crash_p = rng.gen_range(0.0..0.08);
     let partition_p = rng.gen_range(0.0..0.08);
     let pause_p = rng.gen_range(0.0..0.03);
-    let mut down_until: Vec<Option<Duration>> = vec![None; voters];
-    let mut paused_until: Vec<Option<Duration>> = vec![None; voters];
+    let mut down_until: Vec<Option<Duration>> = vec![None; nodes];
+    let mut paused_until: Vec<Option<Duration>> = vec![None; nodes];
     let mut clogged: BTreeSet<(usize, usize)> = BTreeSet::new();
     #[allow(clippy::disallowed_methods)] // madsim's virtual clock
     let start = madsim::time::Instant::now();
@@ -333,7 +338,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         madsim::task::spawn(async move {
             let _ = propose_on_leader(&w, format!("p{serial}").into_bytes()).await;
         });
-        for i in 0..voters {
+        for i in 0..nodes {
             if down_until[i].is_some_and(|t| now >= t) {
                 down_until[i] = None;
                 handle.restart(ids[i]);
@@ -345,7 +350,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
             }
         }
         if rng.gen_bool(crash_p) {
-            let i = rng.gen_range(0..voters);
+            let i = rng.gen_range(0..nodes);
             if down_until[i].is_none() && paused_until[i].is_none() {
                 crash(&world, &handle, ids[i], i, "power loss");
                 down_until[i] = Some(now + Duration::from_millis(rng.gen_range(10..3_000)));
@@ -356,7 +361,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
             let mut w = lock(&world);
             match kind {
                 0 => {
-                    let (a, b) = (rng.gen_range(0..voters), rng.gen_range(0..voters));
+                    let (a, b) = (rng.gen_range(0..nodes), rng.gen_range(0..nodes));
                     if a != b {
                         net.clog_link(ids[a], ids[b]);
                         clogged.insert((a, b));
@@ -364,7 +369,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                     }
                 }
                 1 => {
-                    let (a, b) = (rng.gen_range(0..voters), rng.gen_range(0..voters));
+                    let (a, b) = (rng.gen_range(0..nodes), rng.gen_range(0..nodes));
                     if a != b {
                         net.clog_link(ids[a], ids[b]);
                         net.clog_link(ids[b], ids[a]);
@@ -376,7 +381,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                 2 => {
                     drop(w);
                     if let Some(l) = leader_now(&world) {
-                        for o in 0..voters {
+                        for o in 0..nodes {
                             if o != l {
                                 net.clog_link(ids[l], ids[o]);
                                 net.clog_link(ids[o], ids[l]);
@@ -396,7 +401,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
             }
         }
         if rng.gen_bool(pause_p) {
-            let i = rng.gen_range(0..voters);
+            let i = rng.gen_range(0..nodes);
             if down_until[i].is_none() && paused_until[i].is_none() {
                 handle.pause(ids[i]);
                 paused_until[i] = Some(now + Duration::from_millis(rng.gen_range(500..5_000)));
@@ -408,7 +413,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
     for (a, b) in std::mem::take(&mut clogged) {
         net.unclog_link(ids[a], ids[b]);
     }
-    for i in 0..voters {
+    for i in 0..nodes {
         if paused_until[i].take().is_some() {
             handle.resume(ids[i]);
         }
@@ -427,7 +432,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
             while start.elapsed() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let w = lock(&world);
-                let everywhere = (0..voters).all(|i| {
+                let everywhere = (0..nodes).all(|i| {
                     w.status[i]
                         .as_ref()
                         .is_some_and(|s| s.high_watermark > offset)
@@ -447,7 +452,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
     }
     if !done {
         let mut w = lock(&world);
-        let view: Vec<String> = (0..voters)
+        let view: Vec<String> = (0..nodes)
             .map(|i| {
                 format!(
                     "{:?}",
@@ -496,7 +501,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         let mut holders = 0;
         for (i, log) in logs.iter().enumerate() {
             match log.get(*offset as usize) {
-                Some(e) if e.data == *data => holders += 1,
+                Some(e) if e.data == *data => holders += usize::from(i < voters),
                 Some(e) => {
                     let (a, b) = (
                         String::from_utf8_lossy(&e.data).to_string(),
@@ -519,6 +524,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
 pub fn run(options: Options) -> Report {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let voters = if rng.gen_bool(0.5) { 3 } else { 5 };
+    let nodes = voters + rng.gen_range(0..=2);
     let election_timeout_ms = if rng.gen_bool(0.5) {
         1_000
     } else {
@@ -526,19 +532,20 @@ pub fn run(options: Options) -> Report {
     };
     let mut disks = Vec::new();
     let mut skews = Vec::new();
-    for _ in 0..voters {
+    for _ in 0..nodes {
         disks.push(SimDisk::new(rng.gen(), DiskFaults::default()));
         skews.push((rng.gen_range(-5_000..5_000), rng.gen_range(-30_000..30_000)));
     }
     let world: World = Arc::new(Mutex::new(Shared {
         voters,
+        nodes,
         disks,
         clocks: Vec::new(),
         skews,
-        handles: vec![None; voters],
-        status: vec![None; voters],
-        max_epoch: vec![0; voters],
-        incarnation: vec![0; voters],
+        handles: vec![None; nodes],
+        status: vec![None; nodes],
+        max_epoch: vec![0; nodes],
+        incarnation: vec![0; nodes],
         leaders: BTreeMap::new(),
         proposed: BTreeMap::new(),
         committed: BTreeMap::new(),
@@ -562,8 +569,9 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: quorum of {voters}, election timeout {election_timeout_ms} ms: {} events, {} crashes, {} epochs with a leader, {} entries committed; {} violations",
+            "seed {}: quorum of {voters} voters and {} observers, election timeout {election_timeout_ms} ms: {} events, {} crashes, {} epochs with a leader, {} entries committed; {} violations",
             options.seed,
+            nodes - voters,
             w.events,
             w.crashes,
             w.leaders.len(),
