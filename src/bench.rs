@@ -358,15 +358,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
         let t0 = clock.monotonic();
         let (offset, _) = handle.propose(format!("bench-{n}").into_bytes()).await?;
         loop {
-            let committed = {
-                let map = status
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                map.get(&leader).is_some_and(|s| s.high_watermark > offset)
-            };
-            if committed {
-                break;
-            }
+            // Registered before the check, so a change in between is not missed.
             let notified = changed.notified();
             let committed = {
                 let map = status

@@ -17,6 +17,15 @@ mod quorum;
 #[cfg(madsim)]
 mod storage;
 
+/// FNV-1a, folding `bytes` into the running trace hash `h`.
+pub fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
 /// What a run found.
 pub struct Report {
     pub violations: Vec<String>,

@@ -10,7 +10,7 @@
 //! found on a majority of the recovered metadata logs, with no log holding another entry at
 //! its offset.
 
-use crate::Report;
+use crate::{fnv, Report};
 use ketch::broker::quorum_server::{
     self, proposal_channel, QuorumBugs, QuorumConfig, QuorumHandle, QuorumStatus,
 };
@@ -71,14 +71,6 @@ type World = Arc<Mutex<Shared>>;
 
 fn lock(world: &World) -> MutexGuard<'_, Shared> {
     world.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
 }
 
 impl Shared {

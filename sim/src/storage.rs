@@ -6,7 +6,7 @@
 //! node): each append that was acknowledged is in the log, at the offsets it was given, with the
 //! bytes it was given. Acknowledged appends never overlap.
 
-use crate::Report;
+use crate::{fnv, Report};
 use ketch::broker::log_writer::{LogWriter, PlantedBugs};
 use ketch::log::{FlushPolicy, Log, LogConfig, LogDir, LogError, MetaProperties};
 use ketch::model::{NodeId, TopicPartition, Uuid};
@@ -112,14 +112,6 @@ struct Shared {
     refused_opens: u64,
     repairs: u64,
     verbose: bool,
-}
-
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    h
 }
 
 impl Shared {

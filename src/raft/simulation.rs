@@ -379,6 +379,25 @@ impl Sim {
         }
     }
 
+    fn print_trace(&self) {
+        let nodes: Vec<_> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref())
+            .map(|n| {
+                (
+                    n.node_id().0,
+                    n.role(),
+                    n.epoch(),
+                    n.leader().map(|l| l.0),
+                    n.high_watermark(),
+                    n.log().end_offset(),
+                )
+            })
+            .collect();
+        eprintln!("t={} {nodes:?}", self.now_ms);
+    }
+
     /// Log matching: two logs with an entry of the same offset and epoch agree on everything
     /// before it.
     fn check_log_matching(&mut self) {
@@ -484,25 +503,13 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
         for i in 0..sim.nodes.len() {
             sim.start(i);
         }
+        // RAFT_SIM_TRACE=1 prints every node's state twice a virtual second.
+        let tracing = std::env::var("RAFT_SIM_TRACE").is_ok();
         // Safety phase.
         while sim.now_ms < fault_ms && sim.violations.is_empty() {
             sim.step();
-            if std::env::var("RAFT_SIM_TRACE").is_ok() && sim.now_ms % 500 == 0 {
-                eprintln!(
-                    "t={} {:?}",
-                    sim.now_ms,
-                    sim.nodes
-                        .iter()
-                        .filter_map(|n| n.node.as_ref())
-                        .map(|n| (
-                            n.node_id().0,
-                            n.role(),
-                            n.epoch(),
-                            n.high_watermark(),
-                            n.log().end_offset()
-                        ))
-                        .collect::<Vec<_>>()
-                );
+            if tracing && sim.now_ms % 500 == 0 {
+                sim.print_trace();
             }
             if sim.now_ms % 50 == 0 {
                 sim.propose();
@@ -529,25 +536,8 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
         let voters_now = sim.voters.clone();
         while sim.violations.is_empty() {
             sim.step();
-            if std::env::var("RAFT_SIM_TRACE").is_ok() && sim.now_ms % 500 == 0 {
-                eprintln!(
-                    "t={} {:?}",
-                    sim.now_ms,
-                    sim.nodes
-                        .iter()
-                        .filter_map(|n| n.node.as_ref())
-                        .map(|n| (
-                            n.node_id().0,
-                            n.role(),
-                            n.epoch(),
-                            n.quorum_state().voted_for.map(|v| v.0),
-                            n.leader().map(|v| v.0),
-                            n.high_watermark(),
-                            n.log().end_offset(),
-                            n.log().last_epoch()
-                        ))
-                        .collect::<Vec<_>>()
-                );
+            if tracing && sim.now_ms % 500 == 0 {
+                sim.print_trace();
             }
             if sim.now_ms - healed_at > LIVENESS_BOUND_MS {
                 sim.violations.push(format!(
