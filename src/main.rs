@@ -279,6 +279,11 @@ fn server(config_path: &Path) -> Result<(), String> {
             .join(ketch::broker::raft_storage::METADATA_LOG_DIR_NAME),
         election_timeout_ms: config.election_timeout_ms,
         fetch_timeout_ms: config.fetch_timeout_ms,
+        controller: ketch::controller::ControllerConfig {
+            session_timeout_ms: config.broker_session_timeout_ms,
+            default_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+        },
         observer: None,
         bugs: Default::default(),
     };

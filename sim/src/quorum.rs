@@ -233,6 +233,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
         metadata_dir: metadata_dir().join(METADATA_LOG_DIR_NAME),
         election_timeout_ms,
         fetch_timeout_ms: 2 * election_timeout_ms,
+        controller: Default::default(),
         observer: Some(Arc::new(move |s: &QuorumStatus| {
             lock(&observer_world).observe(i, s)
         })),

@@ -5,6 +5,7 @@
 //! The only place where the cores meet IO, and where internal errors become Kafka error codes.
 
 pub mod log_writer;
+pub mod metadata;
 pub mod net;
 pub mod quorum_server;
 pub mod raft_storage;

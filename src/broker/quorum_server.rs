@@ -10,12 +10,14 @@
 //!   500 ms, and everything else), each one request at a time; a request that finds no
 //!   connection, or whose answer does not come in time, is dropped: the core retries.
 
+use super::metadata::MetadataDriver;
 use super::net::{read_frame, write_frame};
 use super::raft_storage::{read_quorum_state, write_quorum_state, DiskRaftLog, QUORUM_STATE_FILE};
 use super::raft_wire::{
     cluster_id_of, exchange_of, inconsistent_cluster_response, is_response, request_from_wire,
     request_to_wire, response_from_wire, response_to_wire, Exchange, METADATA_TOPIC,
 };
+use crate::controller::{Controller, ControllerConfig};
 use crate::log::Log;
 use crate::model::NodeId;
 use crate::protocol::frame::{
@@ -99,6 +101,8 @@ pub struct QuorumConfig {
     pub metadata_dir: PathBuf,
     pub election_timeout_ms: u64,
     pub fetch_timeout_ms: u64,
+    /// The controller's settings (`broker.session.timeout.ms`, topic defaults).
+    pub controller: ControllerConfig,
     pub observer: Option<Observer>,
     /// Deliberate bugs for the simulator; inert without the `planted-bugs` feature.
     pub bugs: QuorumBugs,
@@ -136,6 +140,11 @@ enum Inbound {
     Describe {
         reply: oneshot::Sender<DescribeQuorumResponse>,
     },
+    /// A request for the controller: BrokerRegistration, BrokerHeartbeat, CreateTopics.
+    Controller {
+        request: RequestKind,
+        reply: oneshot::Sender<ResponseKind>,
+    },
 }
 
 fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -146,6 +155,9 @@ fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::EndQuorumEpoch => Some((0, 1)),
         ApiKey::Fetch => Some((13, 17)),
         ApiKey::DescribeQuorum => Some((0, 2)),
+        ApiKey::BrokerRegistration => Some((0, 4)),
+        ApiKey::BrokerHeartbeat => Some((0, 1)),
+        ApiKey::CreateTopics => Some((2, 7)),
         _ => None,
     }
 }
@@ -158,6 +170,9 @@ fn api_versions(error_code: i16) -> ApiVersionsResponse {
         ApiKey::BeginQuorumEpoch,
         ApiKey::EndQuorumEpoch,
         ApiKey::DescribeQuorum,
+        ApiKey::BrokerRegistration,
+        ApiKey::BrokerHeartbeat,
+        ApiKey::CreateTopics,
     ];
     ApiVersionsResponse::default()
         .with_error_code(error_code)
@@ -200,6 +215,10 @@ pub async fn run(
         "quorum member starting"
     );
     let mut node = RaftNode::new(core_config, raft_log, durable, clock.monotonic_ms(), seed);
+    let mut metadata = MetadataDriver::new(Controller::new(
+        config.controller.clone(),
+        seed ^ 0xC0_47_20_11,
+    ));
 
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
     // The listener and the peer clients end with this member, however it ends.
@@ -275,6 +294,10 @@ pub async fn run(
                     let _ = reply.send(describe(&node, &clock, now));
                     Ok(())
                 }
+                Some(Inbound::Controller { request, reply }) => {
+                    metadata.handle(&mut node, &request, reply, now);
+                    Ok(())
+                }
             },
             Some(proposal) = proposals.recv() => {
                 let result = node.propose(proposal.data, now);
@@ -288,6 +311,7 @@ pub async fn run(
             }
         };
         step.map_err(|e| QuorumError::Log(e.to_string()))?;
+        metadata.on_step(&mut node, clock.monotonic_ms());
         loop {
             let ready = node.take_ready();
             if ready.persist_state.is_none() && !ready.flush_log && ready.messages.is_empty() {
@@ -467,6 +491,22 @@ async fn serve_connection(
                     .await
                     .map_err(|_| "stopping")?;
                 ResponseKind::DescribeQuorum(answer.await.map_err(|_| "stopping")?)
+            }
+            RequestKind::BrokerRegistration(_)
+            | RequestKind::BrokerHeartbeat(_)
+            | RequestKind::CreateTopics(_) => {
+                let (reply, answer) = oneshot::channel();
+                inbound
+                    .send(Inbound::Controller {
+                        request: request.body.clone(),
+                        reply,
+                    })
+                    .await
+                    .map_err(|_| "stopping")?;
+                tokio::time::timeout(REPLY_TIMEOUT, answer)
+                    .await
+                    .map_err(|_| "no answer in time")?
+                    .map_err(|_| "request dropped")?
             }
             other => {
                 let (from, message) = request_from_wire(other).map_err(|e| {

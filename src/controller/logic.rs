@@ -1,7 +1,10 @@
 //! The active controller: validates commands against the image and turns them into records.
-//! Records it makes are applied to its own image at once (the next offsets), so commands that
-//! follow see them; when the shell loses leadership it rebuilds the image from committed
-//! records with [`Controller::replay`], and pending records that never committed are forgotten.
+//! Records it makes are applied to its own image at once, at the metadata log offsets they will
+//! get (from [`Controller::next_offset`], which the shell keeps equal to the log end with
+//! [`Controller::align`] and honours by proposing them at once, in order), so commands that
+//! follow see them. When the shell loses leadership it calls [`Controller::reset`] and rebuilds
+//! the image from committed records with [`Controller::replay`]; records that never committed
+//! are forgotten.
 
 use super::image::{ApplyError, MetadataImage};
 use super::records::{topic_id, Endpoint, MetadataRecord};
@@ -86,6 +89,8 @@ pub struct Controller {
     /// Last heartbeat (or registration) of each broker, in the controller's monotonic ms.
     sessions: BTreeMap<i32, u64>,
     rng: ChaCha8Rng,
+    /// The metadata log offset the next record made here will have.
+    next_offset: i64,
 }
 
 /// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -108,7 +113,30 @@ impl Controller {
             image: MetadataImage::new(),
             sessions: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
+            next_offset: 0,
         }
+    }
+
+    /// The offset the next record made here will have.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// The metadata log's next offset is `next_offset` (entries that are not records, such as a
+    /// leader's LeaderChange, take offsets too).
+    pub fn align(&mut self, next_offset: i64) {
+        assert!(
+            next_offset > self.image.offset,
+            "records already applied past {next_offset}"
+        );
+        self.next_offset = next_offset;
+    }
+
+    /// Forgets everything (leadership lost): the image is rebuilt by replaying committed records.
+    pub fn reset(&mut self) {
+        self.image = MetadataImage::new();
+        self.sessions.clear();
+        self.next_offset = 0;
     }
 
     pub fn image(&self) -> &MetadataImage {
@@ -117,7 +145,9 @@ impl Controller {
 
     /// Applies a committed record: how every node, active or not, follows the metadata log.
     pub fn replay(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ApplyError> {
-        self.image.apply(offset, record)
+        self.image.apply(offset, record)?;
+        self.next_offset = self.next_offset.max(offset + 1);
+        Ok(())
     }
 
     /// Becoming active: every registered broker gets a full session from now, since the
@@ -126,11 +156,11 @@ impl Controller {
         self.sessions = self.image.brokers.keys().map(|b| (*b, now_ms)).collect();
     }
 
-    /// Applies records this controller made, at the offsets after its image's.
+    /// Applies records this controller made, at the offsets they will have in the log.
     fn commit_locally(&mut self, records: &[MetadataRecord]) -> Result<(), ApplyError> {
         for r in records {
-            let next = self.image.offset + 1;
-            self.image.apply(next, r)?;
+            self.image.apply(self.next_offset, r)?;
+            self.next_offset += 1;
         }
         Ok(())
     }
@@ -170,7 +200,7 @@ impl Controller {
         } else {
             Vec::new()
         };
-        let broker_epoch = self.image.offset + 1 + records.len() as i64;
+        let broker_epoch = self.next_offset + records.len() as i64;
         records.push(MetadataRecord::RegisterBroker {
             broker_id,
             incarnation_id: incarnation_id.to_string(),

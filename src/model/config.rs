@@ -44,6 +44,12 @@ pub struct ServerConfig {
     pub election_timeout_ms: u64,
     /// `controller.quorum.fetch.timeout.ms`.
     pub fetch_timeout_ms: u64,
+    /// `broker.session.timeout.ms`: a broker without a heartbeat for this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `num.partitions`: partitions of a topic created without a count.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +81,9 @@ const KNOWN_KEYS: &[&str] = &[
     "listener.security.protocol.map",
     "controller.quorum.election.timeout.ms",
     "controller.quorum.fetch.timeout.ms",
+    "broker.session.timeout.ms",
+    "num.partitions",
+    "default.replication.factor",
 ];
 
 fn parse_host_port(text: &str) -> Option<(String, u16)> {
@@ -132,6 +141,18 @@ fn parse_listeners(text: &str) -> Result<Vec<Listener>, ConfigError> {
         });
     }
     Ok(out)
+}
+
+fn parse_positive(props: &Properties, key: &str, default: i32) -> Result<i32, ConfigError> {
+    match props.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid(key, v, "a positive integer")),
+    }
 }
 
 fn parse_ms(props: &Properties, key: &str, default: u64) -> Result<u64, ConfigError> {
@@ -243,6 +264,14 @@ impl ServerConfig {
                     1000,
                 )?,
                 fetch_timeout_ms: parse_ms(&props, "controller.quorum.fetch.timeout.ms", 2000)?,
+                broker_session_timeout_ms: parse_ms(&props, "broker.session.timeout.ms", 9000)?,
+                num_partitions: parse_positive(&props, "num.partitions", 1)?,
+                default_replication_factor: i16::try_from(parse_positive(
+                    &props,
+                    "default.replication.factor",
+                    1,
+                )?)
+                .map_err(|_| invalid("default.replication.factor", "", "at most 32767"))?,
             },
             warnings,
         ))

@@ -21,7 +21,7 @@ mod simulation;
 mod tests;
 
 pub use memlog::MemLog;
-pub use node::{Config, ProposeError, QuorumState, RaftBugs, RaftNode, Ready, Role};
+pub use node::{Config, ProposeError, QuorumState, RaftBugs, RaftNode, Ready, Role, LEADER_CHANGE};
 
 use crate::model::NodeId;
 

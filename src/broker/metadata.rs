@@ -1,0 +1,329 @@
+//! The controller on top of the quorum: every member replays committed metadata records into a
+//! [`Controller`]; the leader, once everything in its log is committed (its own LeaderChange
+//! included, so it has seen all that came before), becomes the active controller: it answers
+//! BrokerRegistration, BrokerHeartbeat and CreateTopics, fences brokers whose session expired,
+//! and proposes the records these produce. Answers wait until their records are committed.
+
+use super::raft_storage::DiskRaftLog;
+use crate::controller::{ApiError, Controller, CreateTopic, Endpoint, MetadataRecord};
+use crate::raft::{Epoch, RaftLog, RaftNode, Role, LEADER_CHANGE};
+use kafka_protocol::messages::{
+    create_topics_response, BrokerHeartbeatResponse, BrokerRegistrationResponse,
+    CreateTopicsResponse, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::oneshot;
+
+/// NOT_CONTROLLER: this node is not the active controller.
+const NOT_CONTROLLER: i16 = 41;
+
+struct Pending {
+    /// Answer once the high watermark passes this offset.
+    last_offset: u64,
+    answer: ResponseKind,
+    not_controller: ResponseKind,
+    reply: oneshot::Sender<ResponseKind>,
+}
+
+pub struct MetadataDriver {
+    controller: Controller,
+    /// Next log offset to replay.
+    replayed: u64,
+    /// The epoch this node leads, if it does.
+    leading: Option<Epoch>,
+    active: bool,
+    pending: Vec<Pending>,
+}
+
+impl MetadataDriver {
+    pub fn new(controller: Controller) -> MetadataDriver {
+        MetadataDriver {
+            controller,
+            replayed: 0,
+            leading: None,
+            active: false,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// After every step of the quorum: follow leadership, replay what committed, answer what
+    /// committed, and as the active controller fence silent brokers.
+    pub fn on_step(&mut self, node: &mut RaftNode<DiskRaftLog>, now_ms: u64) {
+        let leader_now = (node.role() == Role::Leader).then(|| node.epoch());
+        if leader_now != self.leading {
+            if self.leading.is_some() {
+                // Leadership lost (or a new term): drop speculative state, replay what committed.
+                self.controller.reset();
+                self.replayed = 0;
+                for p in self.pending.drain(..) {
+                    let _ = p.reply.send(p.not_controller);
+                }
+            }
+            self.active = false;
+            self.leading = leader_now;
+        }
+        self.replay_committed(node);
+        if self.leading.is_some()
+            && !self.active
+            && node.high_watermark() >= node.log().end_offset()
+        {
+            self.active = true;
+            self.controller.activate(now_ms);
+            tracing::info!(
+                epoch = node.epoch(),
+                offset = node.high_watermark(),
+                "active controller"
+            );
+        }
+        let hw = node.high_watermark();
+        let (done, waiting): (Vec<Pending>, Vec<Pending>) =
+            self.pending.drain(..).partition(|p| p.last_offset < hw);
+        self.pending = waiting;
+        for p in done {
+            let _ = p.reply.send(p.answer);
+        }
+        if self.active {
+            self.controller.align(node.log().end_offset() as i64);
+            let records = self.controller.tick(now_ms);
+            for r in &records {
+                if let MetadataRecord::FenceBroker { broker_id, .. } = r {
+                    tracing::info!(broker = broker_id, "broker session expired: fenced");
+                }
+            }
+            propose(node, &records, now_ms);
+        }
+    }
+
+    fn replay_committed(&mut self, node: &RaftNode<DiskRaftLog>) {
+        let hw = node.high_watermark();
+        while self.replayed < hw {
+            let entries = node.log().read(self.replayed, 512);
+            if entries.is_empty() {
+                break;
+            }
+            for e in entries {
+                if e.offset >= hw {
+                    break;
+                }
+                self.replayed = e.offset + 1;
+                // The active controller applied its own records when it made them.
+                if (e.offset as i64) < self.controller.next_offset() || e.data == LEADER_CHANGE {
+                    continue;
+                }
+                match MetadataRecord::decode(&e.data) {
+                    Ok(record) => {
+                        if let Err(err) = self.controller.replay(e.offset as i64, &record) {
+                            tracing::error!("metadata log: {err}");
+                        }
+                    }
+                    Err(err) => tracing::error!(offset = e.offset, "metadata log: {err}"),
+                }
+            }
+        }
+    }
+
+    /// A controller request: answered now (refused, or nothing to write) or once its records
+    /// are committed.
+    pub fn handle(
+        &mut self,
+        node: &mut RaftNode<DiskRaftLog>,
+        request: &RequestKind,
+        reply: oneshot::Sender<ResponseKind>,
+        now_ms: u64,
+    ) {
+        let Some(not_controller) = refusal(request, NOT_CONTROLLER, "not the active controller")
+        else {
+            return;
+        };
+        if !self.active {
+            let _ = reply.send(not_controller);
+            return;
+        }
+        self.controller.align(node.log().end_offset() as i64);
+        let (answer, records) = match request {
+            RequestKind::BrokerRegistration(r) => {
+                let endpoints = r
+                    .listeners
+                    .iter()
+                    .map(|l| Endpoint {
+                        name: l.name.to_string(),
+                        host: l.host.to_string(),
+                        port: l.port,
+                    })
+                    .collect();
+                let rack = r.rack.as_ref().map(|s| s.to_string());
+                match self.controller.register_broker(
+                    r.broker_id.0,
+                    &r.incarnation_id.to_string(),
+                    endpoints,
+                    rack,
+                    now_ms,
+                ) {
+                    Ok((records, epoch)) => (
+                        ResponseKind::BrokerRegistration(
+                            BrokerRegistrationResponse::default().with_broker_epoch(epoch),
+                        ),
+                        records,
+                    ),
+                    Err(e) => (
+                        refusal(request, e.code(), &e.to_string())
+                            .unwrap_or(not_controller.clone()),
+                        Vec::new(),
+                    ),
+                }
+            }
+            RequestKind::BrokerHeartbeat(r) => {
+                match self.controller.heartbeat(
+                    r.broker_id.0,
+                    r.broker_epoch,
+                    r.current_metadata_offset,
+                    r.want_fence,
+                    r.want_shut_down,
+                    now_ms,
+                ) {
+                    Ok((h, records)) => (
+                        ResponseKind::BrokerHeartbeat(
+                            BrokerHeartbeatResponse::default()
+                                .with_is_caught_up(h.is_caught_up)
+                                .with_is_fenced(h.is_fenced)
+                                .with_should_shut_down(h.should_shutdown),
+                        ),
+                        records,
+                    ),
+                    Err(e) => (
+                        refusal(request, e.code(), &e.to_string())
+                            .unwrap_or(not_controller.clone()),
+                        Vec::new(),
+                    ),
+                }
+            }
+            RequestKind::CreateTopics(r) => {
+                let mut results = Vec::new();
+                let mut records = Vec::new();
+                for t in &r.topics {
+                    let command = CreateTopic {
+                        name: t.name.0.to_string(),
+                        partitions: t.num_partitions,
+                        replication_factor: t.replication_factor,
+                        configs: t
+                            .configs
+                            .iter()
+                            .filter_map(|c| {
+                                Some((c.name.to_string(), c.value.as_ref()?.to_string()))
+                            })
+                            .collect(),
+                    };
+                    let outcome = if r.validate_only {
+                        // Validation only: decide, then forget.
+                        Err(ApiError::InvalidTopic(
+                            "validate_only is not supported yet".into(),
+                        ))
+                    } else {
+                        self.controller
+                            .create_topics(std::slice::from_ref(&command))
+                            .pop()
+                            .unwrap_or(Err(ApiError::InvalidTopic("no result".into())))
+                    };
+                    let mut result = create_topics_response::CreatableTopicResult::default()
+                        .with_name(t.name.clone());
+                    match outcome {
+                        Ok(made) => {
+                            let topic = self.controller.image().topic_by_name(&command.name);
+                            result = result
+                                .with_num_partitions(topic.map_or(0, |t| t.partitions.len() as i32))
+                                .with_replication_factor(
+                                    topic
+                                        .and_then(|t| t.partitions.values().next())
+                                        .map_or(0, |p| p.replicas.len() as i16),
+                                )
+                                .with_topic_id(
+                                    topic
+                                        .and_then(|t| crate::model::Uuid::parse(&t.topic_id).ok())
+                                        .map_or(uuid::Uuid::nil(), |u| uuid::Uuid::from_bytes(u.0)),
+                                );
+                            records.extend(made);
+                        }
+                        Err(e) => {
+                            result = result
+                                .with_error_code(e.code())
+                                .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                        }
+                    }
+                    results.push(result);
+                }
+                (
+                    ResponseKind::CreateTopics(
+                        CreateTopicsResponse::default().with_topics(results),
+                    ),
+                    records,
+                )
+            }
+            _ => return,
+        };
+        match propose(node, &records, now_ms) {
+            None => {
+                let _ = reply.send(answer);
+            }
+            Some(last_offset) => self.pending.push(Pending {
+                last_offset,
+                answer,
+                not_controller,
+                reply,
+            }),
+        }
+    }
+}
+
+/// Appends records as entries; returns the last offset, if any. A refusal from the core here
+/// means leadership was lost this very step; the next step resets.
+fn propose(
+    node: &mut RaftNode<DiskRaftLog>,
+    records: &[MetadataRecord],
+    now_ms: u64,
+) -> Option<u64> {
+    let mut last = None;
+    for r in records {
+        match node.propose(r.encode(), now_ms) {
+            Ok(offset) => last = Some(offset),
+            Err(e) => {
+                tracing::warn!("metadata record not proposed: {e}");
+                break;
+            }
+        }
+    }
+    last
+}
+
+/// The error response to a controller request, or `None` for another request.
+fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<ResponseKind> {
+    Some(match request {
+        RequestKind::BrokerRegistration(_) => ResponseKind::BrokerRegistration(
+            BrokerRegistrationResponse::default().with_error_code(code),
+        ),
+        RequestKind::BrokerHeartbeat(_) => {
+            ResponseKind::BrokerHeartbeat(BrokerHeartbeatResponse::default().with_error_code(code))
+        }
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
+            CreateTopicsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        create_topics_response::CreatableTopicResult::default()
+                            .with_name(TopicName(t.name.0.clone()))
+                            .with_error_code(code)
+                            .with_error_message(Some(StrBytes::from_string(message.to_string())))
+                    })
+                    .collect(),
+            ),
+        ),
+        _ => return None,
+    })
+}

@@ -1,0 +1,189 @@
+//! Helpers shared by the black-box tests of a real `ketch` quorum: start nodes, read
+//! `metadata-quorum describe`, wait for an agreed leader.
+#![allow(dead_code)] // each test binary uses a different part
+#![allow(clippy::disallowed_methods)] // black-box tests wait on real time
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const KETCH: &str = env!("CARGO_BIN_EXE_ketch");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub ports: Vec<u16>,
+    pub children: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    pub fn config_path(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("server-{}.properties", i + 1))
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let log = std::fs::File::create(self.dir.join(format!("node-{}.log", i + 1))).unwrap();
+        let child = Command::new(KETCH)
+            .arg("server")
+            .arg(self.config_path(i))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+
+    /// `describe --status` from node `i`, as (leader, epoch, high watermark).
+    pub fn status(&self, i: usize) -> Option<(i32, i32, i64)> {
+        let out = Command::new(KETCH)
+            .args([
+                "metadata-quorum",
+                "--bootstrap-server",
+                &format!("127.0.0.1:{}", self.ports[i]),
+            ])
+            .args(["describe", "--status"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| -> Option<i64> {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        };
+        Some((
+            field("LeaderId:")? as i32,
+            field("LeaderEpoch:")? as i32,
+            field("HighWatermark:")?,
+        ))
+    }
+
+    /// `describe --replication` from node `i`: (node id, log end offset, status) per replica.
+    pub fn replication(&self, i: usize) -> Vec<(i32, i64, String)> {
+        let Ok(out) = Command::new(KETCH)
+            .args([
+                "metadata-quorum",
+                "--bootstrap-server",
+                &format!("127.0.0.1:{}", self.ports[i]),
+            ])
+            .args(["describe", "--replication"])
+            .output()
+        else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Some((
+                    f.first()?.parse().ok()?,
+                    f.get(1)?.parse().ok()?,
+                    f.get(5)?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits until every running node names the same leader, in an epoch above `above`.
+    pub fn wait_for_leader(&self, above: i32, timeout: Duration) -> (i32, i32, Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let views: Vec<Option<(i32, i32, i64)>> = (0..self.ports.len())
+                .filter(|i| self.children[*i].is_some())
+                .map(|i| self.status(i))
+                .collect();
+            if let Some(Some((leader, epoch, _))) = views.first() {
+                let agreed = views
+                    .iter()
+                    .all(|v| v.is_some_and(|(l, e, _)| l == *leader && e == *epoch));
+                if agreed && *leader > 0 && *epoch > above {
+                    return (*leader, *epoch, start.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "no agreed leader above epoch {above} within {timeout:?}; logs in {}",
+            self.dir.display()
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Three controllers (nodes 1-3) and a broker-only observer (node 4), formatted, not started.
+/// `extra` is appended to every server.properties.
+pub fn make_cluster(dir: &Path, extra: &str) -> Cluster {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cluster_id = String::from_utf8(
+        Command::new(KETCH)
+            .args(["storage", "random-uuid"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let cluster = Cluster {
+        dir: dir.to_path_buf(),
+        ports: ports.clone(),
+        children: vec![None, None, None, None],
+    };
+    for (i, port) in ports.iter().enumerate() {
+        let text = format!(
+            "process.roles=controller\nnode.id={}\ncontroller.quorum.voters={voters}\n\
+             listeners=CONTROLLER://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+             log.dirs={}\n{extra}",
+            i + 1,
+            dir.join(format!("data-{}", i + 1)).display()
+        );
+        std::fs::write(cluster.config_path(i), text).unwrap();
+    }
+    // Node 4: broker-only, an observer of the quorum.
+    let text = format!(
+        "process.roles=broker\nnode.id=4\ncontroller.quorum.voters={voters}\nlog.dirs={}\n",
+        dir.join("data-4").display()
+    );
+    std::fs::write(cluster.config_path(3), text).unwrap();
+    for i in 0..4 {
+        let status = Command::new(KETCH)
+            .args(["storage", "format", "-t", &cluster_id, "-c"])
+            .arg(cluster.config_path(i))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    cluster
+}
