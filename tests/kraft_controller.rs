@@ -9,8 +9,9 @@ mod common;
 use bytes::Bytes;
 use common::make_cluster;
 use kafka_protocol::messages::{
-    broker_registration_request, create_topics_request, ApiKey, BrokerHeartbeatRequest, BrokerId,
-    BrokerRegistrationRequest, CreateTopicsRequest, RequestKind, ResponseKind, TopicName,
+    broker_registration_request, create_partitions_request, create_topics_request, ApiKey,
+    BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use ketch::protocol::frame::{decode_response, encode_request};
@@ -37,6 +38,8 @@ fn error_code(r: &ResponseKind) -> i16 {
         ResponseKind::BrokerRegistration(r) => r.error_code,
         ResponseKind::BrokerHeartbeat(r) => r.error_code,
         ResponseKind::CreateTopics(r) => r.topics.first().map_or(-1, |t| t.error_code),
+        ResponseKind::DeleteTopics(r) => r.responses.first().map_or(-1, |t| t.error_code),
+        ResponseKind::CreatePartitions(r) => r.results.first().map_or(-1, |t| t.error_code),
         _ => -1,
     }
 }
@@ -77,6 +80,30 @@ fn create_topic(name: &str, partitions: i32, rf: i16) -> RequestKind {
                 .with_name(TopicName(StrBytes::from_string(name.into())))
                 .with_num_partitions(partitions)
                 .with_replication_factor(rf)]),
+    )
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.into()))
+}
+
+fn delete_topic(name: &str) -> RequestKind {
+    RequestKind::DeleteTopics(
+        DeleteTopicsRequest::default()
+            .with_topic_names(vec![topic_name(name)])
+            .with_timeout_ms(5000),
+    )
+}
+
+fn grow_topic(name: &str, count: i32) -> RequestKind {
+    RequestKind::CreatePartitions(
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(topic_name(name))
+                    .with_count(count),
+            ]),
     )
 }
 
@@ -178,6 +205,38 @@ fn brokers_register_topics_are_created_and_metadata_survives_failover() {
         &create_topic("orders", 3, 1),
     );
     assert_eq!(error_code(&r), 36, "TOPIC_ALREADY_EXISTS");
+    // CreatePartitions grows it; shrinking is refused (INVALID_PARTITIONS, 37).
+    let grow = |n| {
+        to_active(
+            &ports,
+            &alive,
+            ApiKey::CreatePartitions,
+            3,
+            &grow_topic("orders", n),
+        )
+    };
+    assert_eq!(error_code(&grow(5)), 0);
+    assert_eq!(error_code(&grow(2)), 37);
+    // DeleteTopics removes a topic; deleting it again: UNKNOWN_TOPIC_OR_PARTITION (3).
+    let create = to_active(
+        &ports,
+        &alive,
+        ApiKey::CreateTopics,
+        7,
+        &create_topic("doomed", 1, 1),
+    );
+    assert_eq!(error_code(&create), 0);
+    let delete = || {
+        to_active(
+            &ports,
+            &alive,
+            ApiKey::DeleteTopics,
+            5,
+            &delete_topic("doomed"),
+        )
+    };
+    assert_eq!(error_code(&delete()), 0);
+    assert_eq!(error_code(&delete()), 3);
 
     // The active controller dies; the new one has replayed the metadata log.
     cluster.kill((leader - 1) as usize);
@@ -191,6 +250,22 @@ fn brokers_register_topics_are_created_and_metadata_survives_failover() {
         &create_topic("orders", 3, 1),
     );
     assert_eq!(error_code(&r), 36, "the topic survived the failover");
+    let r = to_active(
+        &ports,
+        &alive,
+        ApiKey::CreatePartitions,
+        3,
+        &grow_topic("orders", 5),
+    );
+    assert_eq!(error_code(&r), 37, "and so did its 5 partitions");
+    let r = to_active(
+        &ports,
+        &alive,
+        ApiKey::DeleteTopics,
+        5,
+        &delete_topic("doomed"),
+    );
+    assert_eq!(error_code(&r), 3, "and so did the deletion");
     let ResponseKind::BrokerHeartbeat(hb) = to_active(
         &ports,
         &alive,

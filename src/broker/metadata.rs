@@ -1,15 +1,17 @@
 //! The controller on top of the quorum: every member replays committed metadata records into a
 //! [`Controller`]; the leader, once everything in its log is committed (its own LeaderChange
 //! included, so it has seen all that came before), becomes the active controller: it answers
-//! BrokerRegistration, BrokerHeartbeat and CreateTopics, fences brokers whose session expired,
+//! BrokerRegistration, BrokerHeartbeat, CreateTopics, DeleteTopics and CreatePartitions, fences
+//! brokers whose session expired,
 //! and proposes the records these produce. Answers wait until their records are committed.
 
 use super::raft_storage::DiskRaftLog;
 use crate::controller::{ApiError, Controller, CreateTopic, Endpoint, MetadataRecord};
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, LEADER_CHANGE};
 use kafka_protocol::messages::{
-    create_topics_response, BrokerHeartbeatResponse, BrokerRegistrationResponse,
-    CreateTopicsResponse, RequestKind, ResponseKind, TopicName,
+    create_partitions_response, create_topics_response, delete_topics_response,
+    BrokerHeartbeatResponse, BrokerRegistrationResponse, CreatePartitionsResponse,
+    CreateTopicsResponse, DeleteTopicsResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
@@ -266,6 +268,92 @@ impl MetadataDriver {
                     records,
                 )
             }
+            RequestKind::DeleteTopics(r) => {
+                // v6+ names topics in `topics` (by name or id); earlier versions in `topic_names`.
+                let names: Vec<Option<String>> = if r.topics.is_empty() {
+                    r.topic_names
+                        .iter()
+                        .map(|n| Some(n.0.to_string()))
+                        .collect()
+                } else {
+                    r.topics
+                        .iter()
+                        .map(|t| match &t.name {
+                            Some(n) => Some(n.0.to_string()),
+                            None => self
+                                .controller
+                                .image()
+                                .topics
+                                .values()
+                                .find(|x| {
+                                    crate::model::Uuid::parse(&x.topic_id)
+                                        .is_ok_and(|u| uuid::Uuid::from_bytes(u.0) == t.topic_id)
+                                })
+                                .map(|x| x.name.clone()),
+                        })
+                        .collect()
+                };
+                let mut results = Vec::new();
+                let mut records = Vec::new();
+                for name in names {
+                    let mut result = delete_topics_response::DeletableTopicResult::default()
+                        .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))));
+                    let outcome = match &name {
+                        Some(n) => self
+                            .controller
+                            .delete_topics(std::slice::from_ref(n))
+                            .pop()
+                            .unwrap_or(Err(ApiError::UnknownTopic("no result".into()))),
+                        None => Err(ApiError::UnknownTopic("no topic with that id".into())),
+                    };
+                    match outcome {
+                        Ok(made) => records.extend(made),
+                        Err(e) => {
+                            result = result
+                                .with_error_code(e.code())
+                                .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                        }
+                    }
+                    results.push(result);
+                }
+                (
+                    ResponseKind::DeleteTopics(
+                        DeleteTopicsResponse::default().with_responses(results),
+                    ),
+                    records,
+                )
+            }
+            RequestKind::CreatePartitions(r) => {
+                let mut results = Vec::new();
+                let mut records = Vec::new();
+                for t in &r.topics {
+                    let mut result =
+                        create_partitions_response::CreatePartitionsTopicResult::default()
+                            .with_name(t.name.clone());
+                    let outcome = if r.validate_only {
+                        Err(ApiError::InvalidPartitions(
+                            "validate_only is not supported yet".into(),
+                        ))
+                    } else {
+                        self.controller.create_partitions(&t.name.0, t.count)
+                    };
+                    match outcome {
+                        Ok(made) => records.extend(made),
+                        Err(e) => {
+                            result = result
+                                .with_error_code(e.code())
+                                .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                        }
+                    }
+                    results.push(result);
+                }
+                (
+                    ResponseKind::CreatePartitions(
+                        CreatePartitionsResponse::default().with_results(results),
+                    ),
+                    records,
+                )
+            }
             _ => return,
         };
         match propose(node, &records, now_ms) {
@@ -311,6 +399,41 @@ fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<ResponseKi
         RequestKind::BrokerHeartbeat(_) => {
             ResponseKind::BrokerHeartbeat(BrokerHeartbeatResponse::default().with_error_code(code))
         }
+        RequestKind::DeleteTopics(r) => {
+            let names: Vec<Option<TopicName>> = if r.topics.is_empty() {
+                r.topic_names.iter().cloned().map(Some).collect()
+            } else {
+                r.topics.iter().map(|t| t.name.clone()).collect()
+            };
+            ResponseKind::DeleteTopics(
+                DeleteTopicsResponse::default().with_responses(
+                    names
+                        .into_iter()
+                        .map(|n| {
+                            delete_topics_response::DeletableTopicResult::default()
+                                .with_name(n)
+                                .with_error_code(code)
+                                .with_error_message(Some(StrBytes::from_string(
+                                    message.to_string(),
+                                )))
+                        })
+                        .collect(),
+                ),
+            )
+        }
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
+            CreatePartitionsResponse::default().with_results(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        create_partitions_response::CreatePartitionsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_error_code(code)
+                            .with_error_message(Some(StrBytes::from_string(message.to_string())))
+                    })
+                    .collect(),
+            ),
+        ),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
             CreateTopicsResponse::default().with_topics(
                 r.topics

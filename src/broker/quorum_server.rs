@@ -158,6 +158,8 @@ fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::BrokerRegistration => Some((0, 4)),
         ApiKey::BrokerHeartbeat => Some((0, 1)),
         ApiKey::CreateTopics => Some((2, 7)),
+        ApiKey::DeleteTopics => Some((1, 6)),
+        ApiKey::CreatePartitions => Some((0, 3)),
         _ => None,
     }
 }
@@ -173,6 +175,8 @@ fn api_versions(error_code: i16) -> ApiVersionsResponse {
         ApiKey::BrokerRegistration,
         ApiKey::BrokerHeartbeat,
         ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::CreatePartitions,
     ];
     ApiVersionsResponse::default()
         .with_error_code(error_code)
@@ -494,7 +498,9 @@ async fn serve_connection(
             }
             RequestKind::BrokerRegistration(_)
             | RequestKind::BrokerHeartbeat(_)
-            | RequestKind::CreateTopics(_) => {
+            | RequestKind::CreateTopics(_)
+            | RequestKind::DeleteTopics(_)
+            | RequestKind::CreatePartitions(_) => {
                 let (reply, answer) = oneshot::channel();
                 inbound
                     .send(Inbound::Controller {
