@@ -135,3 +135,156 @@ pub fn describe_quorum(bootstrap: &str, status: bool, replication: bool) -> Resu
     }
     Ok(())
 }
+
+/// What `ketch topics` does.
+pub enum TopicsAction {
+    Create {
+        partitions: i32,
+        replication_factor: i16,
+        configs: Vec<(String, String)>,
+    },
+    Delete,
+    /// Grow to this many partitions.
+    Alter {
+        partitions: i32,
+    },
+}
+
+/// Sends one controller request to the active controller among `bootstrap` (comma-separated
+/// host:port list): the others answer NOT_CONTROLLER (41).
+fn to_active_controller(
+    bootstrap: &str,
+    api_key: ApiKey,
+    version: i16,
+    body: &RequestKind,
+) -> Result<ResponseKind, String> {
+    let addrs: Vec<String> = bootstrap
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    runtime::block_on(async {
+        for addr in &addrs {
+            let exchange = async {
+                let mut stream = TcpStream::connect(addr.as_str()).await.map_err(|e| format!("{addr}: {e}"))?;
+                let frame = encode_request(1, "ketch-topics", api_key, version, body).map_err(|e| e.to_string())?;
+                write_frame(&mut stream, &frame).await.map_err(|e| e.to_string())?;
+                let answer = read_frame(&mut stream, 16 << 20)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("connection closed")?;
+                decode_response(api_key, version, answer).map_err(|e| e.to_string())
+            };
+            let Ok(Ok((_, response))) = tokio::time::timeout(Duration::from_secs(10), exchange).await else {
+                continue;
+            };
+            let not_controller = match &response {
+                ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code == 41),
+                ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code == 41),
+                ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code == 41),
+                _ => false,
+            };
+            if !not_controller {
+                return Ok(response);
+            }
+        }
+        Err(format!(
+            "no active controller among {bootstrap}: list every controller, e.g. --bootstrap-controller h1:9093,h2:9093,h3:9093"
+        ))
+    })
+    .map_err(|e| e.to_string())?
+}
+
+/// `ketch topics --bootstrap-controller H:P,… --create|--delete|--alter --topic T …`, printed as
+/// Kafka's `kafka-topics.sh` prints it. (`--list` and `--describe` need the broker's Metadata API.)
+pub fn topics(bootstrap: &str, topic: &str, action: TopicsAction) -> Result<(), String> {
+    use kafka_protocol::messages::{
+        create_partitions_request, create_topics_request, CreatePartitionsRequest,
+        CreateTopicsRequest, DeleteTopicsRequest,
+    };
+    let name = TopicName(StrBytes::from_string(topic.to_string()));
+    let (code, message) = match action {
+        TopicsAction::Create {
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            let body = RequestKind::CreateTopics(
+                CreateTopicsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_topics(vec![create_topics_request::CreatableTopic::default()
+                        .with_name(name)
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(replication_factor)
+                        .with_configs(
+                            configs
+                                .into_iter()
+                                .map(|(k, v)| {
+                                    create_topics_request::CreatableTopicConfig::default()
+                                        .with_name(StrBytes::from_string(k))
+                                        .with_value(Some(StrBytes::from_string(v)))
+                                })
+                                .collect(),
+                        )]),
+            );
+            let ResponseKind::CreateTopics(r) =
+                to_active_controller(bootstrap, ApiKey::CreateTopics, 7, &body)?
+            else {
+                return Err("unexpected response".into());
+            };
+            let t = r.topics.first().ok_or("empty response")?;
+            if t.error_code == 0 {
+                println!("Created topic {topic}.");
+            }
+            (
+                t.error_code,
+                t.error_message.as_ref().map(|m| m.to_string()),
+            )
+        }
+        TopicsAction::Delete => {
+            let body = RequestKind::DeleteTopics(
+                DeleteTopicsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_topic_names(vec![name]),
+            );
+            let ResponseKind::DeleteTopics(r) =
+                to_active_controller(bootstrap, ApiKey::DeleteTopics, 5, &body)?
+            else {
+                return Err("unexpected response".into());
+            };
+            let t = r.responses.first().ok_or("empty response")?;
+            (
+                t.error_code,
+                t.error_message.as_ref().map(|m| m.to_string()),
+            )
+        }
+        TopicsAction::Alter { partitions } => {
+            let body = RequestKind::CreatePartitions(
+                CreatePartitionsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_topics(vec![
+                        create_partitions_request::CreatePartitionsTopic::default()
+                            .with_name(name)
+                            .with_count(partitions),
+                    ]),
+            );
+            let ResponseKind::CreatePartitions(r) =
+                to_active_controller(bootstrap, ApiKey::CreatePartitions, 3, &body)?
+            else {
+                return Err("unexpected response".into());
+            };
+            let t = r.results.first().ok_or("empty response")?;
+            (
+                t.error_code,
+                t.error_message.as_ref().map(|m| m.to_string()),
+            )
+        }
+    };
+    if code != 0 {
+        return Err(format!(
+            "Error while executing topic command : {} (error code {code})",
+            message.unwrap_or_else(|| "no message".into())
+        ));
+    }
+    Ok(())
+}

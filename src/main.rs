@@ -40,9 +40,35 @@ enum Command {
         #[command(subcommand)]
         command: QuorumCommand,
     },
+    /// Creates, deletes and grows topics, as Kafka's kafka-topics.sh (on the controllers).
+    Topics(TopicsArgs),
     /// Benchmarks (measurements, not tests).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct TopicsArgs {
+    /// The controllers, host:port of their controller listeners, comma-separated.
+    #[arg(long, alias = "bootstrap-server")]
+    bootstrap_controller: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, conflicts_with_all = ["delete", "alter"])]
+    create: bool,
+    #[arg(long, conflicts_with = "alter")]
+    delete: bool,
+    #[arg(long)]
+    alter: bool,
+    /// Partitions (create: default `num.partitions`; alter: the new total).
+    #[arg(long)]
+    partitions: Option<i32>,
+    /// Replicas per partition (default `default.replication.factor`).
+    #[arg(long)]
+    replication_factor: Option<i16>,
+    /// Topic configs, key=value (repeatable).
+    #[arg(long = "config")]
+    configs: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +220,33 @@ fn dev(args: DevArgs) -> Result<(), String> {
     Err("the Kafka listener (127.0.0.1:9092) is not implemented yet: only storage is".into())
 }
 
+fn topics(args: TopicsArgs) -> Result<(), String> {
+    use ketch::cli::TopicsAction;
+    let action = if args.create {
+        let mut configs = Vec::new();
+        for c in &args.configs {
+            let (k, v) = c
+                .split_once('=')
+                .ok_or_else(|| format!("--config takes key=value, not '{c}'"))?;
+            configs.push((k.to_string(), v.to_string()));
+        }
+        TopicsAction::Create {
+            partitions: args.partitions.unwrap_or(-1),
+            replication_factor: args.replication_factor.unwrap_or(-1),
+            configs,
+        }
+    } else if args.delete {
+        TopicsAction::Delete
+    } else if args.alter {
+        TopicsAction::Alter {
+            partitions: args.partitions.ok_or("--alter needs --partitions")?,
+        }
+    } else {
+        return Err("one of --create, --delete or --alter is needed (--list and --describe come with the broker)".into());
+    };
+    ketch::cli::topics(&args.bootstrap_controller, &args.topic, action)
+}
+
 fn read_config(path: &Path) -> Result<ServerConfig, String> {
     let disk = RealDisk;
     let text = disk
@@ -267,6 +320,35 @@ fn server(config_path: &Path) -> Result<(), String> {
     let (Some(cluster_id), Some(log)) = (cluster_id, metadata_log) else {
         return Err("no metadata log directory".into());
     };
+    let metadata_offset = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+    let lifecycle = if config.roles.broker {
+        let endpoints: Vec<ketch::controller::Endpoint> = config
+            .listeners
+            .iter()
+            .filter(|l| !config.controller_listener_names.contains(&l.name))
+            .map(|l| ketch::controller::Endpoint {
+                name: l.name.clone(),
+                host: if l.host.is_empty() {
+                    "localhost".into()
+                } else {
+                    l.host.clone()
+                },
+                port: l.port,
+            })
+            .collect();
+        Some(ketch::broker::lifecycle::LifecycleConfig {
+            node_id: config.node_id,
+            cluster_id: cluster_id.clone(),
+            voters: config.voters.clone(),
+            endpoints,
+            heartbeat_interval_ms: config.broker_heartbeat_interval_ms,
+            incarnation_id: uuid::Uuid::from_bytes(
+                runtime::random_bytes_16().map_err(|e| e.to_string())?,
+            ),
+        })
+    } else {
+        None
+    };
     let seed_bytes = runtime::random_bytes_16().map_err(|e| e.to_string())?;
     let seed = u64::from_le_bytes(seed_bytes[..8].try_into().unwrap_or([0; 8]));
     let quorum = ketch::broker::quorum_server::QuorumConfig {
@@ -284,20 +366,35 @@ fn server(config_path: &Path) -> Result<(), String> {
             default_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor,
         },
-        observer: None,
+        observer: Some(Arc::new({
+            let offset = Arc::clone(&metadata_offset);
+            move |s: &ketch::broker::quorum_server::QuorumStatus| {
+                offset.store(s.metadata_offset, std::sync::atomic::Ordering::Relaxed)
+            }
+        })),
         bugs: Default::default(),
     };
-    // Nothing proposes yet: the controller that will is the next step.
+    // Entries are proposed by the controller inside the quorum member; nothing else proposes.
     let (_proposer, proposals) = ketch::broker::quorum_server::proposal_channel();
-    runtime::block_on(ketch::broker::quorum_server::run(
-        quorum,
-        disk,
-        log,
-        runtime::Clock::system(),
-        seed,
-        proposals,
-        runtime::shutdown_signal(),
-    ))
+    runtime::block_on(async move {
+        // A broker registers with the active controller and heartbeats for as long as it runs.
+        let _lifecycle = lifecycle.map(|l| {
+            runtime::spawn(ketch::broker::lifecycle::run(
+                l,
+                Arc::clone(&metadata_offset),
+            ))
+        });
+        ketch::broker::quorum_server::run(
+            quorum,
+            disk,
+            log,
+            runtime::Clock::system(),
+            seed,
+            proposals,
+            runtime::shutdown_signal(),
+        )
+        .await
+    })
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
 }
@@ -321,6 +418,7 @@ fn main() -> ExitCode {
             ignore_formatted,
         }) => format_storage(&cluster_id, &config, ignore_formatted),
         Command::Dev(args) => dev(args),
+        Command::Topics(args) => topics(args),
         Command::Server { config } => server(&config),
         Command::MetadataQuorum {
             bootstrap_server,

@@ -294,3 +294,60 @@ fn brokers_register_topics_are_created_and_metadata_survives_failover() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Combined nodes register their broker half by themselves; `ketch topics` then creates a topic
+/// with three replicas, which needs all three brokers registered and unfenced.
+#[test]
+fn combined_nodes_register_as_brokers_and_ketch_topics_creates_topics() {
+    let dir = std::env::temp_dir().join(format!("ketch-combined-{}", std::process::id()));
+    let mut cluster = common::make_combined_cluster(&dir, "broker.heartbeat.interval.ms=200\n");
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    cluster.wait_for_leader(0, Duration::from_secs(20));
+    let start = Instant::now();
+    let created = loop {
+        let (ok, out) = common::topics(
+            &cluster,
+            &[
+                "--create",
+                "--topic",
+                "events",
+                "--partitions",
+                "3",
+                "--replication-factor",
+                "3",
+            ],
+        );
+        if ok {
+            break out;
+        }
+        // Until all three brokers are unfenced the controller cannot place three replicas.
+        assert!(out.contains("error code 38"), "{out}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "brokers never registered: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(created.contains("Created topic events."), "{created}");
+    let (ok, out) = common::topics(
+        &cluster,
+        &["--create", "--topic", "events", "--partitions", "3"],
+    );
+    assert!(
+        !ok && out.contains("already exists") && out.contains("error code 36"),
+        "{out}"
+    );
+    let (ok, out) = common::topics(
+        &cluster,
+        &["--alter", "--topic", "events", "--partitions", "6"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = common::topics(&cluster, &["--delete", "--topic", "events"]);
+    assert!(ok, "{out}");
+    let (ok, out) = common::topics(&cluster, &["--delete", "--topic", "events"]);
+    assert!(!ok && out.contains("error code 3"), "{out}");
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

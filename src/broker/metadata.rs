@@ -56,6 +56,12 @@ impl MetadataDriver {
         self.active
     }
 
+    /// The last log offset replayed (-1 before any): how far this node's view of the metadata
+    /// goes, which brokers report in their heartbeats.
+    pub fn replayed_offset(&self) -> i64 {
+        self.replayed as i64 - 1
+    }
+
     /// After every step of the quorum: follow leadership, replay what committed, answer what
     /// committed, and as the active controller fence silent brokers.
     pub fn on_step(&mut self, node: &mut RaftNode<DiskRaftLog>, now_ms: u64) {

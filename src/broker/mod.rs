@@ -4,6 +4,7 @@
 //!
 //! The only place where the cores meet IO, and where internal errors become Kafka error codes.
 
+pub mod lifecycle;
 pub mod log_writer;
 pub mod metadata;
 pub mod net;

@@ -52,6 +52,8 @@ pub struct QuorumStatus {
     pub leader: Option<NodeId>,
     pub high_watermark: u64,
     pub log_end: u64,
+    /// The last metadata offset replayed into this member's image (-1 before any).
+    pub metadata_offset: i64,
 }
 
 /// Called with the member's status after every step; must be quick.
@@ -369,6 +371,7 @@ pub async fn run(
                 leader: node.leader(),
                 high_watermark: node.high_watermark(),
                 log_end: node.log().end_offset(),
+                metadata_offset: metadata.replayed_offset(),
             });
         }
         let view = (node.role(), node.epoch(), node.leader());

@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub fetch_timeout_ms: u64,
     /// `broker.session.timeout.ms`: a broker without a heartbeat for this long is fenced.
     pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
     /// `num.partitions`: partitions of a topic created without a count.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -82,6 +84,7 @@ const KNOWN_KEYS: &[&str] = &[
     "controller.quorum.election.timeout.ms",
     "controller.quorum.fetch.timeout.ms",
     "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
     "num.partitions",
     "default.replication.factor",
 ];
@@ -265,6 +268,11 @@ impl ServerConfig {
                 )?,
                 fetch_timeout_ms: parse_ms(&props, "controller.quorum.fetch.timeout.ms", 2000)?,
                 broker_session_timeout_ms: parse_ms(&props, "broker.session.timeout.ms", 9000)?,
+                broker_heartbeat_interval_ms: parse_ms(
+                    &props,
+                    "broker.heartbeat.interval.ms",
+                    2000,
+                )?,
                 num_partitions: parse_positive(&props, "num.partitions", 1)?,
                 default_replication_factor: i16::try_from(parse_positive(
                     &props,

@@ -187,3 +187,74 @@ pub fn make_cluster(dir: &Path, extra: &str) -> Cluster {
     }
     cluster
 }
+
+/// Three combined nodes (`process.roles=broker,controller`), formatted, not started; each has a
+/// PLAINTEXT listener (not served yet) and a CONTROLLER listener.
+pub fn make_combined_cluster(dir: &Path, extra: &str) -> Cluster {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cluster_id = String::from_utf8(
+        Command::new(KETCH)
+            .args(["storage", "random-uuid"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let cluster = Cluster {
+        dir: dir.to_path_buf(),
+        ports: ports.clone(),
+        children: vec![None, None, None],
+    };
+    for (i, port) in ports.iter().enumerate() {
+        let text = format!(
+            "process.roles=broker,controller\nnode.id={}\ncontroller.quorum.voters={voters}\n\
+             listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\nlog.dirs={}\n{extra}",
+            i + 1,
+            free_port(),
+            dir.join(format!("data-{}", i + 1)).display()
+        );
+        std::fs::write(cluster.config_path(i), text).unwrap();
+        let ok = Command::new(KETCH)
+            .args(["storage", "format", "-t", &cluster_id, "-c"])
+            .arg(cluster.config_path(i))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+    cluster
+}
+
+/// `ketch topics --bootstrap-controller <all controllers> <args>`: (success, stdout + stderr).
+pub fn topics(cluster: &Cluster, args: &[&str]) -> (bool, String) {
+    let bootstrap = cluster
+        .ports
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| cluster.children[*i].is_some())
+        .map(|(_, p)| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = Command::new(KETCH)
+        .args(["topics", "--bootstrap-controller", &bootstrap])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

@@ -1,0 +1,155 @@
+//! A broker's life with the controller (KIP-631): register (BrokerRegistration) with whichever
+//! voter is the active controller, then heartbeat (BrokerHeartbeat) every interval with how far
+//! this node has replayed the metadata log, so the controller unfences it once caught up. A
+//! stale broker epoch (the controller forgot it, or fenced and re-registered it) starts over.
+
+use super::net::{read_frame, write_frame};
+use crate::controller::Endpoint;
+use crate::model::NodeId;
+use crate::protocol::frame::{decode_response, encode_request};
+use crate::runtime::{self, net::TcpStream};
+use kafka_protocol::messages::{
+    broker_registration_request, ApiKey, BrokerHeartbeatRequest, BrokerId,
+    BrokerRegistrationRequest, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const NOT_CONTROLLER: i16 = 41;
+const STALE_BROKER_EPOCH: i16 = 77;
+
+pub struct LifecycleConfig {
+    pub node_id: NodeId,
+    pub cluster_id: String,
+    pub voters: BTreeMap<NodeId, (String, u16)>,
+    pub endpoints: Vec<Endpoint>,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// Changes at every process start.
+    pub incarnation_id: uuid::Uuid,
+}
+
+async fn call(
+    addr: &str,
+    api_key: ApiKey,
+    version: i16,
+    body: &RequestKind,
+) -> Option<ResponseKind> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let frame = encode_request(1, "ketch-broker-lifecycle", api_key, version, body).ok()?;
+        write_frame(&mut stream, &frame).await.ok()?;
+        let answer = read_frame(&mut stream, 1 << 20).await.ok()??;
+        decode_response(api_key, version, answer)
+            .ok()
+            .map(|(_, r)| r)
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()?
+}
+
+/// Runs until the task is dropped. `metadata_offset` is the last metadata offset this node has
+/// replayed (-1 before any).
+pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
+    let addrs: Vec<String> = config
+        .voters
+        .values()
+        .map(|(h, p)| format!("{h}:{p}"))
+        .collect();
+    let interval = Duration::from_millis(config.heartbeat_interval_ms.max(10));
+    let mut preferred = 0usize;
+    loop {
+        // Register with the active controller, whichever voter that is.
+        let registration = RequestKind::BrokerRegistration(
+            BrokerRegistrationRequest::default()
+                .with_broker_id(BrokerId(config.node_id.0))
+                .with_cluster_id(StrBytes::from_string(config.cluster_id.clone()))
+                .with_incarnation_id(config.incarnation_id)
+                .with_listeners(
+                    config
+                        .endpoints
+                        .iter()
+                        .map(|e| {
+                            broker_registration_request::Listener::default()
+                                .with_name(StrBytes::from_string(e.name.clone()))
+                                .with_host(StrBytes::from_string(e.host.clone()))
+                                .with_port(e.port)
+                        })
+                        .collect(),
+                ),
+        );
+        let mut broker_epoch = None;
+        while broker_epoch.is_none() {
+            for i in 0..addrs.len() {
+                let at = (preferred + i) % addrs.len();
+                if let Some(ResponseKind::BrokerRegistration(r)) =
+                    call(&addrs[at], ApiKey::BrokerRegistration, 2, &registration).await
+                {
+                    match r.error_code {
+                        0 => {
+                            preferred = at;
+                            broker_epoch = Some(r.broker_epoch);
+                            tracing::info!(
+                                broker_epoch = r.broker_epoch,
+                                "registered with the controller"
+                            );
+                            break;
+                        }
+                        NOT_CONTROLLER => {}
+                        code => tracing::warn!(code, "broker registration refused"),
+                    }
+                }
+            }
+            if broker_epoch.is_none() {
+                runtime::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        let Some(broker_epoch) = broker_epoch else {
+            continue;
+        };
+        let mut fenced = true;
+        // Heartbeat until the epoch goes stale.
+        'heartbeats: loop {
+            let heartbeat = RequestKind::BrokerHeartbeat(
+                BrokerHeartbeatRequest::default()
+                    .with_broker_id(BrokerId(config.node_id.0))
+                    .with_broker_epoch(broker_epoch)
+                    .with_current_metadata_offset(metadata_offset.load(Ordering::Relaxed)),
+            );
+            for i in 0..addrs.len() {
+                let at = (preferred + i) % addrs.len();
+                let Some(ResponseKind::BrokerHeartbeat(r)) =
+                    call(&addrs[at], ApiKey::BrokerHeartbeat, 1, &heartbeat).await
+                else {
+                    continue;
+                };
+                match r.error_code {
+                    0 => {
+                        preferred = at;
+                        if r.is_fenced != fenced {
+                            fenced = r.is_fenced;
+                            tracing::info!(fenced, "broker state from the controller");
+                        }
+                        break;
+                    }
+                    STALE_BROKER_EPOCH => {
+                        tracing::warn!(broker_epoch, "broker epoch is stale: registering again");
+                        break 'heartbeats;
+                    }
+                    _ => {}
+                }
+            }
+            // Fenced and waiting to catch up: ask again soon rather than a whole interval later.
+            runtime::sleep(if fenced {
+                interval.min(Duration::from_millis(200))
+            } else {
+                interval
+            })
+            .await;
+        }
+    }
+}
