@@ -184,9 +184,19 @@ fn format_storage(
     Ok(())
 }
 
+/// `ketch dev`: one combined node with zero configuration. Data in `--data-dir` (formatted on
+/// first start); the quorum's controller listener on 127.0.0.1:9093. The Kafka client listener
+/// (127.0.0.1:9092) is the broker's next step: it is announced but not served yet.
 fn dev(args: DevArgs) -> Result<(), String> {
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
     let dir = args.data_dir;
+    let text = format!(
+        "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\n\
+         listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n\
+         controller.listener.names=CONTROLLER\nlog.dirs={}\nbroker.heartbeat.interval.ms=500\n",
+        dir.display()
+    );
+    let (config, _) = ServerConfig::parse(&text).map_err(|e| e.to_string())?;
     if !disk.exists(&dir.join(ketch::log::META_PROPERTIES)) {
         let meta = MetaProperties {
             cluster_id: Uuid::from_random(runtime::random_bytes_16().map_err(|e| e.to_string())?)
@@ -201,23 +211,13 @@ fn dev(args: DevArgs) -> Result<(), String> {
             meta.cluster_id
         );
     }
-    let clock = runtime::Clock::system();
-    let t0 = clock.monotonic();
-    let (log_dir, logs, notes) = LogDir::open(Arc::clone(&disk), &dir, None, NodeId(1), |_| {
-        LogConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
-    for n in notes {
-        tracing::warn!("recovery: {n}");
-    }
     println!(
-        "storage ready in {:.1} ms: {} (cluster.id {}), {} partition logs",
-        (clock.monotonic() - t0).as_secs_f64() * 1e3,
-        dir.display(),
-        log_dir.meta().cluster_id,
-        logs.len()
+        "ketch dev: one combined node, data in {}; controller on 127.0.0.1:9093 \
+         (try: ketch topics --bootstrap-controller 127.0.0.1:9093 --create --topic demo). \
+         The Kafka client listener on 127.0.0.1:9092 is not served yet. Ctrl-C stops.",
+        dir.display()
     );
-    Err("the Kafka listener (127.0.0.1:9092) is not implemented yet: only storage is".into())
+    run_server(config)
 }
 
 fn topics(args: TopicsArgs) -> Result<(), String> {
@@ -262,7 +262,10 @@ fn read_config(path: &Path) -> Result<ServerConfig, String> {
 }
 
 fn server(config_path: &Path) -> Result<(), String> {
-    let config = read_config(config_path)?;
+    run_server(read_config(config_path)?)
+}
+
+fn run_server(config: ServerConfig) -> Result<(), String> {
     if config.voters.is_empty() {
         return Err(
             "controller.quorum.voters is empty: every node needs the voters, id@host:port,..."

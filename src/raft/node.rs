@@ -286,6 +286,10 @@ impl<L: RaftLog> RaftNode<L> {
     }
 
     fn random_election_timeout(&mut self) -> u64 {
+        // The only voter has no one to split a vote with, nor anyone to wait for.
+        if self.config.voters.len() == 1 && self.is_voter() {
+            return 0;
+        }
         let t = self.config.election_timeout_ms.max(1);
         t + self.rng.gen_range(0..t)
     }
