@@ -11,11 +11,13 @@
 //! its offset.
 
 use crate::{fnv, Report};
+use ketch::broker::lifecycle::{self, LifecycleConfig};
 use ketch::broker::quorum_server::{
     self, proposal_channel, QuorumBugs, QuorumConfig, QuorumHandle, QuorumStatus,
 };
 use ketch::broker::raft_storage::{DiskRaftLog, METADATA_LOG_DIR_NAME};
 use ketch::broker::raft_wire::METADATA_TOPIC;
+use ketch::controller::{Endpoint, MetadataImage, MetadataRecord};
 use ketch::log::{Log, LogConfig, LogDir, MetaProperties};
 use ketch::model::{NodeId, TopicPartition, Uuid};
 use ketch::raft::{Epoch, RaftLog, Role};
@@ -26,6 +28,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +62,10 @@ struct Shared {
     proposed: BTreeMap<(usize, Epoch), BTreeMap<u64, Vec<u8>>>,
     /// Proposals known committed: offset → data.
     committed: BTreeMap<u64, Vec<u8>>,
+    /// The highest high watermark any leader reported: everything below it was committed.
+    max_leader_hw: u64,
+    /// Controller records among the committed entries: (registrations, fencings, unfencings).
+    controller_records: (u64, u64, u64),
     violations: Vec<String>,
     trace: u64,
     events: u64,
@@ -130,6 +137,7 @@ impl Shared {
         }
         // A leader whose high watermark passed its own proposals has committed them.
         if s.role == Role::Leader {
+            self.max_leader_hw = self.max_leader_hw.max(s.high_watermark);
             let mut newly = Vec::new();
             if let Some(mine) = self.proposed.get_mut(&(i, s.epoch)) {
                 let done: Vec<u64> = mine.range(..s.high_watermark).map(|(o, _)| *o).collect();
@@ -223,6 +231,24 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
     let (handle, proposals) = proposal_channel();
     lock(&world).handles[i] = Some(handle);
     let observer_world = Arc::clone(&world);
+    // Every node is also a broker: it registers and heartbeats, so the controller's records
+    // (registrations, unfencing, fencing of crashed nodes) flow through the quorum under faults.
+    let metadata_offset = Arc::new(AtomicI64::new(-1));
+    let lifecycle = LifecycleConfig {
+        node_id: NodeId(i as i32 + 1),
+        cluster_id: CLUSTER_ID.into(),
+        voters: (0..voters)
+            .map(|v| (NodeId(v as i32 + 1), (ip(v).to_string(), PORT)))
+            .collect(),
+        endpoints: vec![Endpoint {
+            name: "PLAINTEXT".into(),
+            host: ip(i).to_string(),
+            port: 9092,
+        }],
+        heartbeat_interval_ms: 300,
+        incarnation_id: uuid::Uuid::from_u64_pair(seed ^ i as u64, incarnation),
+    };
+    madsim::task::spawn(lifecycle::run(lifecycle, Arc::clone(&metadata_offset)));
     let config = QuorumConfig {
         node_id: NodeId(i as i32 + 1),
         cluster_id: CLUSTER_ID.into(),
@@ -235,6 +261,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
         fetch_timeout_ms: 2 * election_timeout_ms,
         controller: Default::default(),
         observer: Some(Arc::new(move |s: &QuorumStatus| {
+            metadata_offset.store(s.metadata_offset, Ordering::Relaxed);
             lock(&observer_world).observe(i, s)
         })),
         bugs,
@@ -253,6 +280,16 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
     if let Err(e) = result {
         lock(&world).event(i, &format!("stopped: {e}"));
     }
+}
+
+fn marker_record() -> Vec<u8> {
+    MetadataRecord::Config {
+        resource: "sim".into(),
+        name: "workload".into(),
+        key: "marker".into(),
+        value: Some("marker".into()),
+    }
+    .encode()
 }
 
 fn crash(world: &World, handle: &Handle, id: madsim::task::NodeId, i: usize, why: &str) {
@@ -329,7 +366,13 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         // Proposals run on their own so a stuck leader does not stall the faults.
         let w = Arc::clone(&world);
         madsim::task::spawn(async move {
-            let _ = propose_on_leader(&w, format!("p{serial}").into_bytes()).await;
+            let record = MetadataRecord::Config {
+                resource: "sim".into(),
+                name: "workload".into(),
+                key: format!("p{serial}"),
+                value: Some(serial.to_string()),
+            };
+            let _ = propose_on_leader(&w, record.encode()).await;
         });
         for i in 0..nodes {
             if down_until[i].is_some_and(|t| now >= t) {
@@ -419,8 +462,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
     let mut done = false;
     while start.elapsed() < healed + LIVENESS_BOUND && !done {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some((proposer, offset, epoch)) = propose_on_leader(&world, b"marker".to_vec()).await
-        {
+        if let Some((proposer, offset, epoch)) = propose_on_leader(&world, marker_record()).await {
             let deadline = healed + LIVENESS_BOUND;
             while start.elapsed() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -430,7 +472,11 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                         .as_ref()
                         .is_some_and(|s| s.high_watermark > offset)
                 });
-                if everywhere && w.committed.get(&offset).is_some_and(|d| d == b"marker") {
+                if everywhere
+                    && w.committed
+                        .get(&offset)
+                        .is_some_and(|d| d == &marker_record())
+                {
                     done = true;
                     break;
                 }
@@ -490,6 +536,63 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         }
     }
     let mut w = lock(&world);
+    // Every committed entry, not only the workload's: the same on every disk that has it, on a
+    // majority of the voters' disks, and a sequence of records the metadata image accepts.
+    let max_hw = w.max_leader_hw;
+    for offset in 0..max_hw {
+        let present: Vec<(usize, &ketch::raft::Entry)> = logs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.get(offset as usize).map(|e| (i, e)))
+            .collect();
+        if let Some((_, first)) = present.first() {
+            if let Some((i, other)) = present.iter().find(|(_, e)| e != first) {
+                let i = *i;
+                let what = format!(
+                    "committed offset {offset} differs: {:?} vs {:?}",
+                    first.epoch, other.epoch
+                );
+                w.violation(i, what);
+            }
+        }
+        let holders = present.iter().filter(|(i, _)| *i < voters).count();
+        if holders < voters / 2 + 1 {
+            w.violation(
+                0,
+                format!(
+                    "committed offset {offset} survives on {holders} of {voters} voters' disks"
+                ),
+            );
+        }
+    }
+    for (i, log) in logs.iter().enumerate() {
+        let mut image = MetadataImage::new();
+        for e in log.iter().take(max_hw as usize) {
+            if e.data == ketch::raft::LEADER_CHANGE {
+                continue;
+            }
+            let applied = MetadataRecord::decode(&e.data)
+                .map_err(|err| err.to_string())
+                .and_then(|r| {
+                    image
+                        .apply(e.offset as i64, &r)
+                        .map(|()| r)
+                        .map_err(|err| err.to_string())
+                });
+            if i == 0 {
+                match &applied {
+                    Ok(MetadataRecord::RegisterBroker { .. }) => w.controller_records.0 += 1,
+                    Ok(MetadataRecord::FenceBroker { .. }) => w.controller_records.1 += 1,
+                    Ok(MetadataRecord::UnfenceBroker { .. }) => w.controller_records.2 += 1,
+                    _ => {}
+                }
+            }
+            if let Err(err) = &applied {
+                w.violation(i, format!("committed metadata does not replay: {err}"));
+                break;
+            }
+        }
+    }
     for (offset, data) in &committed {
         let mut holders = 0;
         for (i, log) in logs.iter().enumerate() {
@@ -542,6 +645,8 @@ pub fn run(options: Options) -> Report {
         leaders: BTreeMap::new(),
         proposed: BTreeMap::new(),
         committed: BTreeMap::new(),
+        max_leader_hw: 0,
+        controller_records: (0, 0, 0),
         violations: Vec::new(),
         trace: 0xcbf2_9ce4_8422_2325,
         events: 0,
@@ -562,13 +667,16 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: quorum of {voters} voters and {} observers, election timeout {election_timeout_ms} ms: {} events, {} crashes, {} epochs with a leader, {} entries committed; {} violations",
+            "seed {}: quorum of {voters} voters and {} observers, election timeout {election_timeout_ms} ms: {} events, {} crashes, {} epochs with a leader, {} entries committed ({} registrations, {} fencings, {} unfencings); {} violations",
             options.seed,
             nodes - voters,
             w.events,
             w.crashes,
             w.leaders.len(),
             w.committed.len(),
+            w.controller_records.0,
+            w.controller_records.1,
+            w.controller_records.2,
             w.violations.len()
         ),
         trace_hash: trace,
