@@ -357,7 +357,14 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
     let mut latencies_us = Vec::with_capacity(proposals);
     for n in 0..proposals {
         let t0 = clock.monotonic();
-        let (offset, _) = handle.propose(format!("bench-{n}").into_bytes()).await?;
+        // A real metadata record (a config change), as the controller would write.
+        let record = crate::controller::MetadataRecord::Config {
+            resource: "bench".into(),
+            name: "quorum".into(),
+            key: format!("k{n}"),
+            value: Some(n.to_string()),
+        };
+        let (offset, _) = handle.propose(record.encode()).await?;
         loop {
             // Registered before the check, so a change in between is not missed.
             let notified = changed.notified();
