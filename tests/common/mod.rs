@@ -134,9 +134,13 @@ impl Drop for Cluster {
     }
 }
 
-/// Three controllers (nodes 1-3) and a broker-only observer (node 4), formatted, not started.
-/// `extra` is appended to every server.properties.
-pub fn make_cluster(dir: &Path, extra: &str) -> Cluster {
+/// Writes one server.properties per entry of `configs(i, voters, controller_port)` (node i+1;
+/// the first three are the voters) into a fresh `dir` and formats them all with one cluster id.
+fn build_cluster(
+    dir: &Path,
+    nodes: usize,
+    configs: impl Fn(usize, &str, u16) -> String,
+) -> Cluster {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -146,38 +150,28 @@ pub fn make_cluster(dir: &Path, extra: &str) -> Cluster {
         .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
         .collect::<Vec<_>>()
         .join(",");
-    let cluster_id = String::from_utf8(
-        Command::new(KETCH)
-            .args(["storage", "random-uuid"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let random_uuid = Command::new(KETCH)
+        .args(["storage", "random-uuid"])
+        .output()
+        .unwrap();
+    let cluster_id = String::from_utf8(random_uuid.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     let cluster = Cluster {
         dir: dir.to_path_buf(),
         ports: ports.clone(),
-        children: vec![None, None, None, None],
+        children: (0..nodes).map(|_| None).collect(),
     };
-    for (i, port) in ports.iter().enumerate() {
+    for i in 0..nodes {
+        let port = ports.get(i).copied().unwrap_or(0);
         let text = format!(
-            "process.roles=controller\nnode.id={}\ncontroller.quorum.voters={voters}\n\
-             listeners=CONTROLLER://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
-             log.dirs={}\n{extra}",
+            "node.id={}\ncontroller.quorum.voters={voters}\nlog.dirs={}\n{}",
             i + 1,
-            dir.join(format!("data-{}", i + 1)).display()
+            dir.join(format!("data-{}", i + 1)).display(),
+            configs(i, &voters, port)
         );
         std::fs::write(cluster.config_path(i), text).unwrap();
-    }
-    // Node 4: broker-only, an observer of the quorum.
-    let text = format!(
-        "process.roles=broker\nnode.id=4\ncontroller.quorum.voters={voters}\nlog.dirs={}\n",
-        dir.join("data-4").display()
-    );
-    std::fs::write(cluster.config_path(3), text).unwrap();
-    for i in 0..4 {
         let status = Command::new(KETCH)
             .args(["storage", "format", "-t", &cluster_id, "-c"])
             .arg(cluster.config_path(i))
@@ -188,52 +182,32 @@ pub fn make_cluster(dir: &Path, extra: &str) -> Cluster {
     cluster
 }
 
+/// Three controllers (nodes 1-3) and a broker-only observer (node 4), formatted, not started.
+/// `extra` is appended to every controller's server.properties.
+pub fn make_cluster(dir: &Path, extra: &str) -> Cluster {
+    build_cluster(dir, 4, |i, _, port| {
+        if i < 3 {
+            format!(
+                "process.roles=controller\nlisteners=CONTROLLER://127.0.0.1:{port}\n\
+                 controller.listener.names=CONTROLLER\n{extra}"
+            )
+        } else {
+            "process.roles=broker\n".to_string()
+        }
+    })
+}
+
 /// Three combined nodes (`process.roles=broker,controller`), formatted, not started; each has a
 /// PLAINTEXT listener (not served yet) and a CONTROLLER listener.
 pub fn make_combined_cluster(dir: &Path, extra: &str) -> Cluster {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let cluster_id = String::from_utf8(
-        Command::new(KETCH)
-            .args(["storage", "random-uuid"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
-    let cluster = Cluster {
-        dir: dir.to_path_buf(),
-        ports: ports.clone(),
-        children: vec![None, None, None],
-    };
-    for (i, port) in ports.iter().enumerate() {
-        let text = format!(
-            "process.roles=broker,controller\nnode.id={}\ncontroller.quorum.voters={voters}\n\
+    build_cluster(dir, 3, |_, _, port| {
+        format!(
+            "process.roles=broker,controller\n\
              listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{port}\n\
-             controller.listener.names=CONTROLLER\nlog.dirs={}\n{extra}",
-            i + 1,
-            free_port(),
-            dir.join(format!("data-{}", i + 1)).display()
-        );
-        std::fs::write(cluster.config_path(i), text).unwrap();
-        let ok = Command::new(KETCH)
-            .args(["storage", "format", "-t", &cluster_id, "-c"])
-            .arg(cluster.config_path(i))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-    cluster
+             controller.listener.names=CONTROLLER\n{extra}",
+            free_port()
+        )
+    })
 }
 
 /// `ketch topics --bootstrap-controller <all controllers> <args>`: (success, stdout + stderr).
