@@ -402,6 +402,10 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// One hostile request must not abort the node through a huge allocation (see runtime/alloc.rs).
+#[global_allocator]
+static ALLOCATOR: runtime::GuardedAlloc = runtime::GuardedAlloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

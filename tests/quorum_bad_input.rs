@@ -212,7 +212,7 @@ fn bad_input_gets_an_error_or_loses_its_connection_and_the_node_keeps_serving() 
 /// process aborts ("memory allocation of 343597382320 bytes failed"). Every API decoded through
 /// the crate has the same exposure. Run with `cargo test --test quorum_bad_input -- --ignored`.
 #[test]
-#[ignore = "known bug: the codec allocates by a claimed array length (see ARCHITECTURE.md)"]
+
 fn a_request_claiming_a_huge_array_does_not_kill_the_node() {
     let dir = std::env::temp_dir().join(format!("ketch-quorum-huge-{}", std::process::id()));
     let (_node, port, _) = start_single_node(&dir);

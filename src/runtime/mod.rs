@@ -13,11 +13,15 @@
 //!
 //! This module must not know about Kafka, logs or Raft.
 
+#[cfg(not(madsim))]
+mod alloc;
 mod clock;
 mod disk;
 mod real_disk;
 mod sim_disk;
 
+#[cfg(not(madsim))]
+pub use alloc::GuardedAlloc;
 pub use clock::Clock;
 pub use disk::{Disk, DiskFile};
 pub use real_disk::RealDisk;
