@@ -253,16 +253,14 @@ impl MetadataDriver {
                                         .map_or(0, |p| p.replicas.len() as i16),
                                 )
                                 .with_topic_id(
-                                    topic
-                                        .and_then(|t| crate::model::Uuid::parse(&t.topic_id).ok())
-                                        .map_or(uuid::Uuid::nil(), |u| uuid::Uuid::from_bytes(u.0)),
+                                    topic.map_or(uuid::Uuid::nil(), |t| wire_topic_id(&t.topic_id)),
                                 );
                             records.extend(made);
                         }
                         Err(e) => {
                             result = result
                                 .with_error_code(e.code())
-                                .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                                .with_error_message(message_of(&e));
                         }
                     }
                     results.push(result);
@@ -291,10 +289,7 @@ impl MetadataDriver {
                                 .image()
                                 .topics
                                 .values()
-                                .find(|x| {
-                                    crate::model::Uuid::parse(&x.topic_id)
-                                        .is_ok_and(|u| uuid::Uuid::from_bytes(u.0) == t.topic_id)
-                                })
+                                .find(|x| wire_topic_id(&x.topic_id) == t.topic_id)
                                 .map(|x| x.name.clone()),
                         })
                         .collect()
@@ -317,7 +312,7 @@ impl MetadataDriver {
                         Err(e) => {
                             result = result
                                 .with_error_code(e.code())
-                                .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                                .with_error_message(message_of(&e));
                         }
                     }
                     results.push(result);
@@ -348,7 +343,7 @@ impl MetadataDriver {
                         Err(e) => {
                             result = result
                                 .with_error_code(e.code())
-                                .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                                .with_error_message(message_of(&e));
                         }
                     }
                     results.push(result);
@@ -374,6 +369,15 @@ impl MetadataDriver {
             }),
         }
     }
+}
+
+/// A topic id as the wire carries it (our ids are Kafka's base64 form of the same 16 bytes).
+fn wire_topic_id(id: &str) -> uuid::Uuid {
+    crate::model::Uuid::parse(id).map_or(uuid::Uuid::nil(), |u| uuid::Uuid::from_bytes(u.0))
+}
+
+fn message_of(e: &ApiError) -> Option<StrBytes> {
+    Some(StrBytes::from_string(e.to_string()))
 }
 
 /// Appends records as entries; returns the last offset, if any. A refusal from the core here

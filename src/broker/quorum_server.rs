@@ -455,6 +455,19 @@ fn describe(node: &RaftNode<DiskRaftLog>, clock: &Clock, now_ms: u64) -> Describ
     ])
 }
 
+/// Hands a request to the driver and waits for its answer, at most [`REPLY_TIMEOUT`].
+async fn ask<T>(
+    inbound: &mpsc::Sender<Inbound>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Inbound,
+) -> Result<T, &'static str> {
+    let (reply, answer) = oneshot::channel();
+    inbound.send(make(reply)).await.map_err(|_| "stopping")?;
+    tokio::time::timeout(REPLY_TIMEOUT, answer)
+        .await
+        .map_err(|_| "no answer in time")?
+        .map_err(|_| "request dropped")
+}
+
 async fn serve_connection(
     mut stream: TcpStream,
     inbound: mpsc::Sender<Inbound>,
@@ -491,31 +504,16 @@ async fn serve_connection(
         let correlation_id = request.header.correlation_id;
         let body = match &request.body {
             RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(0)),
-            RequestKind::DescribeQuorum(_) => {
-                let (reply, answer) = oneshot::channel();
-                inbound
-                    .send(Inbound::Describe { reply })
-                    .await
-                    .map_err(|_| "stopping")?;
-                ResponseKind::DescribeQuorum(answer.await.map_err(|_| "stopping")?)
-            }
+            RequestKind::DescribeQuorum(_) => ResponseKind::DescribeQuorum(
+                ask(&inbound, |reply| Inbound::Describe { reply }).await?,
+            ),
             RequestKind::BrokerRegistration(_)
             | RequestKind::BrokerHeartbeat(_)
             | RequestKind::CreateTopics(_)
             | RequestKind::DeleteTopics(_)
             | RequestKind::CreatePartitions(_) => {
-                let (reply, answer) = oneshot::channel();
-                inbound
-                    .send(Inbound::Controller {
-                        request: request.body.clone(),
-                        reply,
-                    })
-                    .await
-                    .map_err(|_| "stopping")?;
-                tokio::time::timeout(REPLY_TIMEOUT, answer)
-                    .await
-                    .map_err(|_| "no answer in time")?
-                    .map_err(|_| "request dropped")?
+                let request = request.body.clone();
+                ask(&inbound, |reply| Inbound::Controller { request, reply }).await?
             }
             other => {
                 let (from, message) = request_from_wire(other).map_err(|e| {
@@ -533,19 +531,12 @@ async fn serve_connection(
                         inconsistent_cluster_response(&message).ok_or("not a quorum request")?
                     }
                     _ => {
-                        let (reply, answer) = oneshot::channel();
-                        inbound
-                            .send(Inbound::Request {
-                                from,
-                                message,
-                                reply,
-                            })
-                            .await
-                            .map_err(|_| "stopping")?;
-                        tokio::time::timeout(REPLY_TIMEOUT, answer)
-                            .await
-                            .map_err(|_| "no answer in time")?
-                            .map_err(|_| "request dropped")?
+                        ask(&inbound, |reply| Inbound::Request {
+                            from,
+                            message,
+                            reply,
+                        })
+                        .await?
                     }
                 };
                 response_to_wire(&message).ok_or("the core answered with a request")?
