@@ -4,6 +4,8 @@
 //! code or loses only its own connection, and the node keeps serving.
 #![allow(clippy::disallowed_methods)] // black-box tests wait on real time
 
+mod common;
+
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use ketch::broker::raft_wire::{request_to_wire, response_from_wire};
@@ -11,11 +13,11 @@ use ketch::model::NodeId;
 use ketch::protocol::frame::{decode_response, encode_request};
 use ketch::raft::{Message, RaftError};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const KETCH: &str = env!("CARGO_BIN_EXE_ketch");
+use common::KETCH;
 
 struct Node(Child);
 impl Drop for Node {
@@ -28,11 +30,7 @@ impl Drop for Node {
 fn start_single_node(dir: &std::path::Path) -> (Node, u16, String) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let config = dir.join("server.properties");
     std::fs::write(
         &config,

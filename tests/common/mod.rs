@@ -10,12 +10,19 @@ use std::time::{Duration, Instant};
 
 pub const KETCH: &str = env!("CARGO_BIN_EXE_ketch");
 
+/// A port for a node to listen on. Taken below the kernel's ephemeral range (32768 and up on
+/// Linux), so an outgoing connection cannot grab it between this check and the node's bind;
+/// spread by process id and a counter so tests running side by side do not pick the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 10_000 + (std::process::id() % 400) as u16 * 50;
+    loop {
+        let candidate = 10_000 + (base - 10_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 20_000;
+        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            return candidate;
+        }
+    }
 }
 
 pub struct Cluster {
