@@ -315,6 +315,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
                     changed2.notify_waiters();
                 }
             })),
+            image: None,
             bugs: Default::default(),
         };
         let task = crate::runtime::spawn(quorum_server::run(

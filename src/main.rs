@@ -184,9 +184,9 @@ fn format_storage(
     Ok(())
 }
 
-/// `ketch dev`: one combined node with zero configuration. Data in `--data-dir` (formatted on
-/// first start); the quorum's controller listener on 127.0.0.1:9093. The Kafka client listener
-/// (127.0.0.1:9092) is the broker's next step: it is announced but not served yet.
+/// `ketch dev`: one combined node with zero configuration: Kafka clients on 127.0.0.1:9092,
+/// the quorum's controller listener on 127.0.0.1:9093, data in `--data-dir` (formatted on first
+/// start).
 fn dev(args: DevArgs) -> Result<(), String> {
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
     let dir = args.data_dir;
@@ -212,9 +212,8 @@ fn dev(args: DevArgs) -> Result<(), String> {
         );
     }
     println!(
-        "ketch dev: one combined node, data in {}; controller on 127.0.0.1:9093 \
-         (try: ketch topics --bootstrap-controller 127.0.0.1:9093 --create --topic demo). \
-         The Kafka client listener on 127.0.0.1:9092 is not served yet. Ctrl-C stops.",
+        "ketch dev: one combined node, data in {}. Kafka clients: 127.0.0.1:9092 \
+         (try: kcat -b 127.0.0.1:9092 -L). Ctrl-C stops.",
         dir.display()
     );
     run_server(config)
@@ -297,6 +296,8 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
     let mut cluster_id: Option<String> = None;
     let mut metadata_log = None;
+    let mut data_dirs = Vec::new();
+    let mut data_logs = Vec::new();
     for dir in config.all_dirs() {
         let (log_dir, mut logs, notes) = LogDir::open(
             Arc::clone(&disk),
@@ -319,6 +320,10 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
                     .map_err(|e| e.to_string())?,
             });
         }
+        if config.log_dirs.contains(&dir) {
+            data_dirs.push(log_dir);
+            data_logs.push(logs);
+        }
     }
     let (Some(cluster_id), Some(log)) = (cluster_id, metadata_log) else {
         return Err("no metadata log directory".into());
@@ -326,7 +331,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
     let metadata_offset = Arc::new(std::sync::atomic::AtomicI64::new(-1));
     let lifecycle = if config.roles.broker {
         let endpoints: Vec<ketch::controller::Endpoint> = config
-            .listeners
+            .advertised_listeners
             .iter()
             .filter(|l| !config.controller_listener_names.contains(&l.name))
             .map(|l| ketch::controller::Endpoint {
@@ -352,6 +357,54 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
     } else {
         None
     };
+    let leader_hint = Arc::new(std::sync::atomic::AtomicI32::new(-1));
+    let (image_tx, image_rx) =
+        tokio::sync::watch::channel(Arc::new(ketch::controller::MetadataImage::new()));
+    let broker = if config.roles.broker {
+        let base = LogConfig {
+            segment_bytes_max: config.log_segment_bytes,
+            retention_ms: config.log_retention_ms,
+            retention_bytes: config.log_retention_bytes,
+            max_batch_bytes: config.message_max_bytes,
+            ..LogConfig::default()
+        };
+        let partitions = Arc::new(ketch::broker::partitions::Partitions::new(
+            config.node_id.0,
+            Arc::clone(&disk),
+            data_dirs,
+            data_logs,
+            ketch::broker::partitions::LogDefaults { base },
+        ));
+        let client_listeners = config
+            .listeners
+            .iter()
+            .filter(|l| !config.controller_listener_names.contains(&l.name))
+            .cloned()
+            .collect();
+        Some(Arc::new(ketch::broker::client_server::Broker::new(
+            ketch::broker::client_server::BrokerConfig {
+                node_id: config.node_id.0,
+                cluster_id: cluster_id.clone(),
+                listeners: client_listeners,
+                auto_create_topics: config.auto_create_topics,
+                socket_request_max_bytes: config.socket_request_max_bytes,
+                max_connections: config.max_connections,
+                log_retention_check_interval_ms: config.log_retention_check_interval_ms,
+                log_flush_interval_ms: config.log_flush_interval_ms,
+                described: config.described(),
+            },
+            image_rx,
+            partitions,
+            ketch::broker::controller_client::ControllerClient::new(
+                config.voters.clone(),
+                Arc::clone(&leader_hint),
+                config.node_id,
+            ),
+            runtime::Clock::system(),
+        )))
+    } else {
+        None
+    };
     let seed_bytes = runtime::random_bytes_16().map_err(|e| e.to_string())?;
     let seed = u64::from_le_bytes(seed_bytes[..8].try_into().unwrap_or([0; 8]));
     let quorum = ketch::broker::quorum_server::QuorumConfig {
@@ -371,15 +424,31 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
         },
         observer: Some(Arc::new({
             let offset = Arc::clone(&metadata_offset);
+            let leader = Arc::clone(&leader_hint);
             move |s: &ketch::broker::quorum_server::QuorumStatus| {
-                offset.store(s.metadata_offset, std::sync::atomic::Ordering::Relaxed)
+                offset.store(s.metadata_offset, std::sync::atomic::Ordering::Relaxed);
+                leader.store(
+                    s.leader.map_or(-1, |n| n.0),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
         })),
+        image: Some(image_tx),
         bugs: Default::default(),
     };
     // Entries are proposed by the controller inside the quorum member; nothing else proposes.
     let (_proposer, proposals) = ketch::broker::quorum_server::proposal_channel();
     runtime::block_on(async move {
+        // SIGINT or SIGTERM: the broker stops first (its logs flushed and checkpointed), then
+        // the quorum member.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        runtime::spawn(async move {
+            runtime::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
         // A broker registers with the active controller and heartbeats for as long as it runs.
         let _lifecycle = lifecycle.map(|l| {
             runtime::spawn(ketch::broker::lifecycle::run(
@@ -387,19 +456,54 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
                 Arc::clone(&metadata_offset),
             ))
         });
-        ketch::broker::quorum_server::run(
+        let broker_task = broker.map(|b| {
+            runtime::spawn(ketch::broker::client_server::run(
+                b,
+                stopped(stop_rx.clone()),
+            ))
+        });
+        // The broker ending (a stop, or a failure such as a listener that cannot bind) ends
+        // the quorum member too.
+        let broker_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+        let quorum_stop = {
+            let rx = stop_rx.clone();
+            let failure = Arc::clone(&broker_failure);
+            async move {
+                let outcome = match broker_task {
+                    Some(task) => task.await,
+                    None => {
+                        stopped(rx).await;
+                        Ok(Ok(()))
+                    }
+                };
+                let error = match outcome {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(e) => Some(format!("broker task: {e}")),
+                };
+                if let Ok(mut f) = failure.lock() {
+                    *f = error;
+                }
+            }
+        };
+        let result = ketch::broker::quorum_server::run(
             quorum,
             disk,
             log,
             runtime::Clock::system(),
             seed,
             proposals,
-            runtime::shutdown_signal(),
+            quorum_stop,
         )
         .await
+        .map_err(|e| e.to_string());
+        let failure = broker_failure.lock().ok().and_then(|mut f| f.take());
+        match (result, failure) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(()),
+        }
     })
     .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
 }
 
 /// One hostile request must not abort the node through a huge allocation (see runtime/alloc.rs).

@@ -264,6 +264,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
             metadata_offset.store(s.metadata_offset, Ordering::Relaxed);
             lock(&observer_world).observe(i, s)
         })),
+        image: None,
         bugs,
     };
     let disk: Arc<dyn Disk> = Arc::new(disk);

@@ -6,7 +6,9 @@
 //! and proposes the records these produce. Answers wait until their records are committed.
 
 use super::raft_storage::DiskRaftLog;
-use crate::controller::{ApiError, Controller, CreateTopic, Endpoint, MetadataRecord};
+use crate::controller::{
+    ApiError, Controller, CreateTopic, Endpoint, MetadataImage, MetadataRecord,
+};
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, LEADER_CHANGE};
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
@@ -35,6 +37,11 @@ pub struct MetadataDriver {
     leading: Option<Epoch>,
     active: bool,
     pending: Vec<Pending>,
+    /// Committed records only, for the broker: the active controller's own image runs ahead
+    /// of the high watermark.
+    committed: MetadataImage,
+    /// Next log offset to apply to `committed`.
+    committed_next: u64,
 }
 
 impl MetadataDriver {
@@ -45,11 +52,18 @@ impl MetadataDriver {
             leading: None,
             active: false,
             pending: Vec::new(),
+            committed: MetadataImage::new(),
+            committed_next: 0,
         }
     }
 
     pub fn controller(&self) -> &Controller {
         &self.controller
+    }
+
+    /// The image of what is committed: what brokers serve.
+    pub fn committed_image(&self) -> &MetadataImage {
+        &self.committed
     }
 
     pub fn is_active(&self) -> bool {
@@ -112,6 +126,29 @@ impl MetadataDriver {
 
     fn replay_committed(&mut self, node: &RaftNode<DiskRaftLog>) {
         let hw = node.high_watermark();
+        while self.committed_next < hw {
+            let entries = node.log().read(self.committed_next, 512);
+            if entries.is_empty() {
+                break;
+            }
+            for e in entries {
+                if e.offset >= hw {
+                    break;
+                }
+                self.committed_next = e.offset + 1;
+                if e.data == LEADER_CHANGE {
+                    continue;
+                }
+                match MetadataRecord::decode(&e.data) {
+                    Ok(record) => {
+                        if let Err(err) = self.committed.apply(e.offset as i64, &record) {
+                            tracing::error!("metadata log: {err}");
+                        }
+                    }
+                    Err(err) => tracing::error!(offset = e.offset, "metadata log: {err}"),
+                }
+            }
+        }
         while self.replayed < hw {
             let entries = node.log().read(self.replayed, 512);
             if entries.is_empty() {
@@ -372,7 +409,7 @@ impl MetadataDriver {
 }
 
 /// A topic id as the wire carries it (our ids are Kafka's base64 form of the same 16 bytes).
-fn wire_topic_id(id: &str) -> uuid::Uuid {
+pub fn wire_topic_id(id: &str) -> uuid::Uuid {
     crate::model::Uuid::parse(id).map_or(uuid::Uuid::nil(), |u| uuid::Uuid::from_bytes(u.0))
 }
 
@@ -401,7 +438,7 @@ fn propose(
 }
 
 /// The error response to a controller request, or `None` for another request.
-fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<ResponseKind> {
+pub fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::BrokerRegistration(_) => ResponseKind::BrokerRegistration(
             BrokerRegistrationResponse::default().with_error_code(code),

@@ -17,7 +17,7 @@ use super::raft_wire::{
     cluster_id_of, exchange_of, inconsistent_cluster_response, is_response, request_from_wire,
     request_to_wire, response_from_wire, response_to_wire, Exchange, METADATA_TOPIC,
 };
-use crate::controller::{Controller, ControllerConfig};
+use crate::controller::{Controller, ControllerConfig, MetadataImage};
 use crate::log::Log;
 use crate::model::NodeId;
 use crate::protocol::frame::{
@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Largest frame accepted on the controller listener.
 const MAX_FRAME_BYTES: usize = 16 << 20;
@@ -106,6 +106,8 @@ pub struct QuorumConfig {
     /// The controller's settings (`broker.session.timeout.ms`, topic defaults).
     pub controller: ControllerConfig,
     pub observer: Option<Observer>,
+    /// Where the committed metadata image is published whenever it changes (the broker).
+    pub image: Option<watch::Sender<Arc<MetadataImage>>>,
     /// Deliberate bugs for the simulator; inert without the `planted-bugs` feature.
     pub bugs: QuorumBugs,
 }
@@ -363,6 +365,12 @@ pub async fn run(
             q.retain(|r| !r.is_closed());
             !q.is_empty()
         });
+        if let Some(image) = &config.image {
+            let committed = metadata.committed_image();
+            if image.borrow().offset != committed.offset {
+                image.send_replace(Arc::new(committed.clone()));
+            }
+        }
         if let Some(observe) = &config.observer {
             observe(&QuorumStatus {
                 node_id: config.node_id,

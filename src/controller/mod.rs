@@ -17,5 +17,7 @@ mod records;
 mod tests;
 
 pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, TopicImage};
-pub use logic::{ApiError, Controller, ControllerConfig, CreateTopic, HeartbeatReply};
+pub use logic::{
+    validate_topic_name, ApiError, Controller, ControllerConfig, CreateTopic, HeartbeatReply,
+};
 pub use records::{Endpoint, MetadataRecord, RecordError};

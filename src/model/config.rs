@@ -52,6 +52,36 @@ pub struct ServerConfig {
     pub num_partitions: i32,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
+    /// `advertised.listeners`: what brokers tell clients to connect to (defaults to `listeners`).
+    pub advertised_listeners: Vec<Listener>,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `log.retention.ms` (or `.minutes`, `.hours`); -1 keeps data forever.
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes`; -1 is no limit.
+    pub log_retention_bytes: i64,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: u64,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.flush.interval.ms`: fsync partition logs this often; `None` (Kafka's default)
+    /// leaves it to the OS, segment rolls and shutdown.
+    pub log_flush_interval_ms: Option<u64>,
+    /// `message.max.bytes`: the largest record batch accepted (topic `max.message.bytes`).
+    pub message_max_bytes: usize,
+    /// `socket.request.max.bytes`: the largest request frame read.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`: client connections accepted at once on the client listeners.
+    pub max_connections: usize,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub group_min_session_timeout_ms: u64,
+    pub group_max_session_timeout_ms: u64,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// The keys the file set (the rest are defaults), for DescribeConfigs' sources.
+    pub set_keys: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +117,33 @@ const KNOWN_KEYS: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "num.partitions",
     "default.replication.factor",
+    "auto.create.topics.enable",
+    "log.retention.ms",
+    "log.retention.minutes",
+    "log.retention.hours",
+    "log.retention.bytes",
+    "log.segment.bytes",
+    "log.retention.check.interval.ms",
+    "log.flush.interval.ms",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "max.connections",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.initial.rebalance.delay.ms",
+    // Kafka quickstart keys that ketch accepts and has no use for (yet).
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "controller.quorum.bootstrap.servers",
 ];
 
 fn parse_host_port(text: &str) -> Option<(String, u16)> {
@@ -170,6 +227,41 @@ fn parse_ms(props: &Properties, key: &str, default: u64) -> Result<u64, ConfigEr
     }
 }
 
+fn parse_ms_or_zero(props: &Properties, key: &str, default: u64) -> Result<u64, ConfigError> {
+    match props.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| invalid(key, v, "a non-negative number of milliseconds")),
+    }
+}
+
+/// A retention setting in `unit_ms` units: -1 (forever / no limit) or a non-negative count.
+fn parse_retention(props: &Properties, key: &str, unit_ms: i64) -> Result<i64, ConfigError> {
+    match props.get(key) {
+        None => Ok(-1),
+        Some(v) => {
+            let n = v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= -1)
+                .ok_or_else(|| invalid(key, v, "-1 or a non-negative integer"))?;
+            Ok(if n < 0 { -1 } else { n.saturating_mul(unit_ms) })
+        }
+    }
+}
+
+fn parse_bool(props: &Properties, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match props.get(key).map(str::trim) {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(invalid(key, v, "true or false")),
+    }
+}
+
 fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
@@ -244,6 +336,20 @@ impl ServerConfig {
             .unwrap_or(first_dir);
         let voters = parse_voters(props.get("controller.quorum.voters").unwrap_or(""))?;
         let listeners = parse_listeners(props.get("listeners").unwrap_or(""))?;
+        let advertised_listeners = match props.get("advertised.listeners") {
+            Some(text) => parse_listeners(text)?,
+            None => listeners.clone(),
+        };
+        let log_retention_ms = match (
+            props.get("log.retention.ms"),
+            props.get("log.retention.minutes"),
+            props.get("log.retention.hours"),
+        ) {
+            (Some(_), _, _) => parse_retention(&props, "log.retention.ms", 1)?,
+            (None, Some(_), _) => parse_retention(&props, "log.retention.minutes", 60_000)?,
+            (None, None, Some(_)) => parse_retention(&props, "log.retention.hours", 3_600_000)?,
+            (None, None, None) => 168 * 3_600_000,
+        };
         let controller_listener_names: Vec<String> = props
             .get("controller.listener.names")
             .unwrap_or("")
@@ -280,6 +386,63 @@ impl ServerConfig {
                     1,
                 )?)
                 .map_err(|_| invalid("default.replication.factor", "", "at most 32767"))?,
+                advertised_listeners,
+                auto_create_topics: parse_bool(&props, "auto.create.topics.enable", true)?,
+                log_retention_ms,
+                log_retention_bytes: parse_retention(&props, "log.retention.bytes", 1)?
+                    .max(-1)
+                    .min(i64::MAX),
+                log_segment_bytes: u64::try_from(parse_positive(
+                    &props,
+                    "log.segment.bytes",
+                    1 << 30,
+                )?)
+                .unwrap_or(1 << 30)
+                .max(14),
+                log_retention_check_interval_ms: parse_ms(
+                    &props,
+                    "log.retention.check.interval.ms",
+                    300_000,
+                )?,
+                log_flush_interval_ms: match props.get("log.flush.interval.ms") {
+                    None => None,
+                    Some(_) => Some(parse_ms(&props, "log.flush.interval.ms", 1)?),
+                },
+                message_max_bytes: usize::try_from(parse_positive(
+                    &props,
+                    "message.max.bytes",
+                    1_048_588,
+                )?)
+                .unwrap_or(1_048_588),
+                socket_request_max_bytes: usize::try_from(parse_positive(
+                    &props,
+                    "socket.request.max.bytes",
+                    104_857_600,
+                )?)
+                .unwrap_or(104_857_600),
+                max_connections: usize::try_from(parse_positive(&props, "max.connections", 10_000)?)
+                    .unwrap_or(10_000),
+                offsets_topic_num_partitions: parse_positive(
+                    &props,
+                    "offsets.topic.num.partitions",
+                    50,
+                )?,
+                group_min_session_timeout_ms: parse_ms(
+                    &props,
+                    "group.min.session.timeout.ms",
+                    6_000,
+                )?,
+                group_max_session_timeout_ms: parse_ms(
+                    &props,
+                    "group.max.session.timeout.ms",
+                    1_800_000,
+                )?,
+                group_initial_rebalance_delay_ms: parse_ms_or_zero(
+                    &props,
+                    "group.initial.rebalance.delay.ms",
+                    3_000,
+                )?,
+                set_keys: props.iter().map(|(k, _)| k.to_string()).collect(),
             },
             warnings,
         ))
@@ -297,6 +460,94 @@ impl ServerConfig {
                        listeners=CONTROLLER://:9093 and controller.listener.names=CONTROLLER"
                     .into(),
             })
+    }
+
+    /// The broker settings as (key, value, is it the default), for DescribeConfigs.
+    pub fn described(&self) -> Vec<(String, String, bool)> {
+        let listeners = |ls: &[Listener]| {
+            ls.iter()
+                .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let entries: Vec<(&str, String)> = vec![
+            ("node.id", self.node_id.0.to_string()),
+            ("broker.id", self.node_id.0.to_string()),
+            (
+                "process.roles",
+                match (self.roles.broker, self.roles.controller) {
+                    (true, true) => "broker,controller",
+                    (true, false) => "broker",
+                    _ => "controller",
+                }
+                .to_string(),
+            ),
+            ("listeners", listeners(&self.listeners)),
+            ("advertised.listeners", listeners(&self.advertised_listeners)),
+            (
+                "log.dirs",
+                self.log_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("num.partitions", self.num_partitions.to_string()),
+            (
+                "default.replication.factor",
+                self.default_replication_factor.to_string(),
+            ),
+            ("auto.create.topics.enable", self.auto_create_topics.to_string()),
+            ("log.retention.ms", self.log_retention_ms.to_string()),
+            ("log.retention.bytes", self.log_retention_bytes.to_string()),
+            ("log.segment.bytes", self.log_segment_bytes.to_string()),
+            (
+                "log.retention.check.interval.ms",
+                self.log_retention_check_interval_ms.to_string(),
+            ),
+            ("message.max.bytes", self.message_max_bytes.to_string()),
+            (
+                "socket.request.max.bytes",
+                self.socket_request_max_bytes.to_string(),
+            ),
+            ("max.connections", self.max_connections.to_string()),
+            (
+                "offsets.topic.num.partitions",
+                self.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "group.min.session.timeout.ms",
+                self.group_min_session_timeout_ms.to_string(),
+            ),
+            (
+                "group.max.session.timeout.ms",
+                self.group_max_session_timeout_ms.to_string(),
+            ),
+            (
+                "group.initial.rebalance.delay.ms",
+                self.group_initial_rebalance_delay_ms.to_string(),
+            ),
+            (
+                "broker.session.timeout.ms",
+                self.broker_session_timeout_ms.to_string(),
+            ),
+            (
+                "broker.heartbeat.interval.ms",
+                self.broker_heartbeat_interval_ms.to_string(),
+            ),
+        ];
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                // log.retention.ms may come from .minutes or .hours.
+                let set = self.set_keys.contains(k)
+                    || (k == "log.retention.ms"
+                        && (self.set_keys.contains("log.retention.minutes")
+                            || self.set_keys.contains("log.retention.hours")))
+                    || (k == "broker.id" && self.set_keys.contains("node.id"));
+                (k.to_string(), v, !set)
+            })
+            .collect()
     }
 
     /// Every directory `ketch storage format` must format: the log dirs and the metadata dir.

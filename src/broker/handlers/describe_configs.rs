@@ -1,0 +1,175 @@
+//! DescribeConfigs (32): every config of a topic (its override, else the broker's setting,
+//! else Kafka's default, each with its source) and of a broker (as `server.properties` set it
+//! or by default).
+
+use super::super::client_server::Broker;
+use kafka_protocol::messages::{
+    describe_configs_response::{
+        DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+    },
+    DescribeConfigsRequest, DescribeConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_REQUEST: i16 = 42;
+
+// Config sources (DescribeConfigs v1+).
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const STATIC_BROKER_CONFIG: i8 = 4;
+const DEFAULT_CONFIG: i8 = 5;
+
+// Config types (v3+).
+const BOOLEAN: i8 = 1;
+const STRING: i8 = 2;
+const INT: i8 = 3;
+const LONG: i8 = 5;
+const LIST: i8 = 7;
+
+/// Topic configs: (topic key, broker key it defaults to, Kafka's default, type).
+pub const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
+    ("cleanup.policy", "log.cleanup.policy", "delete", LIST),
+    ("compression.type", "compression.type", "producer", STRING),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms", "86400000", LONG),
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms", "60000", LONG),
+    ("flush.messages", "log.flush.interval.messages", "9223372036854775807", LONG),
+    ("flush.ms", "log.flush.interval.ms", "9223372036854775807", LONG),
+    ("index.interval.bytes", "log.index.interval.bytes", "4096", INT),
+    ("max.message.bytes", "message.max.bytes", "1048588", INT),
+    ("message.timestamp.type", "log.message.timestamp.type", "CreateTime", STRING),
+    ("min.insync.replicas", "min.insync.replicas", "1", INT),
+    ("retention.bytes", "log.retention.bytes", "-1", LONG),
+    ("retention.ms", "log.retention.ms", "604800000", LONG),
+    ("segment.bytes", "log.segment.bytes", "1073741824", INT),
+    ("segment.index.bytes", "log.index.size.max.bytes", "10485760", INT),
+    ("segment.ms", "log.roll.ms", "604800000", LONG),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable", "false", BOOLEAN),
+];
+
+fn entry(
+    name: &str,
+    value: &str,
+    source: i8,
+    config_type: i8,
+    read_only: bool,
+) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_value(Some(StrBytes::from_string(value.to_string())))
+        .with_read_only(read_only)
+        .with_config_source(source)
+        .with_config_type(config_type)
+}
+
+pub fn handle(broker: &Broker, r: &DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+    // config_type exists from v3: the encoder refuses a value before.
+    let entry = |name: &str, value: &str, source: i8, config_type: i8, read_only: bool| {
+        entry(name, value, source, if version >= 3 { config_type } else { 0 }, read_only)
+    };
+    let image = broker.image();
+    let broker_value = |key: &str| {
+        broker
+            .config
+            .described
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, default)| (v.clone(), *default))
+    };
+    let results = r
+        .resources
+        .iter()
+        .map(|res| {
+            let name = res.resource_name.to_string();
+            let wanted = |key: &str| {
+                res.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            match res.resource_type {
+                TOPIC => {
+                    if image.topic_by_name(&name).is_none() {
+                        return result
+                            .with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_message(Some(StrBytes::from_string(format!(
+                                "Topic '{name}' does not exist."
+                            ))));
+                    }
+                    let overrides = image.configs.get(&("topic".to_string(), name.clone()));
+                    let configs = TOPIC_CONFIGS
+                        .iter()
+                        .filter(|(k, ..)| wanted(k))
+                        .map(|(key, broker_key, default, ty)| {
+                            let set = overrides.and_then(|o| o.get(*key));
+                            let from_broker = broker_value(broker_key);
+                            let (value, source) = match (set, &from_broker) {
+                                (Some(v), _) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
+                                (None, Some((v, false))) => (v.clone(), STATIC_BROKER_CONFIG),
+                                (None, Some((v, true))) => (v.clone(), DEFAULT_CONFIG),
+                                (None, None) => (default.to_string(), DEFAULT_CONFIG),
+                            };
+                            let mut e = entry(key, &value, source, *ty, false);
+                            if r.include_synonyms {
+                                let mut synonyms = Vec::new();
+                                if let Some(v) = set {
+                                    synonyms.push((key.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
+                                }
+                                if let Some((v, false)) = &from_broker {
+                                    synonyms.push((broker_key.to_string(), v.clone(), STATIC_BROKER_CONFIG));
+                                }
+                                synonyms.push((broker_key.to_string(), default.to_string(), DEFAULT_CONFIG));
+                                e = e.with_synonyms(
+                                    synonyms
+                                        .into_iter()
+                                        .map(|(n, v, s)| {
+                                            DescribeConfigsSynonym::default()
+                                                .with_name(StrBytes::from_string(n))
+                                                .with_value(Some(StrBytes::from_string(v)))
+                                                .with_source(s)
+                                        })
+                                        .collect(),
+                                );
+                            }
+                            e
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                BROKER => {
+                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                        return result.with_error_code(INVALID_REQUEST).with_error_message(Some(
+                            StrBytes::from_string(format!(
+                                "this is broker {}, not '{name}'",
+                                broker.config.node_id
+                            )),
+                        ));
+                    }
+                    let configs = broker
+                        .config
+                        .described
+                        .iter()
+                        .filter(|(k, ..)| wanted(k))
+                        .map(|(k, v, default)| {
+                            entry(
+                                k,
+                                v,
+                                if *default { DEFAULT_CONFIG } else { STATIC_BROKER_CONFIG },
+                                STRING,
+                                true,
+                            )
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                other => result.with_error_code(INVALID_REQUEST).with_error_message(Some(
+                    StrBytes::from_string(format!("resource type {other} is not supported")),
+                )),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

@@ -1,0 +1,85 @@
+//! CreateTopics (19), DeleteTopics (20), CreatePartitions (37): decided by the active
+//! controller, so the request is forwarded to it unchanged (same version: the controller
+//! listener implements the same ranges). On success the answer waits, within the request's
+//! timeout, until this broker's image shows the change, so a Metadata request right after
+//! sees it.
+
+use super::super::client_server::Broker;
+use super::super::metadata::refusal;
+use crate::protocol::frame::Request;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use std::time::Duration;
+
+const REQUEST_TIMED_OUT: i16 = 7;
+
+pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
+    let timeout_ms = match &request.body {
+        RequestKind::CreateTopics(r) => r.timeout_ms,
+        RequestKind::DeleteTopics(r) => r.timeout_ms,
+        RequestKind::CreatePartitions(r) => r.timeout_ms,
+        _ => 0,
+    };
+    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0).clamp(1000, 60_000));
+    let answer = broker
+        .controller
+        .call(request.api_key, request.version, &request.body, timeout)
+        .await;
+    let Some(answer) = answer else {
+        return refusal(&request.body, REQUEST_TIMED_OUT, "no active controller answered in time")
+            .unwrap_or(ResponseKind::ApiVersions(Default::default()));
+    };
+    // Wait for the committed change to reach this broker's image.
+    match &answer {
+        ResponseKind::CreateTopics(r) => {
+            let made: Vec<String> = r
+                .topics
+                .iter()
+                .filter(|t| t.error_code == 0)
+                .map(|t| t.name.0.to_string())
+                .collect();
+            broker
+                .wait_for_image(timeout, |img| {
+                    made.iter().all(|n| img.topic_by_name(n).is_some())
+                })
+                .await;
+        }
+        ResponseKind::DeleteTopics(r) => {
+            let gone: Vec<String> = r
+                .responses
+                .iter()
+                .filter(|t| t.error_code == 0)
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect();
+            broker
+                .wait_for_image(timeout, |img| {
+                    gone.iter().all(|n| img.topic_by_name(n).is_none())
+                })
+                .await;
+        }
+        ResponseKind::CreatePartitions(r) => {
+            let RequestKind::CreatePartitions(req) = &request.body else {
+                return answer;
+            };
+            let grown: Vec<(String, i32)> = req
+                .topics
+                .iter()
+                .filter(|t| {
+                    r.results
+                        .iter()
+                        .any(|x| x.name == t.name && x.error_code == 0)
+                })
+                .map(|t| (t.name.0.to_string(), t.count))
+                .collect();
+            broker
+                .wait_for_image(timeout, |img| {
+                    grown.iter().all(|(n, count)| {
+                        img.topic_by_name(n)
+                            .is_some_and(|t| t.partitions.len() as i32 >= *count)
+                    })
+                })
+                .await;
+        }
+        _ => {}
+    }
+    answer
+}
