@@ -43,6 +43,8 @@ pub struct Broker {
     pub partitions: Arc<Partitions>,
     pub controller: ControllerClient,
     pub clock: Clock,
+    /// Idempotent producer ids this broker may hand out.
+    pub producer_ids: tokio::sync::Mutex<handlers::init_producer_id::ProducerIdBlock>,
     connections: AtomicUsize,
 }
 
@@ -67,6 +69,7 @@ impl Broker {
             partitions,
             controller,
             clock,
+            producer_ids: Default::default(),
             connections: AtomicUsize::new(0),
         }
     }
@@ -108,7 +111,11 @@ pub async fn run(
     for l in &broker.config.listeners {
         let addr = format!(
             "{}:{}",
-            if l.host.is_empty() { "0.0.0.0" } else { &l.host },
+            if l.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                &l.host
+            },
             l.port
         );
         let listener = TcpListener::bind(&addr)

@@ -29,9 +29,7 @@ pub struct ControllerClient {
 fn not_controller(response: &ResponseKind) -> bool {
     match response {
         ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER),
-        ResponseKind::DeleteTopics(r) => {
-            r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER)
-        }
+        ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER),
         ResponseKind::CreatePartitions(r) => {
             r.results.iter().any(|t| t.error_code == NOT_CONTROLLER)
         }

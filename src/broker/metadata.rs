@@ -12,8 +12,9 @@ use crate::controller::{
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, LEADER_CHANGE};
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
-    BrokerHeartbeatResponse, BrokerRegistrationResponse, CreatePartitionsResponse,
-    CreateTopicsResponse, DeleteTopicsResponse, RequestKind, ResponseKind, TopicName,
+    AllocateProducerIdsResponse, BrokerHeartbeatResponse, BrokerRegistrationResponse,
+    CreatePartitionsResponse, CreateTopicsResponse, DeleteTopicsResponse, ProducerId, RequestKind,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
@@ -215,6 +216,26 @@ impl MetadataDriver {
                     Ok((records, epoch)) => (
                         ResponseKind::BrokerRegistration(
                             BrokerRegistrationResponse::default().with_broker_epoch(epoch),
+                        ),
+                        records,
+                    ),
+                    Err(e) => (
+                        refusal(request, e.code(), &e.to_string())
+                            .unwrap_or(not_controller.clone()),
+                        Vec::new(),
+                    ),
+                }
+            }
+            RequestKind::AllocateProducerIds(r) => {
+                match self
+                    .controller
+                    .allocate_producer_ids(r.broker_id.0, r.broker_epoch)
+                {
+                    Ok((records, start, len)) => (
+                        ResponseKind::AllocateProducerIds(
+                            AllocateProducerIdsResponse::default()
+                                .with_producer_id_start(ProducerId(start))
+                                .with_producer_id_len(len),
                         ),
                         records,
                     ),
@@ -446,6 +467,9 @@ pub fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<Respon
         RequestKind::BrokerHeartbeat(_) => {
             ResponseKind::BrokerHeartbeat(BrokerHeartbeatResponse::default().with_error_code(code))
         }
+        RequestKind::AllocateProducerIds(_) => ResponseKind::AllocateProducerIds(
+            AllocateProducerIdsResponse::default().with_error_code(code),
+        ),
         RequestKind::DeleteTopics(r) => {
             let names: Vec<Option<TopicName>> = if r.topics.is_empty() {
                 r.topic_names.iter().cloned().map(Some).collect()

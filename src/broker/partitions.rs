@@ -10,8 +10,12 @@
 use crate::controller::MetadataImage;
 use crate::log::{AppendInfo, Log, LogConfig, LogDir, LogError};
 use crate::model::TopicPartition;
-use crate::protocol::record_batch::BatchError;
+use crate::protocol::record_batch::{producer_fields_of_header, BatchError, BatchHeader};
+use crate::replication::{
+    producer_state::last_sequence, BatchRange, ProducerStates, SequenceError, Verdict,
+};
 use crate::runtime::Disk;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -20,6 +24,9 @@ use tokio::sync::watch;
 /// Kafka's `partition.metadata`: which topic id a partition directory belongs to, so a topic
 /// deleted and created again under the same name never inherits the old data.
 pub const PARTITION_METADATA: &str = "partition.metadata";
+/// The idempotent producers' state as of an offset, written at flushes and clean shutdown so
+/// a restart rebuilds it from there instead of from the whole log.
+pub const PRODUCER_STATE: &str = "producer-state.json";
 
 /// Why a partition operation failed, as a client is told (Kafka's error codes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +49,10 @@ pub enum PartitionError {
     FencedLeaderEpoch { theirs: i32, ours: i32 },
     #[error("the leader epoch {theirs} is newer than the current {ours}")]
     UnknownLeaderEpoch { theirs: i32, ours: i32 },
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error("a retried batch among several in one request")]
+    DuplicateSequence,
     #[error("storage error: {0}")]
     Storage(String),
 }
@@ -56,6 +67,8 @@ impl PartitionError {
             PartitionError::Corrupt(_) => 2,
             PartitionError::FencedLeaderEpoch { .. } => 74,
             PartitionError::UnknownLeaderEpoch { .. } => 75,
+            PartitionError::Sequence(e) => e.code(),
+            PartitionError::DuplicateSequence => 46,
             PartitionError::Storage(_) => 56, // KAFKA_STORAGE_ERROR
         }
     }
@@ -89,6 +102,92 @@ struct Inner {
     leader_epoch: i32,
     /// Everything below is readable by consumers.
     high_watermark: u64,
+    producers: ProducerStates,
+}
+
+/// The idempotent batches in `data` (whole batches, offsets as they stand): (producer id,
+/// epoch, range).
+fn idempotent_batches(data: &[u8]) -> Vec<(i64, i16, BatchRange)> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Ok(header) = BatchHeader::parse(rest, usize::MAX) {
+        let size = header.size();
+        if rest.len() < size {
+            break;
+        }
+        if let Some((base, delta, pid, epoch, seq, _)) = producer_fields_of_header(rest) {
+            if pid >= 0 {
+                out.push((
+                    pid,
+                    epoch,
+                    BatchRange {
+                        first_seq: seq,
+                        last_seq: last_sequence(seq, delta),
+                        first_offset: base,
+                        last_offset: base + i64::from(delta),
+                    },
+                ));
+            }
+        }
+        rest = &rest[size..];
+    }
+    out
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProducerSnapshot {
+    offset: u64,
+    state: ProducerStates,
+}
+
+/// Rebuilds the producers' state of `log`: from its snapshot if it is still within the log,
+/// else from the start of the active segment, then from every batch after that.
+fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
+    let end = log.log_end_offset();
+    let snapshot = disk
+        .read_file(&log.dir().join(PRODUCER_STATE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<ProducerSnapshot>(&bytes).ok())
+        .filter(|s| s.offset <= end && s.offset >= log.log_start_offset());
+    let (mut state, mut offset) = match snapshot {
+        Some(s) => (s.state, s.offset),
+        None => (
+            ProducerStates::new(),
+            log.segment_base_offsets()
+                .last()
+                .copied()
+                .unwrap_or(0)
+                .max(log.log_start_offset()),
+        ),
+    };
+    while offset < end {
+        let Ok(bytes) = log.read(offset, 4 << 20, None) else {
+            break;
+        };
+        if bytes.is_empty() {
+            break;
+        }
+        let mut next = offset;
+        let mut rest = bytes.as_slice();
+        while let Ok(header) = BatchHeader::parse(rest, usize::MAX) {
+            let size = header.size();
+            if rest.len() < size {
+                break;
+            }
+            next = header.last_offset() as u64 + 1;
+            rest = &rest[size..];
+        }
+        for (pid, epoch, range) in idempotent_batches(&bytes) {
+            if range.first_offset as u64 >= offset {
+                state.record(pid, epoch, range);
+            }
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    state
 }
 
 pub struct Partition {
@@ -117,29 +216,58 @@ impl Partition {
     }
 
     /// Appends a leader's batches (offsets assigned here), `data` as the producer sent it.
-    /// Returns what was appended and the log start offset.
+    /// Idempotent batches are checked against the producers' state first; a retried batch is
+    /// not appended again. Returns the first offset of the batches (the original one for a
+    /// retry) and the log start offset.
     pub fn append_as_leader(
         &self,
         node_id: i32,
         data: &mut [u8],
         now_ms: i64,
-    ) -> Result<(AppendInfo, u64), PartitionError> {
-        let mut inner = self.write_inner();
+    ) -> Result<(i64, u64), PartitionError> {
+        let mut guard = self.write_inner();
+        let inner = &mut *guard;
         if inner.leader != node_id {
             return Err(PartitionError::NotLeader);
+        }
+        let idempotent = idempotent_batches(data);
+        if !idempotent.is_empty() {
+            let mut trial = None::<ProducerStates>;
+            for (i, (pid, epoch, range)) in idempotent.iter().enumerate() {
+                let state = trial.as_ref().unwrap_or(&inner.producers);
+                match state.check(*pid, *epoch, range.first_seq, range.last_seq)? {
+                    Verdict::Duplicate { first_offset } if idempotent.len() == 1 => {
+                        let start = inner.log.as_ref().map_or(0, |l| l.log_start_offset());
+                        return Ok((first_offset, start));
+                    }
+                    Verdict::Duplicate { .. } => return Err(PartitionError::DuplicateSequence),
+                    Verdict::Append => {}
+                }
+                if idempotent.len() > 1 && i + 1 < idempotent.len() {
+                    // Later batches of this request are checked as if this one were appended.
+                    let t = trial.get_or_insert_with(|| inner.producers.clone());
+                    t.record(*pid, *epoch, *range);
+                }
+            }
         }
         let epoch = inner.leader_epoch;
         let log = inner
             .log
             .as_mut()
             .ok_or(PartitionError::UnknownTopicOrPartition)?;
-        let info = log.append(data, Some(epoch), now_ms).map_err(append_error)?;
+        let info: AppendInfo = log
+            .append(data, Some(epoch), now_ms)
+            .map_err(append_error)?;
         let end = log.log_end_offset();
         let start = log.log_start_offset();
+        // The offsets are in `data` now.
+        for (pid, epoch, range) in idempotent_batches(data) {
+            inner.producers.record(pid, epoch, range);
+        }
         // One replica in the ISR: what the leader has is committed.
         assert!(end >= inner.high_watermark, "high watermark beyond log end");
         inner.high_watermark = end;
-        Ok((info, start))
+        Ok((info.first_offset as i64, start))
     }
 
     /// Checks a client's view of the leader epoch (KIP-320); -1 means "not given".
@@ -250,9 +378,7 @@ impl LogDefaults {
                 let v = v.trim();
                 match k.as_str() {
                     "retention.ms" => c.retention_ms = v.parse().unwrap_or(c.retention_ms),
-                    "retention.bytes" => {
-                        c.retention_bytes = v.parse().unwrap_or(c.retention_bytes)
-                    }
+                    "retention.bytes" => c.retention_bytes = v.parse().unwrap_or(c.retention_bytes),
                     "segment.bytes" => {
                         c.segment_bytes_max = v.parse().unwrap_or(c.segment_bytes_max)
                     }
@@ -372,7 +498,10 @@ impl Partitions {
         let log = dir.create_log(tp, config)?;
         let path = log.dir().join(PARTITION_METADATA);
         self.disk
-            .write_file_atomic(&path, format!("version: 0\ntopic_id: {topic_id}\n").as_bytes())
+            .write_file_atomic(
+                &path,
+                format!("version: 0\ntopic_id: {topic_id}\n").as_bytes(),
+            )
             .map_err(|e| LogError::Io { path, source: e })?;
         Ok((index, log))
     }
@@ -453,6 +582,7 @@ impl Partitions {
             match opened {
                 Ok((dir_index, log)) => {
                     let end = log.log_end_offset();
+                    let producers = recover_producers(self.disk.as_ref(), &log);
                     tracing::info!(partition = %tp, leader, leader_epoch, log_end = end, "partition ready");
                     let partition = Arc::new(Partition {
                         tp: tp.clone(),
@@ -463,6 +593,7 @@ impl Partitions {
                             leader,
                             leader_epoch,
                             high_watermark: end,
+                            producers,
                         }),
                     });
                     self.map
@@ -480,9 +611,21 @@ impl Partitions {
     pub fn flush_all(&self) -> Result<(), LogError> {
         let partitions = self.all();
         for p in &partitions {
-            if let Some(log) = p.write_inner().log.as_mut() {
-                log.flush()?;
-            }
+            let mut guard = p.write_inner();
+            let Inner { log, producers, .. } = &mut *guard;
+            let Some(log) = log.as_mut() else {
+                continue;
+            };
+            log.flush()?;
+            let snapshot = ProducerSnapshot {
+                offset: log.log_end_offset(),
+                state: producers.clone(),
+            };
+            let path = log.dir().join(PRODUCER_STATE);
+            let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
+            self.disk
+                .write_file_atomic(&path, &bytes)
+                .map_err(|e| LogError::Io { path, source: e })?;
         }
         self.write_recovery_points(&partitions)
     }
@@ -496,7 +639,9 @@ impl Partitions {
                     map.insert(p.tp.clone(), log.flushed_offset());
                 }
             }
-            for (tp, (index, _, log)) in self.strays.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for (tp, (index, _, log)) in
+                self.strays.lock().unwrap_or_else(|p| p.into_inner()).iter()
+            {
                 if *index == i {
                     map.insert(tp.clone(), log.flushed_offset());
                 }

@@ -164,6 +164,7 @@ fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::CreateTopics => Some((2, 7)),
         ApiKey::DeleteTopics => Some((1, 6)),
         ApiKey::CreatePartitions => Some((0, 3)),
+        ApiKey::AllocateProducerIds => Some((0, 0)),
         _ => None,
     }
 }
@@ -181,6 +182,7 @@ fn api_versions(error_code: i16) -> ApiVersionsResponse {
         ApiKey::CreateTopics,
         ApiKey::DeleteTopics,
         ApiKey::CreatePartitions,
+        ApiKey::AllocateProducerIds,
     ];
     ApiVersionsResponse::default()
         .with_error_code(error_code)
@@ -519,7 +521,8 @@ async fn serve_connection(
             | RequestKind::BrokerHeartbeat(_)
             | RequestKind::CreateTopics(_)
             | RequestKind::DeleteTopics(_)
-            | RequestKind::CreatePartitions(_) => {
+            | RequestKind::CreatePartitions(_)
+            | RequestKind::AllocateProducerIds(_) => {
                 let request = request.body.clone();
                 ask(&inbound, |reply| Inbound::Controller { request, reply }).await?
             }

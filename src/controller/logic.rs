@@ -32,6 +32,9 @@ impl Default for ControllerConfig {
     }
 }
 
+/// Producer ids handed to a broker at a time (Kafka's block size).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
 /// A refused command, with the Kafka error it maps to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -210,6 +213,29 @@ impl Controller {
         });
         self.sessions.insert(broker_id, now_ms);
         Ok((self.finish(records), broker_epoch))
+    }
+
+    /// Hands broker `broker_id` the next block of producer ids (AllocateProducerIds, KIP-730):
+    /// returns the records and the block's first id and length.
+    pub fn allocate_producer_ids(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<(Vec<MetadataRecord>, i64, i32), ApiError> {
+        match self.image.brokers.get(&broker_id) {
+            Some(b) if b.broker_epoch == broker_epoch => {}
+            _ => {
+                return Err(ApiError::StaleBrokerEpoch(format!(
+                    "broker {broker_id} is not registered at epoch {broker_epoch}"
+                )))
+            }
+        }
+        let start = self.image.next_producer_id;
+        let records = self.finish(vec![MetadataRecord::ProducerIds {
+            broker_id,
+            next_producer_id: start + PRODUCER_ID_BLOCK,
+        }]);
+        Ok((records, start, PRODUCER_ID_BLOCK as i32))
     }
 
     pub fn heartbeat(

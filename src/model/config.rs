@@ -420,8 +420,12 @@ impl ServerConfig {
                     104_857_600,
                 )?)
                 .unwrap_or(104_857_600),
-                max_connections: usize::try_from(parse_positive(&props, "max.connections", 10_000)?)
-                    .unwrap_or(10_000),
+                max_connections: usize::try_from(parse_positive(
+                    &props,
+                    "max.connections",
+                    10_000,
+                )?)
+                .unwrap_or(10_000),
                 offsets_topic_num_partitions: parse_positive(
                     &props,
                     "offsets.topic.num.partitions",
@@ -483,7 +487,10 @@ impl ServerConfig {
                 .to_string(),
             ),
             ("listeners", listeners(&self.listeners)),
-            ("advertised.listeners", listeners(&self.advertised_listeners)),
+            (
+                "advertised.listeners",
+                listeners(&self.advertised_listeners),
+            ),
             (
                 "log.dirs",
                 self.log_dirs
@@ -497,7 +504,10 @@ impl ServerConfig {
                 "default.replication.factor",
                 self.default_replication_factor.to_string(),
             ),
-            ("auto.create.topics.enable", self.auto_create_topics.to_string()),
+            (
+                "auto.create.topics.enable",
+                self.auto_create_topics.to_string(),
+            ),
             ("log.retention.ms", self.log_retention_ms.to_string()),
             ("log.retention.bytes", self.log_retention_bytes.to_string()),
             ("log.segment.bytes", self.log_segment_bytes.to_string()),

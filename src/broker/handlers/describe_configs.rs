@@ -32,20 +32,60 @@ const LIST: i8 = 7;
 pub const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
     ("cleanup.policy", "log.cleanup.policy", "delete", LIST),
     ("compression.type", "compression.type", "producer", STRING),
-    ("delete.retention.ms", "log.cleaner.delete.retention.ms", "86400000", LONG),
-    ("file.delete.delay.ms", "log.segment.delete.delay.ms", "60000", LONG),
-    ("flush.messages", "log.flush.interval.messages", "9223372036854775807", LONG),
-    ("flush.ms", "log.flush.interval.ms", "9223372036854775807", LONG),
-    ("index.interval.bytes", "log.index.interval.bytes", "4096", INT),
+    (
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        LONG,
+    ),
+    (
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        "60000",
+        LONG,
+    ),
+    (
+        "flush.messages",
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        LONG,
+    ),
+    (
+        "flush.ms",
+        "log.flush.interval.ms",
+        "9223372036854775807",
+        LONG,
+    ),
+    (
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        "4096",
+        INT,
+    ),
     ("max.message.bytes", "message.max.bytes", "1048588", INT),
-    ("message.timestamp.type", "log.message.timestamp.type", "CreateTime", STRING),
+    (
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        "CreateTime",
+        STRING,
+    ),
     ("min.insync.replicas", "min.insync.replicas", "1", INT),
     ("retention.bytes", "log.retention.bytes", "-1", LONG),
     ("retention.ms", "log.retention.ms", "604800000", LONG),
     ("segment.bytes", "log.segment.bytes", "1073741824", INT),
-    ("segment.index.bytes", "log.index.size.max.bytes", "10485760", INT),
+    (
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        "10485760",
+        INT,
+    ),
     ("segment.ms", "log.roll.ms", "604800000", LONG),
-    ("unclean.leader.election.enable", "unclean.leader.election.enable", "false", BOOLEAN),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+        BOOLEAN,
+    ),
 ];
 
 fn entry(
@@ -63,10 +103,20 @@ fn entry(
         .with_config_type(config_type)
 }
 
-pub fn handle(broker: &Broker, r: &DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+pub fn handle(
+    broker: &Broker,
+    r: &DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
     // config_type exists from v3: the encoder refuses a value before.
     let entry = |name: &str, value: &str, source: i8, config_type: i8, read_only: bool| {
-        entry(name, value, source, if version >= 3 { config_type } else { 0 }, read_only)
+        entry(
+            name,
+            value,
+            source,
+            if version >= 3 { config_type } else { 0 },
+            read_only,
+        )
     };
     let image = broker.image();
     let broker_value = |key: &str| {
@@ -83,9 +133,10 @@ pub fn handle(broker: &Broker, r: &DescribeConfigsRequest, version: i16) -> Desc
         .map(|res| {
             let name = res.resource_name.to_string();
             let wanted = |key: &str| {
+                // Null asks for every key; so does an empty list (kafka-python sends one).
                 res.configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == key))
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
@@ -116,12 +167,24 @@ pub fn handle(broker: &Broker, r: &DescribeConfigsRequest, version: i16) -> Desc
                             if r.include_synonyms {
                                 let mut synonyms = Vec::new();
                                 if let Some(v) = set {
-                                    synonyms.push((key.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
+                                    synonyms.push((
+                                        key.to_string(),
+                                        v.clone(),
+                                        DYNAMIC_TOPIC_CONFIG,
+                                    ));
                                 }
                                 if let Some((v, false)) = &from_broker {
-                                    synonyms.push((broker_key.to_string(), v.clone(), STATIC_BROKER_CONFIG));
+                                    synonyms.push((
+                                        broker_key.to_string(),
+                                        v.clone(),
+                                        STATIC_BROKER_CONFIG,
+                                    ));
                                 }
-                                synonyms.push((broker_key.to_string(), default.to_string(), DEFAULT_CONFIG));
+                                synonyms.push((
+                                    broker_key.to_string(),
+                                    default.to_string(),
+                                    DEFAULT_CONFIG,
+                                ));
                                 e = e.with_synonyms(
                                     synonyms
                                         .into_iter()
@@ -141,12 +204,12 @@ pub fn handle(broker: &Broker, r: &DescribeConfigsRequest, version: i16) -> Desc
                 }
                 BROKER => {
                     if !name.is_empty() && name != broker.config.node_id.to_string() {
-                        return result.with_error_code(INVALID_REQUEST).with_error_message(Some(
-                            StrBytes::from_string(format!(
+                        return result
+                            .with_error_code(INVALID_REQUEST)
+                            .with_error_message(Some(StrBytes::from_string(format!(
                                 "this is broker {}, not '{name}'",
                                 broker.config.node_id
-                            )),
-                        ));
+                            ))));
                     }
                     let configs = broker
                         .config
@@ -157,7 +220,11 @@ pub fn handle(broker: &Broker, r: &DescribeConfigsRequest, version: i16) -> Desc
                             entry(
                                 k,
                                 v,
-                                if *default { DEFAULT_CONFIG } else { STATIC_BROKER_CONFIG },
+                                if *default {
+                                    DEFAULT_CONFIG
+                                } else {
+                                    STATIC_BROKER_CONFIG
+                                },
                                 STRING,
                                 true,
                             )
@@ -165,9 +232,11 @@ pub fn handle(broker: &Broker, r: &DescribeConfigsRequest, version: i16) -> Desc
                         .collect();
                     result.with_configs(configs)
                 }
-                other => result.with_error_code(INVALID_REQUEST).with_error_message(Some(
-                    StrBytes::from_string(format!("resource type {other} is not supported")),
-                )),
+                other => result
+                    .with_error_code(INVALID_REQUEST)
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "resource type {other} is not supported"
+                    )))),
             }
         })
         .collect();

@@ -46,13 +46,13 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
                         .min(remaining);
                     if limit == 0 && total > 0 {
                         // The request's max_bytes is used up: offsets only.
-                        partition
-                            .offsets(node)
-                            .map(|(start, hw, _)| super::super::partitions::ReadResult {
+                        partition.offsets(node).map(|(start, hw, _)| {
+                            super::super::partitions::ReadResult {
                                 bytes: Vec::new(),
                                 high_watermark: hw,
                                 log_start_offset: start,
-                            })
+                            }
+                        })
                     } else {
                         partition.read_as_leader(node, p.fetch_offset, limit.max(1))
                     }
@@ -115,7 +115,10 @@ pub async fn handle(broker: &Broker, r: &FetchRequest, version: i16) -> FetchRes
         }
         let left = Duration::from_millis(max_wait_ms - waited_ms);
         // Woken by any append on this broker (or the deadline), then read again.
-        if tokio::time::timeout(left, appended.changed()).await.is_err() {
+        if tokio::time::timeout(left, appended.changed())
+            .await
+            .is_err()
+        {
             return read_all(broker, r, version).0;
         }
     }

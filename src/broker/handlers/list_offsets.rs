@@ -28,11 +28,17 @@ fn pick_record(batch: &[u8], target: Option<i64>) -> Option<(i64, i64, i32)> {
     }
     let base_ts = batch.base_timestamp();
     let all = records(&batch).ok()?;
-    let with_ts = all
-        .iter()
-        .map(|r| (batch.base_offset() + r.offset_delta, base_ts + r.timestamp_delta));
+    let with_ts = all.iter().map(|r| {
+        (
+            batch.base_offset() + r.offset_delta,
+            base_ts + r.timestamp_delta,
+        )
+    });
     match target {
-        Some(t) => with_ts.filter(|(_, ts)| *ts >= t).map(|(o, ts)| (o, ts, epoch)).next(),
+        Some(t) => with_ts
+            .filter(|(_, ts)| *ts >= t)
+            .map(|(o, ts)| (o, ts, epoch))
+            .next(),
         None => with_ts
             .fold(None, |best: Option<(i64, i64)>, cur| match best {
                 Some(b) if b.1 >= cur.1 => Some(b),
@@ -130,7 +136,11 @@ mod tests {
     #[test]
     fn finds_the_first_record_at_or_after_a_timestamp() {
         // build_batch gives every record the base timestamp.
-        let batch = build_batch(10, 1000, &[(None, b"a".as_slice()), (None, b"b"), (None, b"c")]);
+        let batch = build_batch(
+            10,
+            1000,
+            &[(None, b"a".as_slice()), (None, b"b"), (None, b"c")],
+        );
         assert_eq!(pick_record(&batch, Some(999)), Some((10, 1000, 0)));
         assert_eq!(pick_record(&batch, Some(1000)), Some((10, 1000, 0)));
         assert_eq!(pick_record(&batch, Some(1001)), None);

@@ -7,8 +7,8 @@ use super::super::client_server::{Broker, Connection};
 use super::super::metadata::wire_topic_id;
 use crate::controller::{validate_topic_name, MetadataImage};
 use kafka_protocol::messages::{
-    create_topics_request::CreatableTopic, metadata_response, ApiKey, BrokerId, CreateTopicsRequest,
-    MetadataRequest, MetadataResponse, RequestKind, ResponseKind, TopicName,
+    create_topics_request::CreatableTopic, metadata_response, ApiKey, BrokerId,
+    CreateTopicsRequest, MetadataRequest, MetadataResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
@@ -21,7 +21,10 @@ const INVALID_TOPIC: i16 = 17;
 pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
 
 /// Live brokers' endpoints on `listener`, as (id, host, port, rack).
-pub fn live_brokers(image: &MetadataImage, listener: &str) -> Vec<(i32, String, u16, Option<String>)> {
+pub fn live_brokers(
+    image: &MetadataImage,
+    listener: &str,
+) -> Vec<(i32, String, u16, Option<String>)> {
     image
         .brokers
         .values()
@@ -47,8 +50,7 @@ pub async fn handle(
             .filter(|n| image.topic_by_name(n).is_none() && validate_topic_name(n).is_ok())
             .filter(|n| n != CONSUMER_OFFSETS)
             .collect();
-        if !missing.is_empty() && r.allow_auto_topic_creation && broker.config.auto_create_topics
-        {
+        if !missing.is_empty() && r.allow_auto_topic_creation && broker.config.auto_create_topics {
             create_topics(broker, &missing).await;
             broker
                 .wait_for_image(Duration::from_secs(3), |img| {
@@ -107,7 +109,9 @@ pub async fn handle(
             .with_topic_id(if version >= 10 { id } else { uuid::Uuid::nil() });
         match found {
             None => {
-                let invalid = name.as_deref().is_some_and(|n| validate_topic_name(n).is_err());
+                let invalid = name
+                    .as_deref()
+                    .is_some_and(|n| validate_topic_name(n).is_err());
                 topic = topic.with_error_code(if invalid {
                     INVALID_TOPIC
                 } else {

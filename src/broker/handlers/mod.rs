@@ -6,6 +6,7 @@ pub mod api_versions;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -28,6 +29,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::CreatePartitions => (0, 3),
         ApiKey::DescribeCluster => (0, 1),
         ApiKey::DescribeConfigs => (1, 4),
+        ApiKey::InitProducerId => (0, 4),
         _ => return None,
     })
 }
@@ -40,7 +42,11 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(broker, conn, r, version).await)
         }
-        RequestKind::Produce(r) => return produce::handle(broker, r, version).await.map(ResponseKind::Produce),
+        RequestKind::Produce(r) => {
+            return produce::handle(broker, r, version)
+                .await
+                .map(ResponseKind::Produce)
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
@@ -50,6 +56,9 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         | RequestKind::CreatePartitions(_) => topics::handle(broker, request).await,
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, conn, r))
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, version))

@@ -76,10 +76,10 @@ fn produce_one(broker: &Broker, tp: &TopicPartition, records: Option<&[u8]>) -> 
     }
     let mut data = records.to_vec();
     match partition.append_as_leader(node, &mut data, broker.clock.wall_ms()) {
-        Ok((info, log_start)) => Outcome {
+        Ok((first_offset, log_start)) => Outcome {
             error_code: 0,
             message: None,
-            base_offset: info.first_offset as i64,
+            base_offset: first_offset,
             log_start_offset: log_start as i64,
         },
         Err(e) => {

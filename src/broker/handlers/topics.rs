@@ -25,8 +25,12 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
         .call(request.api_key, request.version, &request.body, timeout)
         .await;
     let Some(answer) = answer else {
-        return refusal(&request.body, REQUEST_TIMED_OUT, "no active controller answered in time")
-            .unwrap_or(ResponseKind::ApiVersions(Default::default()));
+        return refusal(
+            &request.body,
+            REQUEST_TIMED_OUT,
+            "no active controller answered in time",
+        )
+        .unwrap_or(ResponseKind::ApiVersions(Default::default()));
     };
     // Wait for the committed change to reach this broker's image.
     match &answer {

@@ -232,6 +232,23 @@ impl<'a> RecordBatch<'a> {
     }
 }
 
+/// What idempotence needs of a batch header, read without validation from at least its first
+/// 61 bytes (for batches validated when written): (base offset, last offset delta, producer id,
+/// producer epoch, base sequence, is transactional or control).
+pub fn producer_fields_of_header(header: &[u8]) -> Option<(i64, i32, i64, i16, i32, bool)> {
+    (header.len() >= HEADER_LEN).then(|| {
+        let attributes = be_i16(header, OFF_ATTRIBUTES);
+        (
+            be_i64(header, OFF_BASE_OFFSET),
+            be_i32(header, OFF_LAST_OFFSET_DELTA),
+            be_i64(header, OFF_PRODUCER_ID),
+            be_i16(header, OFF_PRODUCER_EPOCH),
+            be_i32(header, OFF_BASE_SEQUENCE),
+            attributes & 0x30 != 0,
+        )
+    })
+}
+
 /// The maxTimestamp field of a batch header, from at least its first 43 bytes. No validation:
 /// for reading back headers of batches that were validated when written.
 pub fn max_timestamp_of_header(header: &[u8]) -> Option<i64> {
@@ -260,11 +277,24 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 
 /// Builds a v2 batch byte by byte from the specification: the fields given, uncompressed
 /// records each with the given key and value and no headers. Used by tests, the simulator and
-/// benchmarks; production code never builds batches, it only receives them.
+/// benchmarks.
 pub fn build_batch(
     base_offset: i64,
     base_timestamp_ms: i64,
     records: &[(Option<&[u8]>, &[u8])],
+) -> Vec<u8> {
+    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+        records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    encode_batch(base_offset, base_timestamp_ms, &records)
+}
+
+/// Encodes an uncompressed v2 batch of `(key, value)` records (a `None` value is a tombstone),
+/// all with timestamp `timestamp_ms`, no producer and no headers: what the broker writes to its
+/// own internal topics (`__consumer_offsets`).
+pub fn encode_batch(
+    base_offset: i64,
+    timestamp_ms: i64,
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
 ) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
@@ -272,15 +302,15 @@ pub fn build_batch(
         rec.push(0u8); // attributes
         put_varlong(&mut rec, 0); // timestampDelta
         put_varlong(&mut rec, i as i64); // offsetDelta
-        match key {
-            Some(k) => {
-                put_varlong(&mut rec, k.len() as i64);
-                rec.extend_from_slice(k);
+        for field in [key, value] {
+            match field {
+                Some(bytes) => {
+                    put_varlong(&mut rec, bytes.len() as i64);
+                    rec.extend_from_slice(bytes);
+                }
+                None => put_varlong(&mut rec, -1),
             }
-            None => put_varlong(&mut rec, -1),
         }
-        put_varlong(&mut rec, value.len() as i64);
-        rec.extend_from_slice(value);
         put_varlong(&mut rec, 0); // headers count
         put_varlong(&mut body, rec.len() as i64);
         body.extend_from_slice(&rec);
@@ -294,8 +324,8 @@ pub fn build_batch(
     b.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
     b.extend_from_slice(&0i16.to_be_bytes()); // attributes
     b.extend_from_slice(&(count - 1).max(0).to_be_bytes()); // lastOffsetDelta
-    b.extend_from_slice(&base_timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&base_timestamp_ms.to_be_bytes()); // maxTimestamp
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes()); // maxTimestamp
     b.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
     b.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
     b.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence

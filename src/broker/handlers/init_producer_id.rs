@@ -1,0 +1,93 @@
+//! InitProducerId (22) for idempotent producers: a producer id from this broker's current
+//! block (blocks of 1000 come from the active controller through AllocateProducerIds, so ids
+//! are unique across brokers and restarts), epoch 0; a producer that names its id and epoch
+//! (KIP-360) gets the epoch bumped. Transactional ids are refused: transactions are not
+//! implemented.
+
+use super::super::client_server::Broker;
+use kafka_protocol::messages::{
+    AllocateProducerIdsRequest, ApiKey, BrokerId, InitProducerIdRequest, InitProducerIdResponse,
+    ProducerId, RequestKind, ResponseKind,
+};
+use std::time::Duration;
+
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+
+/// The ids this broker may hand out: `next..end`.
+#[derive(Debug, Default)]
+pub struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+async fn next_id(broker: &Broker) -> Option<i64> {
+    {
+        let mut block = broker.producer_ids.lock().await;
+        if block.next < block.end {
+            block.next += 1;
+            return Some(block.next - 1);
+        }
+        // Ask for a new block while holding the lock: one request at a time.
+        let node = broker.config.node_id;
+        let epoch = broker.image().brokers.get(&node)?.broker_epoch;
+        let request = AllocateProducerIdsRequest::default()
+            .with_broker_id(BrokerId(node))
+            .with_broker_epoch(epoch);
+        let answer = broker
+            .controller
+            .call(
+                ApiKey::AllocateProducerIds,
+                0,
+                &RequestKind::AllocateProducerIds(request),
+                Duration::from_secs(5),
+            )
+            .await;
+        match answer {
+            Some(ResponseKind::AllocateProducerIds(r)) if r.error_code == 0 => {
+                let start = r.producer_id_start.0;
+                let len = i64::from(r.producer_id_len);
+                if start < 0 || len <= 0 {
+                    tracing::warn!(start, len, "controller handed an empty producer id block");
+                    return None;
+                }
+                block.next = start + 1;
+                block.end = start + len;
+                tracing::info!(start, len, "producer id block");
+                Some(start)
+            }
+            Some(ResponseKind::AllocateProducerIds(r)) => {
+                tracing::warn!(code = r.error_code, "producer id block refused");
+                None
+            }
+            _ => {
+                tracing::warn!("producer id block: no active controller answered");
+                None
+            }
+        }
+    }
+}
+
+pub async fn handle(broker: &Broker, r: &InitProducerIdRequest) -> InitProducerIdResponse {
+    if r.transactional_id.is_some() {
+        return InitProducerIdResponse::default()
+            .with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    // KIP-360: an idempotent producer that lost track of its sequences asks for a new epoch.
+    if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {
+        return InitProducerIdResponse::default()
+            .with_producer_id(r.producer_id)
+            .with_producer_epoch(r.producer_epoch + 1);
+    }
+    match next_id(broker).await {
+        Some(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        None => InitProducerIdResponse::default()
+            .with_error_code(COORDINATOR_NOT_AVAILABLE)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    }
+}
