@@ -193,7 +193,8 @@ fn dev(args: DevArgs) -> Result<(), String> {
     let text = format!(
         "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\n\
          listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n\
-         controller.listener.names=CONTROLLER\nlog.dirs={}\nbroker.heartbeat.interval.ms=500\n",
+         controller.listener.names=CONTROLLER\nlog.dirs={}\nbroker.heartbeat.interval.ms=500\n\
+         group.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n",
         dir.display()
     );
     let (config, _) = ServerConfig::parse(&text).map_err(|e| e.to_string())?;
@@ -391,6 +392,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
                 max_connections: config.max_connections,
                 log_retention_check_interval_ms: config.log_retention_check_interval_ms,
                 log_flush_interval_ms: config.log_flush_interval_ms,
+                offsets_topic_replication_factor: config.offsets_topic_replication_factor,
                 described: config.described(),
             },
             image_rx,
@@ -401,6 +403,19 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
                 config.node_id,
             ),
             runtime::Clock::system(),
+            ketch::broker::groups::Groups::new(
+                ketch::group::GroupConfig {
+                    min_session_timeout_ms: config.group_min_session_timeout_ms,
+                    max_session_timeout_ms: config.group_max_session_timeout_ms,
+                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                },
+                config.offsets_topic_num_partitions,
+                u64::from_le_bytes(
+                    runtime::random_bytes_16().map_err(|e| e.to_string())?[..8]
+                        .try_into()
+                        .unwrap_or([0; 8]),
+                ),
+            ),
         )))
     } else {
         None

@@ -32,6 +32,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_interval_ms: Option<u64>,
+    /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
+    pub offsets_topic_replication_factor: i16,
     /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.
     pub described: Vec<(String, String, bool)>,
 }
@@ -43,6 +45,7 @@ pub struct Broker {
     pub partitions: Arc<Partitions>,
     pub controller: ControllerClient,
     pub clock: Clock,
+    pub groups: super::groups::Groups,
     /// Idempotent producer ids this broker may hand out.
     pub producer_ids: tokio::sync::Mutex<handlers::init_producer_id::ProducerIdBlock>,
     connections: AtomicUsize,
@@ -55,6 +58,15 @@ pub struct Connection {
     pub peer: String,
 }
 
+impl Connection {
+    /// The client's address without the port (Kafka's `client_host`, after a '/').
+    pub fn peer_ip(&self) -> &str {
+        self.peer
+            .rsplit_once(':')
+            .map_or(self.peer.as_str(), |(ip, _)| ip)
+    }
+}
+
 impl Broker {
     pub fn new(
         config: BrokerConfig,
@@ -62,6 +74,7 @@ impl Broker {
         partitions: Arc<Partitions>,
         controller: ControllerClient,
         clock: Clock,
+        groups: super::groups::Groups,
     ) -> Broker {
         Broker {
             config,
@@ -69,6 +82,7 @@ impl Broker {
             partitions,
             controller,
             clock,
+            groups,
             producer_ids: Default::default(),
             connections: AtomicUsize::new(0),
         }
@@ -139,6 +153,16 @@ pub async fn run(
                 if rx.changed().await.is_err() {
                     return;
                 }
+            }
+        }));
+    }
+    {
+        // Group sessions and rebalance deadlines.
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            loop {
+                runtime::sleep(Duration::from_millis(100)).await;
+                broker.groups.tick(&broker).await;
             }
         }));
     }

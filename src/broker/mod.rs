@@ -6,6 +6,7 @@
 
 pub mod client_server;
 pub mod controller_client;
+pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
 pub mod log_writer;

@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
     pub group_min_session_timeout_ms: u64,
     pub group_max_session_timeout_ms: u64,
@@ -431,6 +433,12 @@ impl ServerConfig {
                     "offsets.topic.num.partitions",
                     50,
                 )?,
+                offsets_topic_replication_factor: i16::try_from(parse_positive(
+                    &props,
+                    "offsets.topic.replication.factor",
+                    3,
+                )?)
+                .unwrap_or(3),
                 group_min_session_timeout_ms: parse_ms(
                     &props,
                     "group.min.session.timeout.ms",

@@ -6,9 +6,13 @@ pub mod api_versions;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod group_admin;
+pub mod group_membership;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod topics;
 
@@ -30,6 +34,17 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeCluster => (0, 1),
         ApiKey::DescribeConfigs => (1, 4),
         ApiKey::InitProducerId => (0, 4),
+        ApiKey::FindCoordinator => (0, 4),
+        ApiKey::JoinGroup => (0, 9),
+        ApiKey::SyncGroup => (0, 5),
+        ApiKey::Heartbeat => (0, 4),
+        ApiKey::LeaveGroup => (0, 5),
+        ApiKey::OffsetCommit => (2, 9),
+        ApiKey::OffsetFetch => (1, 9),
+        ApiKey::OffsetDelete => (0, 0),
+        ApiKey::ListGroups => (0, 5),
+        ApiKey::DescribeGroups => (0, 5),
+        ApiKey::DeleteGroups => (0, 2),
         _ => return None,
     })
 }
@@ -56,6 +71,42 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         | RequestKind::CreatePartitions(_) => topics::handle(broker, request).await,
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, conn, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, conn, r, version).await)
+        }
+        RequestKind::JoinGroup(r) => {
+            let client_id = request.header.client_id.as_deref().unwrap_or("");
+            ResponseKind::JoinGroup(
+                group_membership::join(broker, conn, client_id, r, version).await,
+            )
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(group_membership::sync(broker, r, version).await)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(group_membership::heartbeat(broker, r).await)
+        }
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(group_membership::leave(broker, r, version).await)
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offsets::commit(broker, r, version).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offsets::fetch(broker, r, version).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offsets::delete(broker, r).await)
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(group_admin::list(broker, r, version).await)
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(group_admin::describe(broker, r, version).await)
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(group_admin::delete(broker, r).await)
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r).await)

@@ -68,6 +68,9 @@ fn produce_one(broker: &Broker, tp: &TopicPartition, records: Option<&[u8]>) -> 
         };
         return failure(e.code(), e.to_string());
     };
+    if tp.topic == super::super::groups::CONSUMER_OFFSETS {
+        return failure(17, "producing to an internal topic is not allowed");
+    }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return failure(INVALID_RECORD, "no records");
     };

@@ -1,0 +1,271 @@
+//! OffsetCommit (8), OffsetFetch (9), OffsetDelete (47): committed offsets, kept by the group's
+//! coordinator and stored in `__consumer_offsets` before a commit is acknowledged.
+
+use super::super::client_server::Broker;
+use crate::group::coordinator::{
+    CommitOffset, NONE, OFFSET_METADATA_MAX_BYTES, OFFSET_METADATA_TOO_LARGE,
+};
+use kafka_protocol::messages::{
+    offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
+    offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic},
+    offset_fetch_response::{
+        OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+        OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    },
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+
+const KAFKA_STORAGE_ERROR: i16 = 56;
+
+pub async fn commit(
+    broker: &Broker,
+    r: &OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let group_id = r.group_id.0.to_string();
+    let answer = |code_of: &dyn Fn(&str, i32) -> i16| {
+        OffsetCommitResponse::default().with_topics(
+            r.topics
+                .iter()
+                .map(|t| {
+                    OffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code_of(&t.name.0, p.partition_index))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    };
+    let mut c = match broker.groups.coordinate(broker, &group_id).await {
+        Ok(c) => c,
+        Err(code) => return answer(&|_, _| code),
+    };
+    let code = c.inner.core.check_commit(
+        &group_id,
+        r.generation_id_or_member_epoch,
+        &r.member_id,
+        r.group_instance_id.as_deref(),
+    );
+    if code != NONE {
+        return answer(&|_, _| code);
+    }
+    let mut too_large = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_string();
+            if metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                too_large.push((t.name.0.to_string(), p.partition_index));
+                continue;
+            }
+            offsets.push(CommitOffset {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata,
+            });
+        }
+    }
+    let now = broker.clock.wall_ms() as u64;
+    let writes = c.inner.core.commit_writes(&group_id, &offsets, now);
+    let stored = broker.groups.append(broker, &writes);
+    if let Err(e) = &stored {
+        tracing::warn!(group = %group_id, "offset commit not stored: {e}");
+    } else {
+        c.inner.core.apply_commit(&group_id, &offsets, now);
+    }
+    drop(c);
+    answer(&|topic, partition| {
+        if too_large.iter().any(|(t, p)| t == topic && *p == partition) {
+            OFFSET_METADATA_TOO_LARGE
+        } else if stored.is_err() {
+            KAFKA_STORAGE_ERROR
+        } else {
+            NONE
+        }
+    })
+}
+
+/// One group's offsets: `topics` None asks for all of them.
+async fn fetch_group(
+    broker: &Broker,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<(i32, i64, i32, String)>)>, i16> {
+    let c = broker.groups.coordinate(broker, group_id).await?;
+    let wanted: Option<Vec<(String, i32)>> = topics.as_ref().map(|list| {
+        list.iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+            .collect()
+    });
+    let found = c.inner.core.fetch_offsets(group_id, wanted.as_deref());
+    let mut by_topic: BTreeMap<String, Vec<(i32, i64, i32, String)>> = BTreeMap::new();
+    // Keep the request's topic order when it gave one.
+    let order: Vec<String> = match &topics {
+        Some(list) => list.iter().map(|(t, _)| t.clone()).collect(),
+        None => Vec::new(),
+    };
+    for f in found {
+        by_topic.entry(f.topic.clone()).or_default().push((
+            f.partition,
+            f.offset,
+            f.leader_epoch,
+            f.metadata,
+        ));
+    }
+    let mut out = Vec::new();
+    for t in &order {
+        if let Some(ps) = by_topic.remove(t) {
+            out.push((t.clone(), ps));
+        }
+    }
+    out.extend(by_topic);
+    Ok(out)
+}
+
+pub async fn fetch(broker: &Broker, r: &OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let epoch = |e: i32| if version >= 5 { e } else { -1 };
+    if version >= 8 {
+        let mut groups = Vec::new();
+        for g in &r.groups {
+            let topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            groups.push(match fetch_group(broker, &g.group_id.0, topics).await {
+                Err(code) => group.with_error_code(code),
+                Ok(list) => group.with_topics(
+                    list.into_iter()
+                        .map(|(t, ps)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(StrBytes::from_string(t)))
+                                .with_partitions(
+                                    ps.into_iter()
+                                        .map(|(p, o, e, m)| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(o)
+                                                .with_committed_leader_epoch(e)
+                                                .with_metadata(Some(StrBytes::from_string(m)))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            });
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = r.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    match fetch_group(broker, &r.group_id.0, topics).await {
+        Err(code) => {
+            // v1 has no top-level error: each requested partition carries it.
+            let mut response = OffsetFetchResponse::default();
+            if version >= 2 {
+                response = response.with_error_code(code);
+            }
+            let partitions = r.topics.iter().flatten().map(|t| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partition_indexes
+                            .iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(-1)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            });
+            response.with_topics(partitions.collect())
+        }
+        Ok(list) => OffsetFetchResponse::default().with_topics(
+            list.into_iter()
+                .map(|(t, ps)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(
+                            ps.into_iter()
+                                .map(|(p, o, e, m)| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(o)
+                                        .with_committed_leader_epoch(epoch(e))
+                                        .with_metadata(Some(StrBytes::from_string(m)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub async fn delete(broker: &Broker, r: &OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group_id = r.group_id.0.to_string();
+    let mut c = match broker.groups.coordinate(broker, &group_id).await {
+        Ok(c) => c,
+        Err(code) => return OffsetDeleteResponse::default().with_error_code(code),
+    };
+    let wanted: Vec<(String, i32)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let (top, codes, writes) = c.inner.core.delete_offsets(&group_id, &wanted);
+    if let Err(e) = broker.groups.append(broker, &writes) {
+        tracing::warn!(group = %group_id, "offset deletion not stored: {e}");
+    }
+    drop(c);
+    let mut codes = codes.into_iter();
+    OffsetDeleteResponse::default()
+        .with_error_code(top)
+        .with_topics(
+            r.topics
+                .iter()
+                .map(|t| {
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetDeleteResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(codes.next().unwrap_or(NONE))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
