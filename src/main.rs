@@ -40,8 +40,14 @@ enum Command {
         #[command(subcommand)]
         command: QuorumCommand,
     },
-    /// Creates, deletes and grows topics, as Kafka's kafka-topics.sh (on the controllers).
+    /// Lists, describes, creates, deletes and grows topics, as Kafka's kafka-topics.sh.
     Topics(TopicsArgs),
+    /// Writes lines from stdin to a topic, as Kafka's kafka-console-producer.sh.
+    ConsoleProducer(ConsoleProducerArgs),
+    /// Prints a topic's records, as Kafka's kafka-console-consumer.sh.
+    ConsoleConsumer(ConsoleConsumerArgs),
+    /// Lists, describes and resets consumer groups, as Kafka's kafka-consumer-groups.sh.
+    ConsumerGroups(ConsumerGroupsArgs),
     /// Benchmarks (measurements, not tests).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -49,17 +55,24 @@ enum Command {
 
 #[derive(Args)]
 struct TopicsArgs {
-    /// The controllers, host:port of their controller listeners, comma-separated.
-    #[arg(long, alias = "bootstrap-server")]
-    bootstrap_controller: String,
+    /// Brokers, host:port of their client listeners, comma-separated.
+    #[arg(long, required_unless_present = "bootstrap_controller")]
+    bootstrap_server: Option<String>,
+    /// Or the controllers, host:port of their controller listeners (create, delete, alter).
+    #[arg(long, conflicts_with = "bootstrap_server")]
+    bootstrap_controller: Option<String>,
     #[arg(long)]
-    topic: String,
-    #[arg(long, conflicts_with_all = ["delete", "alter"])]
+    topic: Option<String>,
+    #[arg(long, conflicts_with_all = ["delete", "alter", "list", "describe"])]
     create: bool,
-    #[arg(long, conflicts_with = "alter")]
+    #[arg(long, conflicts_with_all = ["alter", "list", "describe"])]
     delete: bool,
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["list", "describe"])]
     alter: bool,
+    #[arg(long, conflicts_with = "describe")]
+    list: bool,
+    #[arg(long)]
+    describe: bool,
     /// Partitions (create: default `num.partitions`; alter: the new total).
     #[arg(long)]
     partitions: Option<i32>,
@@ -69,6 +82,69 @@ struct TopicsArgs {
     /// Topic configs, key=value (repeatable).
     #[arg(long = "config")]
     configs: Vec<String>,
+}
+
+#[derive(Args)]
+struct ConsoleProducerArgs {
+    #[arg(long)]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    /// Split each line into key and value at the first occurrence of this separator.
+    #[arg(long)]
+    key_separator: Option<String>,
+    /// Kafka-style properties: parse.key=true, key.separator=SEP, acks=N.
+    #[arg(long = "property")]
+    properties: Vec<String>,
+    /// 0, 1 or -1 (all).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    acks: i16,
+}
+
+#[derive(Args)]
+struct ConsoleConsumerArgs {
+    #[arg(long)]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    from_beginning: bool,
+    /// Start at this group's committed offsets and commit as records are printed.
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    max_messages: Option<usize>,
+    /// Stop after this long without a record.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Kafka-style properties: print.key=true.
+    #[arg(long = "property")]
+    properties: Vec<String>,
+}
+
+#[derive(Args)]
+struct ConsumerGroupsArgs {
+    #[arg(long)]
+    bootstrap_server: String,
+    #[arg(long, conflicts_with_all = ["describe", "reset_offsets"])]
+    list: bool,
+    #[arg(long, requires = "group")]
+    describe: bool,
+    #[arg(long, requires_all = ["group", "topic"])]
+    reset_offsets: bool,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    topic: Option<String>,
+    #[arg(long)]
+    to_earliest: bool,
+    #[arg(long)]
+    to_latest: bool,
+    #[arg(long)]
+    to_offset: Option<i64>,
+    /// Without it, --reset-offsets only shows what it would do.
+    #[arg(long)]
+    execute: bool,
 }
 
 #[derive(Subcommand)]
@@ -222,6 +298,23 @@ fn dev(args: DevArgs) -> Result<(), String> {
 
 fn topics(args: TopicsArgs) -> Result<(), String> {
     use ketch::cli::TopicsAction;
+    let bootstrap = args
+        .bootstrap_server
+        .clone()
+        .or(args.bootstrap_controller.clone())
+        .ok_or("--bootstrap-server is needed")?;
+    if args.list || args.describe {
+        let server = args
+            .bootstrap_server
+            .as_deref()
+            .ok_or("--list and --describe need --bootstrap-server (a broker)")?;
+        return if args.list {
+            ketch::cli::list_topics(server)
+        } else {
+            ketch::cli::describe_topics(server, args.topic.as_deref())
+        };
+    }
+    let topic = args.topic.clone().ok_or("--topic is needed")?;
     let action = if args.create {
         let mut configs = Vec::new();
         for c in &args.configs {
@@ -242,9 +335,84 @@ fn topics(args: TopicsArgs) -> Result<(), String> {
             partitions: args.partitions.ok_or("--alter needs --partitions")?,
         }
     } else {
-        return Err("one of --create, --delete or --alter is needed (--list and --describe come with the broker)".into());
+        return Err("one of --create, --delete, --alter, --list or --describe is needed".into());
     };
-    ketch::cli::topics(&args.bootstrap_controller, &args.topic, action)
+    ketch::cli::topics(&bootstrap, &topic, action)
+}
+
+fn property<'a>(properties: &'a [String], key: &str) -> Option<&'a str> {
+    properties
+        .iter()
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v)
+}
+
+fn console_producer(args: ConsoleProducerArgs) -> Result<(), String> {
+    let parse_key = property(&args.properties, "parse.key") == Some("true");
+    let key_separator = args.key_separator.clone().or_else(|| {
+        parse_key.then(|| {
+            property(&args.properties, "key.separator")
+                .unwrap_or("\t")
+                .to_string()
+        })
+    });
+    let acks = match property(&args.properties, "acks") {
+        Some("all") => -1,
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("acks={v}: expected 0, 1, -1 or all"))?,
+        None => args.acks,
+    };
+    ketch::cli::console::produce(ketch::cli::console::ProducerOptions {
+        bootstrap: args.bootstrap_server,
+        topic: args.topic,
+        key_separator,
+        acks,
+    })
+}
+
+fn console_consumer(args: ConsoleConsumerArgs) -> Result<(), String> {
+    ketch::cli::console::consume(ketch::cli::console::ConsumerOptions {
+        print_key: property(&args.properties, "print.key") == Some("true"),
+        bootstrap: args.bootstrap_server,
+        topic: args.topic,
+        from_beginning: args.from_beginning,
+        group: args.group,
+        max_messages: args.max_messages,
+        timeout_ms: args.timeout_ms,
+    })
+}
+
+fn consumer_groups(args: ConsumerGroupsArgs) -> Result<(), String> {
+    use ketch::cli::groups::{GroupsAction, ResetTo};
+    let action = if args.list {
+        GroupsAction::List
+    } else if args.describe {
+        GroupsAction::Describe {
+            group: args.group.ok_or("--describe needs --group")?,
+        }
+    } else if args.reset_offsets {
+        let to = match (args.to_earliest, args.to_latest, args.to_offset) {
+            (true, false, None) => ResetTo::Earliest,
+            (false, true, None) => ResetTo::Latest,
+            (false, false, Some(n)) => ResetTo::Offset(n),
+            _ => {
+                return Err(
+                    "--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N".into(),
+                )
+            }
+        };
+        GroupsAction::Reset {
+            group: args.group.ok_or("--reset-offsets needs --group")?,
+            topic: args.topic.ok_or("--reset-offsets needs --topic")?,
+            to,
+            execute: args.execute,
+        }
+    } else {
+        return Err("one of --list, --describe or --reset-offsets is needed".into());
+    };
+    ketch::cli::groups::run(&args.bootstrap_server, action)
 }
 
 fn read_config(path: &Path) -> Result<ServerConfig, String> {
@@ -545,6 +713,9 @@ fn main() -> ExitCode {
         }) => format_storage(&cluster_id, &config, ignore_formatted),
         Command::Dev(args) => dev(args),
         Command::Topics(args) => topics(args),
+        Command::ConsoleProducer(args) => console_producer(args),
+        Command::ConsoleConsumer(args) => console_consumer(args),
+        Command::ConsumerGroups(args) => consumer_groups(args),
         Command::Server { config } => server(&config),
         Command::MetadataQuorum {
             bootstrap_server,

@@ -61,9 +61,10 @@ impl Groups {
     }
 
     fn offsets_partition(&self, broker: &Broker, index: i32) -> Option<Arc<Partition>> {
-        broker
-            .partitions
-            .get(&TopicPartition::new(CONSUMER_OFFSETS, index))
+        broker.partitions.get_or_apply(
+            &TopicPartition::new(CONSUMER_OFFSETS, index),
+            &broker.image(),
+        )
     }
 
     /// Locks the coordinator for `group_id`, loading its partition first if this broker just

@@ -406,6 +406,8 @@ pub struct Partitions {
     strays: Mutex<BTreeMap<TopicPartition, (usize, Option<String>, Log)>>,
     /// Bumped after every append; a fetch waiting for data watches it.
     appended: watch::Sender<u64>,
+    /// One `apply_image` at a time: two would both create the same log.
+    applying: Mutex<()>,
 }
 
 fn read_topic_id(disk: &dyn Disk, dir: &Path) -> Option<String> {
@@ -440,11 +442,33 @@ impl Partitions {
             map: RwLock::new(BTreeMap::new()),
             strays: Mutex::new(strays),
             appended: watch::channel(0).0,
+            applying: Mutex::new(()),
         }
     }
 
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+
+    /// The partition, applying `image` first if it assigns the partition to this node and
+    /// the background follower has not got to it yet (a request right after a topic is made).
+    pub fn get_or_apply(
+        &self,
+        tp: &TopicPartition,
+        image: &MetadataImage,
+    ) -> Option<Arc<Partition>> {
+        if let Some(p) = self.get(tp) {
+            return Some(p);
+        }
+        let assigned = image
+            .topic_by_name(&tp.topic)
+            .and_then(|t| t.partitions.get(&tp.partition))
+            .is_some_and(|p| p.replicas.contains(&self.node_id));
+        if !assigned {
+            return None;
+        }
+        self.apply_image(image);
+        self.get(tp)
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
@@ -518,6 +542,7 @@ impl Partitions {
     /// Makes the partitions match the committed image: this node's replicas exist with the
     /// image's leadership, and nothing else does.
     pub fn apply_image(&self, image: &MetadataImage) {
+        let _one_at_a_time = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let mut wanted: BTreeMap<TopicPartition, (String, i32, i32)> = BTreeMap::new();
         for topic in image.topics.values() {
             for (index, p) in &topic.partitions {

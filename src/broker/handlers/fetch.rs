@@ -28,7 +28,7 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
             let mut data = fetch_response::PartitionData::default()
                 .with_partition_index(p.partition)
                 .with_aborted_transactions(Some(Vec::new()));
-            let result = match broker.partitions.get(&tp) {
+            let result = match broker.partitions.get_or_apply(&tp, &broker.image()) {
                 None => {
                     let exists = broker
                         .image()

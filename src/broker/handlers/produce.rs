@@ -56,7 +56,7 @@ fn check_batches(data: &[u8]) -> Result<(), Outcome> {
 
 fn produce_one(broker: &Broker, tp: &TopicPartition, records: Option<&[u8]>) -> Outcome {
     let node = broker.partitions.node_id();
-    let Some(partition) = broker.partitions.get(tp) else {
+    let Some(partition) = broker.partitions.get_or_apply(tp, &broker.image()) else {
         let image = broker.image();
         let exists = image
             .topic_by_name(&tp.topic)

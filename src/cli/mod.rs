@@ -1,5 +1,10 @@
 //! Client-side commands of the `ketch` binary that speak Kafka's protocol to a running node
-//! (as Kafka's shell scripts do): `metadata-quorum describe` so far.
+//! (as Kafka's shell scripts do): `metadata-quorum describe`, `topics`, `console-producer`,
+//! `console-consumer`, `consumer-groups`.
+
+pub mod client;
+pub mod console;
+pub mod groups;
 
 use crate::broker::net::{read_frame, write_frame};
 use crate::broker::raft_wire::METADATA_TOPIC;
@@ -285,6 +290,77 @@ pub fn topics(bootstrap: &str, topic: &str, action: TopicsAction) -> Result<(), 
             "Error while executing topic command : {} (error code {code})",
             message.unwrap_or_else(|| "no message".into())
         ));
+    }
+    Ok(())
+}
+
+/// `ketch topics --bootstrap-server H:P --list`: every topic name, one per line.
+pub fn list_topics(bootstrap: &str) -> Result<(), String> {
+    let m = runtime::block_on(async {
+        client::Client::new(bootstrap, "ketch-topics")
+            .metadata(None)
+            .await
+    })
+    .map_err(|e| e.to_string())??;
+    let mut names: Vec<String> = m
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    names.sort();
+    for n in names {
+        println!("{n}");
+    }
+    Ok(())
+}
+
+/// `ketch topics --bootstrap-server H:P --describe [--topic T]`, as kafka-topics.sh prints it.
+pub fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<(), String> {
+    let wanted: Option<Vec<String>> = topic.map(|t| vec![t.to_string()]);
+    let m = runtime::block_on(async {
+        client::Client::new(bootstrap, "ketch-topics")
+            .metadata(wanted.as_deref())
+            .await
+    })
+    .map_err(|e| e.to_string())??;
+    let mut topics: Vec<_> = m.topics.iter().collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in topics {
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        if t.error_code != 0 {
+            return Err(format!(
+                "Topic '{name}': {} ({})",
+                client::error_name(t.error_code),
+                t.error_code
+            ));
+        }
+        let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
+        println!(
+            "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: ",
+            crate::model::Uuid(*t.topic_id.as_bytes()),
+            t.partitions.len()
+        );
+        let mut partitions: Vec<_> = t.partitions.iter().collect();
+        partitions.sort_by_key(|p| p.partition_index);
+        let ids = |v: &[kafka_protocol::messages::BrokerId]| {
+            v.iter()
+                .map(|b| b.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        for p in partitions {
+            println!(
+                "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                p.partition_index,
+                if p.leader_id.0 >= 0 {
+                    p.leader_id.0.to_string()
+                } else {
+                    "none".into()
+                },
+                ids(&p.replica_nodes),
+                ids(&p.isr_nodes)
+            );
+        }
     }
     Ok(())
 }

@@ -1,0 +1,164 @@
+//! A minimal Kafka client for the command-line tools: one connection per broker address, one
+//! request at a time, Kafka's own messages through `kafka-protocol`. Not a library client:
+//! no retries beyond trying each bootstrap address, no pipelining.
+
+use crate::broker::net::{read_frame, write_frame};
+use crate::protocol::frame::{decode_response, encode_request};
+use crate::runtime::net::TcpStream;
+use kafka_protocol::messages::{
+    metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, MetadataResponse, RequestKind,
+    ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const MAX_RESPONSE_BYTES: usize = 256 << 20;
+pub const METADATA_VERSION: i16 = 12;
+
+pub struct Client {
+    bootstrap: Vec<String>,
+    connections: BTreeMap<String, TcpStream>,
+    correlation_id: i32,
+    client_id: String,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(bootstrap: &str, client_id: &str) -> Client {
+        Client {
+            bootstrap: bootstrap
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            connections: BTreeMap::new(),
+            correlation_id: 0,
+            client_id: client_id.to_string(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// One request to the broker at `addr`.
+    pub async fn send(
+        &mut self,
+        addr: &str,
+        api_key: ApiKey,
+        version: i16,
+        body: &RequestKind,
+    ) -> Result<ResponseKind, String> {
+        if !self.connections.contains_key(addr) {
+            let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+                .await
+                .map_err(|_| format!("connecting to {addr} timed out"))?
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            self.connections.insert(addr.to_string(), stream);
+        }
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let correlation_id = self.correlation_id;
+        let frame = encode_request(correlation_id, &self.client_id, api_key, version, body)
+            .map_err(|e| e.to_string())?;
+        let timeout = self.timeout;
+        let Some(stream) = self.connections.get_mut(addr) else {
+            return Err(format!("no connection to {addr}"));
+        };
+        let exchange = async {
+            write_frame(stream, &frame)
+                .await
+                .map_err(|e| e.to_string())?;
+            let answer = read_frame(stream, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{addr} closed the connection"))?;
+            let (got, response) =
+                decode_response(api_key, version, answer).map_err(|e| e.to_string())?;
+            if got != correlation_id {
+                return Err(format!("correlation id {got}, expected {correlation_id}"));
+            }
+            Ok(response)
+        };
+        let result = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer from {addr} in {timeout:?}"))
+            .and_then(|r| r);
+        if result.is_err() {
+            self.connections.remove(addr);
+        }
+        result
+    }
+
+    /// One request to the first bootstrap broker that answers.
+    pub async fn send_any(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &RequestKind,
+    ) -> Result<ResponseKind, String> {
+        let mut last = format!("no bootstrap server in '{}'", self.bootstrap.join(","));
+        for addr in self.bootstrap.clone() {
+            match self.send(&addr, api_key, version, body).await {
+                Ok(r) => return Ok(r),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Metadata for `topics` (all when `None`), without creating any.
+    pub async fn metadata(
+        &mut self,
+        topics: Option<&[String]>,
+    ) -> Result<MetadataResponse, String> {
+        let body = RequestKind::Metadata(
+            MetadataRequest::default()
+                .with_allow_auto_topic_creation(false)
+                .with_topics(topics.map(|ts| {
+                    ts.iter()
+                        .map(|t| {
+                            MetadataRequestTopic::default()
+                                .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                        })
+                        .collect()
+                })),
+        );
+        match self
+            .send_any(ApiKey::Metadata, METADATA_VERSION, &body)
+            .await?
+        {
+            ResponseKind::Metadata(m) => Ok(m),
+            _ => Err("not a Metadata response".into()),
+        }
+    }
+}
+
+/// host:port of broker `id` in a Metadata response.
+pub fn broker_addr(m: &MetadataResponse, id: i32) -> Option<String> {
+    m.brokers
+        .iter()
+        .find(|b| b.node_id.0 == id)
+        .map(|b| format!("{}:{}", b.host, b.port))
+}
+
+/// Kafka's error names for the codes the tools print.
+pub fn error_name(code: i16) -> &'static str {
+    match code {
+        0 => "NONE",
+        1 => "OFFSET_OUT_OF_RANGE",
+        3 => "UNKNOWN_TOPIC_OR_PARTITION",
+        5 => "LEADER_NOT_AVAILABLE",
+        6 => "NOT_LEADER_OR_FOLLOWER",
+        7 => "REQUEST_TIMED_OUT",
+        10 => "MESSAGE_TOO_LARGE",
+        15 => "COORDINATOR_NOT_AVAILABLE",
+        16 => "NOT_COORDINATOR",
+        17 => "INVALID_TOPIC_EXCEPTION",
+        25 => "UNKNOWN_MEMBER_ID",
+        36 => "TOPIC_ALREADY_EXISTS",
+        37 => "INVALID_PARTITIONS",
+        38 => "INVALID_REPLICATION_FACTOR",
+        68 => "NON_EMPTY_GROUP",
+        69 => "GROUP_ID_NOT_FOUND",
+        _ => "ERROR",
+    }
+}

@@ -1,0 +1,510 @@
+//! `ketch console-producer` and `ketch console-consumer`, as Kafka's quickstart scripts:
+//! lines from stdin become records (optionally `key<sep>value`), partitioned as Kafka's default
+//! partitioner does (murmur2 of the key; keyless records spread round-robin per batch); the
+//! consumer prints values from every partition, from the beginning or the end, and with
+//! `--group` starts at the group's committed offsets and commits as it goes (as a standalone
+//! consumer: no group membership, generation -1). The consumer decodes uncompressed batches
+//! only; compressed ones are reported and skipped (the tools carry no codecs).
+
+use super::client::{broker_addr, error_name, Client};
+use crate::protocol::record_batch::{encode_batch, records, RecordBatch};
+use crate::runtime::{self, Clock};
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    fetch_request, list_offsets_request, offset_commit_request, offset_fetch_request,
+    produce_request, ApiKey, BrokerId, FetchRequest, FindCoordinatorRequest, GroupId,
+    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestKind,
+    ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+/// Kafka's `Utils.murmur2`, which its default partitioner applies to keys.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = SEED ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+struct Layout {
+    /// partition → leader address
+    leaders: BTreeMap<i32, String>,
+}
+
+async fn layout(client: &mut Client, topic: &str) -> Result<Layout, String> {
+    for _ in 0..50 {
+        let m = client.metadata(Some(&[topic.to_string()])).await?;
+        let Some(t) = m.topics.first() else {
+            return Err("empty Metadata response".into());
+        };
+        if t.error_code == 3 {
+            return Err(format!("topic '{topic}' does not exist"));
+        }
+        let leaders: BTreeMap<i32, String> = t
+            .partitions
+            .iter()
+            .filter_map(|p| Some((p.partition_index, broker_addr(&m, p.leader_id.0)?)))
+            .collect();
+        if t.error_code == 0 && !leaders.is_empty() && leaders.len() == t.partitions.len() {
+            return Ok(Layout { leaders });
+        }
+        runtime::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("topic '{topic}' has partitions without a leader"))
+}
+
+pub struct ProducerOptions {
+    pub bootstrap: String,
+    pub topic: String,
+    pub key_separator: Option<String>,
+    pub acks: i16,
+}
+
+pub fn produce(o: ProducerOptions) -> Result<(), String> {
+    runtime::block_on(async move {
+        let mut client = Client::new(&o.bootstrap, "ketch-console-producer");
+        let layout = layout(&mut client, &o.topic).await?;
+        let partitions: Vec<i32> = layout.leaders.keys().copied().collect();
+        let mut round_robin = 0usize;
+        let stdin = std::io::stdin();
+        let mut lines = stdin.lock().lines();
+        let mut sent = 0usize;
+        loop {
+            // Up to 500 lines per request.
+            let mut by_partition: BTreeMap<i32, Vec<(Option<Vec<u8>>, Vec<u8>)>> = BTreeMap::new();
+            let mut n = 0;
+            for line in lines.by_ref() {
+                let line = line.map_err(|e| e.to_string())?;
+                let (key, value) = match &o.key_separator {
+                    Some(sep) => match line.split_once(sep.as_str()) {
+                        Some((k, v)) => (Some(k.as_bytes().to_vec()), v.as_bytes().to_vec()),
+                        None => (None, line.into_bytes()),
+                    },
+                    None => (None, line.into_bytes()),
+                };
+                let partition = match &key {
+                    Some(k) => {
+                        let i = (murmur2(k) & 0x7fff_ffff) as usize % partitions.len().max(1);
+                        partitions[i]
+                    }
+                    None => partitions[round_robin % partitions.len().max(1)],
+                };
+                by_partition
+                    .entry(partition)
+                    .or_default()
+                    .push((key, value));
+                n += 1;
+                if n >= 500 {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            round_robin += 1;
+            let now = Clock::system().wall_ms();
+            for (partition, recs) in by_partition {
+                let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = recs
+                    .iter()
+                    .map(|(k, v)| (k.as_deref(), Some(v.as_slice())))
+                    .collect();
+                let batch = encode_batch(0, now, &refs);
+                let body = RequestKind::Produce(
+                    ProduceRequest::default()
+                        .with_acks(o.acks)
+                        .with_timeout_ms(30_000)
+                        .with_topic_data(vec![produce_request::TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(o.topic.clone())))
+                            .with_partition_data(vec![
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(partition)
+                                    .with_records(Some(Bytes::from(batch))),
+                            ])]),
+                );
+                let addr = layout.leaders.get(&partition).cloned().ok_or("no leader")?;
+                if o.acks == 0 {
+                    // No answer comes: write the request and move on.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(200),
+                        client.send(&addr, ApiKey::Produce, 9, &body),
+                    )
+                    .await;
+                    continue;
+                }
+                let ResponseKind::Produce(r) =
+                    client.send(&addr, ApiKey::Produce, 9, &body).await?
+                else {
+                    return Err("not a Produce response".into());
+                };
+                for t in &r.responses {
+                    for p in &t.partition_responses {
+                        if p.error_code != 0 {
+                            return Err(format!(
+                                "producing to {}-{} failed: {} ({}){}",
+                                o.topic,
+                                p.index,
+                                error_name(p.error_code),
+                                p.error_code,
+                                p.error_message
+                                    .as_ref()
+                                    .map(|m| format!(": {m}"))
+                                    .unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+                sent += recs.len();
+            }
+        }
+        eprintln!("{sent} records sent");
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
+
+pub struct ConsumerOptions {
+    pub bootstrap: String,
+    pub topic: String,
+    pub from_beginning: bool,
+    pub group: Option<String>,
+    pub max_messages: Option<usize>,
+    pub timeout_ms: Option<u64>,
+    pub print_key: bool,
+}
+
+async fn coordinator(client: &mut Client, group: &str) -> Result<String, String> {
+    for _ in 0..50 {
+        let body = RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
+        );
+        if let ResponseKind::FindCoordinator(r) =
+            client.send_any(ApiKey::FindCoordinator, 3, &body).await?
+        {
+            if r.error_code == 0 {
+                return Ok(format!("{}:{}", r.host, r.port));
+            }
+        }
+        runtime::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("no coordinator for group '{group}'"))
+}
+
+pub async fn committed_offsets(
+    client: &mut Client,
+    coordinator: &str,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>, String> {
+    let body = RequestKind::OffsetFetch(
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_indexes(partitions.to_vec()),
+            ])),
+    );
+    let mut attempts = 0;
+    let r = loop {
+        let ResponseKind::OffsetFetch(r) = client
+            .send(coordinator, ApiKey::OffsetFetch, 7, &body)
+            .await?
+        else {
+            return Err("not an OffsetFetch response".into());
+        };
+        // COORDINATOR_LOAD_IN_PROGRESS and NOT_COORDINATOR pass: the group is being loaded.
+        attempts += 1;
+        if matches!(r.error_code, 14 | 16) && attempts < 50 {
+            runtime::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        break r;
+    };
+    if r.error_code != 0 {
+        return Err(format!(
+            "OffsetFetch: {} ({})",
+            error_name(r.error_code),
+            r.error_code
+        ));
+    }
+    Ok(r.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect())
+}
+
+pub async fn commit_offsets(
+    client: &mut Client,
+    coordinator: &str,
+    group: &str,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+) -> Result<(), String> {
+    let body = RequestKind::OffsetCommit(
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(
+                        offsets
+                            .iter()
+                            .map(|(p, o)| {
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_committed_offset(*o)
+                                    .with_committed_metadata(Some(StrBytes::from_static_str("")))
+                            })
+                            .collect(),
+                    ),
+            ]),
+    );
+    let ResponseKind::OffsetCommit(r) = client
+        .send(coordinator, ApiKey::OffsetCommit, 8, &body)
+        .await?
+    else {
+        return Err("not an OffsetCommit response".into());
+    };
+    for t in &r.topics {
+        for p in &t.partitions {
+            if p.error_code != 0 {
+                return Err(format!(
+                    "committing {topic}-{}: {} ({})",
+                    p.partition_index,
+                    error_name(p.error_code),
+                    p.error_code
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Earliest (-2) or latest (-1) offsets of `partitions`, asking each leader.
+pub async fn list_offsets(
+    client: &mut Client,
+    leaders: &BTreeMap<i32, String>,
+    topic: &str,
+    timestamp: i64,
+) -> Result<BTreeMap<i32, i64>, String> {
+    let mut out = BTreeMap::new();
+    for (p, addr) in leaders {
+        let body = RequestKind::ListOffsets(
+            ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(*p)
+                            .with_timestamp(timestamp),
+                    ])]),
+        );
+        let ResponseKind::ListOffsets(r) = client.send(addr, ApiKey::ListOffsets, 7, &body).await?
+        else {
+            return Err("not a ListOffsets response".into());
+        };
+        for t in &r.topics {
+            for x in &t.partitions {
+                if x.error_code != 0 {
+                    return Err(format!(
+                        "ListOffsets {topic}-{p}: {}",
+                        error_name(x.error_code)
+                    ));
+                }
+                out.insert(x.partition_index, x.offset);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn consume(o: ConsumerOptions) -> Result<(), String> {
+    runtime::block_on(async move {
+        let mut client = Client::new(&o.bootstrap, "ketch-console-consumer");
+        let layout = layout(&mut client, &o.topic).await?;
+        let partitions: Vec<i32> = layout.leaders.keys().copied().collect();
+        let start = if o.from_beginning { -2 } else { -1 };
+        let mut positions = list_offsets(&mut client, &layout.leaders, &o.topic, start).await?;
+        let coordinator = match &o.group {
+            Some(g) => {
+                let c = coordinator(&mut client, g).await?;
+                let committed = committed_offsets(&mut client, &c, g, &o.topic, &partitions).await?;
+                for (p, off) in committed {
+                    if off >= 0 {
+                        positions.insert(p, off);
+                    }
+                }
+                Some(c)
+            }
+            None => None,
+        };
+        let clock = Clock::system();
+        let started = clock.monotonic_ms();
+        let mut last_data = started;
+        let mut printed = 0usize;
+        let mut skipped_compressed = 0usize;
+        let stdout = std::io::stdout();
+        'outer: loop {
+            if o.max_messages.is_some_and(|m| printed >= m) {
+                break;
+            }
+            if o
+                .timeout_ms
+                .is_some_and(|t| clock.monotonic_ms().saturating_sub(last_data) >= t)
+            {
+                break;
+            }
+            // One fetch per leader for its partitions.
+            let mut by_leader: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for (p, addr) in &layout.leaders {
+                by_leader.entry(addr.clone()).or_default().push(*p);
+            }
+            let mut got_any = false;
+            for (addr, ps) in by_leader {
+                let body = RequestKind::Fetch(
+                    FetchRequest::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_max_wait_ms(500)
+                        .with_min_bytes(1)
+                        .with_max_bytes(50 << 20)
+                        .with_session_epoch(-1)
+                        .with_topics(vec![fetch_request::FetchTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(o.topic.clone())))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|p| {
+                                        fetch_request::FetchPartition::default()
+                                            .with_partition(*p)
+                                            .with_fetch_offset(*positions.get(p).unwrap_or(&0))
+                                            .with_partition_max_bytes(1 << 20)
+                                    })
+                                    .collect(),
+                            )]),
+                );
+                let ResponseKind::Fetch(r) = client.send(&addr, ApiKey::Fetch, 12, &body).await?
+                else {
+                    return Err("not a Fetch response".into());
+                };
+                for t in &r.responses {
+                    for p in &t.partitions {
+                        if p.error_code != 0 {
+                            return Err(format!(
+                                "fetching {}-{}: {}",
+                                o.topic,
+                                p.partition_index,
+                                error_name(p.error_code)
+                            ));
+                        }
+                        let Some(bytes) = &p.records else { continue };
+                        let mut rest = bytes.as_ref();
+                        let mut out = stdout.lock();
+                        while !rest.is_empty() {
+                            let Ok((batch, tail)) = RecordBatch::parse(rest, usize::MAX) else {
+                                break;
+                            };
+                            rest = tail;
+                            let position = positions.entry(p.partition_index).or_insert(0);
+                            if batch.last_offset() < *position {
+                                continue;
+                            }
+                            got_any = true;
+                            if batch.is_control() {
+                                *position = batch.last_offset() + 1;
+                                continue;
+                            }
+                            let Ok(list) = records(&batch) else {
+                                skipped_compressed += 1;
+                                *position = batch.last_offset() + 1;
+                                continue;
+                            };
+                            for rec in list {
+                                let offset = batch.base_offset() + rec.offset_delta;
+                                if offset < *position {
+                                    continue;
+                                }
+                                if o.max_messages.is_some_and(|m| printed >= m) {
+                                    break 'outer;
+                                }
+                                if o.print_key {
+                                    let key = rec.key.map(String::from_utf8_lossy);
+                                    let _ = write!(out, "{}\t", key.as_deref().unwrap_or("null"));
+                                }
+                                let value = rec.value.map(String::from_utf8_lossy);
+                                let _ = writeln!(out, "{}", value.as_deref().unwrap_or("null"));
+                                printed += 1;
+                                *position = offset + 1;
+                            }
+                        }
+                        let _ = out.flush();
+                    }
+                }
+            }
+            if got_any {
+                last_data = clock.monotonic_ms();
+                if let (Some(c), Some(g)) = (&coordinator, &o.group) {
+                    commit_offsets(&mut client, c, g, &o.topic, &positions).await?;
+                }
+            }
+        }
+        if let (Some(c), Some(g)) = (&coordinator, &o.group) {
+            commit_offsets(&mut client, c, g, &o.topic, &positions).await?;
+        }
+        if skipped_compressed > 0 {
+            eprintln!("{skipped_compressed} compressed batches skipped (the console consumer decodes uncompressed batches only)");
+        }
+        eprintln!("Processed a total of {printed} messages");
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::murmur2;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Values from Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973_932_308);
+        assert_eq!(murmur2(b"foobar"), -790_332_482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985_981_536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1_486_304_829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58_897_971
+        );
+        assert_eq!(murmur2(&[b'a', b'b', b'c']), 479_470_107);
+    }
+}
