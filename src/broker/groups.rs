@@ -13,7 +13,7 @@ use crate::group::coordinator::{Effects, Reply, Token};
 use crate::group::records::{partition_for, GroupKey};
 use crate::group::{Coordinator, GroupConfig};
 use crate::model::TopicPartition;
-use crate::protocol::record_batch::{encode_batch, records, RecordBatch};
+use crate::protocol::record_batch::{encode_batch, records, RecordBatch, RecordRef};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -139,7 +139,7 @@ impl Groups {
         broker: &Broker,
         writes: &[crate::group::coordinator::Write],
     ) -> Result<(), String> {
-        let mut by_partition: BTreeMap<i32, Vec<(Option<&[u8]>, Option<&[u8]>)>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, Vec<RecordRef<'_>>> = BTreeMap::new();
         for w in writes {
             by_partition
                 .entry(self.partition_of(&w.group_id))

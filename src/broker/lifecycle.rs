@@ -83,6 +83,9 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
                 ),
         );
         let mut broker_epoch = None;
+        // Retry soon at first (the quorum may be electing its first leader right now), then
+        // back off to half a second.
+        let mut backoff = Duration::from_millis(20);
         while broker_epoch.is_none() {
             for i in 0..addrs.len() {
                 let at = (preferred + i) % addrs.len();
@@ -105,7 +108,8 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
                 }
             }
             if broker_epoch.is_none() {
-                runtime::sleep(Duration::from_millis(500)).await;
+                runtime::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
             }
         }
         let Some(broker_epoch) = broker_epoch else {
@@ -145,7 +149,7 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
             }
             // Fenced and waiting to catch up: ask again soon rather than a whole interval later.
             runtime::sleep(if fenced {
-                interval.min(Duration::from_millis(200))
+                interval.min(Duration::from_millis(50))
             } else {
                 interval
             })

@@ -394,6 +394,9 @@ impl LogDefaults {
     }
 }
 
+/// A log found on disk at start: its dir index, the topic id it belongs to, and the log.
+type Stray = (usize, Option<String>, Log);
+
 /// Every partition replica on this broker.
 pub struct Partitions {
     node_id: i32,
@@ -403,7 +406,7 @@ pub struct Partitions {
     map: RwLock<BTreeMap<TopicPartition, Arc<Partition>>>,
     /// Logs found on disk at start that the image has not claimed (yet), with their dir index
     /// and topic id.
-    strays: Mutex<BTreeMap<TopicPartition, (usize, Option<String>, Log)>>,
+    strays: Mutex<BTreeMap<TopicPartition, Stray>>,
     /// Bumped after every append; a fetch waiting for data watches it.
     appended: watch::Sender<u64>,
     /// One `apply_image` at a time: two would both create the same log.

@@ -7,7 +7,7 @@
 //! only; compressed ones are reported and skipped (the tools carry no codecs).
 
 use super::client::{broker_addr, error_name, Client};
-use crate::protocol::record_batch::{encode_batch, records, RecordBatch};
+use crate::protocol::record_batch::{encode_batch, records, RecordBatch, RecordRef};
 use crate::runtime::{self, Clock};
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -81,6 +81,8 @@ async fn layout(client: &mut Client, topic: &str) -> Result<Layout, String> {
     Err(format!("topic '{topic}' has partitions without a leader"))
 }
 
+type KeyValue = (Option<Vec<u8>>, Vec<u8>);
+
 pub struct ProducerOptions {
     pub bootstrap: String,
     pub topic: String,
@@ -99,7 +101,7 @@ pub fn produce(o: ProducerOptions) -> Result<(), String> {
         let mut sent = 0usize;
         loop {
             // Up to 500 lines per request.
-            let mut by_partition: BTreeMap<i32, Vec<(Option<Vec<u8>>, Vec<u8>)>> = BTreeMap::new();
+            let mut by_partition: BTreeMap<i32, Vec<KeyValue>> = BTreeMap::new();
             let mut n = 0;
             for line in lines.by_ref() {
                 let line = line.map_err(|e| e.to_string())?;
@@ -132,7 +134,7 @@ pub fn produce(o: ProducerOptions) -> Result<(), String> {
             round_robin += 1;
             let now = Clock::system().wall_ms();
             for (partition, recs) in by_partition {
-                let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = recs
+                let refs: Vec<RecordRef<'_>> = recs
                     .iter()
                     .map(|(k, v)| (k.as_deref(), Some(v.as_slice())))
                     .collect();
@@ -505,6 +507,6 @@ mod tests {
             murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
             -58_897_971
         );
-        assert_eq!(murmur2(&[b'a', b'b', b'c']), 479_470_107);
+        assert_eq!(murmur2(b"abc"), 479_470_107);
     }
 }

@@ -413,7 +413,7 @@ impl Coordinator {
         }
         let all_joined = g.members.values().all(|m| m.join_token.is_some());
         let delaying = g.initial_delay_until_ms.is_some_and(|t| now_ms < t);
-        if !(all_joined && !delaying) && now_ms < g.rebalance_deadline_ms {
+        if (delaying || !all_joined) && now_ms < g.rebalance_deadline_ms {
             return;
         }
         g.initial_delay_until_ms = None;

@@ -391,9 +391,7 @@ impl ServerConfig {
                 advertised_listeners,
                 auto_create_topics: parse_bool(&props, "auto.create.topics.enable", true)?,
                 log_retention_ms,
-                log_retention_bytes: parse_retention(&props, "log.retention.bytes", 1)?
-                    .max(-1)
-                    .min(i64::MAX),
+                log_retention_bytes: parse_retention(&props, "log.retention.bytes", 1)?,
                 log_segment_bytes: u64::try_from(parse_positive(
                     &props,
                     "log.segment.bytes",

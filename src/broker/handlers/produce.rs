@@ -97,7 +97,7 @@ fn produce_one(broker: &Broker, tp: &TopicPartition, records: Option<&[u8]>) -> 
 }
 
 pub async fn handle(broker: &Broker, r: &ProduceRequest, version: i16) -> Option<ProduceResponse> {
-    let acks_valid = matches!(r.acks, 0 | 1 | -1);
+    let acks_valid = matches!(r.acks, -1..=1);
     let mut appended = false;
     let mut responses = Vec::with_capacity(r.topic_data.len());
     for t in &r.topic_data {

@@ -283,19 +283,17 @@ pub fn build_batch(
     base_timestamp_ms: i64,
     records: &[(Option<&[u8]>, &[u8])],
 ) -> Vec<u8> {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-        records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let records: Vec<RecordRef<'_>> = records.iter().map(|(k, v)| (*k, Some(*v))).collect();
     encode_batch(base_offset, base_timestamp_ms, &records)
 }
+
+/// A record to encode: its key and value (`None`: null).
+pub type RecordRef<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Encodes an uncompressed v2 batch of `(key, value)` records (a `None` value is a tombstone),
 /// all with timestamp `timestamp_ms`, no producer and no headers: what the broker writes to its
 /// own internal topics (`__consumer_offsets`).
-pub fn encode_batch(
-    base_offset: i64,
-    timestamp_ms: i64,
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
-) -> Vec<u8> {
+pub fn encode_batch(base_offset: i64, timestamp_ms: i64, records: &[RecordRef<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();

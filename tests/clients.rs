@@ -1,0 +1,448 @@
+//! The broker against real Kafka clients, as a user runs them: the `ketch` binary, kcat
+//! (librdkafka), kafka-python and confluent-kafka (from `tests/clients/scenarios.py`).
+//! `ci/test` installs them; the interpreter is `$KETCH_PYTHON` or `target/client-venv`.
+//! A missing client fails the test with what to install: these tests never skip.
+#![allow(clippy::disallowed_methods)] // black-box tests wait on real time
+
+mod common;
+
+use common::{free_port, KETCH};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One combined node (broker and controller) of the real binary.
+struct Node {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Node {
+    fn new(name: &str, extra: &str) -> Node {
+        let dir = std::env::temp_dir().join(format!("ketch-clients-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let controller = free_port();
+        let config = format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             controller.listener.names=CONTROLLER\nlog.dirs={}\n\
+             group.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n\
+             offsets.topic.num.partitions=5\nbroker.heartbeat.interval.ms=500\n{extra}",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("server.properties"), config).unwrap();
+        let status = Command::new(KETCH)
+            .args(["storage", "format", "-t", "4L6g3nShT-eMCtK--X86sw", "-c"])
+            .arg(dir.join("server.properties"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut node = Node {
+            dir,
+            port,
+            child: None,
+            starts: 0,
+        };
+        node.start();
+        node
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        self.starts += 1;
+        let log =
+            std::fs::File::create(self.dir.join(format!("node-{}.log", self.starts))).unwrap();
+        self.child = Some(
+            Command::new(KETCH)
+                .arg("server")
+                .arg(self.dir.join("server.properties"))
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        // Ready when the broker lists itself (registered and unfenced).
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            let out = Command::new("kcat")
+                .args(["-b", &self.bootstrap(), "-L", "-m", "2"])
+                .output()
+                .expect("kcat is not installed (ci/test installs the Debian package)");
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 1 brokers:")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the broker did not come up; logs in {}", self.dir.display());
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().unwrap()
+    }
+
+    fn ketch(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut child = Command::new(KETCH)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("KETCH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/client-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with Kafka clients: run ci/test once (it makes target/client-venv), or set \
+         KETCH_PYTHON to a python with kafka-python and confluent-kafka"
+    );
+    venv
+}
+
+/// Runs a scenario of tests/clients/scenarios.py; returns its JSON line.
+fn scenario(node: &Node, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/scenarios.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(args[0])
+        .arg(node.bootstrap())
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scenario {args:?} failed:\n{stdout}\n{}\nbroker logs in {}",
+        String::from_utf8_lossy(&out.stderr),
+        node.dir.display()
+    );
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("scenario output {line:?}: {e}"))
+}
+
+fn kcat(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat is not installed (ci/test installs the Debian package)");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcat {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into()
+}
+
+#[test]
+fn quickstart_with_the_ketch_cli_and_a_graceful_stop() {
+    let mut node = Node::new("quickstart", "");
+    let b = node.bootstrap();
+    let (ok, out, err) = node.ketch(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--create",
+            "--topic",
+            "quickstart",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = node.ketch(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--describe",
+            "--topic",
+            "quickstart",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert!(out.contains("PartitionCount: 3"), "{out}");
+    let lines: Vec<String> = (0..30).map(|i| format!("k{}:event {i}", i % 5)).collect();
+    let (ok, _, err) = node.ketch(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "quickstart",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
+        Some(&(lines.join("\n") + "\n")),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = node.ketch(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "quickstart",
+            "--from-beginning",
+            "--max-messages",
+            "30",
+            "--timeout-ms",
+            "10000",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let mut got: Vec<&str> = out.lines().collect();
+    let mut want: Vec<String> = (0..30).map(|i| format!("event {i}")).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // SIGTERM: in-flight work finishes, logs are flushed, exit 0; the data is there after.
+    let status = node.stop();
+    assert!(status.success(), "exit status {status:?}");
+    node.start();
+    let (ok, out, _) = node.ketch(
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "quickstart",
+            "--from-beginning",
+            "--max-messages",
+            "30",
+            "--timeout-ms",
+            "10000",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert_eq!(out.lines().count(), 30);
+}
+
+#[test]
+fn kcat_produces_consumes_and_lists() {
+    let node = Node::new("kcat", "");
+    let b = node.bootstrap();
+    let input: String = (0..50)
+        .map(|i| format!("key{}\tvalue-{i}\n", i % 4))
+        .collect();
+    kcat(&["-b", &b, "-P", "-t", "kc", "-K", "\t"], Some(&input));
+    let out = kcat(
+        &[
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            "kc",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k=%s\n",
+        ],
+        None,
+    );
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = (0..50).map(|i| format!("key{}=value-{i}", i % 4)).collect();
+    want.sort();
+    assert_eq!(got, want);
+    let meta = kcat(&["-b", &b, "-L"], None);
+    assert!(meta.contains("topic \"kc\""), "{meta}");
+    // A consumer group through librdkafka: everything once, then nothing new for the group.
+    let first = kcat(
+        &[
+            "-b",
+            &b,
+            "-G",
+            "kcat-group",
+            "-o",
+            "beginning",
+            "-e",
+            "-c",
+            "50",
+            "kc",
+        ],
+        None,
+    );
+    assert_eq!(first.lines().count(), 50);
+}
+
+#[test]
+fn a_group_resumes_at_its_committed_offsets_after_a_broker_kill() {
+    let mut node = Node::new("groups", "");
+    let phase1 = scenario(&node, &["groups-phase1", "resume-topic"]);
+    let committed = phase1["committed"].to_string();
+    node.kill(); // SIGKILL: no flush, no checkpoint
+    node.start();
+    let phase2 = scenario(&node, &["groups-phase2", "resume-topic", &committed]);
+    // Together the two phases saw every record exactly once.
+    let mut all: Vec<String> = phase1["seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(phase2["rest"].as_array().unwrap())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    all.sort();
+    let mut want: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
+    want.sort();
+    assert_eq!(all, want);
+}
+
+#[test]
+fn an_idempotent_producer_across_a_broker_kill_writes_no_duplicates() {
+    let mut node = Node::new("idempotent", "");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/scenarios.py");
+    let producer = Command::new(python())
+        .arg(&script)
+        .args(["idempotent-produce", &node.bootstrap(), "idem", "3000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the broker while the producer is sending; librdkafka retries what was in flight.
+    std::thread::sleep(Duration::from_millis(1500));
+    node.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    node.start();
+    let out = producer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let acked: Vec<i64> = report["acked_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(acked.len(), 3000);
+    let read = scenario(&node, &["read-ids", "idem", "3000"]);
+    let mut ids: Vec<i64> = read["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(total, ids.len(), "duplicates were written");
+    assert_eq!(ids, acked, "acknowledged records are missing");
+}
+
+#[test]
+fn compressed_batches_pass_through_and_decode() {
+    let node = Node::new("compression", "");
+    scenario(&node, &["compression", "codecs"]);
+    // Stored as produced: the batches on disk carry each codec (1 gzip, 2 snappy, 3 lz4,
+    // 4 zstd), never recompressed. (librdkafka sends a batch uncompressed when compressing
+    // does not shrink it, so codec 0 may appear too.)
+    for (partition, codec) in [(0, 1u8), (1, 2), (2, 3), (3, 4)] {
+        let segment = node
+            .dir
+            .join(format!("data/codecs-{partition}/00000000000000000000.log"));
+        let bytes = std::fs::read(&segment).unwrap();
+        let mut codecs = Vec::new();
+        let mut at = 0;
+        while at + 61 <= bytes.len() {
+            let length = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            codecs.push(bytes[at + 22] & 0x07); // attributes: bytes 21..23 of a batch
+            at += 12 + length;
+        }
+        assert!(codecs.contains(&codec), "{}: {codecs:?}", segment.display());
+        assert!(codecs.iter().all(|c| *c == codec || *c == 0), "{codecs:?}");
+    }
+}
+
+#[test]
+fn large_records_limits_auto_creation_timestamps_and_recreation() {
+    let node = Node::new("misc", "");
+    let limits = scenario(&node, &["large-and-limits", "big"]);
+    assert!(
+        limits["refused"]
+            .as_str()
+            .unwrap_or("")
+            .contains("MessageSizeTooLarge"),
+        "{limits}"
+    );
+    scenario(&node, &["auto-create", "made-on-demand"]);
+    scenario(&node, &["timestamps", "times"]);
+    scenario(&node, &["recreate", "again"]);
+}
