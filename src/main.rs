@@ -209,6 +209,36 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         proposals: usize,
     },
+    /// Producer throughput and latency against a running broker (kafka-producer-perf-test).
+    Produce {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        #[arg(long, default_value = "perf")]
+        topic: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        num_records: u64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        /// Records per batch (one batch per request).
+        #[arg(long, default_value_t = 64)]
+        batch_records: usize,
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+        acks: i16,
+        /// Concurrent connections, one request in flight on each.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
+    /// Consumer throughput against a running broker (kafka-consumer-perf-test).
+    Consume {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        #[arg(long, default_value = "perf")]
+        topic: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        num_records: u64,
+        #[arg(long, default_value_t = 16 << 20)]
+        fetch_max_bytes: i32,
+    },
     /// Log recovery time after a clean shutdown and after crashes with unflushed tails.
     LogRecovery {
         #[arg(long, default_value = "ketch-bench")]
@@ -742,6 +772,34 @@ fn main() -> ExitCode {
                 fsync_total_bytes: fsync_total_mib << 20,
             },
         )),
+        Command::Bench(BenchCommand::Produce {
+            bootstrap_server,
+            topic,
+            num_records,
+            record_size,
+            batch_records,
+            acks,
+            connections,
+        }) => ketch::cli::perf::produce(ketch::cli::perf::ProduceBench {
+            bootstrap: bootstrap_server,
+            topic,
+            num_records,
+            record_size,
+            batch_records,
+            acks,
+            connections,
+        }),
+        Command::Bench(BenchCommand::Consume {
+            bootstrap_server,
+            topic,
+            num_records,
+            fetch_max_bytes,
+        }) => ketch::cli::perf::consume(ketch::cli::perf::ConsumeBench {
+            bootstrap: bootstrap_server,
+            topic,
+            num_records,
+            fetch_max_bytes,
+        }),
         Command::Bench(BenchCommand::Quorum { dir, proposals }) => {
             run_async(async move { ketch::bench::quorum(&dir, proposals.max(1)).await })
         }

@@ -26,8 +26,19 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
                 format!("frame length {len} is outside 0..={max_bytes}"),
             )
         })?;
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).await?;
+    // The buffer grows as bytes arrive beyond 16 MiB up front: a peer that claims a huge frame
+    // and sends it slowly holds memory for what it sent (untouched capacity costs no memory).
+    let mut body = Vec::with_capacity(len.min(16 << 20));
+    (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", body.len()),
+        ));
+    }
     Ok(Some(Bytes::from(body)))
 }
 

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod console;
 pub mod groups;
+pub mod perf;
 
 use crate::broker::net::{read_frame, write_frame};
 use crate::broker::raft_wire::METADATA_TOPIC;

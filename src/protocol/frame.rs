@@ -88,9 +88,10 @@ pub fn decode_request(
 }
 
 fn with_length_prefix(
+    capacity: usize,
     build: impl FnOnce(&mut BytesMut) -> Result<(), FrameError>,
 ) -> Result<Bytes, FrameError> {
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(capacity);
     buf.put_i32(0);
     build(&mut buf)?;
     let len = i32::try_from(buf.len() - 4).map_err(|_| FrameError::Encode {
@@ -101,6 +102,22 @@ fn with_length_prefix(
     Ok(buf.freeze())
 }
 
+/// About how many bytes `body` encodes to: a Fetch response is its record bytes and a little;
+/// sizing the buffer once keeps large responses from being copied as it grows.
+fn size_hint(body: &ResponseKind) -> usize {
+    match body {
+        ResponseKind::Fetch(f) => {
+            256 + f
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| 96 + p.records.as_ref().map_or(0, |r| r.len()))
+                .sum::<usize>()
+        }
+        _ => 256,
+    }
+}
+
 /// Encodes a response frame, length prefix included.
 pub fn encode_response(
     correlation_id: i32,
@@ -108,7 +125,7 @@ pub fn encode_response(
     version: i16,
     body: &ResponseKind,
 ) -> Result<Bytes, FrameError> {
-    with_length_prefix(|buf| {
+    with_length_prefix(size_hint(body), |buf| {
         let header_version = if api_key == ApiKey::ApiVersions {
             0
         } else {
@@ -131,7 +148,7 @@ pub fn encode_request(
     version: i16,
     body: &RequestKind,
 ) -> Result<Bytes, FrameError> {
-    with_length_prefix(|buf| {
+    with_length_prefix(256, |buf| {
         let header = RequestHeader::default()
             .with_request_api_key(api_key as i16)
             .with_request_api_version(version)

@@ -1,0 +1,246 @@
+//! `ketch bench produce` and `ketch bench consume`, in the style of Kafka's
+//! `kafka-producer-perf-test.sh` and `kafka-consumer-perf-test.sh`: records/s, MB/s and (for
+//! produce) latency percentiles, with a progress line every second. Measurements, not tests.
+//!
+//! The producer sends ready-made uncompressed batches (`--batch-records` records of
+//! `--record-size` bytes, built once, as a client with pre-serialised data would) over
+//! `--connections` connections, one request in flight on each. Latency is per request, from
+//! send to acknowledgement; every record of a batch shares its batch's latency.
+
+use super::client::{error_name, Client};
+use crate::protocol::record_batch::{encode_batch, RecordBatch, RecordRef};
+use crate::runtime::{self, Clock};
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    fetch_request, produce_request, ApiKey, BrokerId, FetchRequest, ProduceRequest, RequestKind,
+    ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct ProduceBench {
+    pub bootstrap: String,
+    pub topic: String,
+    pub num_records: u64,
+    pub record_size: usize,
+    pub batch_records: usize,
+    pub acks: i16,
+    pub connections: usize,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+async fn leader_of_partition_0(client: &mut Client, topic: &str) -> Result<String, String> {
+    for _ in 0..100 {
+        let m = client.metadata(Some(&[topic.to_string()])).await?;
+        if let Some(p) = m
+            .topics
+            .first()
+            .and_then(|t| t.partitions.iter().find(|p| p.partition_index == 0))
+        {
+            if let Some(addr) = super::client::broker_addr(&m, p.leader_id.0) {
+                return Ok(addr);
+            }
+        }
+        runtime::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "topic '{topic}' has no partition 0 with a leader (create it first)"
+    ))
+}
+
+pub fn produce(o: ProduceBench) -> Result<(), String> {
+    runtime::block_on(async move {
+        let mut client = Client::new(&o.bootstrap, "ketch-producer-perf");
+        let leader = leader_of_partition_0(&mut client, &o.topic).await?;
+        let value = vec![b'x'; o.record_size];
+        let records: Vec<RecordRef<'_>> = (0..o.batch_records.max(1))
+            .map(|_| (None, Some(value.as_slice())))
+            .collect();
+        let batch = Bytes::from(encode_batch(0, Clock::system().wall_ms(), &records));
+        let batches = o.num_records.div_ceil(o.batch_records.max(1) as u64);
+        let next = Arc::new(AtomicU64::new(0));
+        let done_records = Arc::new(AtomicU64::new(0));
+        let clock = Clock::system();
+        let start = clock.monotonic_ms();
+        let mut tasks = Vec::new();
+        for c in 0..o.connections.max(1) {
+            let next = Arc::clone(&next);
+            let done_records = Arc::clone(&done_records);
+            let batch = batch.clone();
+            let leader = leader.clone();
+            let bootstrap = o.bootstrap.clone();
+            let topic = o.topic.clone();
+            let (acks, per_batch) = (o.acks, o.batch_records.max(1) as u64);
+            tasks.push(runtime::spawn(async move {
+                let mut client = Client::new(&bootstrap, &format!("ketch-producer-perf-{c}"));
+                let clock = Clock::system();
+                let mut latencies_us = Vec::new();
+                let body = RequestKind::Produce(
+                    ProduceRequest::default()
+                        .with_acks(acks)
+                        .with_timeout_ms(30_000)
+                        .with_topic_data(vec![produce_request::TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                            .with_partition_data(vec![
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(0)
+                                    .with_records(Some(batch)),
+                            ])]),
+                );
+                while next.fetch_add(1, Ordering::Relaxed) < batches {
+                    let sent = clock.monotonic().as_micros() as u64;
+                    let response = client.send(&leader, ApiKey::Produce, 9, &body).await?;
+                    latencies_us.push((clock.monotonic().as_micros() as u64).saturating_sub(sent));
+                    if let ResponseKind::Produce(r) = response {
+                        for t in &r.responses {
+                            for p in &t.partition_responses {
+                                if p.error_code != 0 {
+                                    return Err(format!(
+                                        "produce failed: {}",
+                                        error_name(p.error_code)
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    done_records.fetch_add(per_batch, Ordering::Relaxed);
+                }
+                Ok::<Vec<u64>, String>(latencies_us)
+            }));
+        }
+        let progress = {
+            let done_records = Arc::clone(&done_records);
+            let record_size = o.record_size as f64;
+            runtime::spawn(async move {
+                let clock = Clock::system();
+                let mut last = (clock.monotonic_ms(), 0u64);
+                loop {
+                    runtime::sleep(Duration::from_secs(1)).await;
+                    let now = (clock.monotonic_ms(), done_records.load(Ordering::Relaxed));
+                    let secs = (now.0 - last.0) as f64 / 1000.0;
+                    let n = (now.1 - last.1) as f64;
+                    eprintln!(
+                        "{} records sent, {:.1} records/sec ({:.2} MB/sec)",
+                        now.1,
+                        n / secs,
+                        n * record_size / secs / 1e6
+                    );
+                    last = now;
+                }
+            })
+        };
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.map_err(|e| e.to_string())??);
+        }
+        progress.abort();
+        let secs = (clock.monotonic_ms() - start) as f64 / 1000.0;
+        let n = done_records.load(Ordering::Relaxed) as f64;
+        latencies.sort_unstable();
+        let avg = latencies.iter().sum::<u64>() as f64 / latencies.len().max(1) as f64 / 1000.0;
+        println!(
+            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {avg:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 99th, {:.2} ms 99.9th.",
+            n as u64,
+            n / secs,
+            n * o.record_size as f64 / secs / 1e6,
+            latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 0.999),
+        );
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
+
+pub struct ConsumeBench {
+    pub bootstrap: String,
+    pub topic: String,
+    pub num_records: u64,
+    pub fetch_max_bytes: i32,
+}
+
+pub fn consume(o: ConsumeBench) -> Result<(), String> {
+    runtime::block_on(async move {
+        let mut client = Client::new(&o.bootstrap, "ketch-consumer-perf");
+        let leader = leader_of_partition_0(&mut client, &o.topic).await?;
+        let clock = Clock::system();
+        let start = clock.monotonic_ms();
+        let mut last = (start, 0u64, 0u64);
+        let (mut records, mut bytes, mut offset) = (0u64, 0u64, 0i64);
+        let mut fetches = 0u64;
+        while records < o.num_records {
+            let body = RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(500)
+                    .with_min_bytes(1)
+                    .with_max_bytes(o.fetch_max_bytes)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(o.topic.clone())))
+                        .with_partitions(vec![fetch_request::FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(o.fetch_max_bytes)])]),
+            );
+            let ResponseKind::Fetch(r) = client.send(&leader, ApiKey::Fetch, 12, &body).await?
+            else {
+                return Err("not a Fetch response".into());
+            };
+            fetches += 1;
+            let mut got = 0;
+            for p in r.responses.iter().flat_map(|t| t.partitions.iter()) {
+                if p.error_code != 0 {
+                    return Err(format!("fetch failed: {}", error_name(p.error_code)));
+                }
+                let Some(data) = &p.records else { continue };
+                let mut rest = data.as_ref();
+                // Count records from the batch headers; the payload is not decoded.
+                while let Ok((batch, tail)) = RecordBatch::parse(rest, usize::MAX) {
+                    if batch.last_offset() >= offset {
+                        records += (batch.last_offset() + 1 - offset.max(batch.base_offset())) as u64;
+                        bytes += batch.size() as u64;
+                        offset = batch.last_offset() + 1;
+                        got += 1;
+                    }
+                    rest = tail;
+                }
+            }
+            if got == 0 {
+                return Err(format!(
+                    "the topic ended at offset {offset} before {} records",
+                    o.num_records
+                ));
+            }
+            let now = clock.monotonic_ms();
+            if now - last.0 >= 1000 {
+                let secs = (now - last.0) as f64 / 1000.0;
+                eprintln!(
+                    "{records} records read, {:.1} records/sec ({:.2} MB/sec)",
+                    (records - last.1) as f64 / secs,
+                    (bytes - last.2) as f64 / secs / 1e6
+                );
+                last = (now, records, bytes);
+            }
+        }
+        let secs = ((clock.monotonic_ms() - start) as f64 / 1000.0).max(0.001);
+        println!(
+            "{records} records, {:.2} MB read in {secs:.2} s: {:.1} records/sec, {:.2} MB/sec, {fetches} fetches",
+            bytes as f64 / 1e6,
+            records as f64 / secs,
+            bytes as f64 / secs / 1e6
+        );
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
