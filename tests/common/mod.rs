@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 #![allow(clippy::disallowed_methods)] // black-box tests wait on real time
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -238,4 +239,128 @@ pub fn topics(cluster: &Cluster, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// One combined node (broker and controller) of the real binary.
+pub struct Node {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub child: Option<Child>,
+    starts: usize,
+}
+
+impl Node {
+    pub fn new(name: &str, extra: &str) -> Node {
+        let dir = std::env::temp_dir().join(format!("ketch-clients-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let controller = free_port();
+        let config = format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             controller.listener.names=CONTROLLER\nlog.dirs={}\n\
+             group.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n\
+             offsets.topic.num.partitions=5\nbroker.heartbeat.interval.ms=500\n{extra}",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("server.properties"), config).unwrap();
+        let status = Command::new(KETCH)
+            .args(["storage", "format", "-t", "4L6g3nShT-eMCtK--X86sw", "-c"])
+            .arg(dir.join("server.properties"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut node = Node {
+            dir,
+            port,
+            child: None,
+            starts: 0,
+        };
+        node.start();
+        node
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        self.starts += 1;
+        let log =
+            std::fs::File::create(self.dir.join(format!("node-{}.log", self.starts))).unwrap();
+        self.child = Some(
+            Command::new(KETCH)
+                .arg("server")
+                .arg(self.dir.join("server.properties"))
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        // Ready when the broker lists itself (registered and unfenced).
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            let out = Command::new("kcat")
+                .args(["-b", &self.bootstrap(), "-L", "-m", "2"])
+                .output()
+                .expect("kcat is not installed (ci/test installs the Debian package)");
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 1 brokers:")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the broker did not come up; logs in {}", self.dir.display());
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().unwrap()
+    }
+
+    pub fn ketch(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut child = Command::new(KETCH)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
