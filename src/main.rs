@@ -559,6 +559,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
     let leader_hint = Arc::new(std::sync::atomic::AtomicI32::new(-1));
     let (image_tx, image_rx) =
         tokio::sync::watch::channel(Arc::new(ketch::controller::MetadataImage::new()));
+    let image_watch_rx = image_rx.clone();
     let broker = if config.roles.broker {
         let base = LogConfig {
             segment_bytes_max: config.log_segment_bytes,
@@ -649,6 +650,8 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
         image: Some(image_tx),
         bugs: Default::default(),
     };
+    let image_watch = image_watch_rx;
+    let node_id = config.node_id.0;
     // Entries are proposed by the controller inside the quorum member; nothing else proposes.
     let (_proposer, proposals) = ketch::broker::quorum_server::proposal_channel();
     runtime::block_on(async move {
@@ -663,7 +666,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
             let _ = stop_tx.send(true);
         });
         // A broker registers with the active controller and heartbeats for as long as it runs.
-        let _lifecycle = lifecycle.map(|l| {
+        let lifecycle_task = lifecycle.clone().map(|l| {
             runtime::spawn(ketch::broker::lifecycle::run(
                 l,
                 Arc::clone(&metadata_offset),
@@ -694,6 +697,23 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
                     Ok(Err(e)) => Some(e),
                     Err(e) => Some(format!("broker task: {e}")),
                 };
+                // Then tell the controller (still running, if it is this node) to fence us.
+                if let Some(task) = lifecycle_task {
+                    task.abort();
+                }
+                let epoch = image_watch
+                    .borrow()
+                    .brokers
+                    .get(&node_id)
+                    .map(|b| b.broker_epoch);
+                if let (Some(l), Some(epoch)) = (&lifecycle, epoch) {
+                    ketch::broker::lifecycle::controlled_shutdown(
+                        l,
+                        epoch,
+                        std::time::Duration::from_secs(3),
+                    )
+                    .await;
+                }
                 if let Ok(mut f) = failure.lock() {
                     *f = error;
                 }

@@ -322,3 +322,11 @@ fn large_records_limits_auto_creation_timestamps_and_recreation() {
     scenario(&node, &["timestamps", "times"]);
     scenario(&node, &["recreate", "again"]);
 }
+
+#[test]
+fn topic_configs_are_altered_described_and_applied() {
+    let node = Node::new("configs", "log.retention.check.interval.ms=500\n");
+    let r = scenario(&node, &["configs", "retained"]);
+    assert!(r["log_start"].as_i64().unwrap() > 0, "{r}");
+    assert!(r["refused"].as_str().unwrap().contains("compact"), "{r}");
+}

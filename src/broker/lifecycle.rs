@@ -21,6 +21,7 @@ use std::time::Duration;
 const NOT_CONTROLLER: i16 = 41;
 const STALE_BROKER_EPOCH: i16 = 77;
 
+#[derive(Clone)]
 pub struct LifecycleConfig {
     pub node_id: NodeId,
     pub cluster_id: String,
@@ -50,6 +51,37 @@ async fn call(
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
         .ok()?
+}
+
+/// Controlled shutdown (KIP-631): a heartbeat with `want_shut_down` makes the active controller
+/// fence this broker and move its leaderships now, so a restart registers again at once instead
+/// of waiting out the old session. Best effort, within `timeout`.
+pub async fn controlled_shutdown(config: &LifecycleConfig, broker_epoch: i64, timeout: Duration) {
+    let heartbeat = RequestKind::BrokerHeartbeat(
+        BrokerHeartbeatRequest::default()
+            .with_broker_id(BrokerId(config.node_id.0))
+            .with_broker_epoch(broker_epoch)
+            .with_want_fence(true)
+            .with_want_shut_down(true),
+    );
+    let attempt = async {
+        loop {
+            for (h, p) in config.voters.values() {
+                if let Some(ResponseKind::BrokerHeartbeat(r)) =
+                    call(&format!("{h}:{p}"), ApiKey::BrokerHeartbeat, 1, &heartbeat).await
+                {
+                    if r.error_code == 0 {
+                        tracing::info!("controlled shutdown: fenced by the controller");
+                        return;
+                    }
+                }
+            }
+            runtime::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if tokio::time::timeout(timeout, attempt).await.is_err() {
+        tracing::warn!("controlled shutdown: no active controller answered");
+    }
 }
 
 /// Runs until the task is dropped. `metadata_offset` is the last metadata offset this node has

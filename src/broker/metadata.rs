@@ -12,6 +12,7 @@ use crate::controller::{
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, LEADER_CHANGE};
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
+    incremental_alter_configs_response, IncrementalAlterConfigsResponse,
     AllocateProducerIdsResponse, BrokerHeartbeatResponse, BrokerRegistrationResponse,
     CreatePartitionsResponse, CreateTopicsResponse, DeleteTopicsResponse, ProducerId, RequestKind,
     ResponseKind, TopicName,
@@ -246,6 +247,61 @@ impl MetadataDriver {
                     ),
                 }
             }
+            RequestKind::IncrementalAlterConfigs(r) => {
+                let mut results = Vec::new();
+                let mut records = Vec::new();
+                for res in &r.resources {
+                    let outcome = if res.resource_type != 2 {
+                        Err(ApiError::InvalidConfig(format!(
+                            "resource type {} cannot be altered (topics only)",
+                            res.resource_type
+                        )))
+                    } else {
+                        let mut changes = Vec::new();
+                        let mut bad = None;
+                        for c in &res.configs {
+                            match (c.config_operation, &c.value) {
+                                (0, Some(v)) => {
+                                    changes.push((c.name.to_string(), Some(v.to_string())))
+                                }
+                                (1, _) => changes.push((c.name.to_string(), None)),
+                                (op, _) => {
+                                    bad = Some(ApiError::InvalidConfig(format!(
+                                        "operation {op} on {} is not supported (SET and DELETE are)",
+                                        c.name
+                                    )))
+                                }
+                            }
+                        }
+                        match bad {
+                            Some(e) => Err(e),
+                            None if r.validate_only => Ok(Vec::new()),
+                            None => self
+                                .controller
+                                .alter_topic_configs(&res.resource_name, &changes),
+                        }
+                    };
+                    let mut result =
+                        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_resource_type(res.resource_type)
+                            .with_resource_name(res.resource_name.clone());
+                    match outcome {
+                        Ok(made) => records.extend(made),
+                        Err(e) => {
+                            result = result
+                                .with_error_code(e.code())
+                                .with_error_message(message_of(&e))
+                        }
+                    }
+                    results.push(result);
+                }
+                (
+                    ResponseKind::IncrementalAlterConfigs(
+                        IncrementalAlterConfigsResponse::default().with_responses(results),
+                    ),
+                    records,
+                )
+            }
             RequestKind::BrokerHeartbeat(r) => {
                 match self.controller.heartbeat(
                     r.broker_id.0,
@@ -467,6 +523,20 @@ pub fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<Respon
         RequestKind::BrokerHeartbeat(_) => {
             ResponseKind::BrokerHeartbeat(BrokerHeartbeatResponse::default().with_error_code(code))
         }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(
+                r.resources
+                    .iter()
+                    .map(|res| {
+                        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_resource_type(res.resource_type)
+                            .with_resource_name(res.resource_name.clone())
+                            .with_error_code(code)
+                            .with_error_message(Some(StrBytes::from_string(message.to_string())))
+                    })
+                    .collect(),
+            ),
+        ),
         RequestKind::AllocateProducerIds(_) => ResponseKind::AllocateProducerIds(
             AllocateProducerIdsResponse::default().with_error_code(code),
         ),

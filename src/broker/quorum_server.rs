@@ -165,6 +165,7 @@ fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DeleteTopics => Some((1, 6)),
         ApiKey::CreatePartitions => Some((0, 3)),
         ApiKey::AllocateProducerIds => Some((0, 0)),
+        ApiKey::IncrementalAlterConfigs => Some((0, 1)),
         _ => None,
     }
 }
@@ -183,6 +184,7 @@ fn api_versions(error_code: i16) -> ApiVersionsResponse {
         ApiKey::DeleteTopics,
         ApiKey::CreatePartitions,
         ApiKey::AllocateProducerIds,
+        ApiKey::IncrementalAlterConfigs,
     ];
     ApiVersionsResponse::default()
         .with_error_code(error_code)
@@ -522,7 +524,8 @@ async fn serve_connection(
             | RequestKind::CreateTopics(_)
             | RequestKind::DeleteTopics(_)
             | RequestKind::CreatePartitions(_)
-            | RequestKind::AllocateProducerIds(_) => {
+            | RequestKind::AllocateProducerIds(_)
+            | RequestKind::IncrementalAlterConfigs(_) => {
                 let request = request.body.clone();
                 ask(&inbound, |reply| Inbound::Controller { request, reply }).await?
             }

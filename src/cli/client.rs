@@ -110,9 +110,18 @@ impl Client {
         &mut self,
         topics: Option<&[String]>,
     ) -> Result<MetadataResponse, String> {
+        self.metadata_creating(topics, false).await
+    }
+
+    /// Metadata for `topics`, letting the broker auto-create them (as producers do).
+    pub async fn metadata_creating(
+        &mut self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<MetadataResponse, String> {
         let body = RequestKind::Metadata(
             MetadataRequest::default()
-                .with_allow_auto_topic_creation(false)
+                .with_allow_auto_topic_creation(allow_auto_topic_creation)
                 .with_topics(topics.map(|ts| {
                     ts.iter()
                         .map(|t| {

@@ -59,9 +59,11 @@ struct Layout {
     leaders: BTreeMap<i32, String>,
 }
 
-async fn layout(client: &mut Client, topic: &str) -> Result<Layout, String> {
+async fn layout(client: &mut Client, topic: &str, create: bool) -> Result<Layout, String> {
     for _ in 0..50 {
-        let m = client.metadata(Some(&[topic.to_string()])).await?;
+        let m = client
+            .metadata_creating(Some(&[topic.to_string()]), create)
+            .await?;
         let Some(t) = m.topics.first() else {
             return Err("empty Metadata response".into());
         };
@@ -93,7 +95,7 @@ pub struct ProducerOptions {
 pub fn produce(o: ProducerOptions) -> Result<(), String> {
     runtime::block_on(async move {
         let mut client = Client::new(&o.bootstrap, "ketch-console-producer");
-        let layout = layout(&mut client, &o.topic).await?;
+        let layout = layout(&mut client, &o.topic, true).await?;
         let partitions: Vec<i32> = layout.leaders.keys().copied().collect();
         let mut round_robin = 0usize;
         let stdin = std::io::stdin();
@@ -355,7 +357,7 @@ pub async fn list_offsets(
 pub fn consume(o: ConsumerOptions) -> Result<(), String> {
     runtime::block_on(async move {
         let mut client = Client::new(&o.bootstrap, "ketch-console-consumer");
-        let layout = layout(&mut client, &o.topic).await?;
+        let layout = layout(&mut client, &o.topic, false).await?;
         let partitions: Vec<i32> = layout.leaders.keys().copied().collect();
         let start = if o.from_beginning { -2 } else { -1 };
         let mut positions = list_offsets(&mut client, &layout.leaders, &o.topic, start).await?;

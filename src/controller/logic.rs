@@ -52,6 +52,8 @@ pub enum ApiError {
     StaleBrokerEpoch(String),
     #[error("{0}")]
     DuplicateBrokerRegistration(String),
+    #[error("{0}")]
+    InvalidConfig(String),
 }
 
 impl ApiError {
@@ -65,6 +67,7 @@ impl ApiError {
             ApiError::UnknownTopic(_) => 3,
             ApiError::StaleBrokerEpoch(_) => 77,
             ApiError::DuplicateBrokerRegistration(_) => 101,
+            ApiError::InvalidConfig(_) => 40,
         }
     }
 }
@@ -418,6 +421,9 @@ impl Controller {
                 "Replication factor must be larger than 0, not {rf}."
             )));
         }
+        for (key, value) in &t.configs {
+            super::topic_configs::validate_topic_config(key, value).map_err(ApiError::InvalidConfig)?;
+        }
         let placement = self.place(partitions, rf as usize, 0)?;
         let id = topic_id(self.rng.gen());
         let mut records = vec![MetadataRecord::Topic {
@@ -443,6 +449,41 @@ impl Controller {
                 value: Some(value.clone()),
             });
         }
+        Ok(self.finish(records))
+    }
+
+    /// IncrementalAlterConfigs on a topic: each key set (`Some`) or deleted (`None`), all or
+    /// nothing.
+    pub fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Vec<MetadataRecord>, ApiError> {
+        if self.image.topic_by_name(name).is_none() {
+            return Err(ApiError::UnknownTopic(format!("Topic {name} does not exist.")));
+        }
+        for (key, value) in changes {
+            match value {
+                Some(v) => super::topic_configs::validate_topic_config(key, v),
+                None => super::topic_configs::validate_topic_config(
+                    key,
+                    super::topic_configs::TOPIC_CONFIGS
+                        .iter()
+                        .find(|(k, ..)| k == key)
+                        .map_or("", |c| c.2),
+                ),
+            }
+            .map_err(ApiError::InvalidConfig)?;
+        }
+        let records = changes
+            .iter()
+            .map(|(key, value)| MetadataRecord::Config {
+                resource: "topic".into(),
+                name: name.to_string(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
         Ok(self.finish(records))
     }
 

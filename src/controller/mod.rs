@@ -12,6 +12,7 @@
 mod image;
 mod logic;
 mod records;
+pub mod topic_configs;
 
 #[cfg(test)]
 mod tests;

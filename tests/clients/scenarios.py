@@ -227,7 +227,52 @@ def read_ids(bootstrap, topic, expected):
     out(ids=ids)
 
 
+def configs(bootstrap, topic):
+    """IncrementalAlterConfigs through confluent-kafka: a topic's retention is changed, shown by
+    DescribeConfigs as a topic override, and applied: old segments go."""
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ConfigSource)
+    create(bootstrap, topic, 1, **{"segment.bytes": "2048"})
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    old = int(time.time() * 1000) - 3_600_000  # an hour ago
+    for i in range(40):
+        p.send(topic, value=b"v" * 200, timestamp_ms=old).get(timeout=15)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource("TOPIC", topic, incremental_configs=[
+        ConfigEntry("retention.ms", "60000", incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([resource]).values():
+        f.result(timeout=15)
+    described = admin.describe_configs([ConfigResource("TOPIC", topic)])
+    entries = list(described.values())[0].result(timeout=15)
+    assert entries["retention.ms"].value == "60000", entries["retention.ms"]
+    assert entries["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert entries["cleanup.policy"].source == ConfigSource.DEFAULT_CONFIG.value
+    # A value ketch would not honour is refused, not ignored.
+    bad = ConfigResource("TOPIC", topic, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        for f in admin.incremental_alter_configs([bad]).values():
+            f.result(timeout=15)
+        raise AssertionError("cleanup.policy=compact was accepted")
+    except KafkaException as e:
+        refused = str(e)
+    # Retention (checked every 500 ms in this test's broker) deletes the expired segments.
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    tp = KTopicPartition(topic, 0)
+    start = 0
+    for _ in range(100):
+        start = c.beginning_offsets([tp])[tp]
+        if start > 0:
+            break
+        time.sleep(0.1)
+    assert start > 0, "retention deleted nothing"
+    assert c.end_offsets([tp])[tp] == 40
+    c.close()
+    out(log_start=start, refused=refused)
+
+
 SCENARIOS = {
+    "configs": configs,
     "groups-phase1": groups_phase1,
     "groups-phase2": groups_phase2,
     "compression": compression,

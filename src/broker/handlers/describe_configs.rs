@@ -21,72 +21,7 @@ const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
-// Config types (v3+).
-const BOOLEAN: i8 = 1;
-const STRING: i8 = 2;
-const INT: i8 = 3;
-const LONG: i8 = 5;
-const LIST: i8 = 7;
-
-/// Topic configs: (topic key, broker key it defaults to, Kafka's default, type).
-pub const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
-    ("cleanup.policy", "log.cleanup.policy", "delete", LIST),
-    ("compression.type", "compression.type", "producer", STRING),
-    (
-        "delete.retention.ms",
-        "log.cleaner.delete.retention.ms",
-        "86400000",
-        LONG,
-    ),
-    (
-        "file.delete.delay.ms",
-        "log.segment.delete.delay.ms",
-        "60000",
-        LONG,
-    ),
-    (
-        "flush.messages",
-        "log.flush.interval.messages",
-        "9223372036854775807",
-        LONG,
-    ),
-    (
-        "flush.ms",
-        "log.flush.interval.ms",
-        "9223372036854775807",
-        LONG,
-    ),
-    (
-        "index.interval.bytes",
-        "log.index.interval.bytes",
-        "4096",
-        INT,
-    ),
-    ("max.message.bytes", "message.max.bytes", "1048588", INT),
-    (
-        "message.timestamp.type",
-        "log.message.timestamp.type",
-        "CreateTime",
-        STRING,
-    ),
-    ("min.insync.replicas", "min.insync.replicas", "1", INT),
-    ("retention.bytes", "log.retention.bytes", "-1", LONG),
-    ("retention.ms", "log.retention.ms", "604800000", LONG),
-    ("segment.bytes", "log.segment.bytes", "1073741824", INT),
-    (
-        "segment.index.bytes",
-        "log.index.size.max.bytes",
-        "10485760",
-        INT,
-    ),
-    ("segment.ms", "log.roll.ms", "604800000", LONG),
-    (
-        "unclean.leader.election.enable",
-        "unclean.leader.election.enable",
-        "false",
-        BOOLEAN,
-    ),
-];
+use crate::controller::topic_configs::{STRING, TOPIC_CONFIGS};
 
 fn entry(
     name: &str,

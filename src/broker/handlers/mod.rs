@@ -33,6 +33,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::CreatePartitions => (0, 3),
         ApiKey::DescribeCluster => (0, 1),
         ApiKey::DescribeConfigs => (1, 4),
+        ApiKey::IncrementalAlterConfigs => (0, 1),
         ApiKey::InitProducerId => (0, 4),
         ApiKey::FindCoordinator => (0, 4),
         ApiKey::JoinGroup => (0, 9),
@@ -68,7 +69,8 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         }
         RequestKind::CreateTopics(_)
         | RequestKind::DeleteTopics(_)
-        | RequestKind::CreatePartitions(_) => topics::handle(broker, request).await,
+        | RequestKind::CreatePartitions(_)
+        | RequestKind::IncrementalAlterConfigs(_) => topics::handle(broker, request).await,
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, conn, r))
         }

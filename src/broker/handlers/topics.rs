@@ -17,7 +17,7 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
         RequestKind::CreateTopics(r) => r.timeout_ms,
         RequestKind::DeleteTopics(r) => r.timeout_ms,
         RequestKind::CreatePartitions(r) => r.timeout_ms,
-        _ => 0,
+        _ => 30_000,
     };
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0).clamp(1000, 60_000));
     let answer = broker
@@ -59,6 +59,44 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
                     gone.iter().all(|n| img.topic_by_name(n).is_none())
                 })
                 .await;
+        }
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            let RequestKind::IncrementalAlterConfigs(req) = &request.body else {
+                return answer;
+            };
+            // Each altered topic's configs, as the image must show them.
+            let wanted: Vec<(String, String, Option<String>)> = req
+                .resources
+                .iter()
+                .filter(|res| {
+                    r.responses
+                        .iter()
+                        .any(|x| x.resource_name == res.resource_name && x.error_code == 0)
+                })
+                .flat_map(|res| {
+                    res.configs.iter().map(|c| {
+                        (
+                            res.resource_name.to_string(),
+                            c.name.to_string(),
+                            (c.config_operation == 0)
+                                .then(|| c.value.as_ref().map(|v| v.to_string()))
+                                .flatten(),
+                        )
+                    })
+                })
+                .collect();
+            if !req.validate_only {
+                broker
+                    .wait_for_image(timeout, |img| {
+                        wanted.iter().all(|(topic, key, value)| {
+                            img.configs
+                                .get(&("topic".to_string(), topic.clone()))
+                                .and_then(|c| c.get(key))
+                                == value.as_ref()
+                        })
+                    })
+                    .await;
+            }
         }
         ResponseKind::CreatePartitions(r) => {
             let RequestKind::CreatePartitions(req) = &request.body else {

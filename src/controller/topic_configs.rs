@@ -1,0 +1,90 @@
+//! The topic configs ketch knows, with the broker setting each defaults to and Kafka's
+//! default, and the values it accepts. A value ketch would store but not honour (compaction,
+//! broker-side recompression, LogAppendTime) is refused with INVALID_CONFIG rather than
+//! silently ignored.
+
+// Config types, as DescribeConfigs v3+ reports them.
+pub const BOOLEAN: i8 = 1;
+pub const STRING: i8 = 2;
+pub const INT: i8 = 3;
+pub const LONG: i8 = 5;
+pub const LIST: i8 = 7;
+
+/// (topic key, broker key it defaults to, Kafka's default, type).
+pub const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
+    ("cleanup.policy", "log.cleanup.policy", "delete", LIST),
+    ("compression.type", "compression.type", "producer", STRING),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms", "86400000", LONG),
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms", "60000", LONG),
+    ("flush.messages", "log.flush.interval.messages", "9223372036854775807", LONG),
+    ("flush.ms", "log.flush.interval.ms", "9223372036854775807", LONG),
+    ("index.interval.bytes", "log.index.interval.bytes", "4096", INT),
+    ("max.message.bytes", "message.max.bytes", "1048588", INT),
+    ("message.timestamp.type", "log.message.timestamp.type", "CreateTime", STRING),
+    ("min.insync.replicas", "min.insync.replicas", "1", INT),
+    ("retention.bytes", "log.retention.bytes", "-1", LONG),
+    ("retention.ms", "log.retention.ms", "604800000", LONG),
+    ("segment.bytes", "log.segment.bytes", "1073741824", INT),
+    ("segment.index.bytes", "log.index.size.max.bytes", "10485760", INT),
+    ("segment.ms", "log.roll.ms", "604800000", LONG),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable", "false", BOOLEAN),
+];
+
+/// Checks one topic config; the error says what is allowed.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    let Some((_, _, _, kind)) = TOPIC_CONFIGS.iter().find(|(k, ..)| *k == key) else {
+        return Err(format!("Unknown topic config name: {key}"));
+    };
+    let v = value.trim();
+    let invalid = |allowed: &str| Err(format!("Invalid value {value} for configuration {key}: {allowed}"));
+    match (key, *kind) {
+        ("cleanup.policy", _) if v != "delete" => {
+            invalid("only 'delete' (log compaction is not implemented)")
+        }
+        ("compression.type", _) if v != "producer" => {
+            invalid("only 'producer' (batches are stored as produced)")
+        }
+        ("message.timestamp.type", _) if v != "CreateTime" => invalid("only 'CreateTime'"),
+        ("retention.ms" | "retention.bytes", _) => match v.parse::<i64>() {
+            Ok(n) if n >= -1 => Ok(()),
+            _ => invalid("-1 or a non-negative integer"),
+        },
+        ("segment.bytes", _) => match v.parse::<i32>() {
+            Ok(n) if n >= 14 => Ok(()),
+            _ => invalid("an integer of at least 14"),
+        },
+        ("max.message.bytes" | "min.insync.replicas" | "index.interval.bytes", _) => {
+            match v.parse::<i32>() {
+                Ok(n) if n >= 1 => Ok(()),
+                _ => invalid("a positive integer"),
+            }
+        }
+        (_, LONG) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(()),
+            _ => invalid("a non-negative integer"),
+        },
+        (_, INT) => match v.parse::<i32>() {
+            Ok(n) if n >= 0 => Ok(()),
+            _ => invalid("a non-negative integer"),
+        },
+        (_, BOOLEAN) if v != "true" && v != "false" => invalid("true or false"),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_keys_and_honest_values_only() {
+        assert!(validate_topic_config("retention.ms", "1000").is_ok());
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("retention.ms", "-2").is_err());
+        assert!(validate_topic_config("retention.ms", "soon").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("segment.bytes", "1048576").is_ok());
+        assert!(validate_topic_config("no.such.key", "1").is_err());
+        assert!(validate_topic_config("unclean.leader.election.enable", "maybe").is_err());
+    }
+}
