@@ -167,6 +167,13 @@ fn finish(report: Report) -> ! {
 
 fn main() {
     let args = Args::parse();
+    // The nodes' own logs, for replaying one seed by hand: KETCH_SIM_LOG=ketch=debug.
+    if let Ok(filter) = std::env::var("KETCH_SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
     if let Some(range) = &args.seeds {
         let Some((from, to)) = parse_range(range) else {
             eprintln!("--seeds takes A..B, e.g. 0..100");

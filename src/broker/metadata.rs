@@ -12,10 +12,10 @@ use crate::controller::{
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, LEADER_CHANGE};
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
-    incremental_alter_configs_response, IncrementalAlterConfigsResponse,
-    AllocateProducerIdsResponse, BrokerHeartbeatResponse, BrokerRegistrationResponse,
-    CreatePartitionsResponse, CreateTopicsResponse, DeleteTopicsResponse, ProducerId, RequestKind,
-    ResponseKind, TopicName,
+    incremental_alter_configs_response, AllocateProducerIdsResponse, BrokerHeartbeatResponse,
+    BrokerRegistrationResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    DeleteTopicsResponse, IncrementalAlterConfigsResponse, ProducerId, RequestKind, ResponseKind,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
@@ -265,12 +265,10 @@ impl MetadataDriver {
                                     changes.push((c.name.to_string(), Some(v.to_string())))
                                 }
                                 (1, _) => changes.push((c.name.to_string(), None)),
-                                (op, _) => {
-                                    bad = Some(ApiError::InvalidConfig(format!(
-                                        "operation {op} on {} is not supported (SET and DELETE are)",
-                                        c.name
-                                    )))
-                                }
+                                (op, _) => bad = Some(ApiError::InvalidConfig(format!(
+                                    "operation {op} on {} is not supported (SET and DELETE are)",
+                                    c.name
+                                ))),
                             }
                         }
                         match bad {

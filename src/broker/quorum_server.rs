@@ -285,8 +285,7 @@ pub async fn run(
         }
     }
 
-    let mut pending: BTreeMap<(NodeId, Exchange), VecDeque<oneshot::Sender<Message>>> =
-        BTreeMap::new();
+    let mut pending: BTreeMap<(NodeId, Exchange), VecDeque<Slot>> = BTreeMap::new();
     let mut ticker = runtime::interval(TICK);
     let mut last_view = (Role::Unattached, -1, None);
     tokio::pin!(shutdown);
@@ -298,7 +297,8 @@ pub async fn run(
             event = inbound_rx.recv() => match event {
                 None => break,
                 Some(Inbound::Request { from, message, reply }) => {
-                    pending.entry((from, exchange_of(&message))).or_default().push_back(reply);
+                    let key = fetch_key(&message);
+                    pending.entry((from, exchange_of(&message))).or_default().push_back((key, reply));
                     node.step(from, message, now)
                 }
                 Some(Inbound::Response { from, message }) => node.step(from, message, now),
@@ -351,9 +351,10 @@ pub async fn run(
             }
             for (to, message) in ready.messages {
                 if is_response(&message) {
-                    let waiting = pending.get_mut(&(to, exchange_of(&message)));
-                    if let Some(reply) = waiting.and_then(VecDeque::pop_front) {
-                        let _ = reply.send(message);
+                    if let Some(waiting) = pending.get_mut(&(to, exchange_of(&message))) {
+                        if let Some(reply) = take_slot(waiting, fetch_key(&message)) {
+                            let _ = reply.send(message);
+                        }
                     }
                 } else {
                     let fetch = matches!(message, Message::FetchRequest { .. });
@@ -366,7 +367,7 @@ pub async fn run(
         }
         // Drop reply slots whose connection has gone.
         pending.retain(|_, q| {
-            q.retain(|r| !r.is_closed());
+            q.retain(|(_, r)| !r.is_closed());
             !q.is_empty()
         });
         if let Some(image) = &config.image {
@@ -397,6 +398,42 @@ pub async fn run(
         .map_err(|e| QuorumError::Log(e.to_string()))?;
     tracing::info!("quorum member stopped");
     Ok(())
+}
+
+/// A request waiting for the core's answer: for a fetch, the position it asked from.
+type Slot = (Option<(u64, raft::Epoch)>, oneshot::Sender<Message>);
+
+/// The position a fetch request asks from, or a fetch response answers.
+fn fetch_key(message: &Message) -> Option<(u64, raft::Epoch)> {
+    match message {
+        Message::FetchRequest {
+            fetch_offset,
+            last_fetched_epoch,
+            ..
+        } => Some((*fetch_offset, *last_fetched_epoch)),
+        Message::FetchResponse { answers, .. } => Some(*answers),
+        _ => None,
+    }
+}
+
+/// The slot a response from the core goes to. A peer has at most one request of a kind in
+/// flight on its live connection, so older slots of the same kind belong to connections it
+/// gave up on (their requests may never be answered, or answered late): the newest slot asking
+/// what this response answers takes it, older slots asking the same are dropped (their
+/// connections close). Pairing oldest-first instead let one unanswered request push every
+/// later answer onto the previous, abandoned request — an observer that never caught up again
+/// (found by the quorum simulation).
+fn take_slot(
+    waiting: &mut VecDeque<Slot>,
+    answers: Option<(u64, raft::Epoch)>,
+) -> Option<oneshot::Sender<Message>> {
+    let index = waiting
+        .iter()
+        .rposition(|(key, _)| *key == answers)
+        .or_else(|| waiting.len().checked_sub(1))?;
+    let (key, reply) = waiting.remove(index)?;
+    waiting.retain(|(k, _)| answers.is_some() && *k != key);
+    Some(reply)
 }
 
 /// Aborts the tasks it holds when dropped.
@@ -625,5 +662,31 @@ async fn peer_client(
             }
             Err(_) => stream = None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_goes_to_the_newest_request_it_answers_and_abandoned_ones_are_dropped() {
+        let mut waiting: VecDeque<Slot> = VecDeque::new();
+        let mut receivers = Vec::new();
+        for key in [(10, 1), (20, 1), (10, 1)] {
+            let (tx, rx) = oneshot::channel();
+            waiting.push_back((Some(key), tx));
+            receivers.push(rx);
+        }
+        let reply = take_slot(&mut waiting, Some((10, 1))).unwrap();
+        let _ = reply.send(Message::EndQuorumEpochResponse {
+            epoch: 1,
+            error: None,
+        });
+        // The third (newest) request for (10, 1) got it; the first was dropped; (20, 1) waits.
+        assert!(receivers[2].try_recv().is_ok());
+        assert!(receivers[0].try_recv().is_err());
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].0, Some((20, 1)));
     }
 }

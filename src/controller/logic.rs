@@ -422,7 +422,8 @@ impl Controller {
             )));
         }
         for (key, value) in &t.configs {
-            super::topic_configs::validate_topic_config(key, value).map_err(ApiError::InvalidConfig)?;
+            super::topic_configs::validate_topic_config(key, value)
+                .map_err(ApiError::InvalidConfig)?;
         }
         let placement = self.place(partitions, rf as usize, 0)?;
         let id = topic_id(self.rng.gen());
@@ -460,7 +461,9 @@ impl Controller {
         changes: &[(String, Option<String>)],
     ) -> Result<Vec<MetadataRecord>, ApiError> {
         if self.image.topic_by_name(name).is_none() {
-            return Err(ApiError::UnknownTopic(format!("Topic {name} does not exist.")));
+            return Err(ApiError::UnknownTopic(format!(
+                "Topic {name} does not exist."
+            )));
         }
         for (key, value) in changes {
             match value {

@@ -14,20 +14,60 @@ pub const LIST: i8 = 7;
 pub const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
     ("cleanup.policy", "log.cleanup.policy", "delete", LIST),
     ("compression.type", "compression.type", "producer", STRING),
-    ("delete.retention.ms", "log.cleaner.delete.retention.ms", "86400000", LONG),
-    ("file.delete.delay.ms", "log.segment.delete.delay.ms", "60000", LONG),
-    ("flush.messages", "log.flush.interval.messages", "9223372036854775807", LONG),
-    ("flush.ms", "log.flush.interval.ms", "9223372036854775807", LONG),
-    ("index.interval.bytes", "log.index.interval.bytes", "4096", INT),
+    (
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        LONG,
+    ),
+    (
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        "60000",
+        LONG,
+    ),
+    (
+        "flush.messages",
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        LONG,
+    ),
+    (
+        "flush.ms",
+        "log.flush.interval.ms",
+        "9223372036854775807",
+        LONG,
+    ),
+    (
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        "4096",
+        INT,
+    ),
     ("max.message.bytes", "message.max.bytes", "1048588", INT),
-    ("message.timestamp.type", "log.message.timestamp.type", "CreateTime", STRING),
+    (
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        "CreateTime",
+        STRING,
+    ),
     ("min.insync.replicas", "min.insync.replicas", "1", INT),
     ("retention.bytes", "log.retention.bytes", "-1", LONG),
     ("retention.ms", "log.retention.ms", "604800000", LONG),
     ("segment.bytes", "log.segment.bytes", "1073741824", INT),
-    ("segment.index.bytes", "log.index.size.max.bytes", "10485760", INT),
+    (
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        "10485760",
+        INT,
+    ),
     ("segment.ms", "log.roll.ms", "604800000", LONG),
-    ("unclean.leader.election.enable", "unclean.leader.election.enable", "false", BOOLEAN),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+        BOOLEAN,
+    ),
 ];
 
 /// Checks one topic config; the error says what is allowed.
@@ -36,7 +76,11 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         return Err(format!("Unknown topic config name: {key}"));
     };
     let v = value.trim();
-    let invalid = |allowed: &str| Err(format!("Invalid value {value} for configuration {key}: {allowed}"));
+    let invalid = |allowed: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {key}: {allowed}"
+        ))
+    };
     match (key, *kind) {
         ("cleanup.policy", _) if v != "delete" => {
             invalid("only 'delete' (log compaction is not implemented)")

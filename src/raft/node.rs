@@ -925,7 +925,7 @@ impl<L: RaftLog> RaftNode<L> {
             });
             progress.fetch_offset = fetch_offset;
             progress.last_fetch_ms = Some(now_ms);
-            parked.insert(
+            let replaced = parked.insert(
                 replica,
                 Parked {
                     fetch_offset,
@@ -933,6 +933,29 @@ impl<L: RaftLog> RaftNode<L> {
                     deadline_ms: now_ms + self.config.fetch_max_wait_ms,
                 },
             );
+            // Every fetch gets exactly one answer: the shell pairs answers with requests in
+            // order, so silently replacing a held fetch would hand this fetch's answer to the
+            // older request (whose sender may have given up) — and every later one too (found
+            // by the quorum simulation: an observer never caught up again).
+            if let Some(old) = replaced {
+                let hw = self.high_watermark;
+                if let Some(progress) = replicas.get_mut(&replica) {
+                    progress.last_sent_hw = hw;
+                }
+                let entries = self
+                    .log
+                    .read(old.fetch_offset, self.config.max_fetch_entries);
+                let m = Message::FetchResponse {
+                    epoch: self.quorum.epoch,
+                    answers: (old.fetch_offset, old.last_fetched_epoch),
+                    leader: Some(self.config.node_id),
+                    high_watermark: hw,
+                    entries,
+                    diverging: None,
+                    error: None,
+                };
+                self.send(replica, m);
+            }
         }
         let _ = is_voter;
         self.maybe_advance_high_watermark(now_ms);
