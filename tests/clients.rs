@@ -330,3 +330,10 @@ fn topic_configs_are_altered_described_and_applied() {
     assert!(r["log_start"].as_i64().unwrap() > 0, "{r}");
     assert!(r["refused"].as_str().unwrap().contains("compact"), "{r}");
 }
+
+#[test]
+fn cooperative_sticky_consumers_share_a_topic() {
+    let node = Node::new("cooperative", "");
+    let r = scenario(&node, &["cooperative", "shared"]);
+    assert_eq!(r["assignments"].as_array().map(|a| a.len()), Some(2), "{r}");
+}

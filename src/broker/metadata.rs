@@ -265,10 +265,12 @@ impl MetadataDriver {
                                     changes.push((c.name.to_string(), Some(v.to_string())))
                                 }
                                 (1, _) => changes.push((c.name.to_string(), None)),
-                                (op, _) => bad = Some(ApiError::InvalidConfig(format!(
+                                (op, _) => {
+                                    bad = Some(ApiError::InvalidConfig(format!(
                                     "operation {op} on {} is not supported (SET and DELETE are)",
                                     c.name
-                                ))),
+                                )))
+                                }
                             }
                         }
                         match bad {

@@ -271,7 +271,45 @@ def configs(bootstrap, topic):
     out(log_start=start, refused=refused)
 
 
+def cooperative(bootstrap, topic):
+    """Two confluent-kafka consumers with the cooperative-sticky assignor share a group: each
+    ends up with partitions, and together they read every record exactly once."""
+    create(bootstrap, topic, 4)
+    conf = {"bootstrap.servers": bootstrap, "group.id": "coop", "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky", "enable.auto.commit": False,
+            "session.timeout.ms": 10000, "heartbeat.interval.ms": 500}
+    consumers = [Consumer(conf), Consumer(conf)]
+    for c in consumers:
+        c.subscribe([topic])
+    deadline = time.time() + 30
+    # Both members hold partitions before anything is produced (the second join moves some
+    # partitions over incrementally), so each record is read once.
+    while time.time() < deadline and not (
+            all(c.assignment() for c in consumers)
+            and sum(len(c.assignment()) for c in consumers) == 4):
+        for c in consumers:
+            c.poll(0.1)
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(400):
+        p.produce(topic, value=str(i).encode(), partition=i % 4)
+    assert p.flush(15) == 0
+    seen = {0: [], 1: []}
+    while sum(len(v) for v in seen.values()) < 400 and time.time() < deadline:
+        for i, c in enumerate(consumers):
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                seen[i].append(int(m.value()))
+    assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+    for c in consumers:
+        c.close()
+    everything = sorted(seen[0] + seen[1])
+    assert everything == list(range(400)), (len(everything), len(set(everything)))
+    assert all(assignments) and sorted(assignments[0] + assignments[1]) == [0, 1, 2, 3], assignments
+    out(assignments=assignments, per_consumer=[len(seen[0]), len(seen[1])])
+
+
 SCENARIOS = {
+    "cooperative": cooperative,
     "configs": configs,
     "groups-phase1": groups_phase1,
     "groups-phase2": groups_phase2,
