@@ -102,3 +102,49 @@ pub fn properties(data: &[u8]) {
         assert_eq!(again, props);
     }
 }
+
+/// Kafka request frames (the body after the 4-byte length), decoded as the client listener and
+/// the controller listener decode them: a frame either fails to decode (and the connection would
+/// be closed), or decodes to a request that, encoded again, decodes to the same API, version,
+/// correlation id and body. A truncated frame never decodes. Decoding never allocates for
+/// elements the frame cannot hold (the patched `kafka-protocol`, see `vendor/`).
+pub fn request(data: &[u8]) {
+    use crate::protocol::frame::{decode_request, encode_request};
+    type Table = fn(kafka_protocol::messages::ApiKey) -> Option<(i16, i16)>;
+    let tables: [Table; 2] = [
+        crate::broker::handlers::supported,
+        crate::broker::quorum_server::supported,
+    ];
+    for supported in tables {
+        let Ok(request) = decode_request(bytes::Bytes::copy_from_slice(data), supported) else {
+            continue;
+        };
+        let client_id = request.header.client_id.as_deref().unwrap_or("");
+        let encoded = encode_request(
+            request.header.correlation_id,
+            client_id,
+            request.api_key,
+            request.version,
+            &request.body,
+        )
+        .expect("a decoded request encodes");
+        let again =
+            decode_request(encoded.slice(4..), supported).expect("a re-encoded request decodes");
+        assert_eq!(again.api_key, request.api_key);
+        assert_eq!(again.version, request.version);
+        assert_eq!(again.header.correlation_id, request.header.correlation_id);
+        assert_eq!(
+            again.body, request.body,
+            "decode, encode, decode changed the body"
+        );
+        // A strict prefix of the re-encoded frame (cut inside the body) never decodes.
+        let header_and_body = encoded.len() - 4;
+        if header_and_body > 8 {
+            let cut = encoded.slice(4..4 + header_and_body - 1);
+            assert!(
+                decode_request(cut, supported).is_err(),
+                "a frame one byte short decoded"
+            );
+        }
+    }
+}

@@ -35,3 +35,8 @@ fn segment_recovery_corpus() {
 fn properties_corpus() {
     replay("properties", ketch::fuzzing::properties);
 }
+
+#[test]
+fn request_corpus() {
+    replay("request", ketch::fuzzing::request);
+}

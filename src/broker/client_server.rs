@@ -282,6 +282,10 @@ async fn serve(broker: &Broker, conn: &Connection, mut stream: TcpStream) -> Res
         };
         let out = encode_response(correlation_id, request.api_key, request.version, &body)
             .map_err(|e| e.to_string())?;
+        // Only the encoded answer is held while a slow reader takes it.
+        drop(body);
+        drop(request);
+        drop(frame);
         write_frame(&mut stream, &out)
             .await
             .map_err(|e| e.to_string())?;

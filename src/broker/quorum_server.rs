@@ -151,7 +151,7 @@ enum Inbound {
     },
 }
 
-fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
+pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
     match api_key {
         ApiKey::ApiVersions => Some((0, 4)),
         ApiKey::Vote => Some((0, 2)),
