@@ -5,15 +5,17 @@
 use std::path::Path;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let dir = root.join("corpus").join(target);
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
-    entries.sort();
     assert!(!entries.is_empty(), "no corpus for {target}");
+    if let Ok(regressions) = std::fs::read_dir(root.join("regressions").join(target)) {
+        entries.extend(regressions.map(|e| e.unwrap().path()));
+    }
+    entries.sort();
     for path in entries {
         let data = std::fs::read(&path).unwrap();
         let outcome = std::panic::catch_unwind(|| run(&data));

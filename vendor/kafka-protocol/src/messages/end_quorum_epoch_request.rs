@@ -174,6 +174,9 @@ impl Decodable for EndQuorumEpochRequest {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -373,6 +376,9 @@ impl Decodable for LeaderEndpoint {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -576,6 +582,9 @@ impl Decodable for PartitionData {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -746,6 +755,9 @@ impl Decodable for ReplicaInfo {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -903,6 +915,9 @@ impl Decodable for TopicData {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }

@@ -123,6 +123,9 @@ impl Decodable for AbortedTransaction {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -287,6 +290,9 @@ impl Decodable for EpochEndOffset {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -554,6 +560,9 @@ impl Decodable for FetchResponse {
                     }
                     _ => {
                         let unknown_value = buf.try_get_bytes(size as usize)?;
+                        if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                            bail!("Tagged field {tag} is out of range or repeated");
+                        }
                         unknown_tagged_fields.insert(tag as i32, unknown_value);
                     }
                 }
@@ -752,6 +761,9 @@ impl Decodable for FetchableTopicResponse {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -918,6 +930,9 @@ impl Decodable for LeaderIdAndEpoch {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -1148,6 +1163,9 @@ impl Decodable for NodeEndpoint {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -1585,6 +1603,9 @@ impl Decodable for PartitionData {
                     }
                     _ => {
                         let unknown_value = buf.try_get_bytes(size as usize)?;
+                        if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                            bail!("Tagged field {tag} is out of range or repeated");
+                        }
                         unknown_tagged_fields.insert(tag as i32, unknown_value);
                     }
                 }
@@ -1737,6 +1758,9 @@ impl Decodable for SnapshotId {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }

@@ -257,6 +257,9 @@ impl Decodable for OffsetFetchRequest {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -486,6 +489,9 @@ impl Decodable for OffsetFetchRequestGroup {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -679,6 +685,9 @@ impl Decodable for OffsetFetchRequestTopic {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -851,6 +860,9 @@ impl Decodable for OffsetFetchRequestTopics {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }

@@ -155,6 +155,9 @@ impl Decodable for RequestHeader {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                    bail!("Tagged field {tag} is out of range or repeated");
+                }
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }

@@ -120,6 +120,9 @@ impl Decodable for AcknowledgePartition {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -247,6 +250,9 @@ impl Decodable for AcknowledgeTopic {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -390,6 +396,9 @@ impl Decodable for AcknowledgementBatch {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -552,6 +561,9 @@ impl Decodable for ShareAcknowledgeRequest {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {

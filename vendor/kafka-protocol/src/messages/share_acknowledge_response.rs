@@ -118,6 +118,9 @@ impl Decodable for LeaderIdAndEpoch {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -278,6 +281,9 @@ impl Decodable for NodeEndpoint {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -442,6 +448,9 @@ impl Decodable for PartitionData {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -625,6 +634,9 @@ impl Decodable for ShareAcknowledgeResponse {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -758,6 +770,9 @@ impl Decodable for ShareAcknowledgeTopicResponse {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {

@@ -135,6 +135,9 @@ impl Decodable for AcknowledgementBatch {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -280,6 +283,9 @@ impl Decodable for FetchPartition {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -409,6 +415,9 @@ impl Decodable for FetchTopic {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -535,6 +544,9 @@ impl Decodable for ForgottenTopic {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -798,6 +810,9 @@ impl Decodable for ShareFetchRequest {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {

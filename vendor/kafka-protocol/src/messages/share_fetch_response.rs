@@ -135,6 +135,9 @@ impl Decodable for AcquiredRecords {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -263,6 +266,9 @@ impl Decodable for LeaderIdAndEpoch {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -423,6 +429,9 @@ impl Decodable for NodeEndpoint {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -656,6 +665,9 @@ impl Decodable for PartitionData {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -864,6 +876,9 @@ impl Decodable for ShareFetchResponse {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -999,6 +1014,9 @@ impl Decodable for ShareFetchableTopicResponse {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {

@@ -170,6 +170,9 @@ impl Decodable for PartitionData {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -336,6 +339,9 @@ impl Decodable for StateBatch {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -466,6 +472,9 @@ impl Decodable for WriteShareGroupStateRequest {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -593,6 +602,9 @@ impl Decodable for WriteStateData {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            if tag > i32::MAX as u32 || unknown_tagged_fields.contains_key(&(tag as i32)) {
+                bail!("Tagged field {tag} is out of range or repeated");
+            }
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
