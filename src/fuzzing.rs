@@ -148,3 +148,22 @@ pub fn request(data: &[u8]) {
         }
     }
 }
+
+/// Metadata log entries (one JSON record each): decoding never panics, a decoded record encodes
+/// and decodes to the same record, and applying a sequence of them to an image either applies
+/// or is refused with an error, never a panic. The input is entries separated by newlines.
+pub fn metadata_records(data: &[u8]) {
+    use crate::controller::{MetadataImage, MetadataRecord};
+    let mut image = MetadataImage::new();
+    for (offset, line) in data.split(|b| *b == b'\n').enumerate() {
+        let Ok(record) = MetadataRecord::decode(line) else {
+            continue;
+        };
+        let again = MetadataRecord::decode(&record.encode()).expect("our own encoding decodes");
+        assert_eq!(again, record);
+        let before = image.clone();
+        if image.apply(offset as i64, &record).is_err() {
+            assert_eq!(image, before, "a refused record changed the image");
+        }
+    }
+}

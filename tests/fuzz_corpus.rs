@@ -42,3 +42,8 @@ fn properties_corpus() {
 fn request_corpus() {
     replay("request", ketch::fuzzing::request);
 }
+
+#[test]
+fn metadata_records_corpus() {
+    replay("metadata_records", ketch::fuzzing::metadata_records);
+}
