@@ -3,10 +3,9 @@
 //! the quorum names as leader first, then the others, until one answers as the active
 //! controller or the deadline passes. Owns no state beyond the voter addresses and a hint.
 
-use super::net::{read_frame, write_frame};
+use super::net::call_once;
 use crate::model::NodeId;
-use crate::protocol::frame::{decode_response, encode_request};
-use crate::runtime::{self, net::TcpStream};
+use crate::runtime;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -63,18 +62,16 @@ impl ControllerClient {
         version: i16,
         body: &RequestKind,
     ) -> Option<ResponseKind> {
-        let exchange = async {
-            let mut stream = TcpStream::connect(addr).await.ok()?;
-            let frame = encode_request(1, &self.client_id, api_key, version, body).ok()?;
-            write_frame(&mut stream, &frame).await.ok()?;
-            let answer = read_frame(&mut stream, MAX_RESPONSE_BYTES).await.ok()??;
-            decode_response(api_key, version, answer)
-                .ok()
-                .map(|(_, r)| r)
-        };
-        tokio::time::timeout(Duration::from_secs(5), exchange)
-            .await
-            .ok()?
+        call_once(
+            addr,
+            &self.client_id,
+            api_key,
+            version,
+            body,
+            MAX_RESPONSE_BYTES,
+            Duration::from_secs(5),
+        )
+        .await
     }
 
     /// Sends `body` to the active controller; `None` if none answered within `timeout`.

@@ -3,11 +3,10 @@
 //! this node has replayed the metadata log, so the controller unfences it once caught up. A
 //! stale broker epoch (the controller forgot it, or fenced and re-registered it) starts over.
 
-use super::net::{read_frame, write_frame};
+use super::net::call_once;
 use crate::controller::Endpoint;
 use crate::model::NodeId;
-use crate::protocol::frame::{decode_response, encode_request};
-use crate::runtime::{self, net::TcpStream};
+use crate::runtime;
 use kafka_protocol::messages::{
     broker_registration_request, ApiKey, BrokerHeartbeatRequest, BrokerId,
     BrokerRegistrationRequest, RequestKind, ResponseKind,
@@ -39,18 +38,16 @@ async fn call(
     version: i16,
     body: &RequestKind,
 ) -> Option<ResponseKind> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        let frame = encode_request(1, "ketch-broker-lifecycle", api_key, version, body).ok()?;
-        write_frame(&mut stream, &frame).await.ok()?;
-        let answer = read_frame(&mut stream, 1 << 20).await.ok()??;
-        decode_response(api_key, version, answer)
-            .ok()
-            .map(|(_, r)| r)
-    };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
-        .await
-        .ok()?
+    call_once(
+        addr,
+        "ketch-broker-lifecycle",
+        api_key,
+        version,
+        body,
+        1 << 20,
+        Duration::from_secs(5),
+    )
+    .await
 }
 
 /// Controlled shutdown (KIP-631): a heartbeat with `want_shut_down` makes the active controller

@@ -295,61 +295,38 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult, PartitionError> {
-        let inner = self.read_inner();
-        if inner.leader != node_id {
-            return Err(PartitionError::NotLeader);
-        }
-        let hw = inner.high_watermark;
-        let log = inner
-            .log
-            .as_ref()
-            .ok_or(PartitionError::UnknownTopicOrPartition)?;
-        let start = log.log_start_offset();
-        let out_of_range = || PartitionError::OffsetOutOfRange {
-            offset,
-            log_start: start,
-            log_end: hw,
-        };
-        let offset = u64::try_from(offset).map_err(|_| out_of_range())?;
-        // Kafka: reading at the high watermark is fine (empty); past it is out of range.
-        if offset < start || offset > hw {
-            return Err(out_of_range());
-        }
-        let bytes = if offset == hw {
-            Vec::new()
-        } else {
-            log.read(offset, max_bytes, Some(hw))
-                .map_err(|e| PartitionError::Storage(e.to_string()))?
-        };
-        Ok(ReadResult {
-            bytes,
-            high_watermark: hw,
-            log_start_offset: start,
+        self.as_leader(node_id, |inner, log| {
+            let hw = inner.high_watermark;
+            let start = log.log_start_offset();
+            let out_of_range = || PartitionError::OffsetOutOfRange {
+                offset,
+                log_start: start,
+                log_end: hw,
+            };
+            let offset = u64::try_from(offset).map_err(|_| out_of_range())?;
+            // Kafka: reading at the high watermark is fine (empty); past it is out of range.
+            if offset < start || offset > hw {
+                return Err(out_of_range());
+            }
+            let bytes = if offset == hw {
+                Vec::new()
+            } else {
+                log.read(offset, max_bytes, Some(hw))
+                    .map_err(|e| PartitionError::Storage(e.to_string()))?
+            };
+            Ok(ReadResult {
+                bytes,
+                high_watermark: hw,
+                log_start_offset: start,
+            })
         })
     }
 
-    /// (log start, high watermark, leader epoch) as the leader.
-    pub fn offsets(&self, node_id: i32) -> Result<(u64, u64, i32), PartitionError> {
-        let inner = self.read_inner();
-        if inner.leader != node_id {
-            return Err(PartitionError::NotLeader);
-        }
-        let log = inner
-            .log
-            .as_ref()
-            .ok_or(PartitionError::UnknownTopicOrPartition)?;
-        Ok((
-            log.log_start_offset(),
-            inner.high_watermark,
-            inner.leader_epoch,
-        ))
-    }
-
-    /// Runs `f` on the log (read-only), as the leader: ListOffsets' timestamp lookups.
-    pub fn with_log<T>(
+    /// Runs `f` on the state and log under the read lock, if this node leads the partition.
+    fn as_leader<T>(
         &self,
         node_id: i32,
-        f: impl FnOnce(&Log, u64) -> Result<T, LogError>,
+        f: impl FnOnce(&Inner, &Log) -> Result<T, PartitionError>,
     ) -> Result<T, PartitionError> {
         let inner = self.read_inner();
         if inner.leader != node_id {
@@ -359,7 +336,29 @@ impl Partition {
             .log
             .as_ref()
             .ok_or(PartitionError::UnknownTopicOrPartition)?;
-        f(log, inner.high_watermark).map_err(|e| PartitionError::Storage(e.to_string()))
+        f(&inner, log)
+    }
+
+    /// (log start, high watermark, leader epoch) as the leader.
+    pub fn offsets(&self, node_id: i32) -> Result<(u64, u64, i32), PartitionError> {
+        self.as_leader(node_id, |inner, log| {
+            Ok((
+                log.log_start_offset(),
+                inner.high_watermark,
+                inner.leader_epoch,
+            ))
+        })
+    }
+
+    /// Runs `f` on the log (read-only), as the leader: ListOffsets' timestamp lookups.
+    pub fn with_log<T>(
+        &self,
+        node_id: i32,
+        f: impl FnOnce(&Log, u64) -> Result<T, LogError>,
+    ) -> Result<T, PartitionError> {
+        self.as_leader(node_id, |inner, log| {
+            f(log, inner.high_watermark).map_err(|e| PartitionError::Storage(e.to_string()))
+        })
     }
 }
 
