@@ -193,3 +193,37 @@ fn encode_error(what: &str, e: impl std::fmt::Display) -> FrameError {
         reason: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_supported(_: ApiKey) -> Option<(i16, i16)> {
+        Some((0, 20))
+    }
+
+    /// Found by the `request` fuzz target: an ApiVersions v3 request whose tagged fields carry
+    /// a tag of 2^31 or more decoded, then encoded to a frame that no longer decoded. The
+    /// vendored kafka-protocol refuses such tags (vendor/kafka-protocol/KETCH-PATCH.md).
+    #[test]
+    fn a_tagged_field_beyond_i32_max_is_a_decode_error() {
+        // ApiVersions v3, client id "rdkafka", then client software name and version, then
+        // three tagged fields of which one has the tag 0xffffffffffffff03 (over-long varint).
+        let frame = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/regressions/request/tagged-field-beyond-i32-max"
+        ))
+        .unwrap();
+        assert_eq!(&frame[..4], &[0x00, 0x12, 0x00, 0x03]);
+        assert!(decode_request(Bytes::from(frame), all_supported).is_err());
+    }
+
+    /// The other vendored fix: an array count beyond the bytes left is refused before any
+    /// allocation (a Metadata v1 request claiming 2^31 - 1 topics in 4 bytes).
+    #[test]
+    fn an_array_longer_than_its_frame_is_a_decode_error() {
+        let mut frame = vec![0x00, 0x03, 0x00, 0x01, 0, 0, 0, 1, 0xff, 0xff];
+        frame.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_request(Bytes::from(frame), all_supported).is_err());
+    }
+}
