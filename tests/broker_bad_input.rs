@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Node;
+use common::{request, Node};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -24,18 +24,6 @@ fn expect_closed(mut s: TcpStream, what: &str) {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("{what}: expected the connection closed, got {other:?}"),
     }
-}
-
-fn request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::new();
-    frame.extend_from_slice(&api_key.to_be_bytes());
-    frame.extend_from_slice(&version.to_be_bytes());
-    frame.extend_from_slice(&correlation_id.to_be_bytes());
-    frame.extend_from_slice(&(-1i16).to_be_bytes()); // null client id (header v1)
-    frame.extend_from_slice(body);
-    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&frame);
-    out
 }
 
 fn read_response(s: &mut TcpStream) -> Vec<u8> {

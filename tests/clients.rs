@@ -8,7 +8,6 @@ mod common;
 
 use common::Node;
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -48,29 +47,9 @@ fn scenario(node: &Node, args: &[&str]) -> Value {
 }
 
 fn kcat(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat is not installed (ci/test installs the Debian package)");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kcat {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into()
+    let (ok, out, err) = common::run("kcat", args, stdin);
+    assert!(ok, "kcat {args:?}: {err}");
+    out
 }
 
 #[test]
@@ -122,22 +101,26 @@ fn quickstart_with_the_ketch_cli_and_a_graceful_stop() {
         Some(&(lines.join("\n") + "\n")),
     );
     assert!(ok, "{err}");
-    let (ok, out, err) = node.ketch(
-        &[
-            "console-consumer",
-            "--bootstrap-server",
-            &b,
-            "--topic",
-            "quickstart",
-            "--from-beginning",
-            "--max-messages",
-            "30",
-            "--timeout-ms",
-            "10000",
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    let consume_all = |node: &Node| {
+        let (ok, out, err) = node.ketch(
+            &[
+                "console-consumer",
+                "--bootstrap-server",
+                &b,
+                "--topic",
+                "quickstart",
+                "--from-beginning",
+                "--max-messages",
+                "30",
+                "--timeout-ms",
+                "10000",
+            ],
+            None,
+        );
+        assert!(ok, "{err}");
+        out
+    };
+    let out = consume_all(&node);
     let mut got: Vec<&str> = out.lines().collect();
     let mut want: Vec<String> = (0..30).map(|i| format!("event {i}")).collect();
     got.sort();
@@ -147,22 +130,7 @@ fn quickstart_with_the_ketch_cli_and_a_graceful_stop() {
     let status = node.stop();
     assert!(status.success(), "exit status {status:?}");
     node.start();
-    let (ok, out, _) = node.ketch(
-        &[
-            "console-consumer",
-            "--bootstrap-server",
-            &b,
-            "--topic",
-            "quickstart",
-            "--from-beginning",
-            "--max-messages",
-            "30",
-            "--timeout-ms",
-            "10000",
-        ],
-        None,
-    );
-    assert!(ok);
+    let out = consume_all(&node);
     assert_eq!(out.lines().count(), 30);
 }
 

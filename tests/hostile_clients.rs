@@ -8,22 +8,10 @@
 
 mod common;
 
-use common::Node;
+use common::{request, Node};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::new();
-    frame.extend_from_slice(&api_key.to_be_bytes());
-    frame.extend_from_slice(&version.to_be_bytes());
-    frame.extend_from_slice(&correlation_id.to_be_bytes());
-    frame.extend_from_slice(&(-1i16).to_be_bytes());
-    frame.extend_from_slice(body);
-    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&frame);
-    out
-}
 
 /// Metadata v1 for all topics on a fresh connection, timed.
 fn metadata_round_trip(stream: &mut TcpStream, correlation_id: i32) -> Duration {

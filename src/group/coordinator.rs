@@ -321,6 +321,20 @@ fn sync_error(error: i16) -> Reply {
     })
 }
 
+/// The record that deletes a committed offset.
+fn offset_tombstone(group_id: &str, topic: &str, partition: i32) -> Write {
+    Write {
+        group_id: group_id.to_string(),
+        key: GroupKey::Offset {
+            group: group_id.to_string(),
+            topic: topic.to_string(),
+            partition,
+        }
+        .encode(),
+        value: None,
+    }
+}
+
 /// One committed offset to store.
 #[derive(Clone, Debug)]
 pub struct CommitOffset {
@@ -967,16 +981,7 @@ impl Coordinator {
         let mut writes: Vec<Write> = g
             .offsets
             .keys()
-            .map(|(t, p)| Write {
-                group_id: group_id.to_string(),
-                key: GroupKey::Offset {
-                    group: group_id.to_string(),
-                    topic: t.clone(),
-                    partition: *p,
-                }
-                .encode(),
-                value: None,
-            })
+            .map(|(t, p)| offset_tombstone(group_id, t, *p))
             .collect();
         writes.push(Write {
             group_id: group_id.to_string(),
@@ -1010,16 +1015,7 @@ impl Coordinator {
         let mut writes = Vec::new();
         for (t, p) in partitions {
             if g.offsets.remove(&(t.clone(), *p)).is_some() {
-                writes.push(Write {
-                    group_id: group_id.to_string(),
-                    key: GroupKey::Offset {
-                        group: group_id.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                    }
-                    .encode(),
-                    value: None,
-                });
+                writes.push(offset_tombstone(group_id, t, *p));
             }
         }
         (NONE, vec![NONE; partitions.len()], writes)

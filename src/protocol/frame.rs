@@ -209,11 +209,11 @@ mod tests {
     fn a_tagged_field_beyond_i32_max_is_a_decode_error() {
         // ApiVersions v3, client id "rdkafka", then client software name and version, then
         // three tagged fields of which one has the tag 0xffffffffffffff03 (over-long varint).
-        let frame = std::fs::read(concat!(
+        let frame = include_bytes!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/fuzz/regressions/request/tagged-field-beyond-i32-max"
         ))
-        .unwrap();
+        .to_vec();
         assert_eq!(&frame[..4], &[0x00, 0x12, 0x00, 0x03]);
         assert!(decode_request(Bytes::from(frame), all_supported).is_err());
     }
