@@ -305,6 +305,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             metadata_dir: meta_dir.join(METADATA_LOG_DIR_NAME),
             election_timeout_ms: 1000,
             fetch_timeout_ms: 2000,
+            snapshot_interval_bytes: 20 << 20,
             controller: Default::default(),
             observer: Some(Arc::new(move |s: &QuorumStatus| {
                 let mut map = status2

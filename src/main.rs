@@ -463,6 +463,19 @@ fn server(config_path: &Path) -> Result<(), String> {
     run_server(read_config(config_path)?)
 }
 
+/// The metadata log rolls at `metadata.log.segment.bytes`, so whole segments fall below each
+/// snapshot and can go; other logs open with defaults and get their topic's config later.
+fn metadata_log_config(tp: &ketch::model::TopicPartition, config: &ServerConfig) -> LogConfig {
+    if tp.topic == ketch::broker::raft_wire::METADATA_TOPIC {
+        LogConfig {
+            segment_bytes_max: config.metadata_log_segment_bytes,
+            ..LogConfig::default()
+        }
+    } else {
+        LogConfig::default()
+    }
+}
+
 fn run_server(config: ServerConfig) -> Result<(), String> {
     if config.voters.is_empty() {
         return Err(
@@ -503,7 +516,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
             &dir,
             cluster_id.as_deref(),
             config.node_id,
-            |_| LogConfig::default(),
+            |tp| metadata_log_config(tp, &config),
         )
         .map_err(|e| e.to_string())?;
         for n in notes {
@@ -515,7 +528,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
             metadata_log = Some(match logs.remove(&tp) {
                 Some(log) => log,
                 None => log_dir
-                    .create_log(&tp, LogConfig::default())
+                    .create_log(&tp, metadata_log_config(&tp, &config))
                     .map_err(|e| e.to_string())?,
             });
         }
@@ -631,6 +644,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
             .join(ketch::broker::raft_storage::METADATA_LOG_DIR_NAME),
         election_timeout_ms: config.election_timeout_ms,
         fetch_timeout_ms: config.fetch_timeout_ms,
+        snapshot_interval_bytes: config.metadata_snapshot_interval_bytes,
         controller: ketch::controller::ControllerConfig {
             session_timeout_ms: config.broker_session_timeout_ms,
             default_partitions: config.num_partitions,

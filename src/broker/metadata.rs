@@ -6,10 +6,12 @@
 //! and proposes the records these produce. Answers wait until their records are committed.
 
 use super::raft_storage::DiskRaftLog;
+use super::snapshot_file;
 use crate::controller::{
-    ApiError, Controller, CreateTopic, Endpoint, MetadataImage, MetadataRecord,
+    image_from_records, image_records, ApiError, Controller, CreateTopic, Endpoint,
+    MetadataImage, MetadataRecord,
 };
-use crate::raft::{Epoch, RaftLog, RaftNode, Role, LEADER_CHANGE};
+use crate::raft::{Epoch, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEADER_CHANGE};
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
     incremental_alter_configs_response, AllocateProducerIdsResponse, BrokerHeartbeatResponse,
@@ -44,6 +46,8 @@ pub struct MetadataDriver {
     committed: MetadataImage,
     /// Next log offset to apply to `committed`.
     committed_next: u64,
+    /// Record bytes applied to `committed` since the last snapshot.
+    bytes_since_snapshot: u64,
 }
 
 impl MetadataDriver {
@@ -56,6 +60,67 @@ impl MetadataDriver {
             pending: Vec::new(),
             committed: MetadataImage::new(),
             committed_next: 0,
+            bytes_since_snapshot: 0,
+        }
+    }
+
+    /// Starts over from a snapshot (at start, or when the leader's replaced the log): both
+    /// images become the snapshot's, and replay goes on from its end.
+    pub fn load_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), String> {
+        let records = snapshot_file::decode(bytes).map_err(|e| e.to_string())?;
+        let image = image_from_records(&records, id.end_offset as i64 - 1)
+            .map_err(|e| format!("snapshot {id:?} does not rebuild an image: {e}"))?;
+        for p in self.pending.drain(..) {
+            let _ = p.reply.send(p.not_controller);
+        }
+        self.active = false;
+        self.controller.reset_to(image.clone());
+        self.committed = image;
+        self.committed_next = id.end_offset;
+        self.replayed = id.end_offset;
+        self.bytes_since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Snapshots the committed image once `interval_bytes` of records have committed since the
+    /// last snapshot; the metadata log then drops the whole segments below it. Errors are the
+    /// log's and fatal.
+    pub fn maybe_snapshot(
+        &mut self,
+        node: &mut RaftNode<DiskRaftLog>,
+        interval_bytes: u64,
+    ) -> Result<(), String> {
+        let end_offset = self.committed_next;
+        if self.bytes_since_snapshot < interval_bytes
+            || node
+                .log()
+                .latest_snapshot()
+                .is_some_and(|s| s.end_offset >= end_offset)
+        {
+            return Ok(());
+        }
+        let epoch = match node.log().read(end_offset.saturating_sub(1), 1).first() {
+            Some(e) if e.offset + 1 == end_offset => e.epoch,
+            _ => return Ok(()),
+        };
+        let id = SnapshotId { end_offset, epoch };
+        let bytes = snapshot_file::encode(id, &image_records(&self.committed), 0);
+        match node.create_snapshot(end_offset, &bytes) {
+            Ok(made) => {
+                debug_assert_eq!(made, id);
+                self.bytes_since_snapshot = 0;
+                tracing::info!(
+                    end_offset,
+                    epoch,
+                    bytes = bytes.len(),
+                    log_start = node.log().start_offset(),
+                    "metadata snapshot taken"
+                );
+                Ok(())
+            }
+            // Committed but not yet durable here: try again after the next flush.
+            Err(SnapshotError::OutOfRange { .. }) => Ok(()),
+            Err(SnapshotError::Log(e)) => Err(e.to_string()),
         }
     }
 
@@ -84,9 +149,10 @@ impl MetadataDriver {
         let leader_now = (node.role() == Role::Leader).then(|| node.epoch());
         if leader_now != self.leading {
             if self.leading.is_some() {
-                // Leadership lost (or a new term): drop speculative state, replay what committed.
-                self.controller.reset();
-                self.replayed = 0;
+                // Leadership lost (or a new term): drop speculative state, go on from what
+                // committed.
+                self.controller.reset_to(self.committed.clone());
+                self.replayed = self.committed_next;
                 for p in self.pending.drain(..) {
                     let _ = p.reply.send(p.not_controller);
                 }
@@ -138,6 +204,7 @@ impl MetadataDriver {
                     break;
                 }
                 self.committed_next = e.offset + 1;
+                self.bytes_since_snapshot += e.data.len() as u64;
                 if e.data == LEADER_CHANGE {
                     continue;
                 }

@@ -16,3 +16,4 @@ pub mod partitions;
 pub mod quorum_server;
 pub mod raft_storage;
 pub mod raft_wire;
+pub mod snapshot_file;

@@ -103,6 +103,8 @@ pub struct QuorumConfig {
     pub metadata_dir: PathBuf,
     pub election_timeout_ms: u64,
     pub fetch_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub snapshot_interval_bytes: u64,
     /// The controller's settings (`broker.session.timeout.ms`, topic defaults).
     pub controller: ControllerConfig,
     pub observer: Option<Observer>,
@@ -158,6 +160,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::BeginQuorumEpoch => Some((0, 1)),
         ApiKey::EndQuorumEpoch => Some((0, 1)),
         ApiKey::Fetch => Some((13, 17)),
+        ApiKey::FetchSnapshot => Some((0, 1)),
         ApiKey::DescribeQuorum => Some((0, 2)),
         ApiKey::BrokerRegistration => Some((0, 4)),
         ApiKey::BrokerHeartbeat => Some((0, 1)),
@@ -173,6 +176,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
 fn api_versions(error_code: i16) -> ApiVersionsResponse {
     let keys = [
         ApiKey::Fetch,
+        ApiKey::FetchSnapshot,
         ApiKey::ApiVersions,
         ApiKey::Vote,
         ApiKey::BeginQuorumEpoch,
@@ -215,7 +219,8 @@ pub async fn run(
     let state_path = config.metadata_dir.join(QUORUM_STATE_FILE);
     let durable = read_quorum_state(disk.as_ref(), &state_path)
         .map_err(|e| QuorumError::Storage(e.to_string()))?;
-    let raft_log = DiskRaftLog::open(log).map_err(|e| QuorumError::Storage(e.to_string()))?;
+    let raft_log = DiskRaftLog::open(log, Arc::clone(&disk))
+        .map_err(|e| QuorumError::Storage(e.to_string()))?;
     let mut core_config =
         raft::Config::new(config.node_id, config.voters.keys().copied().collect());
     core_config.election_timeout_ms = config.election_timeout_ms;
@@ -231,6 +236,18 @@ pub async fn run(
         config.controller.clone(),
         seed ^ 0xC0_47_20_11,
     ));
+    // Start from the latest snapshot; the log after it is replayed as it commits.
+    if let Some(snapshot) = node.log().read_latest_snapshot() {
+        let (id, bytes) = snapshot.map_err(QuorumError::Storage)?;
+        metadata
+            .load_snapshot(id, &bytes)
+            .map_err(QuorumError::Storage)?;
+        tracing::info!(
+            end_offset = id.end_offset,
+            epoch = id.epoch,
+            "metadata image loaded from snapshot"
+        );
+    }
 
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Inbound>(1024);
     // The listener and the peer clients end with this member, however it ends.
@@ -324,9 +341,12 @@ pub async fn run(
         };
         step.map_err(|e| QuorumError::Log(e.to_string()))?;
         metadata.on_step(&mut node, clock.monotonic_ms());
+        metadata
+            .maybe_snapshot(&mut node, config.snapshot_interval_bytes)
+            .map_err(QuorumError::Log)?;
         loop {
             let ready = node.take_ready();
-            if ready.persist_state.is_none() && !ready.flush_log && ready.messages.is_empty() {
+            if ready.is_empty() {
                 break;
             }
             if let Some(state) = &ready.persist_state {
@@ -349,6 +369,19 @@ pub async fn run(
                 };
                 node.on_log_flushed(flushed, clock.monotonic_ms());
             }
+            if let Some(id) = ready.snapshot_installed {
+                let (_, bytes) = node
+                    .log()
+                    .read_latest_snapshot()
+                    .ok_or_else(|| QuorumError::Log("an installed snapshot is gone".into()))?
+                    .map_err(QuorumError::Log)?;
+                metadata.load_snapshot(id, &bytes).map_err(QuorumError::Log)?;
+                tracing::info!(
+                    end_offset = id.end_offset,
+                    epoch = id.epoch,
+                    "metadata image replaced by the leader's snapshot"
+                );
+            }
             for (to, message) in ready.messages {
                 if is_response(&message) {
                     if let Some(waiting) = pending.get_mut(&(to, exchange_of(&message))) {
@@ -357,7 +390,12 @@ pub async fn run(
                         }
                     }
                 } else {
-                    let fetch = matches!(message, Message::FetchRequest { .. });
+                    // Fetches and snapshot chunks share a connection: a follower has one or
+                    // the other out, and a held fetch must not delay a vote.
+                    let fetch = matches!(
+                        message,
+                        Message::FetchRequest { .. } | Message::FetchSnapshotRequest { .. }
+                    );
                     if let Some(tx) = outbound.get(&(to, fetch)) {
                         // A full queue means the peer is unreachable: the core will retry.
                         let _ = tx.try_send(message);

@@ -1,6 +1,7 @@
 //! Where the quorum keeps its state on disk: the metadata log (`__cluster_metadata-0`, record
 //! batches in our partition log, one entry per batch with the entry's epoch as the batch's
-//! partition leader epoch) and the `quorum-state` file (Kafka's JSON format), both in
+//! partition leader epoch), its snapshots (`<offset>-<epoch>.checkpoint`, see
+//! [`super::snapshot_file`]) and the `quorum-state` file (Kafka's JSON format), all in
 //! `metadata.log.dir`.
 
 use crate::log::{Log, LogError};
@@ -8,10 +9,12 @@ use crate::model::NodeId;
 use crate::protocol::record_batch::{
     self, build_batch, set_partition_leader_epoch, BatchError, RecordBatch,
 };
-use crate::raft::{Entry, Epoch, LogFailure, QuorumState, RaftLog};
+use super::snapshot_file;
+use crate::raft::{Entry, Epoch, LogFailure, QuorumState, RaftLog, SnapshotId};
 use crate::runtime::Disk;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The metadata log's directory name, as Kafka's.
 pub const METADATA_LOG_DIR_NAME: &str = "__cluster_metadata-0";
@@ -42,16 +45,80 @@ pub fn entries_from_batches(mut bytes: &[u8]) -> Result<Vec<Entry>, BatchError> 
 }
 
 /// The metadata log: our partition log plus the epoch of each stretch of it (Kafka's
-/// leader-epoch cache), rebuilt by reading the log at open.
-#[derive(Debug)]
+/// leader-epoch cache), rebuilt by reading the log at open, and the latest snapshot.
 pub struct DiskRaftLog {
     log: Log,
+    disk: Arc<dyn Disk>,
     /// (epoch, first offset of that epoch), ascending.
     epochs: Vec<(Epoch, u64)>,
+    snapshot: Option<SnapshotId>,
+}
+
+impl std::fmt::Debug for DiskRaftLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskRaftLog")
+            .field("log", &self.log)
+            .field("epochs", &self.epochs)
+            .field("snapshot", &self.snapshot)
+            .finish()
+    }
+}
+
+fn io_failure(path: &Path, e: std::io::Error) -> LogError {
+    LogError::io(path, e)
 }
 
 impl DiskRaftLog {
-    pub fn open(log: Log) -> Result<DiskRaftLog, LogError> {
+    /// Opens the metadata log in `log`'s directory with its newest readable snapshot. A log that
+    /// starts after every snapshot it has lost entries no snapshot covers: refused. A log that
+    /// ends before its snapshot (a crash while a fetched snapshot was installed) is emptied to
+    /// start at the snapshot, as the install would have.
+    pub fn open(mut log: Log, disk: Arc<dyn Disk>) -> Result<DiskRaftLog, LogError> {
+        let dir = log.dir().to_path_buf();
+        let names = disk.list(&dir).map_err(|e| io_failure(&dir, e))?;
+        let mut ids: Vec<SnapshotId> = names
+            .iter()
+            .filter_map(|n| snapshot_file::parse_file_name(n))
+            .collect();
+        ids.sort_unstable();
+        let mut snapshot = None;
+        while let Some(id) = ids.pop() {
+            let path = dir.join(snapshot_file::file_name(id));
+            let valid = disk
+                .read_file(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    snapshot_file::decode(&bytes)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                });
+            match valid {
+                Ok(()) => {
+                    snapshot = Some(id);
+                    break;
+                }
+                Err(e) => tracing::error!("{}: unreadable snapshot, skipped: {e}", path.display()),
+            }
+        }
+        let start = log.log_start_offset();
+        if start > snapshot.map_or(0, |s| s.end_offset) {
+            return Err(LogError::BadDirectory {
+                path: dir,
+                what: format!(
+                    "the metadata log starts at offset {start} but no snapshot covers the entries before it"
+                ),
+            });
+        }
+        if let Some(s) = snapshot {
+            if log.log_end_offset() < s.end_offset {
+                tracing::warn!(
+                    snapshot = s.end_offset,
+                    log_end = log.log_end_offset(),
+                    "metadata log ends before its snapshot: starting it at the snapshot"
+                );
+                log.reset_to(s.end_offset)?;
+            }
+        }
         let mut epochs: Vec<(Epoch, u64)> = Vec::new();
         let mut offset = log.log_start_offset();
         while offset < log.log_end_offset() {
@@ -75,7 +142,45 @@ impl DiskRaftLog {
                 rest = tail;
             }
         }
-        Ok(DiskRaftLog { log, epochs })
+        Ok(DiskRaftLog {
+            log,
+            disk,
+            epochs,
+            snapshot,
+        })
+    }
+
+    fn snapshot_path(&self, id: SnapshotId) -> PathBuf {
+        self.log.dir().join(snapshot_file::file_name(id))
+    }
+
+    /// The latest snapshot's bytes, for the state machine to start from.
+    pub fn read_latest_snapshot(&self) -> Option<Result<(SnapshotId, Vec<u8>), String>> {
+        let id = self.snapshot?;
+        let path = self.snapshot_path(id);
+        Some(
+            self.disk
+                .read_file(&path)
+                .map(|bytes| (id, bytes))
+                .map_err(|e| format!("{}: {e}", path.display())),
+        )
+    }
+
+    /// Writes a snapshot durably (temporary file, fsync, rename, fsync of the directory) and
+    /// removes older ones.
+    fn write_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), LogFailure> {
+        let path = self.snapshot_path(id);
+        self.disk
+            .write_file_atomic(&path, bytes)
+            .map_err(|e| LogFailure(format!("{}: {e}", path.display())))?;
+        let old = self.snapshot.replace(id);
+        if let Some(old) = old.filter(|o| *o != id) {
+            let old_path = self.snapshot_path(old);
+            if let Err(e) = self.disk.remove(&old_path) {
+                tracing::warn!("{}: cannot remove an old snapshot: {e}", old_path.display());
+            }
+        }
+        Ok(())
     }
 
     /// Makes every entry durable; returns the durable end.
@@ -98,7 +203,11 @@ impl RaftLog for DiskRaftLog {
     }
 
     fn last_epoch(&self) -> Epoch {
-        self.epochs.last().map_or(0, |(e, _)| *e)
+        match (self.epochs.last(), self.snapshot) {
+            (Some((e, _)), _) => *e,
+            (None, Some(s)) if s.end_offset == self.start_offset() => s.epoch,
+            _ => 0,
+        }
     }
 
     fn end_offset_for_epoch(&self, epoch: Epoch) -> (Epoch, u64) {
@@ -110,7 +219,12 @@ impl RaftLog for DiskRaftLog {
                     .map_or(self.end_offset(), |(_, start)| *start);
                 (self.epochs[i].0, end)
             }
-            None => (0, self.start_offset()),
+            None => match self.snapshot {
+                Some(s) if s.epoch <= epoch && s.end_offset == self.start_offset() => {
+                    (s.epoch, s.end_offset)
+                }
+                _ => (0, self.start_offset()),
+            },
         }
     }
 
@@ -169,6 +283,60 @@ impl RaftLog for DiskRaftLog {
             .truncate_to(offset)
             .map_err(|e| LogFailure(e.to_string()))?;
         self.epochs.retain(|(_, start)| *start < end);
+        Ok(())
+    }
+
+    fn latest_snapshot(&self) -> Option<SnapshotId> {
+        self.snapshot
+    }
+
+    fn read_snapshot(
+        &self,
+        id: SnapshotId,
+        position: u64,
+        max_bytes: usize,
+    ) -> Option<(Vec<u8>, u64)> {
+        if self.snapshot != Some(id) {
+            return None;
+        }
+        let path = self.snapshot_path(id);
+        let read = || -> std::io::Result<(Vec<u8>, u64)> {
+            let file = self.disk.open(&path)?;
+            let size = file.len()?;
+            let from = position.min(size);
+            let len = (size - from).min(max_bytes as u64) as usize;
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, from)?;
+            Ok((buf, size))
+        };
+        match read() {
+            Ok(chunk) => Some(chunk),
+            Err(e) => {
+                tracing::error!("{}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    fn store_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), LogFailure> {
+        self.write_snapshot(id, bytes)?;
+        let start = self
+            .log
+            .delete_segments_below(id.end_offset)
+            .map_err(|e| LogFailure(e.to_string()))?;
+        // Epochs that end at or before the new start are gone with their entries.
+        while self.epochs.len() > 1 && self.epochs[1].1 <= start {
+            self.epochs.remove(0);
+        }
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), LogFailure> {
+        self.write_snapshot(id, bytes)?;
+        self.log
+            .reset_to(id.end_offset)
+            .map_err(|e| LogFailure(e.to_string()))?;
+        self.epochs.clear();
         Ok(())
     }
 }
@@ -280,7 +448,7 @@ mod tests {
         let disk: Arc<dyn Disk> = Arc::new(sim);
         let dir = PathBuf::from("/meta").join(METADATA_LOG_DIR_NAME);
         let (log, _) = Log::open(Arc::clone(&disk), &dir, LogConfig::default(), 0).unwrap();
-        let mut raft_log = DiskRaftLog::open(log).unwrap();
+        let mut raft_log = DiskRaftLog::open(log, Arc::clone(&disk)).unwrap();
         raft_log
             .append(&[entry(0, 1), entry(1, 1), entry(2, 3)])
             .unwrap();
@@ -296,7 +464,7 @@ mod tests {
         let flushed = raft_log.log.flushed_offset();
         drop(raft_log);
         let (log, _) = Log::open(Arc::clone(&disk), &dir, LogConfig::default(), flushed).unwrap();
-        let reopened = DiskRaftLog::open(log).unwrap();
+        let reopened = DiskRaftLog::open(log, Arc::clone(&disk)).unwrap();
         assert_eq!(
             reopened.read(0, 10),
             vec![entry(0, 1), entry(1, 1), entry(2, 3)]

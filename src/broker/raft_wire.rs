@@ -1,7 +1,8 @@
 //! The quorum's messages on the wire: [`crate::raft::Message`] to and from Kafka's own Vote (52,
 //! v2 with KIP-996's PreVote), BeginQuorumEpoch (53, v1), EndQuorumEpoch (54, v1) and Fetch (1,
-//! v17, by topic id) for the `__cluster_metadata` partition 0. Entries travel as record batches,
-//! one entry each, in the Fetch response's records.
+//! v17, by topic id) and FetchSnapshot (59, v1) for the `__cluster_metadata` partition 0. Entries
+//! travel as record batches, one entry each, in the Fetch response's records; snapshot chunks as
+//! FetchSnapshot's unaligned records.
 //!
 //! A response on the wire does not say which request it answers beyond the correlation id, so the
 //! request the caller sent is passed back in to fill what the core wants to know (a Fetch's
@@ -9,14 +10,15 @@
 
 use super::raft_storage::{entries_from_batches, entry_batch};
 use crate::model::NodeId;
-use crate::raft::{Epoch, Message, RaftError};
+use crate::raft::{Epoch, Message, RaftError, SnapshotId};
 use bytes::Bytes;
 use kafka_protocol::messages::{
     begin_quorum_epoch_request, begin_quorum_epoch_response, end_quorum_epoch_request,
-    end_quorum_epoch_response, fetch_request, fetch_response, vote_request, vote_response, ApiKey,
-    BeginQuorumEpochRequest, BeginQuorumEpochResponse, BrokerId, EndQuorumEpochRequest,
-    EndQuorumEpochResponse, FetchRequest, FetchResponse, RequestKind, ResponseKind, TopicName,
-    VoteRequest, VoteResponse,
+    end_quorum_epoch_response, fetch_request, fetch_response, fetch_snapshot_request,
+    fetch_snapshot_response, vote_request, vote_response, ApiKey, BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse, BrokerId, EndQuorumEpochRequest, EndQuorumEpochResponse,
+    FetchRequest, FetchResponse, FetchSnapshotRequest, FetchSnapshotResponse, RequestKind,
+    ResponseKind, TopicName, VoteRequest, VoteResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -28,6 +30,7 @@ pub const VOTE_VERSION: i16 = 2;
 pub const BEGIN_QUORUM_EPOCH_VERSION: i16 = 1;
 pub const END_QUORUM_EPOCH_VERSION: i16 = 1;
 pub const FETCH_VERSION: i16 = 17;
+pub const FETCH_SNAPSHOT_VERSION: i16 = 1;
 /// How long a leader may hold a follower's fetch (the core's long poll).
 pub const FETCH_MAX_WAIT_MS: i32 = 500;
 
@@ -54,8 +57,18 @@ fn error_from(code: i16) -> Option<RaftError> {
         76 => Some(RaftError::UnknownLeaderEpoch),
         68 => Some(RaftError::InconsistentVoterSet),
         104 => Some(RaftError::InconsistentClusterId),
+        98 => Some(RaftError::SnapshotNotFound),
+        99 => Some(RaftError::PositionOutOfRange),
         _ => Some(RaftError::NotLeaderOrFollower),
     }
+}
+
+/// A snapshot id from the wire: Kafka sends (-1, -1) for none.
+fn snapshot_id(end_offset: i64, epoch: i32) -> Option<SnapshotId> {
+    Some(SnapshotId {
+        end_offset: u64::try_from(end_offset).ok()?,
+        epoch: (epoch >= 0).then_some(epoch)?,
+    })
 }
 
 fn malformed(what: &str) -> String {
@@ -165,6 +178,34 @@ pub fn request_to_wire(
                     .with_partitions(vec![partition])]);
             Some((ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(body)))
         }
+        Message::FetchSnapshotRequest {
+            epoch,
+            replica,
+            snapshot,
+            position,
+        } => {
+            let partition = fetch_snapshot_request::PartitionSnapshot::default()
+                .with_partition(0)
+                .with_current_leader_epoch(*epoch)
+                .with_snapshot_id(
+                    fetch_snapshot_request::SnapshotId::default()
+                        .with_end_offset(snapshot.end_offset as i64)
+                        .with_epoch(snapshot.epoch),
+                )
+                .with_position(*position as i64);
+            let body = FetchSnapshotRequest::default()
+                .with_cluster_id(cluster)
+                .with_replica_id(BrokerId(replica.0))
+                .with_max_bytes(i32::MAX)
+                .with_topics(vec![fetch_snapshot_request::TopicSnapshot::default()
+                    .with_name(topic_name())
+                    .with_partitions(vec![partition])]);
+            Some((
+                ApiKey::FetchSnapshot,
+                FETCH_SNAPSHOT_VERSION,
+                RequestKind::FetchSnapshot(body),
+            ))
+        }
         _ => None,
     }
 }
@@ -261,6 +302,27 @@ pub fn request_from_wire(request: &RequestKind) -> Result<(NodeId, Message), Str
                 },
             ))
         }
+        RequestKind::FetchSnapshot(r) => {
+            let p = r
+                .topics
+                .iter()
+                .find(|t| t.name.0.as_str() == METADATA_TOPIC)
+                .and_then(|t| t.partitions.iter().find(|p| p.partition == 0))
+                .ok_or_else(|| malformed("FetchSnapshot"))?;
+            let replica = node(r.replica_id).ok_or("FetchSnapshot from a negative replica id")?;
+            let snapshot = snapshot_id(p.snapshot_id.end_offset, p.snapshot_id.epoch)
+                .ok_or("FetchSnapshot of a negative snapshot id")?;
+            Ok((
+                replica,
+                Message::FetchSnapshotRequest {
+                    epoch: p.current_leader_epoch,
+                    replica,
+                    snapshot,
+                    position: u64::try_from(p.position)
+                        .map_err(|_| "negative FetchSnapshot position")?,
+                },
+            ))
+        }
         _ => Err("not a quorum request".to_string()),
     }
 }
@@ -272,6 +334,7 @@ pub fn cluster_id_of(request: &RequestKind) -> Option<&str> {
         RequestKind::BeginQuorumEpoch(r) => r.cluster_id.as_ref(),
         RequestKind::EndQuorumEpoch(r) => r.cluster_id.as_ref(),
         RequestKind::Fetch(r) => r.cluster_id.as_ref(),
+        RequestKind::FetchSnapshot(r) => r.cluster_id.as_ref(),
         _ => None,
     };
     id.map(|s| s.as_str())
@@ -302,6 +365,18 @@ pub fn inconsistent_cluster_response(request: &Message) -> Option<Message> {
             high_watermark: 0,
             entries: Vec::new(),
             diverging: None,
+            snapshot: None,
+            error,
+        },
+        Message::FetchSnapshotRequest {
+            snapshot, position, ..
+        } => Message::FetchSnapshotResponse {
+            epoch: 0,
+            leader: None,
+            snapshot: *snapshot,
+            size: 0,
+            position: *position,
+            bytes: Vec::new(),
             error,
         },
         _ => return None,
@@ -315,6 +390,7 @@ pub enum Exchange {
     BeginQuorumEpoch,
     EndQuorumEpoch,
     Fetch,
+    FetchSnapshot,
 }
 
 pub fn exchange_of(message: &Message) -> Exchange {
@@ -327,6 +403,9 @@ pub fn exchange_of(message: &Message) -> Exchange {
             Exchange::EndQuorumEpoch
         }
         Message::FetchRequest { .. } | Message::FetchResponse { .. } => Exchange::Fetch,
+        Message::FetchSnapshotRequest { .. } | Message::FetchSnapshotResponse { .. } => {
+            Exchange::FetchSnapshot
+        }
     }
 }
 
@@ -337,6 +416,7 @@ pub fn is_response(message: &Message) -> bool {
             | Message::BeginQuorumEpochResponse { .. }
             | Message::EndQuorumEpochResponse { .. }
             | Message::FetchResponse { .. }
+            | Message::FetchSnapshotResponse { .. }
     )
 }
 
@@ -396,6 +476,7 @@ pub fn response_to_wire(message: &Message) -> Option<ResponseKind> {
             high_watermark,
             entries,
             diverging,
+            snapshot,
             error,
             ..
         } => {
@@ -420,10 +501,50 @@ pub fn response_to_wire(message: &Message) -> Option<ResponseKind> {
                         .with_end_offset(*end as i64),
                 );
             }
+            if let Some(s) = snapshot {
+                partition = partition.with_snapshot_id(
+                    fetch_response::SnapshotId::default()
+                        .with_end_offset(s.end_offset as i64)
+                        .with_epoch(s.epoch),
+                );
+            }
             Some(ResponseKind::Fetch(
                 FetchResponse::default().with_responses(vec![
                     fetch_response::FetchableTopicResponse::default()
                         .with_topic_id(METADATA_TOPIC_ID)
+                        .with_partitions(vec![partition]),
+                ]),
+            ))
+        }
+        Message::FetchSnapshotResponse {
+            epoch,
+            leader,
+            snapshot,
+            size,
+            position,
+            bytes,
+            error,
+        } => {
+            let partition = fetch_snapshot_response::PartitionSnapshot::default()
+                .with_index(0)
+                .with_error_code(error_code(*error))
+                .with_snapshot_id(
+                    fetch_snapshot_response::SnapshotId::default()
+                        .with_end_offset(snapshot.end_offset as i64)
+                        .with_epoch(snapshot.epoch),
+                )
+                .with_current_leader(
+                    fetch_snapshot_response::LeaderIdAndEpoch::default()
+                        .with_leader_id(broker(*leader))
+                        .with_leader_epoch(*epoch),
+                )
+                .with_size(*size as i64)
+                .with_position(*position as i64)
+                .with_unaligned_records(Bytes::copy_from_slice(bytes));
+            Some(ResponseKind::FetchSnapshot(
+                FetchSnapshotResponse::default().with_topics(vec![
+                    fetch_snapshot_response::TopicSnapshot::default()
+                        .with_name(topic_name())
                         .with_partitions(vec![partition]),
                 ]),
             ))
@@ -505,7 +626,36 @@ pub fn response_from_wire(sent: &Message, response: ResponseKind) -> Result<Mess
                 high_watermark: u64::try_from(p.high_watermark).unwrap_or(0),
                 entries,
                 diverging,
+                snapshot: snapshot_id(p.snapshot_id.end_offset, p.snapshot_id.epoch),
                 error: error_from(p.error_code),
+            })
+        }
+        (
+            Message::FetchSnapshotRequest {
+                snapshot, position, ..
+            },
+            ResponseKind::FetchSnapshot(r),
+        ) => {
+            let p = r
+                .topics
+                .into_iter()
+                .flat_map(|t| t.partitions)
+                .find(|p| p.index == 0)
+                .ok_or_else(|| malformed("FetchSnapshot response"))?;
+            let error = error_from(p.error_code).or(error_from(r.error_code));
+            let answered = snapshot_id(p.snapshot_id.end_offset, p.snapshot_id.epoch);
+            if error.is_none() && (answered != Some(*snapshot) || p.position != *position as i64)
+            {
+                return Err("FetchSnapshot response for another snapshot or position".into());
+            }
+            Ok(Message::FetchSnapshotResponse {
+                epoch: p.current_leader.leader_epoch,
+                leader: node(p.current_leader.leader_id),
+                snapshot: *snapshot,
+                size: u64::try_from(p.size).map_err(|_| "negative snapshot size")?,
+                position: *position,
+                bytes: p.unaligned_records.to_vec(),
+                error,
             })
         }
         (sent, other) => Err(format!(
@@ -527,6 +677,7 @@ impl HeaderHint for ResponseKind {
             ResponseKind::Fetch(_) => "Fetch",
             ResponseKind::BeginQuorumEpoch(_) => "BeginQuorumEpoch",
             ResponseKind::EndQuorumEpoch(_) => "EndQuorumEpoch",
+            ResponseKind::FetchSnapshot(_) => "FetchSnapshot",
             _ => "another API",
         }
     }
@@ -572,6 +723,15 @@ mod tests {
                 fetch_offset: 10,
                 last_fetched_epoch: 4,
             },
+            Message::FetchSnapshotRequest {
+                epoch: 5,
+                replica: NodeId(3),
+                snapshot: SnapshotId {
+                    end_offset: 40,
+                    epoch: 3,
+                },
+                position: 1024,
+            },
         ];
         let responses = vec![
             Message::VoteResponse {
@@ -607,6 +767,19 @@ mod tests {
                     },
                 ],
                 diverging: Some((4, 9)),
+                snapshot: None,
+                error: None,
+            },
+            Message::FetchSnapshotResponse {
+                epoch: 5,
+                leader: Some(NodeId(2)),
+                snapshot: SnapshotId {
+                    end_offset: 40,
+                    epoch: 3,
+                },
+                size: 2000,
+                position: 1024,
+                bytes: vec![7; 976],
                 error: None,
             },
         ];

@@ -222,6 +222,10 @@ impl MetadataImage {
                     }
                     None => {
                         entry.remove(key);
+                        if entry.is_empty() {
+                            // No trace of a resource without configs: a snapshot holds none.
+                            self.configs.remove(&(resource.clone(), name.clone()));
+                        }
                     }
                 }
             }

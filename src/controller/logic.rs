@@ -138,11 +138,12 @@ impl Controller {
         self.next_offset = next_offset;
     }
 
-    /// Forgets everything (leadership lost): the image is rebuilt by replaying committed records.
-    pub fn reset(&mut self) {
-        self.image = MetadataImage::new();
+    /// Forgets what it made (leadership lost, or a snapshot replaced the log) and starts again
+    /// from `image`, a committed one; the records after it are replayed.
+    pub fn reset_to(&mut self, image: MetadataImage) {
+        self.next_offset = image.offset + 1;
+        self.image = image;
         self.sessions.clear();
-        self.next_offset = 0;
     }
 
     pub fn image(&self) -> &MetadataImage {

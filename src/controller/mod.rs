@@ -1,6 +1,6 @@
 //! The metadata state machine, sans-IO: metadata records, the image they build, and the active
 //! controller's decisions (broker registration and heartbeats, fencing, topic and partition
-//! creation and deletion, placement, leader moves).
+//! creation and deletion, placement, leader moves), and what a metadata snapshot holds.
 //!
 //! Owns: what a record means and which records a command turns into. The image is changed only
 //! by applying records, on every node alike, so a replay of the committed metadata log rebuilds
@@ -12,6 +12,7 @@
 mod image;
 mod logic;
 mod records;
+mod snapshot;
 pub mod topic_configs;
 
 #[cfg(test)]
@@ -22,3 +23,4 @@ pub use logic::{
     validate_topic_name, ApiError, Controller, ControllerConfig, CreateTopic, HeartbeatReply,
 };
 pub use records::{Endpoint, MetadataRecord, RecordError};
+pub use snapshot::{image_from_records, image_records};

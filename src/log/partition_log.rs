@@ -499,6 +499,32 @@ impl Log {
         Ok(new_end)
     }
 
+    /// Deletes the segments that lie wholly below `offset`, oldest first, never the active one
+    /// (the metadata log below a snapshot). Durable before it returns. Returns the new start.
+    pub fn delete_segments_below(&mut self, offset: u64) -> Result<u64, LogError> {
+        let mut deleted = false;
+        while self.segments.len() > 1 {
+            let Some(oldest) = self.segments.values().next() else {
+                break;
+            };
+            if oldest.next_offset() > offset {
+                break;
+            }
+            let Some((_, segment)) = self.segments.pop_first() else {
+                break;
+            };
+            segment.remove_files(self.disk.as_ref(), &self.dir)?;
+            deleted = true;
+        }
+        if deleted {
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(|e| LogError::io(&self.dir, e))?;
+        }
+        self.flushed_offset = self.flushed_offset.max(self.log_start_offset());
+        Ok(self.log_start_offset())
+    }
+
     /// Deletes everything and starts empty at `offset` (Kafka's `truncateFullyAndStartAt`).
     pub fn reset_to(&mut self, offset: u64) -> Result<(), LogError> {
         let segment = Segment::create(

@@ -62,6 +62,12 @@ pub struct ServerConfig {
     pub log_retention_bytes: i64,
     /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
+    /// `metadata.log.segment.bytes`: segment size of the metadata log, whose whole segments
+    /// below the latest snapshot are deleted.
+    pub metadata_log_segment_bytes: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`: a member snapshots its metadata image
+    /// once this many bytes of records committed since its last snapshot.
+    pub metadata_snapshot_interval_bytes: u64,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval_ms: u64,
     /// `log.flush.interval.ms`: fsync partition logs this often; `None` (Kafka's default)
@@ -125,6 +131,8 @@ const KNOWN_KEYS: &[&str] = &[
     "log.retention.hours",
     "log.retention.bytes",
     "log.segment.bytes",
+    "metadata.log.segment.bytes",
+    "metadata.log.max.record.bytes.between.snapshots",
     "log.retention.check.interval.ms",
     "log.flush.interval.ms",
     "message.max.bytes",
@@ -214,6 +222,18 @@ fn parse_positive(props: &Properties, key: &str, default: i32) -> Result<i32, Co
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| invalid(key, v, "a positive integer")),
+    }
+}
+
+fn parse_bytes(props: &Properties, key: &str, default: u64) -> Result<u64, ConfigError> {
+    match props.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid(key, v, "a positive number of bytes")),
     }
 }
 
@@ -399,6 +419,16 @@ impl ServerConfig {
                 )?)
                 .unwrap_or(1 << 30)
                 .max(14),
+                metadata_log_segment_bytes: parse_bytes(
+                    &props,
+                    "metadata.log.segment.bytes",
+                    1 << 30,
+                )?,
+                metadata_snapshot_interval_bytes: parse_bytes(
+                    &props,
+                    "metadata.log.max.record.bytes.between.snapshots",
+                    20 << 20,
+                )?,
                 log_retention_check_interval_ms: parse_ms(
                     &props,
                     "log.retention.check.interval.ms",
@@ -517,6 +547,14 @@ impl ServerConfig {
             ("log.retention.ms", self.log_retention_ms.to_string()),
             ("log.retention.bytes", self.log_retention_bytes.to_string()),
             ("log.segment.bytes", self.log_segment_bytes.to_string()),
+            (
+                "metadata.log.segment.bytes",
+                self.metadata_log_segment_bytes.to_string(),
+            ),
+            (
+                "metadata.log.max.record.bytes.between.snapshots",
+                self.metadata_snapshot_interval_bytes.to_string(),
+            ),
             (
                 "log.retention.check.interval.ms",
                 self.log_retention_check_interval_ms.to_string(),

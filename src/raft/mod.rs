@@ -2,7 +2,9 @@
 //!
 //! Owns: roles and epochs, votes, leader election with pre-vote, pull-based replication (followers
 //! and observers fetch; divergence is answered with the diverging epoch and its end offset), the
-//! high watermark, check-quorum, and the ordering of durability against messages.
+//! high watermark, check-quorum, the ordering of durability against messages, and snapshots
+//! (KIP-630): a leader sends a fetcher whose offset it no longer holds the id of its latest
+//! snapshot, and the fetcher downloads it with FetchSnapshot and starts its log after it.
 //!
 //! Must not touch: sockets, files, clocks, tasks or global randomness. Time comes in as `now_ms`
 //! arguments, randomness as a seeded RNG handed to [`RaftNode::new`], the log through the
@@ -10,7 +12,8 @@
 //! everything to do comes out of [`RaftNode::take_ready`].
 //!
 //! The wire form of [`Message`] is Kafka's own Vote (52), BeginQuorumEpoch (53),
-//! EndQuorumEpoch (54) and Fetch (1); the mapping lives in the broker, not here.
+//! EndQuorumEpoch (54), Fetch (1) and FetchSnapshot (59); the mapping lives in the broker, not
+//! here. What a snapshot holds is the state machine's business: the core moves opaque bytes.
 
 mod memlog;
 mod node;
@@ -21,7 +24,10 @@ mod simulation;
 mod tests;
 
 pub use memlog::MemLog;
-pub use node::{Config, ProposeError, QuorumState, RaftBugs, RaftNode, Ready, Role, LEADER_CHANGE};
+pub use node::{
+    Config, ProposeError, QuorumState, RaftBugs, RaftNode, Ready, Role, SnapshotError,
+    LEADER_CHANGE,
+};
 
 use crate::model::NodeId;
 
@@ -36,6 +42,15 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
+/// A snapshot of the state machine holding every entry below `end_offset`; `epoch` is the epoch
+/// of the entry at `end_offset - 1`. Kafka's `OffsetAndEpoch`, and the
+/// `<end_offset>-<epoch>.checkpoint` file name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SnapshotId {
+    pub end_offset: u64,
+    pub epoch: Epoch,
+}
+
 /// The log failed underneath the core (an IO error in the broker's implementation). Fatal:
 /// the node must stop rather than go on with a log it cannot trust.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,17 +59,22 @@ pub struct LogFailure(pub String);
 
 /// The replicated log as the core sees it. Appends and truncations take effect at once for
 /// reads; appends become durable only when the shell flushes and reports it with
-/// [`RaftNode::on_log_flushed`]; truncations are durable before they return.
+/// [`RaftNode::on_log_flushed`]; truncations and snapshots are durable before they return.
+///
+/// With snapshots the log holds a suffix: entries from `start_offset()`, which is never above
+/// the latest snapshot's end offset, and that snapshot stands for everything before it.
 pub trait RaftLog {
     /// First offset in the log.
     fn start_offset(&self) -> u64;
-    /// One past the last entry.
+    /// One past the last entry (the latest snapshot's end offset if no entry follows it).
     fn end_offset(&self) -> u64;
-    /// Epoch of the last entry, 0 if the log is empty.
+    /// Epoch of the last entry; the latest snapshot's epoch if it ends the log; 0 if both are
+    /// empty.
     fn last_epoch(&self) -> Epoch;
     /// The largest epoch in the log that is at most `epoch`, and the end offset of that epoch
     /// (one past its last entry): Kafka's leader-epoch cache lookup (OffsetsForLeaderEpoch).
-    /// `(0, 0)` if the log has no such epoch.
+    /// The latest snapshot counts as an entry of its epoch at its end offset − 1.
+    /// `(0, start_offset())` if the log has no such epoch.
     fn end_offset_for_epoch(&self, epoch: Epoch) -> (Epoch, u64);
     /// Up to `max_entries` entries from `from`.
     fn read(&self, from: u64, max_entries: usize) -> Vec<Entry>;
@@ -62,6 +82,18 @@ pub trait RaftLog {
     fn append(&mut self, entries: &[Entry]) -> Result<(), LogFailure>;
     /// Removes every entry at or above `offset`, durably.
     fn truncate_to(&mut self, offset: u64) -> Result<(), LogFailure>;
+    /// The newest snapshot, if any.
+    fn latest_snapshot(&self) -> Option<SnapshotId>;
+    /// Up to `max_bytes` of snapshot `id` from `position`, and the snapshot's whole size;
+    /// `None` if this log does not hold that snapshot.
+    fn read_snapshot(&self, id: SnapshotId, position: u64, max_bytes: usize)
+        -> Option<(Vec<u8>, u64)>;
+    /// Stores a snapshot of this node's own committed state durably, then may drop entries
+    /// below `id.end_offset` (whole segments, so the start may stay below it).
+    fn store_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), LogFailure>;
+    /// Stores a snapshot fetched from the leader durably and empties the log to start at
+    /// `id.end_offset` (Kafka's `truncateFullyAndStartAt`).
+    fn install_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), LogFailure>;
 }
 
 /// Kafka error codes the quorum answers with.
@@ -77,6 +109,10 @@ pub enum RaftError {
     InconsistentVoterSet,
     /// 104: the request names another cluster (checked by the shell, which knows the id).
     InconsistentClusterId,
+    /// 98: the requested snapshot is not (or no longer) held.
+    SnapshotNotFound,
+    /// 99: the requested position is past the snapshot's end.
+    PositionOutOfRange,
 }
 
 impl RaftError {
@@ -87,6 +123,8 @@ impl RaftError {
             RaftError::UnknownLeaderEpoch => 76,
             RaftError::InconsistentVoterSet => 68,
             RaftError::InconsistentClusterId => 104,
+            RaftError::SnapshotNotFound => 98,
+            RaftError::PositionOutOfRange => 99,
         }
     }
 }
@@ -144,6 +182,25 @@ pub enum Message {
         entries: Vec<Entry>,
         /// The fetcher's log diverges: truncate to this epoch's end offset and fetch again.
         diverging: Option<(Epoch, u64)>,
+        /// The leader no longer holds the fetched offset: download this snapshot.
+        snapshot: Option<SnapshotId>,
+        error: Option<RaftError>,
+    },
+    /// FetchSnapshot (59): the next chunk of a snapshot, from `position`.
+    FetchSnapshotRequest {
+        epoch: Epoch,
+        replica: NodeId,
+        snapshot: SnapshotId,
+        position: u64,
+    },
+    FetchSnapshotResponse {
+        epoch: Epoch,
+        leader: Option<NodeId>,
+        snapshot: SnapshotId,
+        /// The snapshot's whole size in bytes.
+        size: u64,
+        position: u64,
+        bytes: Vec<u8>,
         error: Option<RaftError>,
     },
 }
@@ -158,7 +215,9 @@ impl Message {
             | Message::EndQuorumEpoch { epoch, .. }
             | Message::EndQuorumEpochResponse { epoch, .. }
             | Message::FetchRequest { epoch, .. }
-            | Message::FetchResponse { epoch, .. } => *epoch,
+            | Message::FetchResponse { epoch, .. }
+            | Message::FetchSnapshotRequest { epoch, .. }
+            | Message::FetchSnapshotResponse { epoch, .. } => *epoch,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! [`RaftNode::on_log_flushed`]), and only then send `messages`. A vote is therefore never sent
 //! before it is on disk, and a follower's fetch offset is always durable when it is reported.
 
-use super::{Entry, Epoch, LogFailure, Message, RaftError, RaftLog};
+use super::{Entry, Epoch, LogFailure, Message, RaftError, RaftLog, SnapshotId};
 use crate::model::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +27,8 @@ pub struct Config {
     /// How long the leader holds a fetch that has nothing new (long poll).
     pub fetch_max_wait_ms: u64,
     pub max_fetch_entries: usize,
+    /// The most snapshot bytes a FetchSnapshot answer carries.
+    pub max_snapshot_chunk_bytes: usize,
     pub bugs: RaftBugs,
 }
 
@@ -39,6 +41,7 @@ impl Config {
             fetch_timeout_ms: 2000,
             fetch_max_wait_ms: 500,
             max_fetch_entries: 512,
+            max_snapshot_chunk_bytes: 1 << 20,
             bugs: RaftBugs::default(),
         }
     }
@@ -77,6 +80,38 @@ pub struct Ready {
     pub persist_state: Option<QuorumState>,
     pub flush_log: bool,
     pub messages: Vec<(NodeId, Message)>,
+    /// A snapshot fetched from the leader replaced the log (already durable): the state
+    /// machine must reload from it and go on from its end offset.
+    pub snapshot_installed: Option<SnapshotId>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.persist_state.is_none()
+            && !self.flush_log
+            && self.messages.is_empty()
+            && self.snapshot_installed.is_none()
+    }
+}
+
+/// A snapshot being downloaded from the leader, chunk by chunk.
+#[derive(Debug)]
+struct SnapshotDownload {
+    id: SnapshotId,
+    bytes: Vec<u8>,
+}
+
+/// Why a snapshot was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("a snapshot must end at a committed offset held in the log: {end_offset} is not in [{start}, {high_watermark}]")]
+    OutOfRange {
+        end_offset: u64,
+        start: u64,
+        high_watermark: u64,
+    },
+    #[error(transparent)]
+    Log(#[from] LogFailure),
 }
 
 #[derive(Debug)]
@@ -127,6 +162,8 @@ enum State {
         leader: NodeId,
         fetch_deadline_ms: u64,
         fetch_sent_ms: Option<u64>,
+        /// Set while the leader's snapshot is being fetched instead of entries.
+        download: Option<SnapshotDownload>,
     },
 }
 
@@ -168,6 +205,8 @@ impl<L: RaftLog> RaftNode<L> {
         seed: u64,
     ) -> RaftNode<L> {
         let flushed_offset = log.end_offset();
+        // A snapshot holds only committed entries.
+        let high_watermark = log.latest_snapshot().map_or(0, |s| s.end_offset);
         let mut node = RaftNode {
             config,
             log,
@@ -177,7 +216,7 @@ impl<L: RaftLog> RaftNode<L> {
                 election_deadline_ms: now_ms,
                 probe_sent_ms: None,
             },
-            high_watermark: 0,
+            high_watermark,
             flushed_offset,
             ready: Ready::default(),
         };
@@ -201,6 +240,7 @@ impl<L: RaftLog> RaftNode<L> {
                     leader,
                     fetch_deadline_ms: now_ms + node.config.fetch_timeout_ms,
                     fetch_sent_ms: None,
+                    download: None,
                 };
                 node.maybe_send_fetch(now_ms);
             }
@@ -368,6 +408,7 @@ impl<L: RaftLog> RaftNode<L> {
             leader,
             fetch_deadline_ms: now_ms + self.config.fetch_timeout_ms,
             fetch_sent_ms: None,
+            download: None,
         };
         self.maybe_send_fetch(now_ms);
     }
@@ -524,6 +565,41 @@ impl<L: RaftLog> RaftNode<L> {
         }
     }
 
+    /// Stores a snapshot of the state machine holding every entry below `end_offset`, which
+    /// must be committed and held in the log; the log may then drop the entries it covers.
+    pub fn create_snapshot(
+        &mut self,
+        end_offset: u64,
+        bytes: &[u8],
+    ) -> Result<SnapshotId, SnapshotError> {
+        let start = self.log.start_offset();
+        let out_of_range = SnapshotError::OutOfRange {
+            end_offset,
+            start,
+            high_watermark: self.high_watermark,
+        };
+        if end_offset > self.high_watermark || end_offset > self.flushed_offset {
+            return Err(out_of_range);
+        }
+        let epoch = if end_offset > start {
+            match self.log.read(end_offset - 1, 1).first() {
+                Some(e) if e.offset == end_offset - 1 => e.epoch,
+                _ => return Err(out_of_range),
+            }
+        } else {
+            match self.log.latest_snapshot() {
+                Some(s) if s.end_offset == end_offset => return Ok(s),
+                _ => return Err(out_of_range),
+            }
+        };
+        let id = SnapshotId { end_offset, epoch };
+        self.log.store_snapshot(id, bytes)?;
+        assert!(
+            self.log.start_offset() <= end_offset,
+            "the log dropped entries past its snapshot"
+        );
+        Ok(id)
+    }
     /// Time passes.
     pub fn tick(&mut self, now_ms: u64) -> Result<(), LogFailure> {
         let voter = self.is_voter();
@@ -694,6 +770,18 @@ impl<L: RaftLog> RaftNode<L> {
             message @ Message::FetchResponse { .. } => {
                 self.on_fetch_response(from, message, now_ms)
             }
+            Message::FetchSnapshotRequest {
+                epoch,
+                replica,
+                snapshot,
+                position,
+            } => {
+                self.on_fetch_snapshot_request(from, epoch, replica, snapshot, position, now_ms);
+                Ok(())
+            }
+            message @ Message::FetchSnapshotResponse { .. } => {
+                self.on_fetch_snapshot_response(from, message, now_ms)
+            }
         }
     }
 
@@ -833,16 +921,27 @@ impl<L: RaftLog> RaftNode<L> {
         }
     }
 
-    /// A follower fetches when it has none in flight and its log is durable to its end.
+    /// A follower fetches when it has none in flight and its log is durable to its end; while
+    /// it downloads a snapshot, it fetches the next chunk instead.
     fn maybe_send_fetch(&mut self, now_ms: u64) {
         let durable = self.flushed_offset >= self.log.end_offset();
-        let message = self.fetch_request();
+        let mut message = self.fetch_request();
+        let (epoch, me) = (self.quorum.epoch, self.config.node_id);
         if let State::Follower {
             leader,
             fetch_sent_ms,
+            download,
             ..
         } = &mut self.state
         {
+            if let Some(d) = download {
+                message = Message::FetchSnapshotRequest {
+                    epoch,
+                    replica: me,
+                    snapshot: d.id,
+                    position: d.bytes.len() as u64,
+                };
+            }
             if fetch_sent_ms.is_none() && durable {
                 *fetch_sent_ms = Some(now_ms);
                 let to = *leader;
@@ -859,7 +958,32 @@ impl<L: RaftLog> RaftNode<L> {
             high_watermark: self.high_watermark,
             entries: Vec::new(),
             diverging: None,
+            snapshot: None,
             error: Some(error),
+        }
+    }
+    /// The leader's answer to a fetch it accepted: entries from `fetch_offset`, or the latest
+    /// snapshot if the log no longer holds that offset.
+    fn fetch_answer(&self, fetch_offset: u64, last_fetched_epoch: Epoch, hw: u64) -> Message {
+        let below_start = fetch_offset < self.log.start_offset();
+        let entries = if below_start {
+            Vec::new()
+        } else {
+            self.log.read(fetch_offset, self.config.max_fetch_entries)
+        };
+        Message::FetchResponse {
+            epoch: self.quorum.epoch,
+            answers: (fetch_offset, last_fetched_epoch),
+            leader: Some(self.config.node_id),
+            high_watermark: hw,
+            entries,
+            diverging: None,
+            snapshot: if below_start {
+                self.log.latest_snapshot()
+            } else {
+                None
+            },
+            error: None,
         }
     }
 
@@ -895,10 +1019,35 @@ impl<L: RaftLog> RaftNode<L> {
             return;
         }
         // Log matching: the fetcher's last epoch must end where ours does, or later.
+        let start = self.log.start_offset();
+        let snapshot = self.log.latest_snapshot();
         let (our_epoch, our_end) = self.log.end_offset_for_epoch(last_fetched_epoch);
         let diverged = fetch_offset > self.log.end_offset()
-            || (fetch_offset > self.log.start_offset()
-                && (our_epoch != last_fetched_epoch || our_end < fetch_offset));
+            || (fetch_offset > 0 && (our_epoch != last_fetched_epoch || our_end < fetch_offset));
+        // Only the snapshot can bring up a fetcher whose offset the log no longer holds, or
+        // whose log diverges below what the log still knows of epochs (KIP-630).
+        let needs_snapshot = start > 0
+            && (fetch_offset < start
+                || (diverged && (our_epoch == 0 || our_end < start))
+                || (fetch_offset == start
+                    && snapshot.is_none_or(|s| {
+                        s.end_offset != start || s.epoch != last_fetched_epoch
+                    })));
+        if needs_snapshot && snapshot.is_some() {
+            let r = Message::FetchResponse {
+                epoch: self.quorum.epoch,
+                answers: (fetch_offset, last_fetched_epoch),
+                leader: Some(self.config.node_id),
+                high_watermark: self.high_watermark,
+                entries: Vec::new(),
+                diverging: None,
+                snapshot,
+                error: None,
+            };
+            self.note_fetch(replica, now_ms);
+            self.send(from, r);
+            return;
+        }
         if diverged {
             let r = Message::FetchResponse {
                 epoch: self.quorum.epoch,
@@ -907,24 +1056,20 @@ impl<L: RaftLog> RaftNode<L> {
                 high_watermark: self.high_watermark,
                 entries: Vec::new(),
                 diverging: Some((our_epoch, our_end)),
+                snapshot: None,
                 error: None,
             };
             self.send(from, r);
             return;
         }
-        let is_voter = self.config.voters.contains(&replica);
+        self.note_fetch(replica, now_ms);
         if let State::Leader {
             replicas, parked, ..
         } = &mut self.state
         {
-            let progress = replicas.entry(replica).or_insert(Progress {
-                fetch_offset: 0,
-                last_fetch_ms: None,
-                last_sent_hw: 0,
-                last_begin_epoch_ms: None,
-            });
-            progress.fetch_offset = fetch_offset;
-            progress.last_fetch_ms = Some(now_ms);
+            if let Some(progress) = replicas.get_mut(&replica) {
+                progress.fetch_offset = fetch_offset;
+            }
             let replaced = parked.insert(
                 replica,
                 Parked {
@@ -942,22 +1087,10 @@ impl<L: RaftLog> RaftNode<L> {
                 if let Some(progress) = replicas.get_mut(&replica) {
                     progress.last_sent_hw = hw;
                 }
-                let entries = self
-                    .log
-                    .read(old.fetch_offset, self.config.max_fetch_entries);
-                let m = Message::FetchResponse {
-                    epoch: self.quorum.epoch,
-                    answers: (old.fetch_offset, old.last_fetched_epoch),
-                    leader: Some(self.config.node_id),
-                    high_watermark: hw,
-                    entries,
-                    diverging: None,
-                    error: None,
-                };
+                let m = self.fetch_answer(old.fetch_offset, old.last_fetched_epoch, hw);
                 self.send(replica, m);
             }
         }
-        let _ = is_voter;
         self.maybe_advance_high_watermark(now_ms);
         self.answer_parked(now_ms, false);
     }
@@ -990,18 +1123,141 @@ impl<L: RaftLog> RaftNode<L> {
             answers.push((r, p.fetch_offset, p.last_fetched_epoch));
         }
         for (r, fetch_offset, last_fetched_epoch) in answers {
-            let entries = self.log.read(fetch_offset, self.config.max_fetch_entries);
-            let m = Message::FetchResponse {
-                epoch: self.quorum.epoch,
-                answers: (fetch_offset, last_fetched_epoch),
-                leader: Some(self.config.node_id),
-                high_watermark: hw,
-                entries,
-                diverging: None,
-                error: None,
-            };
+            let m = self.fetch_answer(fetch_offset, last_fetched_epoch, hw);
             self.send(r, m);
         }
+    }
+    /// A replica was heard from: it counts for check-quorum.
+    fn note_fetch(&mut self, replica: NodeId, now_ms: u64) {
+        if let State::Leader { replicas, .. } = &mut self.state {
+            let progress = replicas.entry(replica).or_insert(Progress {
+                fetch_offset: 0,
+                last_fetch_ms: None,
+                last_sent_hw: 0,
+                last_begin_epoch_ms: None,
+            });
+            progress.last_fetch_ms = Some(now_ms);
+        }
+    }
+    fn on_fetch_snapshot_request(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        replica: NodeId,
+        snapshot: SnapshotId,
+        position: u64,
+        now_ms: u64,
+    ) {
+        let is_leader = matches!(self.state, State::Leader { .. });
+        let error = if epoch < self.quorum.epoch {
+            Some(RaftError::FencedLeaderEpoch)
+        } else if epoch > self.quorum.epoch {
+            Some(RaftError::UnknownLeaderEpoch)
+        } else if !is_leader {
+            Some(RaftError::NotLeaderOrFollower)
+        } else {
+            None
+        };
+        let chunk = self
+            .log
+            .read_snapshot(snapshot, position, self.config.max_snapshot_chunk_bytes);
+        let (error, size, bytes) = match (error, chunk) {
+            (Some(e), _) => (Some(e), 0, Vec::new()),
+            (None, None) => (Some(RaftError::SnapshotNotFound), 0, Vec::new()),
+            (None, Some((_, size))) if position > size => {
+                (Some(RaftError::PositionOutOfRange), size, Vec::new())
+            }
+            (None, Some((bytes, size))) => (None, size, bytes),
+        };
+        if error.is_none() {
+            self.note_fetch(replica, now_ms);
+        }
+        let m = Message::FetchSnapshotResponse {
+            epoch: self.quorum.epoch,
+            leader: self.leader_hint(),
+            snapshot,
+            size,
+            position,
+            bytes,
+            error,
+        };
+        self.send(from, m);
+    }
+    fn on_fetch_snapshot_response(
+        &mut self,
+        from: NodeId,
+        message: Message,
+        now_ms: u64,
+    ) -> Result<(), LogFailure> {
+        let Message::FetchSnapshotResponse {
+            epoch,
+            leader,
+            snapshot,
+            size,
+            position,
+            bytes,
+            error,
+        } = message
+        else {
+            return Ok(());
+        };
+        if epoch > self.quorum.epoch {
+            let me = self.config.node_id;
+            match leader.filter(|l| *l != me && self.config.voters.contains(l)) {
+                Some(l) => self.become_follower(epoch, l, now_ms),
+                None => self.become_unattached(epoch, now_ms),
+            }
+            return Ok(());
+        }
+        let State::Follower {
+            leader: following,
+            fetch_deadline_ms,
+            fetch_sent_ms,
+            download,
+        } = &mut self.state
+        else {
+            return Ok(());
+        };
+        if epoch < self.quorum.epoch || *following != from {
+            return Ok(());
+        }
+        let Some(d) = download else {
+            return Ok(());
+        };
+        if d.id != snapshot || d.bytes.len() as u64 != position {
+            return Ok(()); // an answer to an older request
+        }
+        *fetch_sent_ms = None;
+        if error.is_some() {
+            // The leader moved on to a newer snapshot (or lost it): fetch again to learn which.
+            *download = None;
+            self.maybe_send_fetch(now_ms);
+            return Ok(());
+        }
+        *fetch_deadline_ms = now_ms + self.config.fetch_timeout_ms;
+        d.bytes.extend_from_slice(&bytes);
+        let total = d.bytes.len() as u64;
+        if total > size || (bytes.is_empty() && total < size) {
+            // A leader that sends more than the size it states, or nothing before the end,
+            // cannot be followed chunk by chunk: start the download over.
+            *download = None;
+        } else if total == size {
+            let Some(d) = download.take() else {
+                return Ok(());
+            };
+            assert!(
+                d.id.end_offset >= self.high_watermark,
+                "a snapshot at {} would take the high watermark back from {}",
+                d.id.end_offset,
+                self.high_watermark
+            );
+            self.log.install_snapshot(d.id, &d.bytes)?;
+            self.flushed_offset = d.id.end_offset;
+            self.high_watermark = d.id.end_offset;
+            self.ready.snapshot_installed = Some(d.id);
+        }
+        self.maybe_send_fetch(now_ms);
+        Ok(())
     }
 
     fn on_fetch_response(
@@ -1017,6 +1273,7 @@ impl<L: RaftLog> RaftNode<L> {
             high_watermark,
             entries,
             diverging,
+            snapshot,
             error,
         } = message
         else {
@@ -1081,7 +1338,19 @@ impl<L: RaftLog> RaftNode<L> {
             *fetch_deadline_ms = now_ms + self.config.fetch_timeout_ms;
             *fetch_sent_ms = None;
         }
-        if let Some((div_epoch, div_end)) = diverging {
+        if let Some(id) = snapshot {
+            // Nothing of this log was matched against the leader's: its high watermark says
+            // nothing about these entries (found by the simulation: a follower took it over
+            // entries of an old epoch).
+            if let State::Follower { download, .. } = &mut self.state {
+                *download = Some(SnapshotDownload {
+                    id,
+                    bytes: Vec::new(),
+                });
+            }
+            self.maybe_send_fetch(now_ms);
+            return Ok(());
+        } else if let Some((div_epoch, div_end)) = diverging {
             let (_, our_end) = self.log.end_offset_for_epoch(div_epoch);
             let truncate_to = div_end.min(our_end).min(self.log.end_offset());
             assert!(

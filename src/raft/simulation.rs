@@ -9,7 +9,7 @@
 //! a new proposal committed on every node within [`LIVENESS_BOUND_MS`] of virtual time.
 
 use super::node::{Config, QuorumState, RaftBugs, RaftNode, Role};
-use super::{Entry, Epoch, MemLog, Message, RaftLog};
+use super::{Entry, Epoch, MemLog, Message, RaftLog, SnapshotId};
 use crate::model::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,8 +32,39 @@ struct SimNode {
     paused_until: Option<u64>,
     incarnation: u64,
     last_hw: u64,
-    checked_committed: u64,
+    /// The node's state machine: every committed entry below `applied` folded into
+    /// `state_hash`, in order (from the log, or a snapshot).
+    applied: u64,
+    state_hash: u64,
     max_durable_epoch: Epoch,
+}
+
+/// The state machine's hash before any entry.
+const EMPTY_STATE: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fold_entry(hash: u64, e: &Entry) -> u64 {
+    let h = fnv(hash, &e.offset.to_le_bytes());
+    let h = fnv(h, &e.epoch.to_le_bytes());
+    fnv(h, &e.data)
+}
+
+/// A snapshot's bytes: the offset and hash it stands for, and the hash again as padding so that
+/// it takes several FetchSnapshot chunks.
+fn snapshot_bytes(end_offset: u64, hash: u64) -> Vec<u8> {
+    let mut b = end_offset.to_le_bytes().to_vec();
+    for _ in 0..4 {
+        b.extend_from_slice(&hash.to_le_bytes());
+    }
+    b
+}
+
+fn parse_snapshot(bytes: &[u8]) -> Option<(u64, u64)> {
+    if bytes.len() != 40 {
+        return None;
+    }
+    let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let hash = word(1);
+    (word(2) == hash && word(3) == hash && word(4) == hash).then_some((word(0), hash))
 }
 
 struct InFlight {
@@ -48,6 +79,8 @@ pub struct Outcome {
     pub violations: Vec<String>,
     pub leaders_elected: usize,
     pub committed: usize,
+    /// Snapshots fetched from a leader and installed.
+    pub snapshots_installed: usize,
     pub trace_hash: u64,
 }
 
@@ -70,6 +103,11 @@ struct Sim {
     leaders: BTreeMap<Epoch, NodeId>,
     votes: BTreeMap<(NodeId, Epoch), NodeId>,
     committed: Vec<Entry>,
+    /// `committed_hash[k]`: the state after the first `k` committed entries.
+    committed_hash: Vec<u64>,
+    /// Committed entries between a node's snapshots (0: no snapshots in this run).
+    snapshot_every: u64,
+    snapshots_installed: usize,
     violations: Vec<String>,
     crashes: usize,
     proposals: u64,
@@ -96,6 +134,7 @@ impl Sim {
         c.bugs = self.bugs;
         c.election_timeout_ms = self.election_timeout_ms;
         c.fetch_timeout_ms = 2 * self.election_timeout_ms;
+        c.max_snapshot_chunk_bytes = 16;
         c
     }
 
@@ -109,7 +148,20 @@ impl Sim {
         let seed = self.seed ^ (i as u64) << 40 ^ n.incarnation << 20;
         n.node = Some(RaftNode::new(config, log, durable, now, seed));
         n.last_hw = 0;
-        n.checked_committed = 0;
+        // The state machine restarts from the durable snapshot, or from nothing.
+        let snapshot = n
+            .node
+            .as_ref()
+            .and_then(|x| x.log().snapshot().map(|(_, b)| parse_snapshot(b)));
+        (n.applied, n.state_hash) = match snapshot {
+            Some(Some(state)) => state,
+            Some(None) => {
+                self.violations
+                    .push(format!("node {}: its snapshot does not parse", n.id));
+                (0, EMPTY_STATE)
+            }
+            None => (0, EMPTY_STATE),
+        };
         n.down_until = None;
         self.pump(i);
     }
@@ -139,8 +191,11 @@ impl Sim {
                 return;
             };
             let ready = node.take_ready();
-            if ready.persist_state.is_none() && !ready.flush_log && ready.messages.is_empty() {
+            if ready.is_empty() {
                 return;
+            }
+            if let Some(id) = ready.snapshot_installed {
+                self.on_snapshot_installed(i, id);
             }
             if let Some(state) = ready.persist_state {
                 self.nodes[i].durable = state;
@@ -189,6 +244,35 @@ impl Sim {
                 self.crash(i, down);
                 return;
             }
+        }
+    }
+
+    /// A node replaced its log with the leader's snapshot: its state machine becomes the
+    /// snapshot's, which must be the committed prefix's state.
+    fn on_snapshot_installed(&mut self, i: usize, id: SnapshotId) {
+        self.snapshots_installed += 1;
+        let n = &mut self.nodes[i];
+        let bytes = n.node.as_ref().and_then(|x| x.log().snapshot().cloned());
+        let Some((held, bytes)) = bytes else {
+            self.violations
+                .push(format!("node {}: installed snapshot {id:?} is not held", n.id));
+            return;
+        };
+        match parse_snapshot(&bytes) {
+            Some((end, hash)) if held == id && end == id.end_offset => {
+                match self.committed_hash.get(end as usize) {
+                    Some(h) if *h == hash => {}
+                    other => self.violations.push(format!(
+                        "node {}: installed a snapshot at {end} whose state {hash:#x} is not the committed prefix's ({other:?})",
+                        n.id
+                    )),
+                }
+                n.applied = end;
+                n.state_hash = hash;
+            }
+            _ => self
+                .violations
+                .push(format!("node {}: installed snapshot {id:?} is damaged", n.id)),
         }
     }
 
@@ -328,7 +412,11 @@ impl Sim {
                 }
             }
             let hw = node.high_watermark();
-            if self.rule_checks && node.role() == Role::Leader && hw > self.nodes[i].last_hw {
+            if self.rule_checks
+                && node.role() == Role::Leader
+                && hw > self.nodes[i].last_hw
+                && hw > node.log().start_offset()
+            {
                 let last = node.log().read(hw - 1, 1);
                 if last.first().is_none_or(|e| e.epoch != node.epoch()) {
                     self.violations.push(format!(
@@ -343,11 +431,20 @@ impl Sim {
                     self.nodes[i].last_hw
                 ));
             }
-            // Committed entries are the same everywhere.
-            let from = self.nodes[i].checked_committed;
+            // Committed entries are the same everywhere; the state machine applies them.
+            let from = self.nodes[i].applied;
+            if from < node.log().start_offset() {
+                self.violations.push(format!(
+                    "node {id}: entries {from}..{} went from the log before they were applied",
+                    node.log().start_offset()
+                ));
+                continue;
+            }
             let entries = node.log().read(from, (hw - from.min(hw)) as usize);
             let mut problems = Vec::new();
+            let mut state = self.nodes[i].state_hash;
             for e in &entries {
+                state = fold_entry(state, e);
                 match self.committed.get(e.offset as usize) {
                     Some(c) if c != e => problems.push(format!(
                         "node {id}: committed offset {} is {:?}/{:?} here but {:?}/{:?} elsewhere",
@@ -359,7 +456,8 @@ impl Sim {
                     )),
                     Some(_) => {}
                     None if e.offset as usize == self.committed.len() => {
-                        self.committed.push(e.clone())
+                        self.committed.push(e.clone());
+                        self.committed_hash.push(state);
                     }
                     None => problems.push(format!(
                         "node {id}: committed offset {} beyond the known prefix",
@@ -373,9 +471,36 @@ impl Sim {
                     node.log().end_offset()
                 ));
             }
+            if problems.is_empty() && !entries.is_empty() {
+                let last = entries.len() - 1;
+                let applied = entries[last].offset + 1;
+                if self.committed_hash.get(applied as usize) != Some(&state) {
+                    problems.push(format!("node {id}: state at {applied} differs"));
+                }
+                self.nodes[i].applied = applied;
+                self.nodes[i].state_hash = state;
+            }
             self.violations.extend(problems);
             self.nodes[i].last_hw = hw;
-            self.nodes[i].checked_committed = hw.max(from);
+            self.maybe_snapshot(i);
+        }
+    }
+
+    /// Every `snapshot_every` applied entries a node snapshots its state machine; the log drops
+    /// what the snapshot covers.
+    fn maybe_snapshot(&mut self, i: usize) {
+        let every = self.snapshot_every;
+        let n = &mut self.nodes[i];
+        let Some(node) = n.node.as_mut() else {
+            return;
+        };
+        let last = node.log().latest_snapshot().map_or(0, |s| s.end_offset);
+        if every == 0 || n.applied < last + every {
+            return;
+        }
+        match node.create_snapshot(n.applied, &snapshot_bytes(n.applied, n.state_hash)) {
+            Ok(_) | Err(super::SnapshotError::OutOfRange { .. }) => {}
+            Err(e) => self.violations.push(format!("node {}: {e}", n.id)),
         }
     }
 
@@ -401,6 +526,7 @@ impl Sim {
     /// Log matching: two logs with an entry of the same offset and epoch agree on everything
     /// before it.
     fn check_log_matching(&mut self) {
+        // Logs may start at different offsets (after snapshots): compare where both hold entries.
         let logs: Vec<(NodeId, Vec<Entry>)> = self
             .nodes
             .iter()
@@ -413,10 +539,14 @@ impl Sim {
             for b in a + 1..logs.len() {
                 let (ia, la) = &logs[a];
                 let (ib, lb) = &logs[b];
+                let start = |l: &[Entry]| l.first().map_or(0, |e| e.offset);
+                let from = start(la).max(start(lb));
+                let la = &la[(from - start(la)).min(la.len() as u64) as usize..];
+                let lb = &lb[(from - start(lb)).min(lb.len() as u64) as usize..];
                 let n = la.len().min(lb.len());
                 if let Some(o) = (0..n).rev().find(|&o| la[o].epoch == lb[o].epoch) {
                     if la[..=o] != lb[..=o] {
-                        let first = (0..=o).find(|&x| la[x] != lb[x]).unwrap_or(0);
+                        let first = from + (0..=o).find(|&x| la[x] != lb[x]).unwrap_or(0) as u64;
                         self.violations.push(format!(
                             "log matching: nodes {ia} and {ib} agree on the epoch at offset {o} but differ at offset {first}"
                         ));
@@ -454,7 +584,8 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
             paused_until: None,
             incarnation: 0,
             last_hw: 0,
-            checked_committed: 0,
+            applied: 0,
+            state_hash: EMPTY_STATE,
             max_durable_epoch: 0,
         });
     }
@@ -476,6 +607,15 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
     } else {
         rng.gen_range(100..1_000)
     };
+    // Most runs snapshot, some often, so that fetchers fall behind a leader's log start. Drawn
+    // from a stream of its own, so that the rest of a seed's schedule is what it was before
+    // snapshots existed.
+    let mut snapshot_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5_4A95);
+    let snapshot_every = if std::env::var("RAFT_SIM_NO_SNAPSHOTS").is_ok() || snapshot_rng.gen_bool(0.25) {
+        0
+    } else {
+        snapshot_rng.gen_range(3..40)
+    };
     let mut sim = Sim {
         rng,
         now_ms: 0,
@@ -494,6 +634,9 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
         leaders: BTreeMap::new(),
         votes: BTreeMap::new(),
         committed: Vec::new(),
+        committed_hash: vec![EMPTY_STATE],
+        snapshot_every,
+        snapshots_installed: 0,
         violations: Vec::new(),
         crashes: 0,
         proposals: 0,
@@ -600,6 +743,7 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
         violations: sim.violations,
         leaders_elected: sim.leaders.len(),
         committed: sim.committed.len(),
+        snapshots_installed: sim.snapshots_installed,
         trace_hash: sim.trace,
     }
 }

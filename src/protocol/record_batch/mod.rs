@@ -275,6 +275,15 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// Marks a batch as a control batch (attributes bit 5) and recomputes the CRC, which covers
+/// the attributes. `batch` must be a whole batch, such as [`encode_batch`] makes.
+pub fn set_control(batch: &mut [u8]) {
+    let attributes = i16::from_be_bytes([batch[OFF_ATTRIBUTES], batch[OFF_ATTRIBUTES + 1]]) | 0x20;
+    batch[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[OFF_ATTRIBUTES..]);
+    batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Builds a v2 batch byte by byte from the specification: the fields given, uncompressed
 /// records each with the given key and value and no headers. Used by tests, the simulator and
 /// benchmarks.
