@@ -17,7 +17,8 @@ use ketch::broker::quorum_server::{
 };
 use ketch::broker::raft_storage::{DiskRaftLog, METADATA_LOG_DIR_NAME};
 use ketch::broker::raft_wire::METADATA_TOPIC;
-use ketch::controller::{Endpoint, MetadataImage, MetadataRecord};
+use ketch::broker::snapshot_file;
+use ketch::controller::{image_from_records, Endpoint, MetadataImage, MetadataRecord};
 use ketch::log::{Log, LogConfig, LogDir, MetaProperties};
 use ketch::model::{NodeId, TopicPartition, Uuid};
 use ketch::raft::{Epoch, RaftLog, Role};
@@ -64,7 +65,8 @@ struct Shared {
     committed: BTreeMap<u64, Vec<u8>>,
     /// The highest high watermark any leader reported: everything below it was committed.
     max_leader_hw: u64,
-    /// Controller records among the committed entries: (registrations, fencings, unfencings).
+    /// Controller records among the committed entries one disk replayed after its snapshot:
+    /// (registrations, fencings, unfencings).
     controller_records: (u64, u64, u64),
     violations: Vec<String>,
     trace: u64,
@@ -72,6 +74,13 @@ struct Shared {
     crashes: u64,
     verbose: bool,
     bugs: QuorumBugs,
+    /// `metadata.log.max.record.bytes.between.snapshots` for this run.
+    snapshot_interval_bytes: u64,
+    /// Snapshots installed from a leader, over all nodes; the highest log start seen.
+    snapshots_installed: u64,
+    max_log_start: u64,
+    /// Brokers registered in the image all disks agree on at the end.
+    final_brokers: usize,
 }
 
 type World = Arc<Mutex<Shared>>;
@@ -124,6 +133,9 @@ impl Shared {
                 }
             }
         }
+        let installed_before = self.status[i].as_ref().map_or(0, |p| p.snapshots_installed);
+        self.snapshots_installed += s.snapshots_installed.saturating_sub(installed_before);
+        self.max_log_start = self.max_log_start.max(s.log_start);
         if let Some(prev) = &self.status[i] {
             if s.high_watermark < prev.high_watermark {
                 self.violation(
@@ -181,6 +193,17 @@ fn ip(i: usize) -> std::net::IpAddr {
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, i as u8 + 1))
 }
 
+/// Metadata log segments this small roll often, so snapshots let whole segments go and
+/// lagging members must fetch a snapshot.
+const SIM_METADATA_SEGMENT_BYTES: u64 = 2048;
+
+fn metadata_log_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: SIM_METADATA_SEGMENT_BYTES,
+        ..LogConfig::default()
+    }
+}
+
 fn open_metadata_log(disk: &SimDisk, i: usize) -> Result<Log, String> {
     let disk: Arc<dyn Disk> = Arc::new(disk.clone());
     let meta = MetaProperties {
@@ -194,20 +217,20 @@ fn open_metadata_log(disk: &SimDisk, i: usize) -> Result<Log, String> {
         &metadata_dir(),
         Some(CLUSTER_ID),
         meta.node_id,
-        |_| LogConfig::default(),
+        |_| metadata_log_config(),
     )
     .map_err(|e| e.to_string())?;
     let tp = TopicPartition::new(METADATA_TOPIC, 0);
     match logs.remove(&tp) {
         Some(log) => Ok(log),
         None => dir
-            .create_log(&tp, LogConfig::default())
+            .create_log(&tp, metadata_log_config())
             .map_err(|e| e.to_string()),
     }
 }
 
 async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) {
-    let (disk, clock, voters, incarnation, bugs) = {
+    let (disk, clock, voters, incarnation, bugs, snapshot_interval_bytes) = {
         let mut w = lock(&world);
         w.incarnation[i] += 1;
         w.status[i] = None;
@@ -219,6 +242,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
             w.voters,
             inc,
             w.bugs,
+            w.snapshot_interval_bytes,
         )
     };
     let log = match open_metadata_log(&disk, i) {
@@ -259,6 +283,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
         metadata_dir: metadata_dir().join(METADATA_LOG_DIR_NAME),
         election_timeout_ms,
         fetch_timeout_ms: 2 * election_timeout_ms,
+        snapshot_interval_bytes,
         controller: Default::default(),
         observer: Some(Arc::new(move |s: &QuorumStatus| {
             metadata_offset.store(s.metadata_offset, Ordering::Relaxed);
@@ -521,30 +546,51 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         let w = lock(&world);
         (w.disks.clone(), w.committed.clone())
     };
-    let mut logs = Vec::new();
+    // What each disk holds after recovery: its snapshot (as an image) and the entries after it.
+    let mut disks_held: Vec<Held> = Vec::new();
     for (i, d) in disks.iter().enumerate() {
         d.set_faults(DiskFaults::default());
-        match open_metadata_log(d, i).and_then(|l| DiskRaftLog::open(l).map_err(|e| e.to_string()))
-        {
-            Ok(l) => logs.push(l.read(0, usize::MAX)),
+        let disk: Arc<dyn Disk> = Arc::new(d.clone());
+        let opened = open_metadata_log(d, i)
+            .and_then(|l| DiskRaftLog::open(l, disk).map_err(|e| e.to_string()))
+            .and_then(|l| {
+                let snapshot = match l.read_latest_snapshot() {
+                    None => None,
+                    Some(read) => {
+                        let (id, bytes) = read?;
+                        let records = snapshot_file::decode(&bytes).map_err(|e| e.to_string())?;
+                        let image = image_from_records(&records, id.end_offset as i64 - 1)
+                            .map_err(|e| e.to_string())?;
+                        Some((id.end_offset, image))
+                    }
+                };
+                let entries = l.read(l.start_offset(), usize::MAX);
+                Ok(Held { snapshot, entries })
+            });
+        match opened {
+            Ok(held) => disks_held.push(held),
             Err(e) => {
                 lock(&world).violation(
                     i,
                     format!("metadata log unreadable after the final power loss: {e}"),
                 );
-                logs.push(Vec::new());
+                disks_held.push(Held {
+                    snapshot: None,
+                    entries: Vec::new(),
+                });
             }
         }
     }
     let mut w = lock(&world);
     // Every committed entry, not only the workload's: the same on every disk that has it, on a
-    // majority of the voters' disks, and a sequence of records the metadata image accepts.
+    // majority of the voters' disks (in the log, or covered by the disk's snapshot), and a
+    // sequence of records the metadata image accepts.
     let max_hw = w.max_leader_hw;
     for offset in 0..max_hw {
-        let present: Vec<(usize, &ketch::raft::Entry)> = logs
+        let present: Vec<(usize, &ketch::raft::Entry)> = disks_held
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| l.get(offset as usize).map(|e| (i, e)))
+            .filter_map(|(i, h)| h.entry(offset).map(|e| (i, e)))
             .collect();
         if let Some((_, first)) = present.first() {
             if let Some((i, other)) = present.iter().find(|(_, e)| e != first) {
@@ -556,7 +602,11 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                 w.violation(i, what);
             }
         }
-        let holders = present.iter().filter(|(i, _)| *i < voters).count();
+        let holders = disks_held
+            .iter()
+            .take(voters)
+            .filter(|h| h.entry(offset).is_some() || h.covers(offset))
+            .count();
         if holders < voters / 2 + 1 {
             w.violation(
                 0,
@@ -566,9 +616,26 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
             );
         }
     }
-    for (i, log) in logs.iter().enumerate() {
-        let mut image = MetadataImage::new();
-        for e in log.iter().take(max_hw as usize) {
+    // Each disk's snapshot plus its entries replays into an image; disks that hold everything
+    // below the highest high watermark must agree on the image there.
+    let mut images_at_hw: Vec<(usize, MetadataImage)> = Vec::new();
+    for (i, held) in disks_held.iter().enumerate() {
+        let (from, mut image) = match &held.snapshot {
+            Some((end, image)) => (*end, image.clone()),
+            None => (0, MetadataImage::new()),
+        };
+        let mut next = from;
+        let mut failed = false;
+        let mut counts = (0u64, 0u64, 0u64);
+        for e in held
+            .entries
+            .iter()
+            .filter(|e| e.offset >= from && e.offset < max_hw)
+        {
+            if e.offset != next {
+                break; // the log starts after the snapshot's end: nothing more to replay here
+            }
+            next = e.offset + 1;
             if e.data == ketch::raft::LEADER_CHANGE {
                 continue;
             }
@@ -580,24 +647,48 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                         .map(|()| r)
                         .map_err(|err| err.to_string())
                 });
-            if i == 0 {
-                match &applied {
-                    Ok(MetadataRecord::RegisterBroker { .. }) => w.controller_records.0 += 1,
-                    Ok(MetadataRecord::FenceBroker { .. }) => w.controller_records.1 += 1,
-                    Ok(MetadataRecord::UnfenceBroker { .. }) => w.controller_records.2 += 1,
-                    _ => {}
-                }
+            match &applied {
+                Ok(MetadataRecord::RegisterBroker { .. }) => counts.0 += 1,
+                Ok(MetadataRecord::FenceBroker { .. }) => counts.1 += 1,
+                Ok(MetadataRecord::UnfenceBroker { .. }) => counts.2 += 1,
+                _ => {}
             }
             if let Err(err) = &applied {
                 w.violation(i, format!("committed metadata does not replay: {err}"));
+                failed = true;
                 break;
+            }
+        }
+        // Reported from the disk that replayed the most (the others start at later snapshots).
+        let total = |c: (u64, u64, u64)| c.0 + c.1 + c.2;
+        if total(counts) > total(w.controller_records) {
+            w.controller_records = counts;
+        }
+        if !failed && next >= max_hw {
+            image.offset = max_hw as i64 - 1;
+            images_at_hw.push((i, image));
+        }
+    }
+    if let Some((_, image)) = images_at_hw.first() {
+        w.final_brokers = image.brokers.len();
+    }
+    if let Some((first, image)) = images_at_hw.first() {
+        for (i, other) in &images_at_hw[1..] {
+            if other != image {
+                w.violation(
+                    *i,
+                    format!(
+                        "metadata image at offset {max_hw} differs from node {}'s",
+                        first + 1
+                    ),
+                );
             }
         }
     }
     for (offset, data) in &committed {
         let mut holders = 0;
-        for (i, log) in logs.iter().enumerate() {
-            match log.get(*offset as usize) {
+        for (i, held) in disks_held.iter().enumerate() {
+            match held.entry(*offset) {
                 Some(e) if e.data == *data => holders += usize::from(i < voters),
                 Some(e) => {
                     let (a, b) = (
@@ -606,6 +697,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                     );
                     w.violation(i, format!("committed offset {offset} holds {a}, not {b}"));
                 }
+                None if held.covers(*offset) => holders += usize::from(i < voters),
                 None => {}
             }
         }
@@ -615,6 +707,25 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                 format!("committed offset {offset} survives on {holders} of {voters} disks"),
             );
         }
+    }
+}
+
+/// A disk's metadata after recovery.
+struct Held {
+    /// The snapshot's end offset and the image it rebuilds.
+    snapshot: Option<(u64, MetadataImage)>,
+    entries: Vec<ketch::raft::Entry>,
+}
+
+impl Held {
+    fn entry(&self, offset: u64) -> Option<&ketch::raft::Entry> {
+        let first = self.entries.first()?.offset;
+        self.entries
+            .get(usize::try_from(offset.checked_sub(first)?).ok()?)
+    }
+
+    fn covers(&self, offset: u64) -> bool {
+        self.snapshot.as_ref().is_some_and(|(end, _)| offset < *end)
     }
 }
 
@@ -633,6 +744,14 @@ pub fn run(options: Options) -> Report {
         disks.push(SimDisk::new(rng.gen(), DiskFaults::default()));
         skews.push((rng.gen_range(-5_000..5_000), rng.gen_range(-30_000..30_000)));
     }
+    // Snapshots every few hundred bytes of records in most runs, never in some; from a stream
+    // of its own so the rest of a seed's schedule stays as it was.
+    let mut snapshot_rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5_4A95);
+    let snapshot_interval_bytes = if snapshot_rng.gen_bool(0.2) {
+        u64::MAX
+    } else {
+        snapshot_rng.gen_range(256..4096)
+    };
     let world: World = Arc::new(Mutex::new(Shared {
         voters,
         nodes,
@@ -654,6 +773,10 @@ pub fn run(options: Options) -> Report {
         crashes: 0,
         verbose: options.verbose,
         bugs: options.bugs,
+        snapshot_interval_bytes,
+        snapshots_installed: 0,
+        max_log_start: 0,
+        final_brokers: 0,
     }));
     let runtime = Runtime::with_seed_and_config(options.seed, madsim::Config::default());
     let w = Arc::clone(&world);
@@ -668,7 +791,7 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: quorum of {voters} voters and {} observers, election timeout {election_timeout_ms} ms: {} events, {} crashes, {} epochs with a leader, {} entries committed ({} registrations, {} fencings, {} unfencings); {} violations",
+            "seed {}: quorum of {voters} voters and {} observers, election timeout {election_timeout_ms} ms: {} events, {} crashes, {} epochs with a leader, {} entries committed ({} registrations, {} fencings, {} unfencings replayed after a snapshot; {} brokers in the final image), log start up to {}, {} snapshots installed; {} violations",
             options.seed,
             nodes - voters,
             w.events,
@@ -678,6 +801,9 @@ pub fn run(options: Options) -> Report {
             w.controller_records.0,
             w.controller_records.1,
             w.controller_records.2,
+            w.final_brokers,
+            w.max_log_start,
+            w.snapshots_installed,
             w.violations.len()
         ),
         trace_hash: trace,

@@ -8,8 +8,8 @@
 use super::raft_storage::DiskRaftLog;
 use super::snapshot_file;
 use crate::controller::{
-    image_from_records, image_records, ApiError, Controller, CreateTopic, Endpoint,
-    MetadataImage, MetadataRecord,
+    image_from_records, image_records, ApiError, Controller, CreateTopic, Endpoint, MetadataImage,
+    MetadataRecord,
 };
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEADER_CHANGE};
 use kafka_protocol::messages::{

@@ -52,6 +52,10 @@ pub struct QuorumStatus {
     pub leader: Option<NodeId>,
     pub high_watermark: u64,
     pub log_end: u64,
+    /// The metadata log's first offset: above 0 once a snapshot let the entries before go.
+    pub log_start: u64,
+    /// Snapshots fetched from a leader and installed since this member started.
+    pub snapshots_installed: u64,
     /// The last metadata offset replayed into this member's image (-1 before any).
     pub metadata_offset: i64,
 }
@@ -305,6 +309,7 @@ pub async fn run(
     let mut pending: BTreeMap<(NodeId, Exchange), VecDeque<Slot>> = BTreeMap::new();
     let mut ticker = runtime::interval(TICK);
     let mut last_view = (Role::Unattached, -1, None);
+    let mut snapshots_installed = 0u64;
     tokio::pin!(shutdown);
     loop {
         let now = clock.monotonic_ms();
@@ -375,7 +380,10 @@ pub async fn run(
                     .read_latest_snapshot()
                     .ok_or_else(|| QuorumError::Log("an installed snapshot is gone".into()))?
                     .map_err(QuorumError::Log)?;
-                metadata.load_snapshot(id, &bytes).map_err(QuorumError::Log)?;
+                metadata
+                    .load_snapshot(id, &bytes)
+                    .map_err(QuorumError::Log)?;
+                snapshots_installed += 1;
                 tracing::info!(
                     end_offset = id.end_offset,
                     epoch = id.epoch,
@@ -422,6 +430,8 @@ pub async fn run(
                 leader: node.leader(),
                 high_watermark: node.high_watermark(),
                 log_end: node.log().end_offset(),
+                log_start: node.log().start_offset(),
+                snapshots_installed,
                 metadata_offset: metadata.replayed_offset(),
             });
         }

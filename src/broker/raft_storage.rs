@@ -4,12 +4,12 @@
 //! [`super::snapshot_file`]) and the `quorum-state` file (Kafka's JSON format), all in
 //! `metadata.log.dir`.
 
+use super::snapshot_file;
 use crate::log::{Log, LogError};
 use crate::model::NodeId;
 use crate::protocol::record_batch::{
     self, build_batch, set_partition_leader_epoch, BatchError, RecordBatch,
 };
-use super::snapshot_file;
 use crate::raft::{Entry, Epoch, LogFailure, QuorumState, RaftLog, SnapshotId};
 use crate::runtime::Disk;
 use serde::{Deserialize, Serialize};

@@ -644,8 +644,7 @@ pub fn response_from_wire(sent: &Message, response: ResponseKind) -> Result<Mess
                 .ok_or_else(|| malformed("FetchSnapshot response"))?;
             let error = error_from(p.error_code).or(error_from(r.error_code));
             let answered = snapshot_id(p.snapshot_id.end_offset, p.snapshot_id.epoch);
-            if error.is_none() && (answered != Some(*snapshot) || p.position != *position as i64)
-            {
+            if error.is_none() && (answered != Some(*snapshot) || p.position != *position as i64) {
                 return Err("FetchSnapshot response for another snapshot or position".into());
             }
             Ok(Message::FetchSnapshotResponse {

@@ -69,7 +69,11 @@ fn control_batch(base_offset: i64, epoch: i32, control_type: i16, value: &[u8]) 
 }
 
 /// The snapshot `id` holding `records`.
-pub fn encode(id: SnapshotId, records: &[MetadataRecord], last_contained_timestamp_ms: i64) -> Vec<u8> {
+pub fn encode(
+    id: SnapshotId,
+    records: &[MetadataRecord],
+    last_contained_timestamp_ms: i64,
+) -> Vec<u8> {
     // SnapshotHeaderRecord v0: version, lastContainedLogTimestamp, no tagged fields.
     let mut header = Vec::with_capacity(11);
     header.extend_from_slice(&0i16.to_be_bytes());
@@ -88,7 +92,12 @@ pub fn encode(id: SnapshotId, records: &[MetadataRecord], last_contained_timesta
     }
     // SnapshotFooterRecord v0: version, no tagged fields.
     let footer = [0u8, 0, 0];
-    out.extend(control_batch(offset, id.epoch, CONTROL_SNAPSHOT_FOOTER, &footer));
+    out.extend(control_batch(
+        offset,
+        id.epoch,
+        CONTROL_SNAPSHOT_FOOTER,
+        &footer,
+    ));
     out
 }
 
@@ -126,10 +135,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<MetadataRecord>, SnapshotFileError> {
             }
             for r in records {
                 let value = r.value.unwrap_or_default();
-                let record = MetadataRecord::decode(value).map_err(|e| SnapshotFileError::Record {
-                    index: out.len(),
-                    reason: e.to_string(),
-                })?;
+                let record =
+                    MetadataRecord::decode(value).map_err(|e| SnapshotFileError::Record {
+                        index: out.len(),
+                        reason: e.to_string(),
+                    })?;
                 out.push(record);
             }
         }

@@ -86,8 +86,12 @@ pub trait RaftLog {
     fn latest_snapshot(&self) -> Option<SnapshotId>;
     /// Up to `max_bytes` of snapshot `id` from `position`, and the snapshot's whole size;
     /// `None` if this log does not hold that snapshot.
-    fn read_snapshot(&self, id: SnapshotId, position: u64, max_bytes: usize)
-        -> Option<(Vec<u8>, u64)>;
+    fn read_snapshot(
+        &self,
+        id: SnapshotId,
+        position: u64,
+        max_bytes: usize,
+    ) -> Option<(Vec<u8>, u64)>;
     /// Stores a snapshot of this node's own committed state durably, then may drop entries
     /// below `id.end_offset` (whole segments, so the start may stay below it).
     fn store_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), LogFailure>;

@@ -1030,9 +1030,8 @@ impl<L: RaftLog> RaftNode<L> {
             && (fetch_offset < start
                 || (diverged && (our_epoch == 0 || our_end < start))
                 || (fetch_offset == start
-                    && snapshot.is_none_or(|s| {
-                        s.end_offset != start || s.epoch != last_fetched_epoch
-                    })));
+                    && snapshot
+                        .is_none_or(|s| s.end_offset != start || s.epoch != last_fetched_epoch)));
         if needs_snapshot && snapshot.is_some() {
             let r = Message::FetchResponse {
                 epoch: self.quorum.epoch,
@@ -1158,9 +1157,9 @@ impl<L: RaftLog> RaftNode<L> {
         } else {
             None
         };
-        let chunk = self
-            .log
-            .read_snapshot(snapshot, position, self.config.max_snapshot_chunk_bytes);
+        let chunk =
+            self.log
+                .read_snapshot(snapshot, position, self.config.max_snapshot_chunk_bytes);
         let (error, size, bytes) = match (error, chunk) {
             (Some(e), _) => (Some(e), 0, Vec::new()),
             (None, None) => (Some(RaftError::SnapshotNotFound), 0, Vec::new()),

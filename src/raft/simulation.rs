@@ -254,8 +254,10 @@ impl Sim {
         let n = &mut self.nodes[i];
         let bytes = n.node.as_ref().and_then(|x| x.log().snapshot().cloned());
         let Some((held, bytes)) = bytes else {
-            self.violations
-                .push(format!("node {}: installed snapshot {id:?} is not held", n.id));
+            self.violations.push(format!(
+                "node {}: installed snapshot {id:?} is not held",
+                n.id
+            ));
             return;
         };
         match parse_snapshot(&bytes) {
@@ -270,9 +272,10 @@ impl Sim {
                 n.applied = end;
                 n.state_hash = hash;
             }
-            _ => self
-                .violations
-                .push(format!("node {}: installed snapshot {id:?} is damaged", n.id)),
+            _ => self.violations.push(format!(
+                "node {}: installed snapshot {id:?} is damaged",
+                n.id
+            )),
         }
     }
 
@@ -611,11 +614,12 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
     // from a stream of its own, so that the rest of a seed's schedule is what it was before
     // snapshots existed.
     let mut snapshot_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5_4A95);
-    let snapshot_every = if std::env::var("RAFT_SIM_NO_SNAPSHOTS").is_ok() || snapshot_rng.gen_bool(0.25) {
-        0
-    } else {
-        snapshot_rng.gen_range(3..40)
-    };
+    let snapshot_every =
+        if std::env::var("RAFT_SIM_NO_SNAPSHOTS").is_ok() || snapshot_rng.gen_bool(0.25) {
+            0
+        } else {
+            snapshot_rng.gen_range(3..40)
+        };
     let mut sim = Sim {
         rng,
         now_ms: 0,
