@@ -472,6 +472,164 @@ mod tests {
         assert_eq!(reopened.end_offset_for_epoch(3), (3, 3));
     }
 
+    fn snapshot(id: SnapshotId) -> Vec<u8> {
+        let records = vec![crate::controller::MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: "id".into(),
+        }];
+        snapshot_file::encode(id, &records, 0)
+    }
+
+    /// Entries 0..40 in epochs 1 (0..20) and 2 (20..40), in segments of a few entries each.
+    fn small_segment_log(disk: &Arc<dyn Disk>, dir: &Path) -> DiskRaftLog {
+        let config = LogConfig {
+            segment_bytes_max: 300,
+            ..LogConfig::default()
+        };
+        let (log, _) = Log::open(Arc::clone(disk), dir, config, 0).unwrap();
+        let mut raft_log = DiskRaftLog::open(log, Arc::clone(disk)).unwrap();
+        for o in 0..40 {
+            raft_log
+                .append(&[entry(o, if o < 20 { 1 } else { 2 })])
+                .unwrap();
+        }
+        raft_log.flush().unwrap();
+        raft_log
+    }
+
+    fn reopen(raft_log: DiskRaftLog, disk: &Arc<dyn Disk>, dir: &Path) -> DiskRaftLog {
+        let flushed = raft_log.log.flushed_offset();
+        drop(raft_log);
+        let config = LogConfig {
+            segment_bytes_max: 300,
+            ..LogConfig::default()
+        };
+        let (log, _) = Log::open(Arc::clone(disk), dir, config, flushed).unwrap();
+        DiskRaftLog::open(log, Arc::clone(disk)).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_lets_whole_segments_below_it_go_and_survives_a_reopen() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(3, DiskFaults::default()));
+        let dir = PathBuf::from("/meta").join(METADATA_LOG_DIR_NAME);
+        let mut raft_log = small_segment_log(&disk, &dir);
+        assert!(raft_log.log.segment_base_offsets().len() > 4);
+        let id = SnapshotId {
+            end_offset: 25,
+            epoch: 2,
+        };
+        raft_log.store_snapshot(id, &snapshot(id)).unwrap();
+        let start = raft_log.start_offset();
+        assert!(start > 0 && start <= 25, "start {start}");
+        assert_eq!(raft_log.latest_snapshot(), Some(id));
+        assert_eq!(
+            raft_log.read(start, 1)[0],
+            entry(start, if start < 20 { 1 } else { 2 })
+        );
+        assert_eq!(raft_log.end_offset_for_epoch(2), (2, 40));
+        let (chunk, size) = raft_log.read_snapshot(id, 5, 7).unwrap();
+        assert_eq!((chunk.len(), size), (7, snapshot(id).len() as u64));
+        assert_eq!(chunk, snapshot(id)[5..12]);
+        assert!(raft_log
+            .read_snapshot(
+                SnapshotId {
+                    end_offset: 24,
+                    epoch: 2
+                },
+                0,
+                7
+            )
+            .is_none());
+        // A newer snapshot replaces the older file.
+        let newer = SnapshotId {
+            end_offset: 38,
+            epoch: 2,
+        };
+        raft_log.store_snapshot(newer, &snapshot(newer)).unwrap();
+        let files: Vec<String> = disk
+            .list(&dir)
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.ends_with(".checkpoint"))
+            .collect();
+        assert_eq!(files, vec![snapshot_file::file_name(newer)]);
+        let start = raft_log.start_offset();
+        let reopened = reopen(raft_log, &disk, &dir);
+        assert_eq!(reopened.latest_snapshot(), Some(newer));
+        assert_eq!(reopened.start_offset(), start);
+        assert_eq!(reopened.end_offset(), 40);
+        assert_eq!(
+            reopened.read_latest_snapshot().unwrap().unwrap().1,
+            snapshot(newer)
+        );
+    }
+
+    #[test]
+    fn an_installed_snapshot_empties_the_log_and_carries_its_epoch() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(4, DiskFaults::default()));
+        let dir = PathBuf::from("/meta").join(METADATA_LOG_DIR_NAME);
+        let mut raft_log = small_segment_log(&disk, &dir);
+        let id = SnapshotId {
+            end_offset: 100,
+            epoch: 5,
+        };
+        raft_log.install_snapshot(id, &snapshot(id)).unwrap();
+        assert_eq!((raft_log.start_offset(), raft_log.end_offset()), (100, 100));
+        assert_eq!(raft_log.last_epoch(), 5);
+        assert_eq!(raft_log.end_offset_for_epoch(7), (5, 100));
+        assert_eq!(raft_log.end_offset_for_epoch(4), (0, 100));
+        raft_log.append(&[entry(100, 6)]).unwrap();
+        assert_eq!(raft_log.end_offset_for_epoch(5), (5, 100));
+        raft_log.flush().unwrap();
+        let reopened = reopen(raft_log, &disk, &dir);
+        assert_eq!(reopened.latest_snapshot(), Some(id));
+        assert_eq!((reopened.start_offset(), reopened.end_offset()), (100, 101));
+        assert_eq!(reopened.last_epoch(), 6);
+    }
+
+    #[test]
+    fn a_crash_between_writing_a_fetched_snapshot_and_emptying_the_log_is_finished_at_open() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(5, DiskFaults::default()));
+        let dir = PathBuf::from("/meta").join(METADATA_LOG_DIR_NAME);
+        let raft_log = small_segment_log(&disk, &dir);
+        // The snapshot file landed; the log was not reset yet.
+        let id = SnapshotId {
+            end_offset: 70,
+            epoch: 3,
+        };
+        disk.write_file_atomic(&dir.join(snapshot_file::file_name(id)), &snapshot(id))
+            .unwrap();
+        let reopened = reopen(raft_log, &disk, &dir);
+        assert_eq!((reopened.start_offset(), reopened.end_offset()), (70, 70));
+        assert_eq!(reopened.last_epoch(), 3);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_skipped_and_a_log_it_was_needed_for_is_refused() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(6, DiskFaults::default()));
+        let dir = PathBuf::from("/meta").join(METADATA_LOG_DIR_NAME);
+        let mut raft_log = small_segment_log(&disk, &dir);
+        let id = SnapshotId {
+            end_offset: 30,
+            epoch: 2,
+        };
+        raft_log.store_snapshot(id, &snapshot(id)).unwrap();
+        let flushed = raft_log.log.flushed_offset();
+        drop(raft_log);
+        let path = dir.join(snapshot_file::file_name(id));
+        let mut bytes = disk.read_file(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xFF;
+        disk.write_file_atomic(&path, &bytes).unwrap();
+        let config = LogConfig {
+            segment_bytes_max: 300,
+            ..LogConfig::default()
+        };
+        let (log, _) = Log::open(Arc::clone(&disk), &dir, config, flushed).unwrap();
+        let err = DiskRaftLog::open(log, Arc::clone(&disk)).unwrap_err();
+        assert!(err.to_string().contains("no snapshot covers"), "{err}");
+    }
+
     #[test]
     fn quorum_state_round_trips_in_kafkas_format() {
         let disk = SimDisk::new(2, DiskFaults::default());

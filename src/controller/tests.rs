@@ -224,6 +224,9 @@ enum Command {
     Create(u8, i32, i16),
     Delete(u8),
     Grow(u8, i32),
+    /// Set (`Some`) or remove `retention.ms` on a topic.
+    Config(u8, Option<u32>),
+    ProducerIds(i32),
 }
 
 fn command() -> impl Strategy<Value = Command> {
@@ -234,6 +237,8 @@ fn command() -> impl Strategy<Value = Command> {
         (0u8..5, 1i32..5, 1i16..4).prop_map(|(t, p, r)| Command::Create(t, p, r)),
         (0u8..5).prop_map(Command::Delete),
         (0u8..5, 1i32..8).prop_map(|(t, n)| Command::Grow(t, n)),
+        (0u8..5, proptest::option::of(1u32..1_000_000)).prop_map(|(t, v)| Command::Config(t, v)),
+        (1i32..6).prop_map(Command::ProducerIds),
     ]
 }
 
@@ -255,6 +260,13 @@ proptest! {
                 Command::Create(t, p, r) => c.create_topics(&[topic(&format!("t{t}"), p, r)]).pop().and_then(Result::ok).unwrap_or_default(),
                 Command::Delete(t) => c.delete_topics(&[format!("t{t}")]).pop().and_then(Result::ok).unwrap_or_default(),
                 Command::Grow(t, n) => c.create_partitions(&format!("t{t}"), n).unwrap_or_default(),
+                Command::Config(t, v) => c
+                    .alter_topic_configs(&format!("t{t}"), &[("retention.ms".to_string(), v.map(|v| v.to_string()))])
+                    .unwrap_or_default(),
+                Command::ProducerIds(b) => {
+                    let epoch = c.image().brokers.get(&b).map_or(-1, |x| x.broker_epoch);
+                    c.allocate_producer_ids(b, epoch).map(|r| r.0).unwrap_or_default()
+                }
             };
             log.extend(records);
             // Invariants of the image.
@@ -277,5 +289,9 @@ proptest! {
             replayed.apply(offset as i64, &decoded).unwrap();
         }
         prop_assert_eq!(&replayed, c.image());
+        // A snapshot's records rebuild the same image (KIP-630).
+        let snapshot = image_records(c.image());
+        let rebuilt = image_from_records(&snapshot, c.image().offset).unwrap();
+        prop_assert_eq!(&rebuilt, c.image());
     }
 }

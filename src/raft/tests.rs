@@ -359,3 +359,187 @@ fn planted_bugs_show_their_consequences() {
         );
     }
 }
+
+/// KIP-630: a leader whose log starts past a follower's fetch offset answers with its latest
+/// snapshot id; the follower fetches the snapshot chunk by chunk (FetchSnapshot), installs it,
+/// reports it to the shell, takes its end as committed, and fetches entries from there.
+#[test]
+fn a_follower_behind_the_leaders_log_start_installs_its_snapshot() {
+    use super::{Entry, SnapshotId};
+    // Leader 1 of a 3-voter quorum with entries 0..10 committed, then snapshotted at 8.
+    let mut leader = node(1, 3);
+    leader.tick(5_000).unwrap();
+    let voted = leader.take_ready();
+    for (to, m) in voted.messages {
+        if let Message::VoteRequest { .. } = m {
+            // A pre-vote's voter answers in its own (current) epoch.
+            let granted = Message::VoteResponse {
+                epoch: leader.epoch(),
+                granted: true,
+                pre_vote: true,
+                leader: None,
+                error: None,
+            };
+            leader.step(to, granted, 5_001).unwrap();
+        }
+    }
+    for (to, m) in leader.take_ready().messages {
+        if let Message::VoteRequest { epoch, .. } = m {
+            let granted = Message::VoteResponse {
+                epoch,
+                granted: true,
+                pre_vote: false,
+                leader: None,
+                error: None,
+            };
+            leader.step(to, granted, 5_002).unwrap();
+        }
+    }
+    assert_eq!(leader.role(), Role::Leader);
+    let epoch = leader.epoch();
+    for i in 0..9 {
+        leader.propose(format!("e{i}").into_bytes(), 5_010).unwrap();
+    }
+    let flushed = leader.log_mut().flush();
+    leader.on_log_flushed(flushed, 5_010);
+    // Voter 3 has everything: the high watermark reaches the end.
+    leader
+        .step(
+            NodeId(3),
+            Message::FetchRequest {
+                epoch,
+                replica: NodeId(3),
+                fetch_offset: 10,
+                last_fetched_epoch: epoch,
+            },
+            5_020,
+        )
+        .unwrap();
+    assert_eq!(leader.high_watermark(), 10);
+    leader.take_ready();
+    assert!(
+        leader.create_snapshot(11, b"x").is_err(),
+        "a snapshot past the high watermark is refused"
+    );
+    let snapshot_bytes: Vec<u8> = (0..40u8).collect();
+    let id = leader.create_snapshot(8, &snapshot_bytes).unwrap();
+    assert_eq!(
+        id,
+        SnapshotId {
+            end_offset: 8,
+            epoch
+        }
+    );
+    assert_eq!(leader.log().start_offset(), 8);
+
+    // Follower 2 has nothing: its fetch from 0 gets the snapshot id, not entries.
+    let mut follower = node(2, 3);
+    follower
+        .step(
+            NodeId(1),
+            Message::BeginQuorumEpoch {
+                epoch,
+                leader: NodeId(1),
+            },
+            5_030,
+        )
+        .unwrap();
+    let mut to_leader: Vec<Message> = follower
+        .take_ready()
+        .messages
+        .into_iter()
+        .filter(|(to, _)| *to == NodeId(1))
+        .map(|(_, m)| m)
+        .collect();
+    let mut chunks = 0;
+    let mut installed = None;
+    for round in 0..20 {
+        let Some(request) = to_leader.pop() else {
+            break;
+        };
+        if matches!(request, Message::FetchSnapshotRequest { .. }) {
+            chunks += 1;
+        }
+        leader.step(NodeId(2), request, 5_040 + round).unwrap();
+        for (to, answer) in leader.take_ready().messages {
+            if to == NodeId(2) {
+                follower.step(NodeId(1), answer, 5_040 + round).unwrap();
+            }
+        }
+        let ready = follower.take_ready();
+        if let Some(i) = ready.snapshot_installed {
+            installed = Some(i);
+        }
+        to_leader.extend(
+            ready
+                .messages
+                .into_iter()
+                .filter(|(to, _)| *to == NodeId(1))
+                .map(|(_, m)| m),
+        );
+        if follower.log().end_offset() == 10 {
+            break;
+        }
+    }
+    // Config::new's chunk size is 1 MiB, so the 40 bytes came in one chunk.
+    assert_eq!(chunks, 1);
+    assert_eq!(installed, Some(id), "the shell is told to reload");
+    assert_eq!(
+        follower.log().snapshot().map(|(i, b)| (*i, b.clone())),
+        Some((id, snapshot_bytes))
+    );
+    assert!(follower.high_watermark() >= 8);
+    assert_eq!(follower.log().start_offset(), 8);
+    assert_eq!(
+        follower.log().read(8, 10),
+        leader.log().read(8, 10),
+        "after the snapshot, the entries"
+    );
+    assert_eq!(
+        follower.log().read(9, 1),
+        vec![Entry {
+            offset: 9,
+            epoch,
+            data: b"e8".to_vec()
+        }]
+    );
+}
+
+/// FetchSnapshot errors: a position past the end, and a snapshot the leader no longer holds.
+#[test]
+fn fetch_snapshot_refuses_unknown_snapshots_and_positions_past_the_end() {
+    use super::{RaftError, SnapshotId};
+    let mut n = node(1, 1);
+    n.tick(5_000).unwrap();
+    n.propose(b"a".to_vec(), 5_000).unwrap();
+    let flushed = n.log_mut().flush();
+    n.on_log_flushed(flushed, 5_000);
+    n.take_ready();
+    let id = n.create_snapshot(2, b"0123456789").unwrap();
+    let ask = |snapshot: SnapshotId, position: u64| Message::FetchSnapshotRequest {
+        epoch: 1,
+        replica: NodeId(9),
+        snapshot,
+        position,
+    };
+    let error_of = |n: &mut RaftNode<MemLog>, m: Message| match n.take_ready().messages.pop() {
+        Some((_, Message::FetchSnapshotResponse { error, bytes, .. })) => (error, bytes),
+        other => panic!("{other:?} after {m:?}"),
+    };
+    n.step(NodeId(9), ask(id, 4), 5_001).unwrap();
+    assert_eq!(error_of(&mut n, ask(id, 4)), (None, b"456789".to_vec()));
+    n.step(NodeId(9), ask(id, 11), 5_002).unwrap();
+    assert_eq!(
+        error_of(&mut n, ask(id, 11)).0,
+        Some(RaftError::PositionOutOfRange)
+    );
+    let gone = SnapshotId {
+        end_offset: 1,
+        epoch: 1,
+    };
+    n.step(NodeId(9), ask(gone, 0), 5_003).unwrap();
+    assert_eq!(
+        error_of(&mut n, ask(gone, 0)).0,
+        Some(RaftError::SnapshotNotFound)
+    );
+}
