@@ -169,7 +169,7 @@ fn a_member_far_behind_catches_up_from_the_leaders_snapshot() {
     // Its broker serves every topic, from the image the snapshot rebuilt.
     let config = std::fs::read_to_string(cluster.config_path(victim)).unwrap();
     let plaintext = config
-        .split(|c: char| c == ',' || c == '\n')
+        .split([',', '\n'])
         .find_map(|part| part.split("PLAINTEXT://").nth(1))
         .unwrap()
         .to_string();
