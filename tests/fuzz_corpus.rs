@@ -47,3 +47,8 @@ fn request_corpus() {
 fn metadata_records_corpus() {
     replay("metadata_records", ketch::fuzzing::metadata_records);
 }
+
+#[test]
+fn snapshot_file_corpus() {
+    replay("snapshot_file", ketch::fuzzing::snapshot_file);
+}
