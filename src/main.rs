@@ -239,6 +239,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 16 << 20)]
         fetch_max_bytes: i32,
     },
+    /// Metadata commit latency as a client sees it: topics created and deleted one at a time
+    /// through the active controller of a running cluster.
+    Topics {
+        /// Every controller, comma-separated (host:port of each CONTROLLER listener).
+        #[arg(long, default_value = "127.0.0.1:9093")]
+        bootstrap_controller: String,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i16,
+    },
     /// Log recovery time after a clean shutdown and after crashes with unflushed tails.
     LogRecovery {
         #[arg(long, default_value = "ketch-bench")]
@@ -833,6 +846,17 @@ fn main() -> ExitCode {
             topic,
             num_records,
             fetch_max_bytes,
+        }),
+        Command::Bench(BenchCommand::Topics {
+            bootstrap_controller,
+            count,
+            partitions,
+            replication_factor,
+        }) => ketch::cli::perf::topics(ketch::cli::perf::TopicsBench {
+            bootstrap_controllers: bootstrap_controller,
+            count: count.max(2),
+            partitions,
+            replication_factor,
         }),
         Command::Bench(BenchCommand::Quorum { dir, proposals }) => {
             run_async(async move { ketch::bench::quorum(&dir, proposals.max(1)).await })

@@ -244,3 +244,132 @@ pub fn consume(o: ConsumeBench) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?
 }
+
+pub struct TopicsBench {
+    /// Every controller, comma-separated: the active one is found by asking.
+    pub bootstrap_controllers: String,
+    pub count: usize,
+    pub partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// `ketch bench topics`: creates `count` topics one at a time through CreateTopics to the
+/// active controller, which answers once the topic's records are committed by the quorum, then
+/// deletes them the same way; prints latency percentiles of each (metadata commit latency as a
+/// client sees it).
+pub fn topics(o: TopicsBench) -> Result<(), String> {
+    use crate::runtime::net::TcpStream;
+    use kafka_protocol::messages::{
+        create_topics_request, CreateTopicsRequest, DeleteTopicsRequest,
+    };
+    let prefix = format!("bench-topic-{}", Clock::system().wall_ms());
+    let create = |i: usize| {
+        RequestKind::CreateTopics(
+            CreateTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(format!("{prefix}-{i}"))))
+                    .with_num_partitions(o.partitions)
+                    .with_replication_factor(o.replication_factor)]),
+        )
+    };
+    let delete = |i: usize| {
+        RequestKind::DeleteTopics(
+            DeleteTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topic_names(vec![TopicName(StrBytes::from_string(format!(
+                    "{prefix}-{i}"
+                )))]),
+        )
+    };
+    let error_of = |r: &ResponseKind| match r {
+        ResponseKind::CreateTopics(r) => r.topics.first().map_or(-1, |t| t.error_code),
+        ResponseKind::DeleteTopics(r) => r.responses.first().map_or(-1, |t| t.error_code),
+        _ => -1,
+    };
+    runtime::block_on(async {
+        // The active controller answers the first creation; the others say NOT_CONTROLLER (41).
+        let mut active = None;
+        for addr in o.bootstrap_controllers.split(',').map(str::trim) {
+            let Ok(mut stream) = TcpStream::connect(addr).await else {
+                continue;
+            };
+            let r = controller_call(&mut stream, ApiKey::CreateTopics, 7, create(0)).await?;
+            match error_of(&r) {
+                0 => {
+                    active = Some((addr.to_string(), stream));
+                    break;
+                }
+                41 => continue,
+                code => return Err(format!("creating the first topic: {} ({code})", error_name(code))),
+            }
+        }
+        let (addr, mut stream) =
+            active.ok_or("no active controller among --bootstrap-controller")?;
+        let clock = Clock::system();
+        let mut created_us = Vec::with_capacity(o.count);
+        let started = clock.monotonic();
+        for i in 1..o.count {
+            let sent = clock.monotonic();
+            let r = controller_call(&mut stream, ApiKey::CreateTopics, 7, create(i)).await?;
+            if error_of(&r) != 0 {
+                return Err(format!("creating topic {i}: error {}", error_of(&r)));
+            }
+            created_us.push((clock.monotonic() - sent).as_micros() as u64);
+        }
+        let create_s = (clock.monotonic() - started).as_secs_f64();
+        let mut deleted_us = Vec::with_capacity(o.count);
+        for i in 0..o.count {
+            let sent = clock.monotonic();
+            let r = controller_call(&mut stream, ApiKey::DeleteTopics, 5, delete(i)).await?;
+            if error_of(&r) != 0 {
+                return Err(format!("deleting topic {i}: error {}", error_of(&r)));
+            }
+            deleted_us.push((clock.monotonic() - sent).as_micros() as u64);
+        }
+        created_us.sort_unstable();
+        deleted_us.sort_unstable();
+        println!(
+            "active controller {addr}: {} topics of {} partitions × {} replicas, one request at a time",
+            o.count, o.partitions, o.replication_factor
+        );
+        for (what, us) in [("create", &created_us), ("delete", &deleted_us)] {
+            println!(
+                "{what}: {} requests, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                us.len(),
+                percentile(us, 0.50),
+                percentile(us, 0.99),
+                us.last().copied().unwrap_or(0) as f64 / 1000.0
+            );
+        }
+        println!(
+            "{:.0} topics/s created one at a time",
+            created_us.len() as f64 / create_s.max(1e-9)
+        );
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
+
+/// One request and its answer on an open controller connection.
+async fn controller_call(
+    stream: &mut crate::runtime::net::TcpStream,
+    api_key: ApiKey,
+    version: i16,
+    body: RequestKind,
+) -> Result<ResponseKind, String> {
+    use crate::broker::net::{read_frame, write_frame};
+    use crate::protocol::frame::{decode_response, encode_request};
+    let frame =
+        encode_request(1, "ketch-bench", api_key, version, &body).map_err(|e| e.to_string())?;
+    write_frame(stream, &frame)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = read_frame(stream, 16 << 20)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("connection closed")?;
+    decode_response(api_key, version, answer)
+        .map(|(_, r)| r)
+        .map_err(|e| e.to_string())
+}
