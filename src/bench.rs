@@ -361,12 +361,12 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
         let t0 = clock.monotonic();
         // A real metadata record (a config change), as the controller would write.
         let record = crate::controller::MetadataRecord::Config {
-            resource: "bench".into(),
-            name: "quorum".into(),
+            resource: "topic".into(),
+            name: "ketch-bench-quorum".into(),
             key: format!("k{n}"),
             value: Some(n.to_string()),
         };
-        let (offset, _) = handle.propose(record.encode()).await?;
+        let (offset, _) = handle.propose(record.encode()?).await?;
         loop {
             // Registered before the check, so a change in between is not missed.
             let notified = changed.notified();

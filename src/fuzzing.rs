@@ -159,8 +159,18 @@ pub fn metadata_records(data: &[u8]) {
         let Ok(record) = MetadataRecord::decode(line) else {
             continue;
         };
-        let again = MetadataRecord::decode(&record.encode()).expect("our own encoding decodes");
-        assert_eq!(again, record);
+        // A record that decodes encodes, unless it came as JSON with an id that is not a
+        // UUID (Kafka's form cannot hold it); what encodes decodes to itself.
+        if let Ok(bytes) = record.encode() {
+            let again = MetadataRecord::decode(&bytes).expect("our own encoding decodes");
+            assert_eq!(again, record);
+        } else {
+            assert_eq!(
+                line.first(),
+                Some(&b'{'),
+                "a binary record that does not re-encode"
+            );
+        }
         let before = image.clone();
         if image.apply(offset as i64, &record).is_err() {
             assert_eq!(image, before, "a refused record changed the image");
@@ -192,9 +202,11 @@ pub fn snapshot_file(data: &[u8]) {
         end_offset: 7,
         epoch: 3,
     };
-    let again = snapshot_file::decode(&snapshot_file::encode(id, &records, 0))
-        .expect("an encoded snapshot decodes");
-    assert_eq!(again, records);
+    // Values may be JSON (older logs), which Kafka's form cannot hold when an id is not a UUID.
+    if let Ok(bytes) = snapshot_file::encode(id, &records, 0) {
+        let again = snapshot_file::decode(&bytes).expect("an encoded snapshot decodes");
+        assert_eq!(again, records);
+    }
     if let Ok(image) = image_from_records(&records, 6) {
         let rebuilt =
             image_from_records(&image_records(&image), 6).expect("an image's own records apply");

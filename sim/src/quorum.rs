@@ -310,12 +310,13 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
 
 fn marker_record() -> Vec<u8> {
     MetadataRecord::Config {
-        resource: "sim".into(),
-        name: "workload".into(),
+        resource: "topic".into(),
+        name: "sim-workload".into(),
         key: "marker".into(),
         value: Some("marker".into()),
     }
     .encode()
+    .expect("a topic config record encodes")
 }
 
 fn crash(world: &World, handle: &Handle, id: madsim::task::NodeId, i: usize, why: &str) {
@@ -393,12 +394,15 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         let w = Arc::clone(&world);
         madsim::task::spawn(async move {
             let record = MetadataRecord::Config {
-                resource: "sim".into(),
-                name: "workload".into(),
+                resource: "topic".into(),
+                name: "sim-workload".into(),
                 key: format!("p{serial}"),
                 value: Some(serial.to_string()),
             };
-            let _ = propose_on_leader(&w, record.encode()).await;
+            // A topic config Kafka's record form can hold (for a topic that need not exist).
+            if let Ok(bytes) = record.encode() {
+                let _ = propose_on_leader(&w, bytes).await;
+            }
         });
         for i in 0..nodes {
             if down_until[i].is_some_and(|t| now >= t) {

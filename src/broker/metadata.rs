@@ -104,7 +104,15 @@ impl MetadataDriver {
             _ => return Ok(()),
         };
         let id = SnapshotId { end_offset, epoch };
-        let bytes = snapshot_file::encode(id, &image_records(&self.committed), 0);
+        let bytes = match snapshot_file::encode(id, &image_records(&self.committed), 0) {
+            Ok(bytes) => bytes,
+            // Only a record replayed from an old JSON log with a non-UUID id gets here.
+            Err(e) => {
+                tracing::error!("metadata snapshot at {end_offset} not taken: {e}");
+                self.bytes_since_snapshot = 0;
+                return Ok(());
+            }
+        };
         match node.create_snapshot(end_offset, &bytes) {
             Ok(made) => {
                 debug_assert_eq!(made, id);
@@ -570,7 +578,15 @@ fn propose(
 ) -> Option<u64> {
     let mut last = None;
     for r in records {
-        match node.propose(r.encode(), now_ms) {
+        // The controller asserted that its records encode when it made them.
+        let bytes = match r.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!("metadata record not proposed: {e}");
+                break;
+            }
+        };
+        match node.propose(bytes, now_ms) {
             Ok(offset) => last = Some(offset),
             Err(e) => {
                 tracing::warn!("metadata record not proposed: {e}");

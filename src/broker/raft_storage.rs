@@ -475,9 +475,9 @@ mod tests {
     fn snapshot(id: SnapshotId) -> Vec<u8> {
         let records = vec![crate::controller::MetadataRecord::Topic {
             name: "t".into(),
-            topic_id: "id".into(),
+            topic_id: crate::model::Uuid::from_random([1; 16]).to_string(),
         }];
-        snapshot_file::encode(id, &records, 0)
+        snapshot_file::encode(id, &records, 0).unwrap()
     }
 
     /// Entries 0..40 in epochs 1 (0..20) and 2 (20..40), in segments of a few entries each.

@@ -8,7 +8,7 @@
 //! Owns: file names and the bytes of a snapshot. Must not touch: the disk (`raft_storage` reads
 //! and writes the files), what the records mean (`controller::image_records`).
 
-use crate::controller::MetadataRecord;
+use crate::controller::{MetadataRecord, RecordError};
 use crate::protocol::record_batch::{
     self, encode_batch, set_control, set_partition_leader_epoch, RecordBatch,
 };
@@ -68,12 +68,12 @@ fn control_batch(base_offset: i64, epoch: i32, control_type: i16, value: &[u8]) 
     batch
 }
 
-/// The snapshot `id` holding `records`.
+/// The snapshot `id` holding `records`; fails if a record does not encode.
 pub fn encode(
     id: SnapshotId,
     records: &[MetadataRecord],
     last_contained_timestamp_ms: i64,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, RecordError> {
     // SnapshotHeaderRecord v0: version, lastContainedLogTimestamp, no tagged fields.
     let mut header = Vec::with_capacity(11);
     header.extend_from_slice(&0i16.to_be_bytes());
@@ -82,7 +82,10 @@ pub fn encode(
     let mut out = control_batch(0, id.epoch, CONTROL_SNAPSHOT_HEADER, &header);
     let mut offset = 1i64;
     for chunk in records.chunks(RECORDS_PER_BATCH) {
-        let values: Vec<Vec<u8>> = chunk.iter().map(MetadataRecord::encode).collect();
+        let values: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(MetadataRecord::encode)
+            .collect::<Result<_, _>>()?;
         let refs: Vec<record_batch::RecordRef<'_>> =
             values.iter().map(|v| (None, Some(&v[..]))).collect();
         let mut batch = encode_batch(offset, 0, &refs);
@@ -98,7 +101,7 @@ pub fn encode(
         CONTROL_SNAPSHOT_FOOTER,
         &footer,
     ));
-    out
+    Ok(out)
 }
 
 /// The records of a whole, undamaged snapshot.
@@ -163,7 +166,7 @@ mod tests {
         (0..n)
             .map(|i| MetadataRecord::Topic {
                 name: format!("t{i}"),
-                topic_id: format!("id{i}"),
+                topic_id: crate::model::Uuid::from_random([i as u8; 16]).to_string(),
             })
             .collect()
     }
@@ -194,7 +197,7 @@ mod tests {
             epoch: 3,
         };
         for n in [0, 1, RECORDS_PER_BATCH, RECORDS_PER_BATCH * 2 + 5] {
-            let bytes = encode(id, &records(n), 77);
+            let bytes = encode(id, &records(n), 77).unwrap();
             assert_eq!(decode(&bytes).unwrap(), records(n));
             // Cut anywhere: refused (the footer is missing or a batch is torn).
             for cut in [1, 20, bytes.len() / 2, bytes.len() - 1] {
@@ -215,7 +218,7 @@ mod tests {
             end_offset: 10,
             epoch: 2,
         };
-        let bytes = encode(id, &records(1), 5);
+        let bytes = encode(id, &records(1), 5).unwrap();
         let (header, rest) = RecordBatch::parse(&bytes, usize::MAX).unwrap();
         assert!(header.is_control());
         assert_eq!(header.partition_leader_epoch(), 2);

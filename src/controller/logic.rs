@@ -54,6 +54,8 @@ pub enum ApiError {
     DuplicateBrokerRegistration(String),
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 impl ApiError {
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::StaleBrokerEpoch(_) => 77,
             ApiError::DuplicateBrokerRegistration(_) => 101,
             ApiError::InvalidConfig(_) => 40,
+            ApiError::InvalidRequest(_) => 42,
         }
     }
 }
@@ -173,9 +176,15 @@ impl Controller {
     }
 
     fn finish(&mut self, records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
-        // Records made from the image's own state always apply; a failure is a bug here.
+        // Records made from the image's own state always apply, and encode (their ids are
+        // UUIDs, their config resources Kafka's); a failure is a bug here.
         if let Err(e) = self.commit_locally(&records) {
             panic!("the controller made a record its own image refuses: {e}");
+        }
+        for r in &records {
+            if let Err(e) = r.encode() {
+                panic!("the controller made a record it cannot encode: {e}");
+            }
         }
         records
     }
@@ -188,6 +197,16 @@ impl Controller {
         rack: Option<String>,
         now_ms: u64,
     ) -> Result<(Vec<MetadataRecord>, i64), ApiError> {
+        // The record holds it as a UUID (Kafka's RegisterBrokerRecord).
+        if uuid::Uuid::parse_str(incarnation_id)
+            .map(|u| u.to_string())
+            .as_deref()
+            != Ok(incarnation_id)
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "incarnation id '{incarnation_id}' is not a hyphenated lower-case UUID"
+            )));
+        }
         if let Some(existing) = self.image.brokers.get(&broker_id) {
             let alive = self
                 .sessions

@@ -6,6 +6,11 @@ use super::logic::validate_topic_name;
 use super::*;
 use proptest::prelude::*;
 
+/// A broker process's incarnation id: a UUID, as on the wire.
+fn incarnation(n: u64) -> String {
+    format!("00000000-0000-4000-8000-{n:012x}")
+}
+
 fn endpoint(port: u16) -> Vec<Endpoint> {
     vec![Endpoint {
         name: "PLAINTEXT".into(),
@@ -22,7 +27,7 @@ fn with_brokers(n: i32) -> (Controller, Vec<MetadataRecord>) {
         let (records, epoch) = c
             .register_broker(
                 id,
-                &format!("inc-{id}"),
+                &incarnation(id as u64),
                 endpoint(9000 + id as u16),
                 None,
                 0,
@@ -50,7 +55,9 @@ fn topic(name: &str, partitions: i32, rf: i16) -> CreateTopic {
 #[test]
 fn a_broker_is_fenced_until_it_heartbeats_caught_up() {
     let mut c = Controller::new(ControllerConfig::default(), 1);
-    let (_, epoch) = c.register_broker(1, "a", endpoint(9092), None, 0).unwrap();
+    let (_, epoch) = c
+        .register_broker(1, &incarnation(1), endpoint(9092), None, 0)
+        .unwrap();
     assert!(
         c.image().brokers[&1].fenced,
         "KIP-631: a registered broker starts fenced"
@@ -76,13 +83,18 @@ fn a_broker_is_fenced_until_it_heartbeats_caught_up() {
 fn a_live_broker_id_cannot_be_taken_by_another_process() {
     let (mut c, _) = with_brokers(1);
     let err = c
-        .register_broker(1, "someone-else", endpoint(1), None, 100)
+        .register_broker(1, &incarnation(99), endpoint(1), None, 100)
         .unwrap_err();
     assert_eq!(err.code(), 101);
+    // An incarnation id must be a UUID (the record holds it as one).
+    let err = c
+        .register_broker(2, "not-a-uuid", endpoint(1), None, 100)
+        .unwrap_err();
+    assert_eq!(err.code(), 42);
     // After its session expired it can.
     c.tick(100_000);
     assert!(c
-        .register_broker(1, "someone-else", endpoint(1), None, 100_001)
+        .register_broker(1, &incarnation(99), endpoint(1), None, 100_001)
         .is_ok());
 }
 
@@ -210,10 +222,72 @@ fn delete_and_grow_topics() {
 fn records_survive_their_encoding() {
     let (_, log) = with_brokers(2);
     for r in log {
-        assert_eq!(MetadataRecord::decode(&r.encode()).unwrap(), r);
+        assert_eq!(MetadataRecord::decode(&r.encode().unwrap()).unwrap(), r);
     }
     assert!(MetadataRecord::decode(b"{\"type\":\"Nope\"}").is_err());
     assert!(MetadataRecord::decode(b"garbage").is_err());
+}
+
+/// Kafka's bytes, field by field from its schemas (TopicRecord v0, FenceBrokerRecord v0,
+/// PartitionChangeRecord v0 with its tagged Isr and Leader): frame version 1, api key, version,
+/// then the flexible body.
+#[test]
+fn records_are_kafkas_bytes() {
+    let id: Vec<u8> = (0u8..16).collect();
+    let topic_id = crate::model::Uuid(id.clone().try_into().unwrap()).to_string();
+    let topic = MetadataRecord::Topic {
+        name: "foo".into(),
+        topic_id: topic_id.clone(),
+    };
+    let mut want = vec![1, 2, 0, 4, b'f', b'o', b'o'];
+    want.extend(&id);
+    want.push(0);
+    assert_eq!(topic.encode().unwrap(), want);
+
+    let fence = MetadataRecord::FenceBroker {
+        broker_id: 1,
+        broker_epoch: 5,
+    };
+    assert_eq!(
+        fence.encode().unwrap(),
+        vec![1, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0]
+    );
+
+    let change = MetadataRecord::PartitionChange {
+        topic_id: topic_id.clone(),
+        partition: 0,
+        isr: Some(vec![1, 2]),
+        leader: Some(2),
+    };
+    let mut want = vec![1, 5, 0, 0, 0, 0, 0];
+    want.extend(&id);
+    want.extend([2, 0, 9, 3, 0, 0, 0, 1, 0, 0, 0, 2, 1, 4, 0, 0, 0, 2]);
+    assert_eq!(change.encode().unwrap(), want);
+    assert_eq!(MetadataRecord::decode(&want).unwrap(), change);
+
+    // A Leader of -2 ("unchanged") and unknown tags decode to no change.
+    let mut kafka = vec![1, 5, 0, 0, 0, 0, 0];
+    kafka.extend(&id);
+    kafka.extend([2, 1, 4, 0xff, 0xff, 0xff, 0xfe, 6, 1, 0]);
+    assert_eq!(
+        MetadataRecord::decode(&kafka).unwrap(),
+        MetadataRecord::PartitionChange {
+            topic_id,
+            partition: 0,
+            isr: None,
+            leader: None,
+        }
+    );
+    // Cut short anywhere, or with a byte too many: refused.
+    for cut in 0..want.len() {
+        assert!(MetadataRecord::decode(&want[..cut]).is_err(), "cut {cut}");
+    }
+    let mut long = want.clone();
+    long.push(0);
+    assert!(MetadataRecord::decode(&long).is_err());
+    // Records of earlier ketch versions (JSON) still decode.
+    let json = br#"{"type":"FenceBroker","broker_id":1,"broker_epoch":5}"#;
+    assert_eq!(MetadataRecord::decode(json).unwrap(), fence);
 }
 
 #[derive(Debug, Clone)]
@@ -251,7 +325,7 @@ proptest! {
         for cmd in commands {
             now += 100;
             let records = match cmd {
-                Command::Register(b) => c.register_broker(b, &format!("i{b}-{now}"), endpoint(1), None, now).map(|r| r.0).unwrap_or_default(),
+                Command::Register(b) => c.register_broker(b, &incarnation(b as u64 * 1_000_000 + now), endpoint(1), None, now).map(|r| r.0).unwrap_or_default(),
                 Command::Heartbeat(b, fence) => {
                     let epoch = c.image().brokers.get(&b).map_or(-1, |x| x.broker_epoch);
                     c.heartbeat(b, epoch, c.image().offset, fence, false, now).map(|r| r.1).unwrap_or_default()
@@ -285,7 +359,7 @@ proptest! {
         }
         let mut replayed = MetadataImage::new();
         for (offset, r) in log.iter().enumerate() {
-            let decoded = MetadataRecord::decode(&r.encode()).unwrap();
+            let decoded = MetadataRecord::decode(&r.encode().unwrap()).unwrap();
             replayed.apply(offset as i64, &decoded).unwrap();
         }
         prop_assert_eq!(&replayed, c.image());
