@@ -98,6 +98,8 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
                 .with_broker_id(BrokerId(config.node_id.0))
                 .with_cluster_id(StrBytes::from_string(config.cluster_id.clone()))
                 .with_incarnation_id(config.incarnation_id)
+                // No `broker.rack`: null, as Kafka sends (the codec's default is "").
+                .with_rack(None)
                 .with_listeners(
                     config
                         .endpoints
