@@ -4,7 +4,8 @@
 //! pauses nodes past the election timeout and gives each node its own clock rate.
 //!
 //! Checked at every step of every node (through the shell's observer): at most one leader per
-//! epoch; a node's epoch never decreases, across restarts too; its high watermark never
+//! epoch; at most one vote per voter per epoch and a node's epoch never decreasing, across
+//! restarts too (voters are sometimes crashed right after they vote); its high watermark never
 //! decreases within a run of it. At the end, after healing: a leader and a new commit on every
 //! node within [`LIVENESS_BOUND`]; then every node loses power, and every committed proposal is
 //! found on a majority of the recovered metadata logs, with no log holding another entry at
@@ -81,6 +82,14 @@ struct Shared {
     max_log_start: u64,
     /// Brokers registered in the image all disks agree on at the end.
     final_brokers: usize,
+    /// Each voter's vote in each epoch, as its status showed it.
+    votes: BTreeMap<(usize, Epoch), NodeId>,
+    /// Nodes to crash as soon as the supervisor sees them: each vote for another node puts its
+    /// voter here with `crash_after_vote_p` while faults run (where an unpersisted vote shows).
+    crash_requests: Vec<usize>,
+    crash_after_vote_p: f64,
+    faults_on: bool,
+    rng: ChaCha8Rng,
 }
 
 type World = Arc<Mutex<Shared>>;
@@ -130,6 +139,32 @@ impl Shared {
                 None => {
                     self.leaders.insert(s.epoch, s.node_id);
                     self.event(i, &format!("leader of epoch {}", s.epoch));
+                }
+            }
+        }
+        // One vote per voter per epoch, across restarts too (a vote not persisted before it
+        // was sent would show as a second one after a crash).
+        if let Some(v) = s.voted_for {
+            match self.votes.get(&(i, s.epoch)) {
+                Some(earlier) if *earlier != v => {
+                    let earlier = *earlier;
+                    self.violation(
+                        i,
+                        format!(
+                            "voted twice in epoch {}: for {earlier} and for {v}",
+                            s.epoch
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.votes.insert((i, s.epoch), v);
+                    if self.faults_on
+                        && v != s.node_id
+                        && self.rng.gen_bool(self.crash_after_vote_p)
+                    {
+                        self.crash_requests.push(i);
+                    }
                 }
             }
         }
@@ -387,7 +422,19 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
     let start = madsim::time::Instant::now();
     let mut serial = 0u64;
     while start.elapsed() < Duration::from_secs(duration_s) {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..120))).await;
+        // Wait in 5 ms steps, crashing voters right after a vote as the observer asks.
+        let wait_ms = rng.gen_range(20..120);
+        for _ in 0..wait_ms / 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let requests = std::mem::take(&mut lock(&world).crash_requests);
+            for i in requests {
+                if down_until[i].is_none() && paused_until[i].is_none() {
+                    crash(&world, &handle, ids[i], i, "power loss right after a vote");
+                    let now = start.elapsed();
+                    down_until[i] = Some(now + Duration::from_millis(rng.gen_range(10..300)));
+                }
+            }
+        }
         let now = start.elapsed();
         serial += 1;
         // Proposals run on their own so a stuck leader does not stall the faults.
@@ -487,7 +534,12 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
             handle.restart(ids[i]);
         }
     }
-    lock(&world).event(0, "healed");
+    {
+        let mut w = lock(&world);
+        w.faults_on = false;
+        w.crash_requests.clear();
+        w.event(0, "healed");
+    }
     let healed = start.elapsed();
     let mut done = false;
     while start.elapsed() < healed + LIVENESS_BOUND && !done {
@@ -618,6 +670,38 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                     "committed offset {offset} survives on {holders} of {voters} voters' disks"
                 ),
             );
+        }
+    }
+    // Log matching, committed or not: two disks whose entries at one offset have the same epoch
+    // hold the same entries at every offset below it that both hold.
+    for a in 0..disks_held.len() {
+        for b in a + 1..disks_held.len() {
+            let (ea, eb) = (&disks_held[a].entries, &disks_held[b].entries);
+            let (Some(fa), Some(fb)) = (ea.first(), eb.first()) else {
+                continue;
+            };
+            let from = fa.offset.max(fb.offset);
+            let to = (fa.offset + ea.len() as u64).min(fb.offset + eb.len() as u64);
+            fn at(l: &Held, o: u64) -> Option<(Epoch, &[u8])> {
+                l.entry(o).map(|e| (e.epoch, &e.data[..]))
+            }
+            let Some(matched) = (from..to).rev().find(|o| {
+                at(&disks_held[a], *o).map(|x| x.0) == at(&disks_held[b], *o).map(|x| x.0)
+            }) else {
+                continue;
+            };
+            if let Some(o) =
+                (from..=matched).find(|o| at(&disks_held[a], *o) != at(&disks_held[b], *o))
+            {
+                w.violation(
+                    b,
+                    format!(
+                        "log matching: disks of nodes {} and {} agree on the epoch at offset {matched} but differ at {o}",
+                        a + 1,
+                        b + 1
+                    ),
+                );
+            }
         }
     }
     // Each disk's snapshot plus its entries replays into an image; disks that hold everything
@@ -751,6 +835,7 @@ pub fn run(options: Options) -> Report {
     // Snapshots every few hundred bytes of records in most runs, never in some; from a stream
     // of its own so the rest of a seed's schedule stays as it was.
     let mut snapshot_rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5_4A95);
+    let crash_after_vote_p = snapshot_rng.gen_range(0.0..0.5);
     let snapshot_interval_bytes = if snapshot_rng.gen_bool(0.2) {
         u64::MAX
     } else {
@@ -781,6 +866,11 @@ pub fn run(options: Options) -> Report {
         snapshots_installed: 0,
         max_log_start: 0,
         final_brokers: 0,
+        votes: BTreeMap::new(),
+        crash_requests: Vec::new(),
+        crash_after_vote_p,
+        faults_on: true,
+        rng: ChaCha8Rng::seed_from_u64(options.seed ^ 0x0007_0735),
     }));
     let runtime = Runtime::with_seed_and_config(options.seed, madsim::Config::default());
     let w = Arc::clone(&world);

@@ -50,6 +50,8 @@ pub struct QuorumStatus {
     pub role: Role,
     pub epoch: raft::Epoch,
     pub leader: Option<NodeId>,
+    /// Whom this member voted for in `epoch` (as its quorum state holds it).
+    pub voted_for: Option<NodeId>,
     pub high_watermark: u64,
     pub log_end: u64,
     /// The metadata log's first offset: above 0 once a snapshot let the entries before go.
@@ -428,6 +430,7 @@ pub async fn run(
                 role: node.role(),
                 epoch: node.epoch(),
                 leader: node.leader(),
+                voted_for: node.quorum_state().voted_for,
                 high_watermark: node.high_watermark(),
                 log_end: node.log().end_offset(),
                 log_start: node.log().start_offset(),
