@@ -1,7 +1,9 @@
 //! The quorum simulation: 3 or 5 voters and 0 to 2 observers run the real quorum shell (`quorum_server::run`: Kafka
 //! messages over madsim's TCP, the metadata log and quorum-state file over a [`SimDisk`]) while
 //! the seed crashes them (power loss), partitions links one way or both, isolates the leader,
-//! pauses nodes past the election timeout and gives each node its own clock rate.
+//! pauses nodes past the election timeout and gives each node its own clock rate. Metadata log
+//! segments are tiny and most seeds snapshot every few hundred bytes of records, so members
+//! that fall behind install their leader's snapshot (FetchSnapshot) under the same faults.
 //!
 //! Checked at every step of every node (through the shell's observer): at most one leader per
 //! epoch; at most one vote per voter per epoch and a node's epoch never decreasing, across
