@@ -306,6 +306,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             election_timeout_ms: 1000,
             fetch_timeout_ms: 2000,
             snapshot_interval_bytes: 20 << 20,
+            snapshot_interval_ms: 3_600_000,
             controller: Default::default(),
             observer: Some(Arc::new(move |s: &QuorumStatus| {
                 let mut map = status2

@@ -658,6 +658,7 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
         election_timeout_ms: config.election_timeout_ms,
         fetch_timeout_ms: config.fetch_timeout_ms,
         snapshot_interval_bytes: config.metadata_snapshot_interval_bytes,
+        snapshot_interval_ms: config.metadata_snapshot_interval_ms,
         controller: ketch::controller::ControllerConfig {
             session_timeout_ms: config.broker_session_timeout_ms,
             default_partitions: config.num_partitions,

@@ -321,6 +321,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
         election_timeout_ms,
         fetch_timeout_ms: 2 * election_timeout_ms,
         snapshot_interval_bytes,
+        snapshot_interval_ms: 3_600_000,
         controller: Default::default(),
         observer: Some(Arc::new(move |s: &QuorumStatus| {
             metadata_offset.store(s.metadata_offset, Ordering::Relaxed);

@@ -48,6 +48,8 @@ pub struct MetadataDriver {
     committed_next: u64,
     /// Record bytes applied to `committed` since the last snapshot.
     bytes_since_snapshot: u64,
+    /// When the last snapshot was taken (or this member started), monotonic ms.
+    last_snapshot_ms: Option<u64>,
 }
 
 impl MetadataDriver {
@@ -61,6 +63,7 @@ impl MetadataDriver {
             committed: MetadataImage::new(),
             committed_next: 0,
             bytes_since_snapshot: 0,
+            last_snapshot_ms: None,
         }
     }
 
@@ -83,15 +86,20 @@ impl MetadataDriver {
     }
 
     /// Snapshots the committed image once `interval_bytes` of records have committed since the
-    /// last snapshot; the metadata log then drops the whole segments below it. Errors are the
-    /// log's and fatal.
+    /// last snapshot, or `interval_ms` has passed since it and anything committed; the metadata
+    /// log then drops the whole segments below it. Errors are the log's and fatal.
     pub fn maybe_snapshot(
         &mut self,
         node: &mut RaftNode<DiskRaftLog>,
         interval_bytes: u64,
+        interval_ms: u64,
+        now_ms: u64,
     ) -> Result<(), String> {
         let end_offset = self.committed_next;
-        if self.bytes_since_snapshot < interval_bytes
+        let since = *self.last_snapshot_ms.get_or_insert(now_ms);
+        let due = self.bytes_since_snapshot >= interval_bytes
+            || (self.bytes_since_snapshot > 0 && now_ms.saturating_sub(since) >= interval_ms);
+        if !due
             || node
                 .log()
                 .latest_snapshot()
@@ -117,6 +125,7 @@ impl MetadataDriver {
             Ok(made) => {
                 debug_assert_eq!(made, id);
                 self.bytes_since_snapshot = 0;
+                self.last_snapshot_ms = Some(now_ms);
                 tracing::info!(
                     end_offset,
                     epoch,

@@ -111,6 +111,8 @@ pub struct QuorumConfig {
     pub fetch_timeout_ms: u64,
     /// `metadata.log.max.record.bytes.between.snapshots`.
     pub snapshot_interval_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms`.
+    pub snapshot_interval_ms: u64,
     /// The controller's settings (`broker.session.timeout.ms`, topic defaults).
     pub controller: ControllerConfig,
     pub observer: Option<Observer>,
@@ -349,7 +351,12 @@ pub async fn run(
         step.map_err(|e| QuorumError::Log(e.to_string()))?;
         metadata.on_step(&mut node, clock.monotonic_ms());
         metadata
-            .maybe_snapshot(&mut node, config.snapshot_interval_bytes)
+            .maybe_snapshot(
+                &mut node,
+                config.snapshot_interval_bytes,
+                config.snapshot_interval_ms,
+                clock.monotonic_ms(),
+            )
             .map_err(QuorumError::Log)?;
         loop {
             let ready = node.take_ready();

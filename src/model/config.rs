@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// `metadata.log.max.record.bytes.between.snapshots`: a member snapshots its metadata image
     /// once this many bytes of records committed since its last snapshot.
     pub metadata_snapshot_interval_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms`: or once this long has passed since the last
+    /// snapshot with any record committed since.
+    pub metadata_snapshot_interval_ms: u64,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval_ms: u64,
     /// `log.flush.interval.ms`: fsync partition logs this often; `None` (Kafka's default)
@@ -133,6 +136,7 @@ const KNOWN_KEYS: &[&str] = &[
     "log.segment.bytes",
     "metadata.log.segment.bytes",
     "metadata.log.max.record.bytes.between.snapshots",
+    "metadata.log.max.snapshot.interval.ms",
     "log.retention.check.interval.ms",
     "log.flush.interval.ms",
     "message.max.bytes",
@@ -429,6 +433,11 @@ impl ServerConfig {
                     "metadata.log.max.record.bytes.between.snapshots",
                     20 << 20,
                 )?,
+                metadata_snapshot_interval_ms: parse_ms(
+                    &props,
+                    "metadata.log.max.snapshot.interval.ms",
+                    3_600_000,
+                )?,
                 log_retention_check_interval_ms: parse_ms(
                     &props,
                     "log.retention.check.interval.ms",
@@ -554,6 +563,10 @@ impl ServerConfig {
             (
                 "metadata.log.max.record.bytes.between.snapshots",
                 self.metadata_snapshot_interval_bytes.to_string(),
+            ),
+            (
+                "metadata.log.max.snapshot.interval.ms",
+                self.metadata_snapshot_interval_ms.to_string(),
             ),
             (
                 "log.retention.check.interval.ms",
