@@ -1359,12 +1359,21 @@ impl<L: RaftLog> RaftNode<L> {
             );
             self.log.truncate_to(truncate_to)?;
             self.flushed_offset = self.flushed_offset.min(truncate_to);
+            // The truncation point only bounds the common prefix from above: what is left may
+            // still differ from the leader's log (an older epoch's entries), so the leader's
+            // high watermark says nothing about it until a fetch from here is accepted (found
+            // by the simulation, seed 8131: a follower took entries of a dead epoch as
+            // committed).
+            self.maybe_send_fetch(now_ms);
+            return Ok(());
         } else if let Some(first) = entries.first() {
             if first.offset == self.log.end_offset() {
                 self.log.append(&entries)?;
                 self.ready.flush_log = true;
             }
         }
+        // The leader accepted this fetch's position, so the log matches the leader's up to its
+        // end: the leader's high watermark holds for it.
         let hw = high_watermark.min(self.log.end_offset());
         if hw > self.high_watermark {
             self.high_watermark = hw;

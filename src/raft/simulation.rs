@@ -107,6 +107,9 @@ struct Sim {
     committed_hash: Vec<u64>,
     /// Committed entries between a node's snapshots (0: no snapshots in this run).
     snapshot_every: u64,
+    /// Entries per fetch answer: small in half the runs, so that a follower can hold a new
+    /// leader's older entries without its LeaderChange entry (Raft's figure 8).
+    max_fetch_entries: usize,
     snapshots_installed: usize,
     violations: Vec<String>,
     crashes: usize,
@@ -135,6 +138,7 @@ impl Sim {
         c.election_timeout_ms = self.election_timeout_ms;
         c.fetch_timeout_ms = 2 * self.election_timeout_ms;
         c.max_snapshot_chunk_bytes = 16;
+        c.max_fetch_entries = self.max_fetch_entries;
         c
     }
 
@@ -620,6 +624,11 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
         } else {
             snapshot_rng.gen_range(3..40)
         };
+    let max_fetch_entries = if snapshot_rng.gen_bool(0.5) {
+        snapshot_rng.gen_range(4..17)
+    } else {
+        512
+    };
     let mut sim = Sim {
         rng,
         now_ms: 0,
@@ -640,6 +649,7 @@ pub fn run_with(seed: u64, bugs: RaftBugs, fault_ms: u64, rule_checks: bool) -> 
         committed: Vec::new(),
         committed_hash: vec![EMPTY_STATE],
         snapshot_every,
+        max_fetch_entries,
         snapshots_installed: 0,
         violations: Vec::new(),
         crashes: 0,
