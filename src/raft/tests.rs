@@ -15,7 +15,7 @@ fn seeds() -> std::ops::Range<u64> {
     let count: u64 = std::env::var("RAFT_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(2000);
     first..first + count
 }
 
