@@ -1182,6 +1182,15 @@ impl<L: RaftLog> RaftNode<L> {
         };
         self.send(from, m);
     }
+    /// An answer from a newer epoch: follow the leader it names, if that can be a leader here,
+    /// else wait unattached in that epoch.
+    fn enter_newer_epoch(&mut self, epoch: Epoch, leader: Option<NodeId>, now_ms: u64) {
+        let me = self.config.node_id;
+        match leader.filter(|l| *l != me && self.config.voters.contains(l)) {
+            Some(l) => self.become_follower(epoch, l, now_ms),
+            None => self.become_unattached(epoch, now_ms),
+        }
+    }
     fn on_fetch_snapshot_response(
         &mut self,
         from: NodeId,
@@ -1201,11 +1210,7 @@ impl<L: RaftLog> RaftNode<L> {
             return Ok(());
         };
         if epoch > self.quorum.epoch {
-            let me = self.config.node_id;
-            match leader.filter(|l| *l != me && self.config.voters.contains(l)) {
-                Some(l) => self.become_follower(epoch, l, now_ms),
-                None => self.become_unattached(epoch, now_ms),
-            }
+            self.enter_newer_epoch(epoch, leader, now_ms);
             return Ok(());
         }
         let State::Follower {
@@ -1282,10 +1287,7 @@ impl<L: RaftLog> RaftNode<L> {
         let voters = self.config.voters.clone();
         let valid_leader = |l: NodeId| l != me && voters.contains(&l);
         if epoch > self.quorum.epoch {
-            match leader.filter(|l| valid_leader(*l)) {
-                Some(l) => self.become_follower(epoch, l, now_ms),
-                None => self.become_unattached(epoch, now_ms),
-            }
+            self.enter_newer_epoch(epoch, leader, now_ms);
             if error.is_some() || leader != Some(from) {
                 return Ok(());
             }
