@@ -253,11 +253,11 @@ pub fn log_recovery(dir: &Path, size_bytes: u64, segment_bytes: u64) -> BenchRes
 /// leader's death (its tasks aborted, sockets closed, as a SIGKILL leaves them) to a new leader
 /// with the defaults (election timeout 1 s, fetch timeout 2 s).
 pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
-    use crate::broker::quorum_server::{self, proposal_channel, QuorumConfig, QuorumStatus};
-    use crate::broker::raft_storage::METADATA_LOG_DIR_NAME;
-    use crate::broker::raft_wire::METADATA_TOPIC;
     use crate::log::{LogDir, MetaProperties};
+    use crate::model::METADATA_TOPIC;
     use crate::model::{NodeId, TopicPartition, Uuid};
+    use crate::quorum::storage::METADATA_LOG_DIR_NAME;
+    use crate::quorum::{self as quorum_server, proposal_channel, QuorumConfig, QuorumStatus};
     use crate::raft::Role;
     use std::collections::BTreeMap;
 
@@ -302,6 +302,8 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             cluster_id: meta.cluster_id.clone(),
             voters: voters.clone(),
             listen: Some(("127.0.0.1".into(), port)),
+            listener_name: "CONTROLLER".into(),
+            max_connections: 1000,
             metadata_dir: meta_dir.join(METADATA_LOG_DIR_NAME),
             election_timeout_ms: 1000,
             fetch_timeout_ms: 2000,

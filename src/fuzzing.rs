@@ -113,7 +113,7 @@ pub fn request(data: &[u8]) {
     type Table = fn(kafka_protocol::messages::ApiKey) -> Option<(i16, i16)>;
     let tables: [Table; 2] = [
         crate::broker::handlers::supported,
-        crate::broker::quorum_server::supported,
+        <crate::quorum::listener::ControllerListener as crate::wire::Service>::supported,
     ];
     for supported in tables {
         let Ok(request) = decode_request(bytes::Bytes::copy_from_slice(data), supported) else {
@@ -185,8 +185,8 @@ pub fn metadata_records(data: &[u8]) {
 /// Every batch's CRC-32C is recomputed before decoding when the first byte is odd, so that
 /// mutations reach the records instead of stopping at the checksum.
 pub fn snapshot_file(data: &[u8]) {
-    use crate::broker::snapshot_file;
     use crate::controller::{image_from_records, image_records};
+    use crate::quorum::snapshot_file;
     use crate::raft::SnapshotId;
     let Some((mode, rest)) = data.split_first() else {
         return;

@@ -8,9 +8,9 @@ mod common;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use ketch::broker::raft_wire::{request_to_wire, response_from_wire};
 use ketch::model::NodeId;
 use ketch::protocol::frame::{decode_response, encode_request};
+use ketch::quorum::wire::{request_to_wire, response_from_wire};
 use ketch::raft::{Message, RaftError};
 use std::io::{Read, Write};
 use std::net::TcpStream;

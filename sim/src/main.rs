@@ -185,7 +185,7 @@ fn main() {
     #[cfg(madsim)]
     {
         if args.scenario == "quorum" {
-            let bugs = ketch::broker::quorum_server::QuorumBugs {
+            let bugs = ketch::quorum::QuorumBugs {
                 skip_log_flush: match args.plant.as_deref() {
                     None => false,
                     Some("skip-metadata-flush") => true,

@@ -1,5 +1,7 @@
-//! The quorum simulation: 3 or 5 voters and 0 to 2 observers run the real quorum shell (`quorum_server::run`: Kafka
-//! messages over madsim's TCP, the metadata log and quorum-state file over a [`SimDisk`]) while
+//! The quorum simulation: 3 or 5 voters and 0 to 2 observers run as real nodes, started through
+//! `ketch::node::run` as `ketch server` starts them (the quorum shell with Kafka messages over
+//! madsim's TCP, the metadata log and quorum-state file over a [`SimDisk`], and the broker with
+//! its lifecycle: registrations, heartbeats and fencing go through the controller) while
 //! the seed crashes them (power loss), partitions links one way or both, isolates the leader,
 //! pauses nodes past the election timeout and gives each node its own clock rate. Metadata log
 //! segments are tiny and most seeds snapshot every few hundred bytes of records, so members
@@ -14,16 +16,14 @@
 //! its offset.
 
 use crate::{fnv, Report};
-use ketch::broker::lifecycle::{self, LifecycleConfig};
-use ketch::broker::quorum_server::{
-    self, proposal_channel, QuorumBugs, QuorumConfig, QuorumHandle, QuorumStatus,
-};
-use ketch::broker::raft_storage::{DiskRaftLog, METADATA_LOG_DIR_NAME};
-use ketch::broker::raft_wire::METADATA_TOPIC;
-use ketch::broker::snapshot_file;
-use ketch::controller::{image_from_records, Endpoint, MetadataImage, MetadataRecord};
+use ketch::controller::{image_from_records, MetadataImage, MetadataRecord};
 use ketch::log::{Log, LogConfig, LogDir, MetaProperties};
-use ketch::model::{NodeId, TopicPartition, Uuid};
+use ketch::model::config::ServerConfig;
+use ketch::model::{NodeId, TopicPartition, Uuid, METADATA_TOPIC};
+use ketch::node::{self, NodeEnv};
+use ketch::quorum::snapshot_file;
+use ketch::quorum::storage::DiskRaftLog;
+use ketch::quorum::{proposal_channel, QuorumBugs, QuorumHandle, QuorumStatus};
 use ketch::raft::{Epoch, RaftLog, Role};
 use ketch::runtime::{Clock, Disk, DiskFaults, SimDisk};
 use madsim::net::NetSim;
@@ -32,7 +32,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -266,6 +265,46 @@ fn open_metadata_log(disk: &SimDisk, i: usize) -> Result<Log, String> {
     }
 }
 
+/// The node's `server.properties`: voters are combined nodes (controller listener on
+/// [`PORT`]), the rest broker-only observers; tiny metadata segments and the run's snapshot
+/// interval and election timeout.
+fn node_config(
+    i: usize,
+    voters: usize,
+    election_timeout_ms: u64,
+    snapshot_interval_bytes: u64,
+) -> Result<ServerConfig, String> {
+    let quorum: Vec<String> = (0..voters)
+        .map(|v| format!("{}@{}:{PORT}", v + 1, ip(v)))
+        .collect();
+    let (roles, listeners) = if i < voters {
+        (
+            "broker,controller",
+            format!("PLAINTEXT://:9092,CONTROLLER://:{PORT}"),
+        )
+    } else {
+        ("broker", "PLAINTEXT://:9092".to_string())
+    };
+    let text = format!(
+        "process.roles={roles}\nnode.id={}\ncontroller.quorum.voters={}\nlisteners={listeners}\n\
+         advertised.listeners=PLAINTEXT://{}:9092\ncontroller.listener.names=CONTROLLER\n\
+         log.dirs={}\ncontroller.quorum.election.timeout.ms={election_timeout_ms}\n\
+         controller.quorum.fetch.timeout.ms={}\nbroker.heartbeat.interval.ms=300\n\
+         metadata.log.segment.bytes={SIM_METADATA_SEGMENT_BYTES}\n\
+         metadata.log.max.record.bytes.between.snapshots={snapshot_interval_bytes}\n",
+        i + 1,
+        quorum.join(","),
+        ip(i),
+        metadata_dir().display(),
+        2 * election_timeout_ms,
+    );
+    ServerConfig::parse(&text)
+        .map(|(config, _)| config)
+        .map_err(|e| e.to_string())
+}
+
+/// One node, started through the same wiring as `ketch server` ([`ketch::node::run`]), with
+/// the simulator's disk, clock, seed, observer and workload.
 async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) {
     let (disk, clock, voters, incarnation, bugs, snapshot_interval_bytes) = {
         let mut w = lock(&world);
@@ -282,66 +321,35 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
             w.snapshot_interval_bytes,
         )
     };
-    let log = match open_metadata_log(&disk, i) {
-        Ok(log) => log,
+    let config = match node_config(i, voters, election_timeout_ms, snapshot_interval_bytes) {
+        Ok(c) => c,
         Err(e) => {
-            lock(&world).event(i, &format!("cannot open the metadata log: {e}"));
+            lock(&world).event(i, &format!("bad config: {e}"));
             return;
         }
     };
+    let disk: Arc<dyn Disk> = Arc::new(disk);
+    // Formatted once; later starts find it formatted (ignored) as a restarted server would.
+    let dir_id = Uuid::from_random([i as u8 + 7; 16]);
+    if let Err(e) = node::format_storage(&disk, &config, CLUSTER_ID, true, || Ok(dir_id)) {
+        lock(&world).event(i, &format!("cannot format: {e}"));
+        return;
+    }
     let (handle, proposals) = proposal_channel();
     lock(&world).handles[i] = Some(handle);
     let observer_world = Arc::clone(&world);
-    // Every node is also a broker: it registers and heartbeats, so the controller's records
-    // (registrations, unfencing, fencing of crashed nodes) flow through the quorum under faults.
-    let metadata_offset = Arc::new(AtomicI64::new(-1));
-    let lifecycle = LifecycleConfig {
-        node_id: NodeId(i as i32 + 1),
-        cluster_id: CLUSTER_ID.into(),
-        voters: (0..voters)
-            .map(|v| (NodeId(v as i32 + 1), (ip(v).to_string(), PORT)))
-            .collect(),
-        endpoints: vec![Endpoint {
-            name: "PLAINTEXT".into(),
-            host: ip(i).to_string(),
-            port: 9092,
-        }],
-        heartbeat_interval_ms: 300,
+    let env = NodeEnv {
+        disk,
+        clock,
+        seed: seed ^ (i as u64) << 40 ^ incarnation << 20,
         incarnation_id: uuid::Uuid::from_u64_pair(seed ^ i as u64, incarnation),
-    };
-    madsim::task::spawn(lifecycle::run(lifecycle, Arc::clone(&metadata_offset)));
-    let config = QuorumConfig {
-        node_id: NodeId(i as i32 + 1),
-        cluster_id: CLUSTER_ID.into(),
-        listen: (i < voters).then(|| (String::new(), PORT)),
-        voters: (0..voters)
-            .map(|v| (NodeId(v as i32 + 1), (ip(v).to_string(), PORT)))
-            .collect(),
-        metadata_dir: metadata_dir().join(METADATA_LOG_DIR_NAME),
-        election_timeout_ms,
-        fetch_timeout_ms: 2 * election_timeout_ms,
-        snapshot_interval_bytes,
-        snapshot_interval_ms: 3_600_000,
-        controller: Default::default(),
         observer: Some(Arc::new(move |s: &QuorumStatus| {
-            metadata_offset.store(s.metadata_offset, Ordering::Relaxed);
             lock(&observer_world).observe(i, s)
         })),
-        image: None,
-        bugs,
+        proposals: Some(proposals),
+        quorum_bugs: bugs,
     };
-    let disk: Arc<dyn Disk> = Arc::new(disk);
-    let result = quorum_server::run(
-        config,
-        disk,
-        log,
-        clock,
-        seed ^ (i as u64) << 40 ^ incarnation << 20,
-        proposals,
-        std::future::pending(),
-    )
-    .await;
-    if let Err(e) = result {
+    if let Err(e) = node::run(config, env, std::future::pending()).await {
         lock(&world).event(i, &format!("stopped: {e}"));
     }
 }
@@ -616,7 +624,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
                 let snapshot = match l.read_latest_snapshot() {
                     None => None,
                     Some(read) => {
-                        let (id, bytes) = read?;
+                        let (id, bytes) = read.map_err(|e| e.to_string())?;
                         let records = snapshot_file::decode(&bytes).map_err(|e| e.to_string())?;
                         let image = image_from_records(&records, id.end_offset as i64 - 1)
                             .map_err(|e| e.to_string())?;

@@ -3,9 +3,9 @@
 //! the quorum names as leader first, then the others, until one answers as the active
 //! controller or the deadline passes. Owns no state beyond the voter addresses and a hint.
 
-use super::net::call_once;
 use crate::model::NodeId;
 use crate::runtime;
+use crate::wire::call_once;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};

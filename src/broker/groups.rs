@@ -7,7 +7,7 @@
 //! depend on them go out. Parked JoinGroup/SyncGroup requests wait on one-shot channels named
 //! by tokens.
 
-use super::client_server::Broker;
+use super::context::Broker;
 use super::partitions::Partition;
 use crate::group::coordinator::{Effects, Reply, Token};
 use crate::group::records::{partition_for, GroupKey};

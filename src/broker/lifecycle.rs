@@ -3,10 +3,10 @@
 //! this node has replayed the metadata log, so the controller unfences it once caught up. A
 //! stale broker epoch (the controller forgot it, or fenced and re-registered it) starts over.
 
-use super::net::call_once;
 use crate::controller::Endpoint;
 use crate::model::NodeId;
 use crate::runtime;
+use crate::wire::call_once;
 use kafka_protocol::messages::{
     broker_registration_request, ApiKey, BrokerHeartbeatRequest, BrokerId,
     BrokerRegistrationRequest, RequestKind, ResponseKind,

@@ -1,19 +1,34 @@
-//! The broker shell: async code that drives the sans-IO cores and the logs over the runtime:
-//! the quorum member and controller driver, the broker's lifecycle with the controller, the
-//! Kafka client listener with one handler per API, and the partitions this node hosts.
+//! The Kafka data plane's shell: async code that drives the data-plane cores (group,
+//! replication) and the partition logs over the runtime. [`server`] runs the client listener
+//! and background tasks; [`handlers`] answers each Kafka API, using only what [`context`]
+//! holds; [`partitions`] holds this node's replicas and their logs, written only through
+//! [`log_writer`]; [`groups`] is the group coordinator's shell; [`lifecycle`] registers the
+//! broker with the active controller and heartbeats; [`controller_client`] forwards requests
+//! to the active controller.
 //!
-//! The only place where the cores meet IO, and where internal errors become Kafka error codes.
+//! The only place where the data plane meets IO, and where internal errors become Kafka error
+//! codes. Must not touch the quorum (`quorum`): the committed metadata image, the leader hint
+//! and the metadata offset reach it through what `node` hands over.
 
-pub mod client_server;
+pub mod context;
 pub mod controller_client;
 pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
 pub mod log_writer;
-pub mod metadata;
-pub mod net;
 pub mod partitions;
-pub mod quorum_server;
-pub mod raft_storage;
-pub mod raft_wire;
-pub mod snapshot_file;
+pub mod server;
+
+use crate::log::LogError;
+
+/// Why the broker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("closing partition logs: {0}")]
+    Close(#[source] LogError),
+}

@@ -2,9 +2,9 @@
 //! request at a time, Kafka's own messages through `kafka-protocol`. Not a library client:
 //! no retries beyond trying each bootstrap address, no pipelining.
 
-use crate::broker::net::{read_frame, write_frame};
 use crate::protocol::frame::{decode_response, encode_request};
 use crate::runtime::net::TcpStream;
+use crate::runtime::net::{read_frame, write_frame};
 use kafka_protocol::messages::{
     metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, MetadataResponse, RequestKind,
     ResponseKind, TopicName,

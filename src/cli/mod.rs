@@ -2,14 +2,15 @@
 //! (as Kafka's shell scripts do): `metadata-quorum describe`, `topics`, `console-producer`,
 //! `console-consumer`, `consumer-groups`.
 
+pub mod args;
 pub mod client;
 pub mod console;
 pub mod groups;
 pub mod perf;
 
-use crate::broker::net::{read_frame, write_frame};
-use crate::broker::raft_wire::METADATA_TOPIC;
+use crate::model::METADATA_TOPIC;
 use crate::protocol::frame::{decode_response, encode_request};
+use crate::runtime::net::{read_frame, write_frame};
 use crate::runtime::{self, net::TcpStream, Clock};
 use kafka_protocol::messages::{
     describe_quorum_request, ApiKey, DescribeQuorumRequest, RequestKind, ResponseKind, TopicName,

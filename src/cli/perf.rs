@@ -358,8 +358,8 @@ async fn controller_call(
     version: i16,
     body: RequestKind,
 ) -> Result<ResponseKind, String> {
-    use crate::broker::net::{read_frame, write_frame};
     use crate::protocol::frame::{decode_response, encode_request};
+    use crate::runtime::net::{read_frame, write_frame};
     let frame =
         encode_request(1, "ketch-bench", api_key, version, &body).map_err(|e| e.to_string())?;
     write_frame(stream, &frame)

@@ -18,7 +18,7 @@ pub mod topic_configs;
 #[cfg(test)]
 mod tests;
 
-pub use image::{BrokerRegistration, MetadataImage, PartitionRegistration, TopicImage};
+pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionRegistration, TopicImage};
 pub use logic::{
     validate_topic_name, ApiError, Controller, ControllerConfig, CreateTopic, HeartbeatReply,
 };

@@ -617,6 +617,20 @@ impl ServerConfig {
             .collect()
     }
 
+    /// `ketch dev`'s node: one combined node with clients on 127.0.0.1:9092 and the controller
+    /// listener on 127.0.0.1:9093, data in `data_dir`, groups that start at once, and
+    /// `__consumer_offsets` with one replica (there is one broker).
+    pub fn dev(data_dir: &std::path::Path) -> Result<ServerConfig, ConfigError> {
+        let text = format!(
+            "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\n\
+             listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n\
+             controller.listener.names=CONTROLLER\nlog.dirs={}\nbroker.heartbeat.interval.ms=500\n\
+             group.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n",
+            data_dir.display()
+        );
+        ServerConfig::parse(&text).map(|(config, _)| config)
+    }
+
     /// Every directory `ketch storage format` must format: the log dirs and the metadata dir.
     pub fn all_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = self.log_dirs.clone();

@@ -11,6 +11,11 @@ pub use uuid::{Uuid, UuidError};
 
 use std::fmt;
 
+/// The metadata log's topic (KRaft's `__cluster_metadata`, partition 0).
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+/// The internal topic holding consumer groups and their committed offsets.
+pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
+
 /// A node's `node.id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub i32);

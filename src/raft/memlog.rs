@@ -90,14 +90,14 @@ impl RaftLog for MemLog {
     fn append(&mut self, entries: &[Entry]) -> Result<(), LogFailure> {
         for e in entries {
             if e.offset != self.end_offset() {
-                return Err(LogFailure(format!(
+                return Err(LogFailure::new(format!(
                     "append at offset {} does not continue the log end {}",
                     e.offset,
                     self.end_offset()
                 )));
             }
             if e.epoch < self.last_epoch() {
-                return Err(LogFailure(format!(
+                return Err(LogFailure::new(format!(
                     "append of epoch {} after epoch {}",
                     e.epoch,
                     self.last_epoch()
@@ -136,7 +136,7 @@ impl RaftLog for MemLog {
 
     fn store_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), LogFailure> {
         if id.end_offset < self.start_offset || id.end_offset > self.durable_end {
-            return Err(LogFailure(format!(
+            return Err(LogFailure::new(format!(
                 "snapshot at {} outside the durable log [{}, {})",
                 id.end_offset, self.start_offset, self.durable_end
             )));

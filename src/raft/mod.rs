@@ -53,9 +53,43 @@ pub struct SnapshotId {
 
 /// The log failed underneath the core (an IO error in the broker's implementation). Fatal:
 /// the node must stop rather than go on with a log it cannot trust.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("raft log failure: {0}")]
-pub struct LogFailure(pub String);
+/// The implementation's own error is kept as the source.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("raft log failure: {what}")]
+pub struct LogFailure {
+    pub what: String,
+    #[source]
+    pub source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl LogFailure {
+    /// A failure the log itself found (no underlying error).
+    pub fn new(what: impl Into<String>) -> LogFailure {
+        LogFailure {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source`, described by `what`.
+    pub fn caused_by(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> LogFailure {
+        LogFailure {
+            what: what.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+}
+
+impl PartialEq for LogFailure {
+    fn eq(&self, other: &LogFailure) -> bool {
+        self.what == other.what
+    }
+}
+
+impl Eq for LogFailure {}
 
 /// The replicated log as the core sees it. Appends and truncations take effect at once for
 /// reads; appends become durable only when the shell flushes and reports it with

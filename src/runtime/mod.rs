@@ -6,7 +6,7 @@
 //! - [`Clock`]: wall and monotonic time, with per-node offset, drift and jumps in the simulator
 //!   (madsim has one global clock, so skew has to live here);
 //! - [`spawn`], [`sleep`], [`blocking`]: tasks and time, tokio or madsim under the same name;
-//! - [`net`]: TCP listen/connect (madsim simulates them);
+//! - [`net`]: TCP listen/connect (madsim simulates them) and length-prefixed frames on a stream;
 //! - [`Disk`] / [`DiskFile`]: file operations, with [`RealDisk`] over `std::fs` and [`SimDisk`],
 //!   an in-memory disk that loses, tears or keeps unsynced writes on a simulated crash (madsim's own
 //!   file system keeps unsynced data across a kill, so it cannot test durability).
@@ -30,10 +30,7 @@ pub use sim_disk::{DiskFaults, SimDisk, SimDiskStats};
 use std::future::Future;
 use std::time::Duration;
 
-/// TCP listen and connect: tokio's types, simulated by madsim under `--cfg madsim`.
-pub mod net {
-    pub use tokio::net::{TcpListener, TcpStream};
-}
+pub mod net;
 
 /// Spawns a task on the current runtime (a madsim node's runtime in the simulator).
 pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>

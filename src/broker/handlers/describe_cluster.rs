@@ -2,8 +2,8 @@
 //! broker id standing for the controller (clients cannot reach KRaft controllers, so Kafka
 //! names a live broker here too).
 
-use super::super::client_server::{Broker, Connection};
 use super::metadata::live_brokers;
+use crate::broker::context::{Broker, Connection};
 use kafka_protocol::messages::{
     describe_cluster_response, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
 };

@@ -2,7 +2,7 @@
 //! else Kafka's default, each with its source) and of a broker (as `server.properties` set it
 //! or by default).
 
-use super::super::client_server::Broker;
+use crate::broker::context::Broker;
 use kafka_protocol::messages::{
     describe_configs_response::{
         DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,

@@ -4,8 +4,8 @@
 //! fetch sessions (KIP-227): every answer has session id 0, so clients send full requests. No
 //! transactions yet: the last stable offset is the high watermark and no batch is aborted.
 
-use super::super::client_server::Broker;
 use super::super::partitions::PartitionError;
+use crate::broker::context::Broker;
 use crate::model::TopicPartition;
 use bytes::Bytes;
 use kafka_protocol::messages::{fetch_response, FetchRequest, FetchResponse};

@@ -2,8 +2,8 @@
 //! partition. The topic is created on first use (`offsets.topic.num.partitions` partitions),
 //! as Kafka does. Transaction coordinators do not exist yet: COORDINATOR_NOT_AVAILABLE.
 
-use super::super::client_server::{Broker, Connection};
 use super::super::groups::{CONSUMER_OFFSETS, COORDINATOR_NOT_AVAILABLE};
+use crate::broker::context::{Broker, Connection};
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic, find_coordinator_response::Coordinator, ApiKey,
     BrokerId, CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse, RequestKind,

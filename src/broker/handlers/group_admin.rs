@@ -1,7 +1,7 @@
 //! ListGroups (16), DescribeGroups (15), DeleteGroups (42): the groups this broker
 //! coordinates, as `kafka-consumer-groups.sh` shows and deletes them.
 
-use super::super::client_server::Broker;
+use crate::broker::context::Broker;
 use crate::group::coordinator::NONE;
 use kafka_protocol::messages::{
     delete_groups_response::DeletableGroupResult,

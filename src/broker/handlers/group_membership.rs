@@ -3,8 +3,8 @@
 //! the rebalance moves on; the wait ends with the core's answer, or NOT_COORDINATOR if the
 //! group's partition moves away meanwhile.
 
-use super::super::client_server::{Broker, Connection};
 use super::super::groups::{Groups, NOT_COORDINATOR};
+use crate::broker::context::{Broker, Connection};
 use crate::group::coordinator::{JoinRequest, Protocol, Reply, SyncRequest};
 use kafka_protocol::messages::{
     join_group_response::JoinGroupResponseMember, leave_group_response::MemberResponse,
@@ -33,7 +33,7 @@ pub async fn join(
         member_id: r.member_id.to_string(),
         group_instance_id: r.group_instance_id.as_ref().map(|s| s.to_string()),
         client_id: client_id.to_string(),
-        client_host: format!("/{}", conn.peer_ip()),
+        client_host: format!("/{}", conn.ip()),
         session_timeout_ms: r.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             r.rebalance_timeout_ms

@@ -4,7 +4,7 @@
 //! (KIP-360) gets the epoch bumped. Transactional ids are refused: transactions are not
 //! implemented.
 
-use super::super::client_server::Broker;
+use crate::broker::context::Broker;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, ApiKey, BrokerId, InitProducerIdRequest, InitProducerIdResponse,
     ProducerId, RequestKind, ResponseKind,
@@ -13,13 +13,6 @@ use std::time::Duration;
 
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-
-/// The ids this broker may hand out: `next..end`.
-#[derive(Debug, Default)]
-pub struct ProducerIdBlock {
-    next: i64,
-    end: i64,
-}
 
 async fn next_id(broker: &Broker) -> Option<i64> {
     {

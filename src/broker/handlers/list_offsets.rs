@@ -5,8 +5,8 @@
 //! (no codec in the broker yet): its base offset and max timestamp answer instead, which makes
 //! a consumer start at most one batch early.
 
-use super::super::client_server::Broker;
 use super::super::partitions::PartitionError;
+use crate::broker::context::Broker;
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{records, RecordBatch};
 use kafka_protocol::messages::{list_offsets_response, ListOffsetsRequest, ListOffsetsResponse};

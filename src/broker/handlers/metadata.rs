@@ -3,9 +3,9 @@
 //! `auto.create.topics.enable` and the request allow it (through the active controller); the
 //! answer then waits briefly for them to appear, so the client need not ask again.
 
-use super::super::client_server::{Broker, Connection};
-use super::super::metadata::wire_topic_id;
+use crate::broker::context::{Broker, Connection};
 use crate::controller::{validate_topic_name, MetadataImage};
+use crate::protocol::responses::wire_topic_id;
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic, metadata_response, ApiKey, BrokerId,
     CreateTopicsRequest, MetadataRequest, MetadataResponse, RequestKind, ResponseKind, TopicName,

@@ -1,8 +1,9 @@
 //! One handler per Kafka API the client listener serves. [`supported`] is the single table of
-//! what is implemented: ApiVersions advertises exactly it, and the decoder refuses anything else.
-//! Handlers turn internal errors into Kafka error codes; they never panic on input.
+//! what is implemented: ApiVersions (answered by [`crate::wire`] from this table, KIP-511
+//! fallback included) advertises exactly it, and the decoder refuses anything else. Handlers
+//! depend on [`super::context`], never on the listener; they turn internal errors into Kafka
+//! error codes and never panic on input.
 
-pub mod api_versions;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
@@ -16,7 +17,7 @@ pub mod offsets;
 pub mod produce;
 pub mod topics;
 
-use super::client_server::{Broker, Connection};
+use super::context::{Broker, Connection};
 use crate::protocol::frame::Request;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
@@ -54,7 +55,6 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
 pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Option<ResponseKind> {
     let version = request.version;
     Some(match &request.body {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::response(0)),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(broker, conn, r, version).await)
         }
@@ -120,4 +120,26 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         // practice; answering nothing closes no connection and confuses no one.
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertises_what_the_issue_requires() {
+        let r = crate::wire::api_versions(supported, 0);
+        let range = |k: ApiKey| {
+            r.api_keys
+                .iter()
+                .find(|v| v.api_key == k as i16)
+                .map(|v| (v.min_version, v.max_version))
+        };
+        assert_eq!(range(ApiKey::ApiVersions), Some((0, 4)));
+        assert_eq!(range(ApiKey::Produce), Some((3, 11)));
+        assert_eq!(range(ApiKey::Fetch), Some((4, 12)));
+        assert_eq!(range(ApiKey::Metadata), Some((1, 12)));
+        // Quorum-internal APIs are the controller listener's, never advertised to clients.
+        assert_eq!(range(ApiKey::Vote), None);
+    }
 }

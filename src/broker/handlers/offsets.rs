@@ -1,7 +1,7 @@
 //! OffsetCommit (8), OffsetFetch (9), OffsetDelete (47): committed offsets, kept by the group's
 //! coordinator and stored in `__consumer_offsets` before a commit is acknowledged.
 
-use super::super::client_server::Broker;
+use crate::broker::context::Broker;
 use crate::group::coordinator::{
     CommitOffset, NONE, OFFSET_METADATA_MAX_BYTES, OFFSET_METADATA_TOO_LARGE,
 };

@@ -3,8 +3,8 @@
 //! are never decoded. acks=0 gets no answer; acks=1 and acks=-1 are answered once appended (one
 //! replica: the leader's log end is the high watermark).
 
-use super::super::client_server::Broker;
 use super::super::partitions::PartitionError;
+use crate::broker::context::Broker;
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{BatchHeader, RecordBatch};
 use kafka_protocol::messages::{produce_response, ProduceRequest, ProduceResponse};
@@ -68,7 +68,7 @@ fn produce_one(broker: &Broker, tp: &TopicPartition, records: Option<&[u8]>) -> 
         };
         return failure(e.code(), e.to_string());
     };
-    if tp.topic == super::super::groups::CONSUMER_OFFSETS {
+    if tp.topic == crate::model::CONSUMER_OFFSETS {
         return failure(17, "producing to an internal topic is not allowed");
     }
     let Some(records) = records.filter(|r| !r.is_empty()) else {

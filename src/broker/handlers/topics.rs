@@ -4,9 +4,9 @@
 //! timeout, until this broker's image shows the change, so a Metadata request right after
 //! sees it.
 
-use super::super::client_server::Broker;
-use super::super::metadata::refusal;
+use crate::broker::context::Broker;
 use crate::protocol::frame::Request;
+use crate::protocol::responses::refusal;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use std::time::Duration;
 

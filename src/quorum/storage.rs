@@ -5,11 +5,11 @@
 //! `metadata.log.dir`.
 
 use super::snapshot_file;
+use super::wire::{entries_from_batches, entry_batch};
+use super::QuorumError;
 use crate::log::{Log, LogError};
 use crate::model::NodeId;
-use crate::protocol::record_batch::{
-    self, build_batch, set_partition_leader_epoch, BatchError, RecordBatch,
-};
+use crate::protocol::record_batch::RecordBatch;
 use crate::raft::{Entry, Epoch, LogFailure, QuorumState, RaftLog, SnapshotId};
 use crate::runtime::Disk;
 use serde::{Deserialize, Serialize};
@@ -19,30 +19,6 @@ use std::sync::Arc;
 /// The metadata log's directory name, as Kafka's.
 pub const METADATA_LOG_DIR_NAME: &str = "__cluster_metadata-0";
 pub const QUORUM_STATE_FILE: &str = "quorum-state";
-
-/// One batch holding one entry.
-pub fn entry_batch(entry: &Entry) -> Vec<u8> {
-    let mut batch = build_batch(entry.offset as i64, 0, &[(None, &entry.data)]);
-    set_partition_leader_epoch(&mut batch, entry.epoch);
-    batch
-}
-
-/// The entries in a run of batches (as read from the log or received in a fetch).
-pub fn entries_from_batches(mut bytes: &[u8]) -> Result<Vec<Entry>, BatchError> {
-    let mut entries = Vec::new();
-    while !bytes.is_empty() {
-        let (batch, rest) = RecordBatch::parse(bytes, usize::MAX)?;
-        for record in record_batch::records(&batch)? {
-            entries.push(Entry {
-                offset: (batch.base_offset() + record.offset_delta) as u64,
-                epoch: batch.partition_leader_epoch(),
-                data: record.value.unwrap_or_default().to_vec(),
-            });
-        }
-        bytes = rest;
-    }
-    Ok(entries)
-}
 
 /// The metadata log: our partition log plus the epoch of each stretch of it (Kafka's
 /// leader-epoch cache), rebuilt by reading the log at open, and the latest snapshot.
@@ -155,14 +131,17 @@ impl DiskRaftLog {
     }
 
     /// The latest snapshot's bytes, for the state machine to start from.
-    pub fn read_latest_snapshot(&self) -> Option<Result<(SnapshotId, Vec<u8>), String>> {
+    pub fn read_latest_snapshot(&self) -> Option<Result<(SnapshotId, Vec<u8>), QuorumError>> {
         let id = self.snapshot?;
         let path = self.snapshot_path(id);
         Some(
             self.disk
                 .read_file(&path)
                 .map(|bytes| (id, bytes))
-                .map_err(|e| format!("{}: {e}", path.display())),
+                .map_err(|source| QuorumError::SnapshotRead {
+                    path: path.display().to_string(),
+                    source,
+                }),
         )
     }
 
@@ -172,7 +151,7 @@ impl DiskRaftLog {
         let path = self.snapshot_path(id);
         self.disk
             .write_file_atomic(&path, bytes)
-            .map_err(|e| LogFailure(format!("{}: {e}", path.display())))?;
+            .map_err(|e| LogFailure::caused_by(path.display().to_string(), e))?;
         let old = self.snapshot.replace(id);
         if let Some(old) = old.filter(|o| *o != id) {
             let old_path = self.snapshot_path(old);
@@ -268,7 +247,7 @@ impl RaftLog for DiskRaftLog {
         }
         self.log
             .append_verbatim(&bytes, 0)
-            .map_err(|e| LogFailure(e.to_string()))?;
+            .map_err(|e| LogFailure::caused_by("the metadata log", e))?;
         for e in entries {
             if self.epochs.last().is_none_or(|(last, _)| *last < e.epoch) {
                 self.epochs.push((e.epoch, e.offset));
@@ -281,7 +260,7 @@ impl RaftLog for DiskRaftLog {
         let end = self
             .log
             .truncate_to(offset)
-            .map_err(|e| LogFailure(e.to_string()))?;
+            .map_err(|e| LogFailure::caused_by("the metadata log", e))?;
         self.epochs.retain(|(_, start)| *start < end);
         Ok(())
     }
@@ -323,7 +302,7 @@ impl RaftLog for DiskRaftLog {
         let start = self
             .log
             .delete_segments_below(id.end_offset)
-            .map_err(|e| LogFailure(e.to_string()))?;
+            .map_err(|e| LogFailure::caused_by("the metadata log", e))?;
         // Epochs that end at or before the new start are gone with their entries.
         while self.epochs.len() > 1 && self.epochs[1].1 <= start {
             self.epochs.remove(0);
@@ -335,7 +314,7 @@ impl RaftLog for DiskRaftLog {
         self.write_snapshot(id, bytes)?;
         self.log
             .reset_to(id.end_offset)
-            .map_err(|e| LogFailure(e.to_string()))?;
+            .map_err(|e| LogFailure::caused_by("the metadata log", e))?;
         self.epochs.clear();
         Ok(())
     }

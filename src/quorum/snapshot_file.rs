@@ -5,7 +5,7 @@
 //! CRC-32C, and a file without its footer is incomplete, so a damaged snapshot is refused, never
 //! half-loaded.
 //!
-//! Owns: file names and the bytes of a snapshot. Must not touch: the disk (`raft_storage` reads
+//! Owns: file names and the bytes of a snapshot. Must not touch: the disk (`storage` reads
 //! and writes the files), what the records mean (`controller::image_records`).
 
 use crate::controller::{MetadataRecord, RecordError};

@@ -8,9 +8,11 @@
 //! request the caller sent is passed back in to fill what the core wants to know (a Fetch's
 //! position, whether a Vote was a pre-vote).
 
-use super::raft_storage::{entries_from_batches, entry_batch};
-use crate::model::NodeId;
-use crate::raft::{Epoch, Message, RaftError, SnapshotId};
+use crate::model::{NodeId, METADATA_TOPIC};
+use crate::protocol::record_batch::{
+    self, build_batch, set_partition_leader_epoch, BatchError, RecordBatch,
+};
+use crate::raft::{Entry, Epoch, Message, RaftError, SnapshotId};
 use bytes::Bytes;
 use kafka_protocol::messages::{
     begin_quorum_epoch_request, begin_quorum_epoch_response, end_quorum_epoch_request,
@@ -22,7 +24,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Kafka's `Uuid.METADATA_TOPIC_ID`: (0, 1).
 pub const METADATA_TOPIC_ID: uuid::Uuid = uuid::Uuid::from_u64_pair(0, 1);
 
@@ -33,6 +34,30 @@ pub const FETCH_VERSION: i16 = 17;
 pub const FETCH_SNAPSHOT_VERSION: i16 = 1;
 /// How long a leader may hold a follower's fetch (the core's long poll).
 pub const FETCH_MAX_WAIT_MS: i32 = 500;
+
+/// One batch holding one entry.
+pub fn entry_batch(entry: &Entry) -> Vec<u8> {
+    let mut batch = build_batch(entry.offset as i64, 0, &[(None, &entry.data)]);
+    set_partition_leader_epoch(&mut batch, entry.epoch);
+    batch
+}
+
+/// The entries in a run of batches (as read from the log or received in a fetch).
+pub fn entries_from_batches(mut bytes: &[u8]) -> Result<Vec<Entry>, BatchError> {
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        let (batch, rest) = RecordBatch::parse(bytes, usize::MAX)?;
+        for record in record_batch::records(&batch)? {
+            entries.push(Entry {
+                offset: (batch.base_offset() + record.offset_delta) as u64,
+                epoch: batch.partition_leader_epoch(),
+                data: record.value.unwrap_or_default().to_vec(),
+            });
+        }
+        bytes = rest;
+    }
+    Ok(entries)
+}
 
 fn topic_name() -> TopicName {
     TopicName(StrBytes::from_static_str(METADATA_TOPIC))

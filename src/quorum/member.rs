@@ -1,33 +1,27 @@
-//! The quorum's shell: drives a [`RaftNode`] over the metadata log on disk, the `quorum-state`
-//! file, and TCP on the controller listener, with Kafka's own messages.
+//! The quorum member's driver: one task that owns the [`RaftNode`] over the metadata log on
+//! disk and the `quorum-state` file, and the [`ControllerDriver`] on top of it.
 //!
-//! - One driver task owns the node. It takes inbound requests and responses from a channel,
-//!   ticks every 10 ms, and carries out each [`crate::raft::Ready`] in the order the core
-//!   requires: persist the quorum state, flush the log, then send.
-//! - The listener's connections decode requests and hand them to the driver with a reply slot;
-//!   the core's response to that peer and exchange fills the oldest waiting slot.
-//! - Each peer voter gets two client connections (fetches, which a leader may hold for
-//!   500 ms, and everything else), each one request at a time; a request that finds no
-//!   connection, or whose answer does not come in time, is dropped: the core retries.
+//! It takes inbound requests and responses from a channel (filled by the controller listener,
+//! [`super::listener`], and the peer clients, [`super::peers`]), ticks every 10 ms, and carries
+//! out each [`crate::raft::Ready`] in the order the core requires: persist the quorum state,
+//! flush the log, then send. The core's response to a peer's request fills that request's
+//! reply slot. After every step it publishes the committed metadata image and its status.
+//! It never touches the Kafka data plane: what it hands out goes through `node`.
 
-use super::metadata::MetadataDriver;
-use super::net::{read_frame, write_frame};
-use super::raft_storage::{read_quorum_state, write_quorum_state, DiskRaftLog, QUORUM_STATE_FILE};
-use super::raft_wire::{
-    cluster_id_of, exchange_of, inconsistent_cluster_response, is_response, request_from_wire,
-    request_to_wire, response_from_wire, response_to_wire, Exchange, METADATA_TOPIC,
-};
+use super::controller_driver::ControllerDriver;
+use super::listener::ControllerListener;
+use super::peers::peer_client;
+use super::storage::{read_quorum_state, write_quorum_state, DiskRaftLog, QUORUM_STATE_FILE};
+use super::wire::{exchange_of, is_response, Exchange};
+use super::QuorumError;
 use crate::controller::{Controller, ControllerConfig, MetadataImage};
 use crate::log::Log;
-use crate::model::NodeId;
-use crate::protocol::frame::{
-    decode_request, decode_response, encode_request, encode_response, FrameError,
-};
+use crate::model::{NodeId, METADATA_TOPIC};
 use crate::raft::{self, Message, RaftLog, RaftNode, Role};
-use crate::runtime::{self, net::TcpListener, net::TcpStream, Clock, Disk};
+use crate::runtime::{self, Clock, Disk};
 use kafka_protocol::messages::{
-    api_versions_response, describe_quorum_response, ApiKey, ApiVersionsResponse, BrokerId,
-    DescribeQuorumResponse, RequestKind, ResponseKind, TopicName,
+    describe_quorum_response, BrokerId, DescribeQuorumResponse, RequestKind, ResponseKind,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -36,10 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Largest frame accepted on the controller listener.
-const MAX_FRAME_BYTES: usize = 16 << 20;
-/// How long a connection waits for the core to answer a request before giving up on it.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 const TICK: Duration = Duration::from_millis(10);
 
 /// What a quorum member looks like after each step, for observers (logs, the simulator's
@@ -105,6 +95,10 @@ pub struct QuorumConfig {
     pub voters: BTreeMap<NodeId, (String, u16)>,
     /// The controller listener; `None` for an observer (a broker-only node), which only fetches.
     pub listen: Option<(String, u16)>,
+    /// Its name (`controller.listener.names`' first), for logs.
+    pub listener_name: String,
+    /// `max.connections` on the controller listener.
+    pub max_connections: usize,
     /// `<metadata.log.dir>/__cluster_metadata-0`.
     pub metadata_dir: PathBuf,
     pub election_timeout_ms: u64,
@@ -128,20 +122,8 @@ pub struct QuorumBugs {
     pub skip_log_flush: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum QuorumError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Storage(String),
-    #[error("the metadata log failed: {0}")]
-    Log(String),
-}
-
-enum Inbound {
+/// What the driver task takes in: from the listener, the peer clients and the tools.
+pub enum Inbound {
     Request {
         from: NodeId,
         message: Message,
@@ -161,59 +143,6 @@ enum Inbound {
     },
 }
 
-pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
-    match api_key {
-        ApiKey::ApiVersions => Some((0, 4)),
-        ApiKey::Vote => Some((0, 2)),
-        ApiKey::BeginQuorumEpoch => Some((0, 1)),
-        ApiKey::EndQuorumEpoch => Some((0, 1)),
-        ApiKey::Fetch => Some((13, 17)),
-        ApiKey::FetchSnapshot => Some((0, 1)),
-        ApiKey::DescribeQuorum => Some((0, 2)),
-        ApiKey::BrokerRegistration => Some((0, 4)),
-        ApiKey::BrokerHeartbeat => Some((0, 1)),
-        ApiKey::CreateTopics => Some((2, 7)),
-        ApiKey::DeleteTopics => Some((1, 6)),
-        ApiKey::CreatePartitions => Some((0, 3)),
-        ApiKey::AllocateProducerIds => Some((0, 0)),
-        ApiKey::IncrementalAlterConfigs => Some((0, 1)),
-        _ => None,
-    }
-}
-
-fn api_versions(error_code: i16) -> ApiVersionsResponse {
-    let keys = [
-        ApiKey::Fetch,
-        ApiKey::FetchSnapshot,
-        ApiKey::ApiVersions,
-        ApiKey::Vote,
-        ApiKey::BeginQuorumEpoch,
-        ApiKey::EndQuorumEpoch,
-        ApiKey::DescribeQuorum,
-        ApiKey::BrokerRegistration,
-        ApiKey::BrokerHeartbeat,
-        ApiKey::CreateTopics,
-        ApiKey::DeleteTopics,
-        ApiKey::CreatePartitions,
-        ApiKey::AllocateProducerIds,
-        ApiKey::IncrementalAlterConfigs,
-    ];
-    ApiVersionsResponse::default()
-        .with_error_code(error_code)
-        .with_api_keys(
-            keys.iter()
-                .filter_map(|k| {
-                    supported(*k).map(|(min, max)| {
-                        api_versions_response::ApiVersion::default()
-                            .with_api_key(*k as i16)
-                            .with_min_version(min)
-                            .with_max_version(max)
-                    })
-                })
-                .collect(),
-        )
-}
-
 /// Runs the quorum member until `shutdown` completes or the log fails.
 pub async fn run(
     config: QuorumConfig,
@@ -225,10 +154,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), QuorumError> {
     let state_path = config.metadata_dir.join(QUORUM_STATE_FILE);
-    let durable = read_quorum_state(disk.as_ref(), &state_path)
-        .map_err(|e| QuorumError::Storage(e.to_string()))?;
-    let raft_log = DiskRaftLog::open(log, Arc::clone(&disk))
-        .map_err(|e| QuorumError::Storage(e.to_string()))?;
+    let durable = read_quorum_state(disk.as_ref(), &state_path)?;
+    let raft_log = DiskRaftLog::open(log, Arc::clone(&disk))?;
     let mut core_config =
         raft::Config::new(config.node_id, config.voters.keys().copied().collect());
     core_config.election_timeout_ms = config.election_timeout_ms;
@@ -240,16 +167,14 @@ pub async fn run(
         "quorum member starting"
     );
     let mut node = RaftNode::new(core_config, raft_log, durable, clock.monotonic_ms(), seed);
-    let mut metadata = MetadataDriver::new(Controller::new(
+    let mut metadata = ControllerDriver::new(Controller::new(
         config.controller.clone(),
         seed ^ 0xC0_47_20_11,
     ));
     // Start from the latest snapshot; the log after it is replayed as it commits.
     if let Some(snapshot) = node.log().read_latest_snapshot() {
-        let (id, bytes) = snapshot.map_err(QuorumError::Storage)?;
-        metadata
-            .load_snapshot(id, &bytes)
-            .map_err(QuorumError::Storage)?;
+        let (id, bytes) = snapshot?;
+        metadata.load_snapshot(id, &bytes)?;
         tracing::info!(
             end_offset = id.end_offset,
             epoch = id.epoch,
@@ -261,35 +186,27 @@ pub async fn run(
     // The listener and the peer clients end with this member, however it ends.
     let mut tasks = TaskGuard(Vec::new());
     if let Some((host, port)) = &config.listen {
-        let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { host });
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| QuorumError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
+        let (listener, addr) =
+            crate::wire::bind(host, *port)
+                .await
+                .map_err(|source| QuorumError::Listen {
+                    addr: format!("{host}:{port}"),
+                    source,
+                })?;
         tracing::info!(%addr, "controller listener ready");
-        let inbound = inbound_tx.clone();
-        let cluster_id: Arc<str> = Arc::from(config.cluster_id.as_str());
-        tasks.0.push(runtime::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, peer)) => {
-                        let inbound = inbound.clone();
-                        let cluster_id = Arc::clone(&cluster_id);
-                        runtime::spawn(async move {
-                            if let Err(e) = serve_connection(stream, inbound, &cluster_id).await {
-                                tracing::debug!(%peer, "controller connection closed: {e}");
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        runtime::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }));
+        let service = Arc::new(ControllerListener {
+            inbound: inbound_tx.clone(),
+            cluster_id: config.cluster_id.clone(),
+        });
+        tasks.0.push(runtime::spawn(crate::wire::accept_loop(
+            service,
+            listener,
+            config.listener_name.clone(),
+            crate::wire::Limits {
+                max_frame_bytes: super::listener::MAX_FRAME_BYTES,
+                max_connections: config.max_connections,
+            },
+        )));
     }
     let mut outbound: BTreeMap<(NodeId, bool), mpsc::Sender<Message>> = BTreeMap::new();
     for (id, (host, port)) in &config.voters {
@@ -341,23 +258,21 @@ pub async fn run(
                 let result = node.propose(proposal.data, now);
                 let answer = match result {
                     Ok(offset) => Ok((offset, node.epoch())),
-                    Err(raft::ProposeError::Log(e)) => return Err(QuorumError::Log(e.to_string())),
+                    Err(raft::ProposeError::Log(e)) => return Err(e.into()),
                     Err(e) => Err(e.to_string()),
                 };
                 let _ = proposal.reply.send(answer);
                 Ok(())
             }
         };
-        step.map_err(|e| QuorumError::Log(e.to_string()))?;
+        step?;
         metadata.on_step(&mut node, clock.monotonic_ms());
-        metadata
-            .maybe_snapshot(
-                &mut node,
-                config.snapshot_interval_bytes,
-                config.snapshot_interval_ms,
-                clock.monotonic_ms(),
-            )
-            .map_err(QuorumError::Log)?;
+        metadata.maybe_snapshot(
+            &mut node,
+            config.snapshot_interval_bytes,
+            config.snapshot_interval_ms,
+            clock.monotonic_ms(),
+        )?;
         loop {
             let ready = node.take_ready();
             if ready.is_empty() {
@@ -369,17 +284,14 @@ pub async fn run(
                     &state_path,
                     state,
                     config.voters.keys().copied(),
-                )
-                .map_err(|e| QuorumError::Storage(e.to_string()))?;
+                )?;
             }
             if ready.flush_log {
                 let skip = cfg!(feature = "planted-bugs") && config.bugs.skip_log_flush;
                 let flushed = if skip {
                     node.log().end_offset()
                 } else {
-                    node.log_mut()
-                        .flush()
-                        .map_err(|e| QuorumError::Log(e.to_string()))?
+                    node.log_mut().flush()?
                 };
                 node.on_log_flushed(flushed, clock.monotonic_ms());
             }
@@ -387,11 +299,8 @@ pub async fn run(
                 let (_, bytes) = node
                     .log()
                     .read_latest_snapshot()
-                    .ok_or_else(|| QuorumError::Log("an installed snapshot is gone".into()))?
-                    .map_err(QuorumError::Log)?;
-                metadata
-                    .load_snapshot(id, &bytes)
-                    .map_err(QuorumError::Log)?;
+                    .ok_or(QuorumError::SnapshotGone)??;
+                metadata.load_snapshot(id, &bytes)?;
                 snapshots_installed += 1;
                 tracing::info!(
                     end_offset = id.end_offset,
@@ -451,9 +360,7 @@ pub async fn run(
             last_view = view;
         }
     }
-    node.log_mut()
-        .flush()
-        .map_err(|e| QuorumError::Log(e.to_string()))?;
+    node.log_mut().flush()?;
     tracing::info!("quorum member stopped");
     Ok(())
 }
@@ -560,167 +467,6 @@ fn describe(node: &RaftNode<DiskRaftLog>, clock: &Clock, now_ms: u64) -> Describ
             .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
             .with_partitions(vec![partition]),
     ])
-}
-
-/// Hands a request to the driver and waits for its answer, at most [`REPLY_TIMEOUT`].
-async fn ask<T>(
-    inbound: &mpsc::Sender<Inbound>,
-    make: impl FnOnce(oneshot::Sender<T>) -> Inbound,
-) -> Result<T, &'static str> {
-    let (reply, answer) = oneshot::channel();
-    inbound.send(make(reply)).await.map_err(|_| "stopping")?;
-    tokio::time::timeout(REPLY_TIMEOUT, answer)
-        .await
-        .map_err(|_| "no answer in time")?
-        .map_err(|_| "request dropped")
-}
-
-async fn serve_connection(
-    mut stream: TcpStream,
-    inbound: mpsc::Sender<Inbound>,
-    cluster_id: &str,
-) -> Result<(), String> {
-    loop {
-        let Some(frame) = read_frame(&mut stream, MAX_FRAME_BYTES)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(());
-        };
-        let request = match decode_request(frame, supported) {
-            Ok(r) => r,
-            Err(FrameError::UnsupportedVersion {
-                api_key: ApiKey::ApiVersions,
-                correlation_id,
-                ..
-            }) => {
-                // KIP-511: answer with error 35 and the full list, in v0.
-                let body = ResponseKind::ApiVersions(api_versions(35));
-                let out = encode_response(correlation_id, ApiKey::ApiVersions, 0, &body)
-                    .map_err(|e| e.to_string())?;
-                write_frame(&mut stream, &out)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!("controller listener: closing a connection: {e}");
-                return Err(e.to_string());
-            }
-        };
-        let correlation_id = request.header.correlation_id;
-        let body = match &request.body {
-            RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(0)),
-            RequestKind::DescribeQuorum(_) => ResponseKind::DescribeQuorum(
-                ask(&inbound, |reply| Inbound::Describe { reply }).await?,
-            ),
-            RequestKind::BrokerRegistration(_)
-            | RequestKind::BrokerHeartbeat(_)
-            | RequestKind::CreateTopics(_)
-            | RequestKind::DeleteTopics(_)
-            | RequestKind::CreatePartitions(_)
-            | RequestKind::AllocateProducerIds(_)
-            | RequestKind::IncrementalAlterConfigs(_) => {
-                let request = request.body.clone();
-                ask(&inbound, |reply| Inbound::Controller { request, reply }).await?
-            }
-            other => {
-                let (from, message) = request_from_wire(other).map_err(|e| {
-                    tracing::warn!("controller listener: bad request: {e}");
-                    e
-                })?;
-                let message = match cluster_id_of(other) {
-                    Some(theirs) if theirs != cluster_id => {
-                        tracing::warn!(
-                            from = from.0,
-                            theirs,
-                            ours = cluster_id,
-                            "quorum request from another cluster refused"
-                        );
-                        inconsistent_cluster_response(&message).ok_or("not a quorum request")?
-                    }
-                    _ => {
-                        ask(&inbound, |reply| Inbound::Request {
-                            from,
-                            message,
-                            reply,
-                        })
-                        .await?
-                    }
-                };
-                response_to_wire(&message).ok_or("the core answered with a request")?
-            }
-        };
-        let out = encode_response(correlation_id, request.api_key, request.version, &body)
-            .map_err(|e| e.to_string())?;
-        write_frame(&mut stream, &out)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-}
-
-async fn peer_client(
-    peer: NodeId,
-    addr: String,
-    mut requests: mpsc::Receiver<Message>,
-    inbound: mpsc::Sender<Inbound>,
-    cluster_id: String,
-    me: NodeId,
-) {
-    let client_id = format!("ketch-quorum-{}", me.0);
-    let mut stream: Option<TcpStream> = None;
-    let mut correlation_id = 0i32;
-    while let Some(message) = requests.recv().await {
-        let Some((api_key, version, body)) = request_to_wire(peer, &message, &cluster_id) else {
-            continue;
-        };
-        if stream.is_none() {
-            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&addr)).await
-            {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    stream = Some(s);
-                }
-                _ => continue, // unreachable: drop, the core retries
-            }
-        }
-        let Some(s) = stream.as_mut() else { continue };
-        correlation_id = correlation_id.wrapping_add(1);
-        let exchange = async {
-            let frame = encode_request(correlation_id, &client_id, api_key, version, &body)
-                .map_err(|e| e.to_string())?;
-            write_frame(s, &frame).await.map_err(|e| e.to_string())?;
-            let answer = read_frame(s, MAX_FRAME_BYTES)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("connection closed")?;
-            let (got, response) =
-                decode_response(api_key, version, answer).map_err(|e| e.to_string())?;
-            if got != correlation_id {
-                return Err(format!("correlation id {got}, expected {correlation_id}"));
-            }
-            response_from_wire(&message, response)
-        };
-        match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
-            Ok(Ok(response)) => {
-                if inbound
-                    .send(Inbound::Response {
-                        from: peer,
-                        message: response,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(peer = peer.0, "quorum request failed: {e}");
-                stream = None;
-            }
-            Err(_) => stream = None,
-        }
-    }
 }
 
 #[cfg(test)]

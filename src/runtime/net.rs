@@ -1,13 +1,13 @@
-//! Reading and writing Kafka frames on a byte stream. The length is checked against the limit
-//! before anything is allocated for the body, so a peer that claims 2 GiB costs four bytes.
+//! TCP listen and connect (tokio's types, simulated by madsim under `--cfg madsim`) and
+//! length-prefixed frames on a byte stream: the 4-byte big-endian length Kafka puts before
+//! every request and response. The length is checked against the caller's limit before anything
+//! is allocated for the body, so a peer that claims 2 GiB costs four bytes. Knows nothing of
+//! what the frames hold.
 
-use crate::protocol::frame::{decode_response, encode_request};
-use crate::runtime::net::TcpStream;
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use std::io;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+pub use tokio::net::{TcpListener, TcpStream};
 
 /// Reads one frame's body (without the length prefix). `Ok(None)` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(
@@ -50,27 +50,4 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &[u8]) -> io::Result<()> {
     writer.write_all(frame).await?;
     writer.flush().await
-}
-
-/// One request on a fresh connection to `addr` and its answer; `None` on any failure or once
-/// `timeout` has passed (the callers retry or try another node).
-pub async fn call_once(
-    addr: &str,
-    client_id: &str,
-    api_key: ApiKey,
-    version: i16,
-    body: &RequestKind,
-    max_response_bytes: usize,
-    timeout: Duration,
-) -> Option<ResponseKind> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        let frame = encode_request(1, client_id, api_key, version, body).ok()?;
-        write_frame(&mut stream, &frame).await.ok()?;
-        let answer = read_frame(&mut stream, max_response_bytes).await.ok()??;
-        decode_response(api_key, version, answer)
-            .ok()
-            .map(|(_, r)| r)
-    };
-    tokio::time::timeout(timeout, exchange).await.ok()?
 }

@@ -1,0 +1,103 @@
+//! What a handler may use: the [`Broker`] (its configuration, the committed metadata image,
+//! the partitions, the group coordinator, the controller client, the clock) and the
+//! [`Connection`] a request came in on. Handlers depend on this module, never on the listener
+//! that runs them (`server`). Owns no tasks and no sockets.
+
+use super::controller_client::ControllerClient;
+use super::groups::Groups;
+use super::partitions::Partitions;
+use crate::controller::MetadataImage;
+use crate::model::config::Listener;
+use crate::runtime::Clock;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What the broker's handlers need to know of its configuration.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// The client listeners to bind (the controller listener is the quorum's).
+    pub listeners: Vec<Listener>,
+    pub auto_create_topics: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_interval_ms: Option<u64>,
+    /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
+    pub offsets_topic_replication_factor: i16,
+    /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.
+    pub described: Vec<(String, String, bool)>,
+}
+
+/// Everything a handler may use.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub image: watch::Receiver<Arc<MetadataImage>>,
+    pub partitions: Arc<Partitions>,
+    pub controller: ControllerClient,
+    pub clock: Clock,
+    pub groups: Groups,
+    /// Idempotent producer ids this broker may hand out.
+    pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
+}
+
+/// One client connection: the listener it came in on (Metadata answers with each broker's
+/// endpoint of that name) and the client's address.
+pub use crate::wire::Peer as Connection;
+
+impl Broker {
+    pub fn new(
+        config: BrokerConfig,
+        image: watch::Receiver<Arc<MetadataImage>>,
+        partitions: Arc<Partitions>,
+        controller: ControllerClient,
+        clock: Clock,
+        groups: Groups,
+    ) -> Broker {
+        Broker {
+            config,
+            image,
+            partitions,
+            controller,
+            clock,
+            groups,
+            producer_ids: Default::default(),
+        }
+    }
+
+    /// The committed metadata image as of now.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image.borrow())
+    }
+
+    /// Waits until the image satisfies `done`, at most `timeout`; returns whether it did.
+    pub async fn wait_for_image(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&MetadataImage) -> bool,
+    ) -> bool {
+        let mut rx = self.image.clone();
+        let wait = async {
+            loop {
+                if done(&rx.borrow_and_update()) {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    // The quorum member stopped: nothing will change any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+/// The idempotent producer ids this broker may hand out: `next..end`, a block the active
+/// controller allocated (InitProducerId takes from it).
+#[derive(Debug, Default)]
+pub struct ProducerIdBlock {
+    pub next: i64,
+    pub end: i64,
+}

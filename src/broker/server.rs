@@ -1,0 +1,115 @@
+//! The Kafka client listener and the broker's background work. The listeners (every entry of
+//! `listeners` that is not a controller listener) are served by [`crate::wire`] with
+//! [`handlers::supported`] as the table and [`handlers::handle`] as the handler. Background
+//! tasks: following the committed metadata image (partitions created, led and deleted as it
+//! says), group ticks, retention, optional periodic flushes. On shutdown it stops accepting,
+//! flushes and checkpoints every log. Owns the tasks; partition state is `partitions`'.
+
+use super::context::Broker;
+use super::handlers;
+use super::BrokerError;
+use crate::protocol::frame::Request;
+use crate::runtime;
+use crate::wire::{Limits, Peer, Service};
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The client listener's service.
+struct ClientListener(Arc<Broker>);
+
+impl Service for ClientListener {
+    fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
+        handlers::supported(api_key)
+    }
+
+    async fn handle(&self, peer: &Peer, request: &Request) -> Result<Option<ResponseKind>, String> {
+        Ok(handlers::handle(&self.0, peer, request).await)
+    }
+}
+
+/// Runs the client listeners and the broker's background tasks until `shutdown` completes;
+/// then stops accepting, flushes and checkpoints every log.
+pub async fn run(
+    broker: Arc<Broker>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), BrokerError> {
+    let mut tasks = Vec::new();
+    let service = Arc::new(ClientListener(Arc::clone(&broker)));
+    let limits = Limits {
+        max_frame_bytes: broker.config.socket_request_max_bytes,
+        max_connections: broker.config.max_connections,
+    };
+    for l in &broker.config.listeners {
+        let (listener, addr) =
+            crate::wire::bind(&l.host, l.port)
+                .await
+                .map_err(|source| BrokerError::Listen {
+                    addr: format!("{}:{}", l.host, l.port),
+                    source,
+                })?;
+        tracing::info!(%addr, listener = %l.name, "client listener ready");
+        tasks.push(runtime::spawn(crate::wire::accept_loop(
+            Arc::clone(&service),
+            listener,
+            l.name.clone(),
+            limits.clone(),
+        )));
+    }
+    // Follow the committed metadata: create, lead and delete partitions as it says.
+    {
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            let mut rx = broker.image.clone();
+            loop {
+                let image = Arc::clone(&rx.borrow_and_update());
+                broker.partitions.apply_image(&image);
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    {
+        // Group sessions and rebalance deadlines.
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            loop {
+                runtime::sleep(Duration::from_millis(100)).await;
+                broker.groups.tick(&broker).await;
+            }
+        }));
+    }
+    {
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            let every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
+            loop {
+                runtime::sleep(every).await;
+                let now = broker.clock.wall_ms();
+                let partitions = Arc::clone(&broker.partitions);
+                let _ = runtime::blocking(move || partitions.apply_retention(now)).await;
+            }
+        }));
+    }
+    if let Some(ms) = broker.config.log_flush_interval_ms {
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            loop {
+                runtime::sleep(Duration::from_millis(ms)).await;
+                let partitions = Arc::clone(&broker.partitions);
+                if let Err(e) = runtime::blocking(move || partitions.flush_all()).await {
+                    tracing::error!("flushing partition logs failed: {e}");
+                }
+            }
+        }));
+    }
+    shutdown.await;
+    tracing::info!("broker stopping: no new connections; flushing logs");
+    for t in &tasks {
+        t.abort();
+    }
+    broker.partitions.close_all().map_err(BrokerError::Close)?;
+    tracing::info!("broker stopped");
+    Ok(())
+}

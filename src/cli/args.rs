@@ -1,0 +1,392 @@
+//! The `ketch` binary's client-side commands as clap arguments, and what each runs: the tools
+//! that speak Kafka's protocol to running nodes (`topics`, `console-producer`,
+//! `console-consumer`, `consumer-groups`, `metadata-quorum`) and the benchmarks (`bench …`).
+//! `main.rs` only parses and dispatches.
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct TopicsArgs {
+    /// Brokers, host:port of their client listeners, comma-separated.
+    #[arg(long, required_unless_present = "bootstrap_controller")]
+    pub bootstrap_server: Option<String>,
+    /// Or the controllers, host:port of their controller listeners (create, delete, alter).
+    #[arg(long, conflicts_with = "bootstrap_server")]
+    pub bootstrap_controller: Option<String>,
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[arg(long, conflicts_with_all = ["delete", "alter", "list", "describe"])]
+    pub create: bool,
+    #[arg(long, conflicts_with_all = ["alter", "list", "describe"])]
+    pub delete: bool,
+    #[arg(long, conflicts_with_all = ["list", "describe"])]
+    pub alter: bool,
+    #[arg(long, conflicts_with = "describe")]
+    pub list: bool,
+    #[arg(long)]
+    pub describe: bool,
+    /// Partitions (create: default `num.partitions`; alter: the new total).
+    #[arg(long)]
+    pub partitions: Option<i32>,
+    /// Replicas per partition (default `default.replication.factor`).
+    #[arg(long)]
+    pub replication_factor: Option<i16>,
+    /// Topic configs, key=value (repeatable).
+    #[arg(long = "config")]
+    pub configs: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ConsoleProducerArgs {
+    #[arg(long)]
+    pub bootstrap_server: String,
+    #[arg(long)]
+    pub topic: String,
+    /// Split each line into key and value at the first occurrence of this separator.
+    #[arg(long)]
+    pub key_separator: Option<String>,
+    /// Kafka-style properties: parse.key=true, key.separator=SEP, acks=N.
+    #[arg(long = "property")]
+    pub properties: Vec<String>,
+    /// 0, 1 or -1 (all).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub acks: i16,
+}
+
+#[derive(Args)]
+pub struct ConsoleConsumerArgs {
+    #[arg(long)]
+    pub bootstrap_server: String,
+    #[arg(long)]
+    pub topic: String,
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Start at this group's committed offsets and commit as records are printed.
+    #[arg(long)]
+    pub group: Option<String>,
+    #[arg(long)]
+    pub max_messages: Option<usize>,
+    /// Stop after this long without a record.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Kafka-style properties: print.key=true.
+    #[arg(long = "property")]
+    pub properties: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ConsumerGroupsArgs {
+    #[arg(long)]
+    pub bootstrap_server: String,
+    #[arg(long, conflicts_with_all = ["describe", "reset_offsets"])]
+    pub list: bool,
+    #[arg(long, requires = "group")]
+    pub describe: bool,
+    #[arg(long, requires_all = ["group", "topic"])]
+    pub reset_offsets: bool,
+    #[arg(long)]
+    pub group: Option<String>,
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[arg(long)]
+    pub to_earliest: bool,
+    #[arg(long)]
+    pub to_latest: bool,
+    #[arg(long)]
+    pub to_offset: Option<i64>,
+    /// Without it, --reset-offsets only shows what it would do.
+    #[arg(long)]
+    pub execute: bool,
+}
+
+#[derive(Subcommand)]
+pub enum QuorumCommand {
+    /// Describes the quorum.
+    Describe {
+        /// Leader, epoch, high watermark, voters and observers.
+        #[arg(long)]
+        status: bool,
+        /// Each replica's log end offset and lag.
+        #[arg(long)]
+        replication: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Log append throughput, without fsync and with group-commit fsync, beside raw writes.
+    LogAppend {
+        #[arg(long, default_value = "ketch-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1024)]
+        total_mib: u64,
+        #[arg(long, default_value_t = 64)]
+        fsync_total_mib: u64,
+        #[arg(long, default_value_t = 16)]
+        records_per_batch: usize,
+        #[arg(long, default_value_t = 1024)]
+        record_bytes: usize,
+        #[arg(long, default_value_t = 32)]
+        producers: usize,
+    },
+    /// A 3-member quorum on loopback in one process: first leader, commit latency, failover.
+    Quorum {
+        #[arg(long, default_value = "ketch-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        proposals: usize,
+    },
+    /// Producer throughput and latency against a running broker (kafka-producer-perf-test).
+    Produce {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        #[arg(long, default_value = "perf")]
+        topic: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        num_records: u64,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        /// Records per batch (one batch per request).
+        #[arg(long, default_value_t = 64)]
+        batch_records: usize,
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+        acks: i16,
+        /// Concurrent connections, one request in flight on each.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
+    /// Consumer throughput against a running broker (kafka-consumer-perf-test).
+    Consume {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        #[arg(long, default_value = "perf")]
+        topic: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        num_records: u64,
+        #[arg(long, default_value_t = 16 << 20)]
+        fetch_max_bytes: i32,
+    },
+    /// Metadata commit latency as a client sees it: topics created and deleted one at a time
+    /// through the active controller of a running cluster.
+    Topics {
+        /// Every controller, comma-separated (host:port of each CONTROLLER listener).
+        #[arg(long, default_value = "127.0.0.1:9093")]
+        bootstrap_controller: String,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i16,
+    },
+    /// Log recovery time after a clean shutdown and after crashes with unflushed tails.
+    LogRecovery {
+        #[arg(long, default_value = "ketch-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        #[arg(long, default_value_t = 1024)]
+        segment_mib: u64,
+    },
+}
+
+pub fn topics(args: TopicsArgs) -> Result<(), String> {
+    use crate::cli::TopicsAction;
+    let bootstrap = args
+        .bootstrap_server
+        .clone()
+        .or(args.bootstrap_controller.clone())
+        .ok_or("--bootstrap-server is needed")?;
+    if args.list || args.describe {
+        let server = args
+            .bootstrap_server
+            .as_deref()
+            .ok_or("--list and --describe need --bootstrap-server (a broker)")?;
+        return if args.list {
+            crate::cli::list_topics(server)
+        } else {
+            crate::cli::describe_topics(server, args.topic.as_deref())
+        };
+    }
+    let topic = args.topic.clone().ok_or("--topic is needed")?;
+    let action = if args.create {
+        let mut configs = Vec::new();
+        for c in &args.configs {
+            let (k, v) = c
+                .split_once('=')
+                .ok_or_else(|| format!("--config takes key=value, not '{c}'"))?;
+            configs.push((k.to_string(), v.to_string()));
+        }
+        TopicsAction::Create {
+            partitions: args.partitions.unwrap_or(-1),
+            replication_factor: args.replication_factor.unwrap_or(-1),
+            configs,
+        }
+    } else if args.delete {
+        TopicsAction::Delete
+    } else if args.alter {
+        TopicsAction::Alter {
+            partitions: args.partitions.ok_or("--alter needs --partitions")?,
+        }
+    } else {
+        return Err("one of --create, --delete, --alter, --list or --describe is needed".into());
+    };
+    crate::cli::topics(&bootstrap, &topic, action)
+}
+
+fn property<'a>(properties: &'a [String], key: &str) -> Option<&'a str> {
+    properties
+        .iter()
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v)
+}
+
+pub fn console_producer(args: ConsoleProducerArgs) -> Result<(), String> {
+    let parse_key = property(&args.properties, "parse.key") == Some("true");
+    let key_separator = args.key_separator.clone().or_else(|| {
+        parse_key.then(|| {
+            property(&args.properties, "key.separator")
+                .unwrap_or("\t")
+                .to_string()
+        })
+    });
+    let acks = match property(&args.properties, "acks") {
+        Some("all") => -1,
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("acks={v}: expected 0, 1, -1 or all"))?,
+        None => args.acks,
+    };
+    crate::cli::console::produce(crate::cli::console::ProducerOptions {
+        bootstrap: args.bootstrap_server,
+        topic: args.topic,
+        key_separator,
+        acks,
+    })
+}
+
+pub fn console_consumer(args: ConsoleConsumerArgs) -> Result<(), String> {
+    crate::cli::console::consume(crate::cli::console::ConsumerOptions {
+        print_key: property(&args.properties, "print.key") == Some("true"),
+        bootstrap: args.bootstrap_server,
+        topic: args.topic,
+        from_beginning: args.from_beginning,
+        group: args.group,
+        max_messages: args.max_messages,
+        timeout_ms: args.timeout_ms,
+    })
+}
+
+pub fn consumer_groups(args: ConsumerGroupsArgs) -> Result<(), String> {
+    use crate::cli::groups::{GroupsAction, ResetTo};
+    let action = if args.list {
+        GroupsAction::List
+    } else if args.describe {
+        GroupsAction::Describe {
+            group: args.group.ok_or("--describe needs --group")?,
+        }
+    } else if args.reset_offsets {
+        let to = match (args.to_earliest, args.to_latest, args.to_offset) {
+            (true, false, None) => ResetTo::Earliest,
+            (false, true, None) => ResetTo::Latest,
+            (false, false, Some(n)) => ResetTo::Offset(n),
+            _ => {
+                return Err(
+                    "--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N".into(),
+                )
+            }
+        };
+        GroupsAction::Reset {
+            group: args.group.ok_or("--reset-offsets needs --group")?,
+            topic: args.topic.ok_or("--reset-offsets needs --topic")?,
+            to,
+            execute: args.execute,
+        }
+    } else {
+        return Err("one of --list, --describe or --reset-offsets is needed".into());
+    };
+    crate::cli::groups::run(&args.bootstrap_server, action)
+}
+
+impl BenchCommand {
+    /// Runs the benchmark and prints its report.
+    pub fn run(self) -> Result<(), String> {
+        match self {
+            BenchCommand::LogAppend {
+                dir,
+                total_mib,
+                fsync_total_mib,
+                records_per_batch,
+                record_bytes,
+                producers,
+            } => run_async(crate::bench::log_append(
+                &dir,
+                crate::bench::AppendBenchOptions {
+                    total_bytes: total_mib << 20,
+                    records_per_batch,
+                    record_bytes,
+                    producers: producers.max(1),
+                    fsync_total_bytes: fsync_total_mib << 20,
+                },
+            )),
+            BenchCommand::Produce {
+                bootstrap_server,
+                topic,
+                num_records,
+                record_size,
+                batch_records,
+                acks,
+                connections,
+            } => crate::cli::perf::produce(crate::cli::perf::ProduceBench {
+                bootstrap: bootstrap_server,
+                topic,
+                num_records,
+                record_size,
+                batch_records,
+                acks,
+                connections,
+            }),
+            BenchCommand::Consume {
+                bootstrap_server,
+                topic,
+                num_records,
+                fetch_max_bytes,
+            } => crate::cli::perf::consume(crate::cli::perf::ConsumeBench {
+                bootstrap: bootstrap_server,
+                topic,
+                num_records,
+                fetch_max_bytes,
+            }),
+            BenchCommand::Topics {
+                bootstrap_controller,
+                count,
+                partitions,
+                replication_factor,
+            } => crate::cli::perf::topics(crate::cli::perf::TopicsBench {
+                bootstrap_controllers: bootstrap_controller,
+                count: count.max(2),
+                partitions,
+                replication_factor,
+            }),
+            BenchCommand::Quorum { dir, proposals } => {
+                run_async(async move { crate::bench::quorum(&dir, proposals.max(1)).await })
+            }
+            BenchCommand::LogRecovery {
+                dir,
+                size_mib,
+                segment_mib,
+            } => crate::bench::log_recovery(&dir, size_mib << 20, segment_mib << 20)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn run_async(
+    fut: impl std::future::Future<Output = crate::bench::BenchResult<()>>,
+) -> Result<(), String> {
+    crate::runtime::block_on(fut)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,490 @@
+//! One ketch node, wired for its `process.roles`: the quorum member (a voter with the controller
+//! listener for the controller role, an observer for a broker-only node) and, for the broker
+//! role, the Kafka data plane with its lifecycle. `ketch server`, `ketch dev` and the simulator
+//! all start nodes through [`run`], so the simulator runs the wiring the binary runs.
+//!
+//! Owns: checking the config's roles and voters, opening the log directories, building each
+//! part's config from `server.properties`, handing between `quorum` and `broker` what one
+//! needs of the other (the committed metadata image, the quorum leader as a hint for the
+//! controller client, the metadata offset replayed for heartbeats), and the order of a clean
+//! stop: the broker flushes and leaves (controlled shutdown), then the quorum member stops.
+//! `quorum` and `broker` never import each other; this module is where they meet.
+
+use crate::broker::context::{Broker, BrokerConfig};
+use crate::broker::controller_client::ControllerClient;
+use crate::broker::groups::Groups;
+use crate::broker::lifecycle::{self, LifecycleConfig};
+use crate::broker::partitions::{LogDefaults, Partitions};
+use crate::broker::BrokerError;
+use crate::controller::{ControllerConfig, Endpoint, MetadataImage};
+use crate::group::GroupConfig;
+use crate::log::{Log, LogConfig, LogDir, LogError};
+use crate::model::config::{ConfigError, ServerConfig};
+use crate::model::{TopicPartition, METADATA_TOPIC};
+use crate::quorum::storage::METADATA_LOG_DIR_NAME;
+use crate::quorum::{
+    self, Observer, Proposal, QuorumBugs, QuorumConfig, QuorumError, QuorumStatus,
+};
+use crate::runtime::{self, Clock, Disk};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Why a node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot read {path}: {source}")]
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    ParseConfig { path: PathBuf, source: ConfigError },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    BadConfig(#[from] ConfigError),
+    #[error("opening {path}: {source}")]
+    Storage { path: PathBuf, source: LogError },
+    #[error("no metadata log directory (metadata.log.dir or the first of log.dirs)")]
+    NoMetadataLog,
+    #[error("cannot draw entropy for the node's ids: {0}")]
+    Entropy(std::io::Error),
+    #[error("quorum member: {0}")]
+    Quorum(#[from] QuorumError),
+    #[error("broker: {0}")]
+    Broker(#[from] BrokerError),
+    #[error("broker task: {0}")]
+    BrokerTask(String),
+}
+
+impl ServerConfig {
+    /// Reads and parses a `server.properties` file, logging each warning (unknown keys, …).
+    pub fn load(disk: &dyn Disk, path: &Path) -> Result<ServerConfig, NodeError> {
+        let text = disk
+            .read_file(path)
+            .map_err(|source| NodeError::ReadConfig {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let text = String::from_utf8_lossy(&text);
+        let (config, warnings) =
+            ServerConfig::parse(&text).map_err(|source| NodeError::ParseConfig {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        for w in warnings {
+            tracing::warn!("{}: {w}", path.display());
+        }
+        Ok(config)
+    }
+}
+
+/// `ketch storage format`: writes `meta.properties` (the cluster id, the node id, a new
+/// directory id each) into every directory of `config`. A formatted directory is refused unless
+/// `ignore_formatted`, then left as it is. Returns each directory and whether it was formatted now.
+pub fn format_storage(
+    disk: &Arc<dyn Disk>,
+    config: &ServerConfig,
+    cluster_id: &str,
+    ignore_formatted: bool,
+    mut directory_id: impl FnMut() -> Result<crate::model::Uuid, NodeError>,
+) -> Result<Vec<(PathBuf, bool)>, NodeError> {
+    if cluster_id.trim().is_empty() {
+        return Err(NodeError::Config(
+            "the cluster id must not be empty (make one with 'ketch storage random-uuid')".into(),
+        ));
+    }
+    let mut done = Vec::new();
+    for dir in config.all_dirs() {
+        let meta = crate::log::MetaProperties {
+            cluster_id: cluster_id.to_string(),
+            node_id: config.node_id,
+            directory_id: directory_id()?,
+        };
+        let formatted =
+            LogDir::format(Arc::clone(disk), &dir, &meta, ignore_formatted).map_err(|source| {
+                NodeError::Storage {
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+        done.push((dir, formatted));
+    }
+    Ok(done)
+}
+
+/// A random id from the OS's entropy (cluster and directory ids of the real binary).
+pub fn random_uuid() -> Result<crate::model::Uuid, NodeError> {
+    Ok(crate::model::Uuid::from_random(
+        runtime::random_bytes_16().map_err(NodeError::Entropy)?,
+    ))
+}
+
+/// What a node takes from the world it runs in: the real one for `ketch server`, a simulated
+/// one for `ketch-sim`.
+pub struct NodeEnv {
+    pub disk: Arc<dyn Disk>,
+    pub clock: Clock,
+    /// Seeds the cores' random choices (election timeouts, replica placement, member ids).
+    pub seed: u64,
+    /// Changes at every process start (BrokerRegistration's incarnation id).
+    pub incarnation_id: uuid::Uuid,
+    /// Sees the quorum member's status after every step, besides the node's own use of it.
+    pub observer: Option<Observer>,
+    /// Entries to propose to the metadata log directly (the simulator's workload); in the
+    /// product only the controller proposes.
+    pub proposals: Option<mpsc::Receiver<Proposal>>,
+    pub quorum_bugs: QuorumBugs,
+}
+
+impl NodeEnv {
+    /// The real world: files through `std::fs`, the system clock, ids from the OS's entropy.
+    pub fn real() -> Result<NodeEnv, NodeError> {
+        let entropy = runtime::random_bytes_16().map_err(NodeError::Entropy)?;
+        let seed = u64::from_le_bytes([
+            entropy[0], entropy[1], entropy[2], entropy[3], entropy[4], entropy[5], entropy[6],
+            entropy[7],
+        ]);
+        Ok(NodeEnv {
+            disk: Arc::new(runtime::RealDisk),
+            clock: Clock::system(),
+            seed,
+            incarnation_id: uuid::Uuid::from_bytes(
+                runtime::random_bytes_16().map_err(NodeError::Entropy)?,
+            ),
+            observer: None,
+            proposals: None,
+            quorum_bugs: QuorumBugs::default(),
+        })
+    }
+}
+
+/// The roles' rules: a controller is a voter with a controller listener; a broker-only node is
+/// not a voter (it follows the metadata log as an observer). Returns the controller listener's
+/// (host, port, name) for a controller.
+fn check_roles(config: &ServerConfig) -> Result<Option<(String, u16, String)>, NodeError> {
+    if config.voters.is_empty() {
+        return Err(NodeError::Config(
+            "controller.quorum.voters is empty: every node needs the voters, id@host:port,..."
+                .into(),
+        ));
+    }
+    let voter = config.voters.contains_key(&config.node_id);
+    if config.roles.controller {
+        if !voter {
+            return Err(NodeError::Config(format!(
+                "node.id {} is not among controller.quorum.voters ({:?}): a controller must be a voter",
+                config.node_id,
+                config.voters.keys().map(|n| n.0).collect::<Vec<_>>()
+            )));
+        }
+        let listener = config.controller_listener()?;
+        Ok(Some((
+            listener.host.clone(),
+            listener.port,
+            listener.name.clone(),
+        )))
+    } else if voter {
+        Err(NodeError::Config(format!(
+            "node.id {} is a voter in controller.quorum.voters but process.roles has no controller",
+            config.node_id
+        )))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The metadata log rolls at `metadata.log.segment.bytes`, so whole segments fall below each
+/// snapshot and can go; other logs open with defaults and get their topic's config later.
+fn log_config_at_open(tp: &TopicPartition, config: &ServerConfig) -> LogConfig {
+    if tp.topic == METADATA_TOPIC {
+        LogConfig {
+            segment_bytes_max: config.metadata_log_segment_bytes,
+            ..LogConfig::default()
+        }
+    } else {
+        LogConfig::default()
+    }
+}
+
+/// What the log directories hold at start.
+struct Storage {
+    cluster_id: String,
+    metadata_log: Log,
+    data_dirs: Vec<LogDir>,
+    data_logs: Vec<std::collections::BTreeMap<TopicPartition, Log>>,
+}
+
+/// Opens (recovering) every log directory; the metadata log is taken out of its directory.
+fn open_storage(config: &ServerConfig, disk: &Arc<dyn Disk>) -> Result<Storage, NodeError> {
+    let mut cluster_id: Option<String> = None;
+    let mut metadata_log = None;
+    let mut data_dirs = Vec::new();
+    let mut data_logs = Vec::new();
+    for dir in config.all_dirs() {
+        let storage_error = |source| NodeError::Storage {
+            path: dir.clone(),
+            source,
+        };
+        let (log_dir, mut logs, notes) = LogDir::open(
+            Arc::clone(disk),
+            &dir,
+            cluster_id.as_deref(),
+            config.node_id,
+            |tp| log_config_at_open(tp, config),
+        )
+        .map_err(storage_error)?;
+        for n in notes {
+            tracing::warn!("recovery: {n}");
+        }
+        cluster_id.get_or_insert_with(|| log_dir.meta().cluster_id.clone());
+        if dir == config.metadata_log_dir {
+            let tp = TopicPartition::new(METADATA_TOPIC, 0);
+            metadata_log = Some(match logs.remove(&tp) {
+                Some(log) => log,
+                None => log_dir
+                    .create_log(&tp, log_config_at_open(&tp, config))
+                    .map_err(storage_error)?,
+            });
+        }
+        if config.log_dirs.contains(&dir) {
+            data_dirs.push(log_dir);
+            data_logs.push(logs);
+        }
+    }
+    match (cluster_id, metadata_log) {
+        (Some(cluster_id), Some(metadata_log)) => Ok(Storage {
+            cluster_id,
+            metadata_log,
+            data_dirs,
+            data_logs,
+        }),
+        _ => Err(NodeError::NoMetadataLog),
+    }
+}
+
+/// The broker's endpoints as the controller registers them: every advertised listener that is
+/// not a controller listener.
+fn broker_endpoints(config: &ServerConfig) -> Vec<Endpoint> {
+    config
+        .advertised_listeners
+        .iter()
+        .filter(|l| !config.controller_listener_names.contains(&l.name))
+        .map(|l| Endpoint {
+            name: l.name.clone(),
+            host: if l.host.is_empty() {
+                "localhost".into()
+            } else {
+                l.host.clone()
+            },
+            port: l.port,
+        })
+        .collect()
+}
+
+fn build_broker(
+    config: &ServerConfig,
+    env: &NodeEnv,
+    cluster_id: &str,
+    storage: (
+        Vec<LogDir>,
+        Vec<std::collections::BTreeMap<TopicPartition, Log>>,
+    ),
+    image: watch::Receiver<Arc<MetadataImage>>,
+    leader_hint: Arc<AtomicI32>,
+) -> Broker {
+    let base = LogConfig {
+        segment_bytes_max: config.log_segment_bytes,
+        retention_ms: config.log_retention_ms,
+        retention_bytes: config.log_retention_bytes,
+        max_batch_bytes: config.message_max_bytes,
+        ..LogConfig::default()
+    };
+    let partitions = Arc::new(Partitions::new(
+        config.node_id.0,
+        Arc::clone(&env.disk),
+        storage.0,
+        storage.1,
+        LogDefaults { base },
+    ));
+    let client_listeners = config
+        .listeners
+        .iter()
+        .filter(|l| !config.controller_listener_names.contains(&l.name))
+        .cloned()
+        .collect();
+    Broker::new(
+        BrokerConfig {
+            node_id: config.node_id.0,
+            cluster_id: cluster_id.to_string(),
+            listeners: client_listeners,
+            auto_create_topics: config.auto_create_topics,
+            socket_request_max_bytes: config.socket_request_max_bytes,
+            max_connections: config.max_connections,
+            log_retention_check_interval_ms: config.log_retention_check_interval_ms,
+            log_flush_interval_ms: config.log_flush_interval_ms,
+            offsets_topic_replication_factor: config.offsets_topic_replication_factor,
+            described: config.described(),
+        },
+        image,
+        partitions,
+        ControllerClient::new(config.voters.clone(), leader_hint, config.node_id),
+        env.clock.clone(),
+        Groups::new(
+            GroupConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            },
+            config.offsets_topic_num_partitions,
+            env.seed ^ 0x6752_0055,
+        ),
+    )
+}
+
+/// Runs a node until `shutdown` completes (then stops cleanly) or a part of it fails.
+pub async fn run(
+    config: ServerConfig,
+    mut env: NodeEnv,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let controller_listener = check_roles(&config)?;
+    let storage = open_storage(&config, &env.disk)?;
+    let cluster_id = storage.cluster_id.clone();
+    // What the quorum member tells the broker: how far it replayed the metadata log (for
+    // heartbeats), who leads the quorum (a hint for the controller client), and the committed
+    // image (published by the member, followed by the broker).
+    let metadata_offset = Arc::new(AtomicI64::new(-1));
+    let leader_hint = Arc::new(AtomicI32::new(-1));
+    let (image_tx, image_rx) = watch::channel(Arc::new(MetadataImage::new()));
+    let lifecycle = config.roles.broker.then(|| LifecycleConfig {
+        node_id: config.node_id,
+        cluster_id: cluster_id.clone(),
+        voters: config.voters.clone(),
+        endpoints: broker_endpoints(&config),
+        heartbeat_interval_ms: config.broker_heartbeat_interval_ms,
+        incarnation_id: env.incarnation_id,
+    });
+    let broker = config.roles.broker.then(|| {
+        Arc::new(build_broker(
+            &config,
+            &env,
+            &cluster_id,
+            (storage.data_dirs, storage.data_logs),
+            image_rx.clone(),
+            Arc::clone(&leader_hint),
+        ))
+    });
+    let outer_observer = env.observer.take();
+    let observer: Observer = {
+        let offset = Arc::clone(&metadata_offset);
+        let leader = Arc::clone(&leader_hint);
+        Arc::new(move |s: &QuorumStatus| {
+            offset.store(s.metadata_offset, Ordering::Relaxed);
+            leader.store(s.leader.map_or(-1, |n| n.0), Ordering::Relaxed);
+            if let Some(o) = &outer_observer {
+                o(s);
+            }
+        })
+    };
+    let (listen, listener_name) = match controller_listener {
+        Some((host, port, name)) => (Some((host, port)), name),
+        None => (None, String::new()),
+    };
+    let quorum_config = QuorumConfig {
+        node_id: config.node_id,
+        cluster_id,
+        voters: config.voters.clone(),
+        listen,
+        listener_name,
+        max_connections: config.max_connections,
+        metadata_dir: config.metadata_log_dir.join(METADATA_LOG_DIR_NAME),
+        election_timeout_ms: config.election_timeout_ms,
+        fetch_timeout_ms: config.fetch_timeout_ms,
+        snapshot_interval_bytes: config.metadata_snapshot_interval_bytes,
+        snapshot_interval_ms: config.metadata_snapshot_interval_ms,
+        controller: ControllerConfig {
+            session_timeout_ms: config.broker_session_timeout_ms,
+            default_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+        },
+        observer: Some(observer),
+        image: Some(image_tx),
+        bugs: env.quorum_bugs,
+    };
+    // Without a workload of its own, nothing but the controller proposes; the sender is kept
+    // so the member's proposal channel stays open.
+    let (_proposer, own_proposals) = quorum::proposal_channel();
+    let proposals = env.proposals.take().unwrap_or(own_proposals);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    runtime::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    // A broker registers with the active controller and heartbeats for as long as it runs.
+    let lifecycle_task = lifecycle
+        .clone()
+        .map(|l| runtime::spawn(lifecycle::run(l, Arc::clone(&metadata_offset))));
+    let broker_task =
+        broker.map(|b| runtime::spawn(crate::broker::server::run(b, stopped(stop_rx.clone()))));
+    // The broker ending (a stop, or a failure such as a listener that cannot bind) ends the
+    // quorum member too, after a controlled shutdown.
+    let broker_failure = Arc::new(Mutex::new(None::<NodeError>));
+    let quorum_stop = {
+        let failure = Arc::clone(&broker_failure);
+        let node_id = config.node_id.0;
+        async move {
+            let outcome = match broker_task {
+                Some(task) => match task.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(NodeError::Broker(e)),
+                    Err(e) => Some(NodeError::BrokerTask(e.to_string())),
+                },
+                None => {
+                    stopped(stop_rx).await;
+                    None
+                }
+            };
+            if let Some(task) = lifecycle_task {
+                task.abort();
+            }
+            // Then ask the controller (still running, if it is this node) to fence us and move
+            // our leaderships now.
+            let epoch = image_rx
+                .borrow()
+                .brokers
+                .get(&node_id)
+                .map(|b| b.broker_epoch);
+            if let (Some(l), Some(epoch)) = (&lifecycle, epoch) {
+                lifecycle::controlled_shutdown(l, epoch, Duration::from_secs(3)).await;
+            }
+            if let Ok(mut f) = failure.lock() {
+                *f = outcome;
+            }
+        }
+    };
+    let result = quorum::run(
+        quorum_config,
+        Arc::clone(&env.disk),
+        storage.metadata_log,
+        env.clock.clone(),
+        env.seed,
+        proposals,
+        quorum_stop,
+    )
+    .await;
+    let failure = broker_failure.lock().ok().and_then(|mut f| f.take());
+    match (result, failure) {
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), Some(e)) => Err(e),
+        (Ok(()), None) => Ok(()),
+    }
+}

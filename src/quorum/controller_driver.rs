@@ -1,0 +1,641 @@
+//! The controller on top of the quorum: every member replays committed metadata records into a
+//! [`Controller`]; the leader, once everything in its log is committed (its own LeaderChange
+//! included, so it has seen all that came before), becomes the active controller: it answers
+//! BrokerRegistration, BrokerHeartbeat, CreateTopics, DeleteTopics and CreatePartitions, fences
+//! brokers whose session expired,
+//! and proposes the records these produce. Answers wait until their records are committed.
+
+use super::snapshot_file;
+use super::storage::DiskRaftLog;
+use super::QuorumError;
+use crate::controller::{
+    image_from_records, image_records, ApiError, Controller, CreateTopic, Endpoint, MetadataImage,
+    MetadataRecord,
+};
+use crate::protocol::responses::{refusal, wire_topic_id};
+use crate::raft::{Epoch, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEADER_CHANGE};
+use kafka_protocol::messages::{
+    create_partitions_response, create_topics_response, delete_topics_response,
+    incremental_alter_configs_response, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
+    BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ProducerId, RequestKind,
+    ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::oneshot;
+
+/// NOT_CONTROLLER: this node is not the active controller.
+const NOT_CONTROLLER: i16 = 41;
+
+struct Pending {
+    /// Answer once the high watermark passes this offset.
+    last_offset: u64,
+    answer: ResponseKind,
+    not_controller: ResponseKind,
+    reply: oneshot::Sender<ResponseKind>,
+}
+
+pub struct ControllerDriver {
+    controller: Controller,
+    /// Next log offset to replay.
+    replayed: u64,
+    /// The epoch this node leads, if it does.
+    leading: Option<Epoch>,
+    active: bool,
+    pending: Vec<Pending>,
+    /// Committed records only, for the broker: the active controller's own image runs ahead
+    /// of the high watermark.
+    committed: MetadataImage,
+    /// Next log offset to apply to `committed`.
+    committed_next: u64,
+    /// Record bytes applied to `committed` since the last snapshot.
+    bytes_since_snapshot: u64,
+    /// When the last snapshot was taken (or this member started), monotonic ms.
+    last_snapshot_ms: Option<u64>,
+}
+
+impl ControllerDriver {
+    pub fn new(controller: Controller) -> ControllerDriver {
+        ControllerDriver {
+            controller,
+            replayed: 0,
+            leading: None,
+            active: false,
+            pending: Vec::new(),
+            committed: MetadataImage::new(),
+            committed_next: 0,
+            bytes_since_snapshot: 0,
+            last_snapshot_ms: None,
+        }
+    }
+
+    /// Starts over from a snapshot (at start, or when the leader's replaced the log): both
+    /// images become the snapshot's, and replay goes on from its end.
+    pub fn load_snapshot(&mut self, id: SnapshotId, bytes: &[u8]) -> Result<(), QuorumError> {
+        let records = snapshot_file::decode(bytes).map_err(|source| QuorumError::Snapshot {
+            end_offset: id.end_offset,
+            source,
+        })?;
+        let image = image_from_records(&records, id.end_offset as i64 - 1).map_err(|source| {
+            QuorumError::SnapshotImage {
+                end_offset: id.end_offset,
+                source,
+            }
+        })?;
+        for p in self.pending.drain(..) {
+            let _ = p.reply.send(p.not_controller);
+        }
+        self.active = false;
+        self.controller.reset_to(image.clone());
+        self.committed = image;
+        self.committed_next = id.end_offset;
+        self.replayed = id.end_offset;
+        self.bytes_since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Snapshots the committed image once `interval_bytes` of records have committed since the
+    /// last snapshot, or `interval_ms` has passed since it and anything committed; the metadata
+    /// log then drops the whole segments below it. Errors are the log's and fatal.
+    pub fn maybe_snapshot(
+        &mut self,
+        node: &mut RaftNode<DiskRaftLog>,
+        interval_bytes: u64,
+        interval_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), QuorumError> {
+        let end_offset = self.committed_next;
+        let since = *self.last_snapshot_ms.get_or_insert(now_ms);
+        let due = self.bytes_since_snapshot >= interval_bytes
+            || (self.bytes_since_snapshot > 0 && now_ms.saturating_sub(since) >= interval_ms);
+        if !due
+            || node
+                .log()
+                .latest_snapshot()
+                .is_some_and(|s| s.end_offset >= end_offset)
+        {
+            return Ok(());
+        }
+        let epoch = match node.log().read(end_offset.saturating_sub(1), 1).first() {
+            Some(e) if e.offset + 1 == end_offset => e.epoch,
+            _ => return Ok(()),
+        };
+        let id = SnapshotId { end_offset, epoch };
+        let bytes = match snapshot_file::encode(id, &image_records(&self.committed), 0) {
+            Ok(bytes) => bytes,
+            // Only a record replayed from an old JSON log with a non-UUID id gets here.
+            Err(e) => {
+                tracing::error!("metadata snapshot at {end_offset} not taken: {e}");
+                self.bytes_since_snapshot = 0;
+                return Ok(());
+            }
+        };
+        match node.create_snapshot(end_offset, &bytes) {
+            Ok(made) => {
+                debug_assert_eq!(made, id);
+                self.bytes_since_snapshot = 0;
+                self.last_snapshot_ms = Some(now_ms);
+                tracing::info!(
+                    end_offset,
+                    epoch,
+                    bytes = bytes.len(),
+                    log_start = node.log().start_offset(),
+                    "metadata snapshot taken"
+                );
+                Ok(())
+            }
+            // Committed but not yet durable here: try again after the next flush.
+            Err(SnapshotError::OutOfRange { .. }) => Ok(()),
+            Err(SnapshotError::Log(e)) => Err(e.into()),
+        }
+    }
+
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// The image of what is committed: what brokers serve.
+    pub fn committed_image(&self) -> &MetadataImage {
+        &self.committed
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// The last log offset replayed (-1 before any): how far this node's view of the metadata
+    /// goes, which brokers report in their heartbeats.
+    pub fn replayed_offset(&self) -> i64 {
+        self.replayed as i64 - 1
+    }
+
+    /// After every step of the quorum: follow leadership, replay what committed, answer what
+    /// committed, and as the active controller fence silent brokers.
+    pub fn on_step(&mut self, node: &mut RaftNode<DiskRaftLog>, now_ms: u64) {
+        let leader_now = (node.role() == Role::Leader).then(|| node.epoch());
+        if leader_now != self.leading {
+            if self.leading.is_some() {
+                // Leadership lost (or a new term): drop speculative state, go on from what
+                // committed.
+                self.controller.reset_to(self.committed.clone());
+                self.replayed = self.committed_next;
+                for p in self.pending.drain(..) {
+                    let _ = p.reply.send(p.not_controller);
+                }
+            }
+            self.active = false;
+            self.leading = leader_now;
+        }
+        self.replay_committed(node);
+        if self.leading.is_some()
+            && !self.active
+            && node.high_watermark() >= node.log().end_offset()
+        {
+            self.active = true;
+            self.controller.activate(now_ms);
+            tracing::info!(
+                epoch = node.epoch(),
+                offset = node.high_watermark(),
+                "active controller"
+            );
+        }
+        let hw = node.high_watermark();
+        let (done, waiting): (Vec<Pending>, Vec<Pending>) =
+            self.pending.drain(..).partition(|p| p.last_offset < hw);
+        self.pending = waiting;
+        for p in done {
+            let _ = p.reply.send(p.answer);
+        }
+        if self.active {
+            self.controller.align(node.log().end_offset() as i64);
+            let records = self.controller.tick(now_ms);
+            for r in &records {
+                if let MetadataRecord::FenceBroker { broker_id, .. } = r {
+                    tracing::info!(broker = broker_id, "broker session expired: fenced");
+                }
+            }
+            propose(node, &records, now_ms);
+        }
+    }
+
+    fn replay_committed(&mut self, node: &RaftNode<DiskRaftLog>) {
+        let hw = node.high_watermark();
+        while self.committed_next < hw {
+            let entries = node.log().read(self.committed_next, 512);
+            if entries.is_empty() {
+                break;
+            }
+            for e in entries {
+                if e.offset >= hw {
+                    break;
+                }
+                self.committed_next = e.offset + 1;
+                self.bytes_since_snapshot += e.data.len() as u64;
+                if e.data == LEADER_CHANGE {
+                    continue;
+                }
+                match MetadataRecord::decode(&e.data) {
+                    Ok(record) => {
+                        if let Err(err) = self.committed.apply(e.offset as i64, &record) {
+                            tracing::error!("metadata log: {err}");
+                        }
+                    }
+                    Err(err) => tracing::error!(offset = e.offset, "metadata log: {err}"),
+                }
+            }
+        }
+        while self.replayed < hw {
+            let entries = node.log().read(self.replayed, 512);
+            if entries.is_empty() {
+                break;
+            }
+            for e in entries {
+                if e.offset >= hw {
+                    break;
+                }
+                self.replayed = e.offset + 1;
+                // The active controller applied its own records when it made them.
+                if (e.offset as i64) < self.controller.next_offset() || e.data == LEADER_CHANGE {
+                    continue;
+                }
+                match MetadataRecord::decode(&e.data) {
+                    Ok(record) => {
+                        if let Err(err) = self.controller.replay(e.offset as i64, &record) {
+                            tracing::error!("metadata log: {err}");
+                        }
+                    }
+                    Err(err) => tracing::error!(offset = e.offset, "metadata log: {err}"),
+                }
+            }
+        }
+    }
+
+    /// A controller request: answered now (refused, or nothing to write) or once its records
+    /// are committed.
+    pub fn handle(
+        &mut self,
+        node: &mut RaftNode<DiskRaftLog>,
+        request: &RequestKind,
+        reply: oneshot::Sender<ResponseKind>,
+        now_ms: u64,
+    ) {
+        let Some(not_controller) = refusal(request, NOT_CONTROLLER, "not the active controller")
+        else {
+            return;
+        };
+        if !self.active {
+            let _ = reply.send(not_controller);
+            return;
+        }
+        self.controller.align(node.log().end_offset() as i64);
+        let (answer, records) = match request {
+            RequestKind::BrokerRegistration(r) => self.register_broker(request, r, now_ms),
+            RequestKind::AllocateProducerIds(r) => self.allocate_producer_ids(request, r),
+            RequestKind::IncrementalAlterConfigs(r) => self.alter_configs(r),
+            RequestKind::BrokerHeartbeat(r) => self.heartbeat(request, r, now_ms),
+            RequestKind::CreateTopics(r) => self.create_topics(r),
+            RequestKind::DeleteTopics(r) => self.delete_topics(r),
+            RequestKind::CreatePartitions(r) => self.create_partitions(r),
+            _ => return,
+        };
+        match propose(node, &records, now_ms) {
+            None => {
+                let _ = reply.send(answer);
+            }
+            Some(last_offset) => self.pending.push(Pending {
+                last_offset,
+                answer,
+                not_controller,
+                reply,
+            }),
+        }
+    }
+
+    /// Registers a broker (BrokerRegistration, 62): a new broker epoch; the broker starts fenced.
+    fn register_broker(
+        &mut self,
+        request: &RequestKind,
+        r: &BrokerRegistrationRequest,
+        now_ms: u64,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        let endpoints = r
+            .listeners
+            .iter()
+            .map(|l| Endpoint {
+                name: l.name.to_string(),
+                host: l.host.to_string(),
+                port: l.port,
+            })
+            .collect();
+        let rack = r.rack.as_ref().map(|s| s.to_string());
+        match self.controller.register_broker(
+            r.broker_id.0,
+            &r.incarnation_id.to_string(),
+            endpoints,
+            rack,
+            now_ms,
+        ) {
+            Ok((records, epoch)) => (
+                ResponseKind::BrokerRegistration(
+                    BrokerRegistrationResponse::default().with_broker_epoch(epoch),
+                ),
+                records,
+            ),
+            Err(e) => (refused(request, &e), Vec::new()),
+        }
+    }
+
+    /// Hands a broker a block of producer ids (AllocateProducerIds, 67).
+    fn allocate_producer_ids(
+        &mut self,
+        request: &RequestKind,
+        r: &AllocateProducerIdsRequest,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        match self
+            .controller
+            .allocate_producer_ids(r.broker_id.0, r.broker_epoch)
+        {
+            Ok((records, start, len)) => (
+                ResponseKind::AllocateProducerIds(
+                    AllocateProducerIdsResponse::default()
+                        .with_producer_id_start(ProducerId(start))
+                        .with_producer_id_len(len),
+                ),
+                records,
+            ),
+            Err(e) => (refused(request, &e), Vec::new()),
+        }
+    }
+
+    /// Topic config changes (IncrementalAlterConfigs, 44): SET and DELETE, validated.
+    fn alter_configs(
+        &mut self,
+        r: &IncrementalAlterConfigsRequest,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for res in &r.resources {
+            let outcome = if res.resource_type != 2 {
+                Err(ApiError::InvalidConfig(format!(
+                    "resource type {} cannot be altered (topics only)",
+                    res.resource_type
+                )))
+            } else {
+                let mut changes = Vec::new();
+                let mut bad = None;
+                for c in &res.configs {
+                    match (c.config_operation, &c.value) {
+                        (0, Some(v)) => changes.push((c.name.to_string(), Some(v.to_string()))),
+                        (1, _) => changes.push((c.name.to_string(), None)),
+                        (op, _) => {
+                            bad = Some(ApiError::InvalidConfig(format!(
+                                "operation {op} on {} is not supported (SET and DELETE are)",
+                                c.name
+                            )))
+                        }
+                    }
+                }
+                match bad {
+                    Some(e) => Err(e),
+                    None if r.validate_only => Ok(Vec::new()),
+                    None => self
+                        .controller
+                        .alter_topic_configs(&res.resource_name, &changes),
+                }
+            };
+            let mut result =
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(res.resource_type)
+                    .with_resource_name(res.resource_name.clone());
+            match outcome {
+                Ok(made) => records.extend(made),
+                Err(e) => {
+                    result = result
+                        .with_error_code(e.code())
+                        .with_error_message(message_of(&e))
+                }
+            }
+            results.push(result);
+        }
+        (
+            ResponseKind::IncrementalAlterConfigs(
+                IncrementalAlterConfigsResponse::default().with_responses(results),
+            ),
+            records,
+        )
+    }
+
+    /// A broker's heartbeat (BrokerHeartbeat, 63): unfences it once caught up, fences it on request.
+    fn heartbeat(
+        &mut self,
+        request: &RequestKind,
+        r: &BrokerHeartbeatRequest,
+        now_ms: u64,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        match self.controller.heartbeat(
+            r.broker_id.0,
+            r.broker_epoch,
+            r.current_metadata_offset,
+            r.want_fence,
+            r.want_shut_down,
+            now_ms,
+        ) {
+            Ok((h, records)) => (
+                ResponseKind::BrokerHeartbeat(
+                    BrokerHeartbeatResponse::default()
+                        .with_is_caught_up(h.is_caught_up)
+                        .with_is_fenced(h.is_fenced)
+                        .with_should_shut_down(h.should_shutdown),
+                ),
+                records,
+            ),
+            Err(e) => (refused(request, &e), Vec::new()),
+        }
+    }
+
+    /// CreateTopics (19), one topic at a time.
+    fn create_topics(&mut self, r: &CreateTopicsRequest) -> (ResponseKind, Vec<MetadataRecord>) {
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for t in &r.topics {
+            let command = CreateTopic {
+                name: t.name.0.to_string(),
+                partitions: t.num_partitions,
+                replication_factor: t.replication_factor,
+                configs: t
+                    .configs
+                    .iter()
+                    .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                    .collect(),
+            };
+            let outcome = if r.validate_only {
+                // Validation only: decide, then forget.
+                Err(ApiError::InvalidTopic(
+                    "validate_only is not supported yet".into(),
+                ))
+            } else {
+                self.controller
+                    .create_topics(std::slice::from_ref(&command))
+                    .pop()
+                    .unwrap_or(Err(ApiError::InvalidTopic("no result".into())))
+            };
+            let mut result =
+                create_topics_response::CreatableTopicResult::default().with_name(t.name.clone());
+            match outcome {
+                Ok(made) => {
+                    let topic = self.controller.image().topic_by_name(&command.name);
+                    result = result
+                        .with_num_partitions(topic.map_or(0, |t| t.partitions.len() as i32))
+                        .with_replication_factor(
+                            topic
+                                .and_then(|t| t.partitions.values().next())
+                                .map_or(0, |p| p.replicas.len() as i16),
+                        )
+                        .with_topic_id(
+                            topic.map_or(uuid::Uuid::nil(), |t| wire_topic_id(&t.topic_id)),
+                        );
+                    records.extend(made);
+                }
+                Err(e) => {
+                    result = result
+                        .with_error_code(e.code())
+                        .with_error_message(message_of(&e));
+                }
+            }
+            results.push(result);
+        }
+        (
+            ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(results)),
+            records,
+        )
+    }
+
+    /// DeleteTopics (20), by name or (v6+) by id.
+    fn delete_topics(&mut self, r: &DeleteTopicsRequest) -> (ResponseKind, Vec<MetadataRecord>) {
+        // v6+ names topics in `topics` (by name or id); earlier versions in `topic_names`.
+        let names: Vec<Option<String>> = if r.topics.is_empty() {
+            r.topic_names
+                .iter()
+                .map(|n| Some(n.0.to_string()))
+                .collect()
+        } else {
+            r.topics
+                .iter()
+                .map(|t| match &t.name {
+                    Some(n) => Some(n.0.to_string()),
+                    None => self
+                        .controller
+                        .image()
+                        .topics
+                        .values()
+                        .find(|x| wire_topic_id(&x.topic_id) == t.topic_id)
+                        .map(|x| x.name.clone()),
+                })
+                .collect()
+        };
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for name in names {
+            let mut result = delete_topics_response::DeletableTopicResult::default()
+                .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))));
+            let outcome = match &name {
+                Some(n) => self
+                    .controller
+                    .delete_topics(std::slice::from_ref(n))
+                    .pop()
+                    .unwrap_or(Err(ApiError::UnknownTopic("no result".into()))),
+                None => Err(ApiError::UnknownTopic("no topic with that id".into())),
+            };
+            match outcome {
+                Ok(made) => records.extend(made),
+                Err(e) => {
+                    result = result
+                        .with_error_code(e.code())
+                        .with_error_message(message_of(&e));
+                }
+            }
+            results.push(result);
+        }
+        (
+            ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(results)),
+            records,
+        )
+    }
+
+    /// CreatePartitions (37).
+    fn create_partitions(
+        &mut self,
+        r: &CreatePartitionsRequest,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for t in &r.topics {
+            let mut result = create_partitions_response::CreatePartitionsTopicResult::default()
+                .with_name(t.name.clone());
+            let outcome = if r.validate_only {
+                Err(ApiError::InvalidPartitions(
+                    "validate_only is not supported yet".into(),
+                ))
+            } else {
+                self.controller.create_partitions(&t.name.0, t.count)
+            };
+            match outcome {
+                Ok(made) => records.extend(made),
+                Err(e) => {
+                    result = result
+                        .with_error_code(e.code())
+                        .with_error_message(message_of(&e));
+                }
+            }
+            results.push(result);
+        }
+        (
+            ResponseKind::CreatePartitions(
+                CreatePartitionsResponse::default().with_results(results),
+            ),
+            records,
+        )
+    }
+}
+
+/// The error answer to `request` for a refusal by the controller core.
+fn refused(request: &RequestKind, e: &ApiError) -> ResponseKind {
+    refusal(request, e.code(), &e.to_string()).unwrap_or_else(|| {
+        // Every controller request has an error form; a request that reached here has one.
+        ResponseKind::ApiVersions(Default::default())
+    })
+}
+
+fn message_of(e: &ApiError) -> Option<StrBytes> {
+    Some(StrBytes::from_string(e.to_string()))
+}
+
+/// Appends records as entries; returns the last offset, if any. A refusal from the core here
+/// means leadership was lost this very step; the next step resets.
+fn propose(
+    node: &mut RaftNode<DiskRaftLog>,
+    records: &[MetadataRecord],
+    now_ms: u64,
+) -> Option<u64> {
+    let mut last = None;
+    for r in records {
+        // The controller asserted that its records encode when it made them.
+        let bytes = match r.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!("metadata record not proposed: {e}");
+                break;
+            }
+        };
+        match node.propose(bytes, now_ms) {
+            Ok(offset) => last = Some(offset),
+            Err(e) => {
+                tracing::warn!("metadata record not proposed: {e}");
+                break;
+            }
+        }
+    }
+    last
+}

@@ -1,0 +1,228 @@
+//! Kafka's wire over TCP, the one mechanism both listeners use (the client listener in
+//! `broker/` and the controller listener in `quorum/`) and the one-request client that brokers
+//! use to reach the controller.
+//!
+//! A listener is a [`Service`]: a table of the API versions it implements and a handler. This
+//! module accepts connections (up to a limit), reads frames (length checked before the body is
+//! read), decodes requests against the table, answers ApiVersions from that same table —
+//! including KIP-511's fallback: an unsupported ApiVersions version gets error 35 and the whole
+//! list in a v0 answer, so the client can pick a version — and closes a connection whose request
+//! cannot be decoded, with a log line. One request at a time per connection, as Kafka does: a
+//! client may pipeline, the answers keep their order.
+//!
+//! Owns no Kafka state: what a request means is the service's business.
+
+use crate::protocol::frame::{
+    decode_request, decode_response, encode_request, encode_response, peek_request, FrameError,
+    Request,
+};
+use crate::runtime::net::{read_frame, write_frame, TcpListener, TcpStream};
+use crate::runtime::{self};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, RequestKind, ResponseKind,
+};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Who is on the other end of a connection, and which listener it came in on.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The listener's name (`PLAINTEXT`, `CONTROLLER`, …): Metadata answers with each broker's
+    /// endpoint of that name.
+    pub listener: String,
+    /// `ip:port` of the client.
+    pub addr: String,
+}
+
+impl Peer {
+    /// The client's address without the port (Kafka's `client_host`, after a '/').
+    pub fn ip(&self) -> &str {
+        self.addr
+            .rsplit_once(':')
+            .map_or(self.addr.as_str(), |(ip, _)| ip)
+    }
+}
+
+/// What one listener serves.
+pub trait Service: Send + Sync + 'static {
+    /// The versions this listener implements for each API key: ApiVersions advertises exactly
+    /// this, and the decoder refuses anything else.
+    fn supported(api_key: ApiKey) -> Option<(i16, i16)>;
+
+    /// Answers one request (never ApiVersions, which this module answers from the table).
+    /// `Ok(None)`: the API sends no answer (Produce with acks=0). `Err`: close the connection.
+    fn handle<'a>(
+        &'a self,
+        peer: &'a Peer,
+        request: &'a Request,
+    ) -> impl Future<Output = Result<Option<ResponseKind>, String>> + Send + 'a;
+}
+
+/// The limits of one listener.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request frame read (`socket.request.max.bytes`).
+    pub max_frame_bytes: usize,
+    /// Connections open at once (`max.connections`); more are closed as they arrive.
+    pub max_connections: usize,
+}
+
+/// The ApiVersions answer for a table of supported versions.
+pub fn api_versions(
+    supported: impl Fn(ApiKey) -> Option<(i16, i16)>,
+    error_code: i16,
+) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            ApiKey::iter()
+                .filter_map(|k| supported(k).map(|range| (k, range)))
+                .map(|(k, (min, max))| {
+                    ApiVersion::default()
+                        .with_api_key(k as i16)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
+}
+
+/// Binds `host:port` (an empty host is every interface).
+pub async fn bind(host: &str, port: u16) -> Result<(TcpListener, String), std::io::Error> {
+    let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { host });
+    let listener = TcpListener::bind(&addr).await?;
+    Ok((listener, addr))
+}
+
+/// Accepts connections on `listener` for ever, one task per connection.
+pub async fn accept_loop<S: Service>(
+    service: Arc<S>,
+    listener: TcpListener,
+    name: String,
+    limits: Limits,
+) {
+    let open = Arc::new(AtomicUsize::new(0));
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                if open.fetch_add(1, Ordering::Relaxed) + 1 > limits.max_connections {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    tracing::warn!(%addr, listener = %name, limit = limits.max_connections, "max.connections reached: connection refused");
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let service = Arc::clone(&service);
+                let open = Arc::clone(&open);
+                let peer = Peer {
+                    listener: name.clone(),
+                    addr: addr.to_string(),
+                };
+                let max_frame_bytes = limits.max_frame_bytes;
+                runtime::spawn(async move {
+                    if let Err(e) = serve(&*service, &peer, stream, max_frame_bytes).await {
+                        tracing::info!(peer = %peer.addr, listener = %peer.listener, "closing a connection: {e}");
+                    }
+                    open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(listener = %name, "accept failed: {e}");
+                runtime::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve<S: Service>(
+    service: &S,
+    peer: &Peer,
+    mut stream: TcpStream,
+    max_frame_bytes: usize,
+) -> Result<(), String> {
+    loop {
+        let Some(frame) = read_frame(&mut stream, max_frame_bytes)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let request = match decode_request(frame.clone(), S::supported) {
+            Ok(r) => r,
+            Err(FrameError::UnsupportedVersion {
+                api_key: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => {
+                let body = ResponseKind::ApiVersions(api_versions(
+                    S::supported,
+                    ResponseError::UnsupportedVersion.code(),
+                ));
+                let out = encode_response(correlation_id, ApiKey::ApiVersions, 0, &body)
+                    .map_err(|e| e.to_string())?;
+                write_frame(&mut stream, &out)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            Err(e) => {
+                let (key, version, correlation_id) = peek_request(&frame).unwrap_or((-1, -1, -1));
+                return Err(format!(
+                    "bad request (api key {key}, version {version}, correlation id {correlation_id}): {e}"
+                ));
+            }
+        };
+        drop(frame);
+        let correlation_id = request.header.correlation_id;
+        let body = if let RequestKind::ApiVersions(_) = request.body {
+            Some(ResponseKind::ApiVersions(api_versions(S::supported, 0)))
+        } else {
+            let span = tracing::debug_span!(
+                "request",
+                client_id = request.header.client_id.as_deref().unwrap_or(""),
+                correlation_id,
+                api_key = ?request.api_key,
+                api_version = request.version
+            );
+            service.handle(peer, &request).instrument(span).await?
+        };
+        let Some(body) = body else {
+            continue; // acks=0: no answer
+        };
+        let out = encode_response(correlation_id, request.api_key, request.version, &body)
+            .map_err(|e| e.to_string())?;
+        // Only the encoded answer is held while a slow reader takes it.
+        drop(body);
+        drop(request);
+        write_frame(&mut stream, &out)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+}
+
+/// One request on a fresh connection to `addr` and its answer; `None` on any failure or once
+/// `timeout` has passed (the callers retry or try another node).
+pub async fn call_once(
+    addr: &str,
+    client_id: &str,
+    api_key: ApiKey,
+    version: i16,
+    body: &RequestKind,
+    max_response_bytes: usize,
+    timeout: Duration,
+) -> Option<ResponseKind> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let frame = encode_request(1, client_id, api_key, version, body).ok()?;
+        write_frame(&mut stream, &frame).await.ok()?;
+        let answer = read_frame(&mut stream, max_response_bytes).await.ok()??;
+        decode_response(api_key, version, answer)
+            .ok()
+            .map(|(_, r)| r)
+    };
+    tokio::time::timeout(timeout, exchange).await.ok()?
+}
