@@ -125,7 +125,7 @@ pub async fn log_append(dir: &Path, opts: AppendBenchOptions) -> BenchResult<()>
         ..LogConfig::default()
     };
     let (log, _) = Log::open(Arc::clone(&shared), &dir.join("bench-0"), config, 0)?;
-    let log = Arc::new(Mutex::new(log));
+    let log = Arc::new(std::sync::RwLock::new(Some(log)));
     let (writer, task) = LogWriter::spawn(Arc::clone(&log), clock.clone(), PlantedBugs::default());
     let per_producer = sync_batches / opts.producers as u64;
     let t0 = clock.monotonic();

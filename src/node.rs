@@ -14,7 +14,7 @@ use crate::broker::context::{Broker, BrokerConfig};
 use crate::broker::controller_client::ControllerClient;
 use crate::broker::groups::Groups;
 use crate::broker::lifecycle::{self, LifecycleConfig};
-use crate::broker::partitions::{LogDefaults, Partitions};
+use crate::broker::partitions::{flush_policy, LogDefaults, Partitions, ReplicaConfig};
 use crate::broker::BrokerError;
 use crate::controller::{ControllerConfig, Endpoint, MetadataImage};
 use crate::group::GroupConfig;
@@ -302,14 +302,24 @@ fn build_broker(
         retention_ms: config.log_retention_ms,
         retention_bytes: config.log_retention_bytes,
         max_batch_bytes: config.message_max_bytes,
+        flush: flush_policy(
+            config.log_flush_interval_messages,
+            config.log_flush_interval_ms.unwrap_or(u64::MAX),
+        ),
         ..LogConfig::default()
+    };
+    let replica = ReplicaConfig {
+        min_insync_replicas: usize::try_from(config.min_insync_replicas).unwrap_or(1),
+        replica_lag_time_max_ms: config.replica_lag_time_max_ms,
+        unclean_leader_election: config.unclean_leader_election,
     };
     let partitions = Arc::new(Partitions::new(
         config.node_id.0,
         Arc::clone(&env.disk),
         storage.0,
         storage.1,
-        LogDefaults { base },
+        LogDefaults { base, replica },
+        env.clock.clone(),
     ));
     let client_listeners = config
         .listeners
@@ -328,6 +338,7 @@ fn build_broker(
             log_retention_check_interval_ms: config.log_retention_check_interval_ms,
             log_flush_interval_ms: config.log_flush_interval_ms,
             offsets_topic_replication_factor: config.offsets_topic_replication_factor,
+            inter_broker_listener_name: config.inter_broker_listener_name.clone(),
             described: config.described(),
         },
         image,
@@ -411,6 +422,7 @@ pub async fn run(
             session_timeout_ms: config.broker_session_timeout_ms,
             default_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor,
+            unclean_leader_election: config.unclean_leader_election,
         },
         observer: Some(observer),
         image: Some(image_tx),

@@ -7,7 +7,7 @@
 //! bytes it was given. Acknowledged appends never overlap.
 
 use crate::{fnv, Report};
-use ketch::broker::log_writer::{LogWriter, PlantedBugs};
+use ketch::broker::log_writer::{read_log, LogWriter, PlantedBugs, SharedLog};
 use ketch::log::{FlushPolicy, Log, LogConfig, LogDir, LogError, MetaProperties};
 use ketch::model::{NodeId, TopicPartition, Uuid};
 use ketch::protocol::record_batch::{
@@ -259,7 +259,7 @@ async fn node_main(world: World, node: usize, swarm: Swarm, seed: u64, bugs: Pla
     verify(&world, node, &log, &format!("after start #{incarnation}"));
     disk.set_faults(swarm.faults);
 
-    let log = Arc::new(Mutex::new(log));
+    let log: SharedLog = Arc::new(std::sync::RwLock::new(Some(log)));
     let (writer, writer_task) = LogWriter::spawn(Arc::clone(&log), clock.clone(), bugs);
     for p in 0..swarm.producers_per_node {
         let writer = writer.clone();
@@ -340,9 +340,12 @@ async fn node_main(world: World, node: usize, swarm: Swarm, seed: u64, bugs: Pla
             loop {
                 tokio::time::sleep(Duration::from_millis(700)).await;
                 let result = {
-                    let guard = log.lock().unwrap_or_else(PoisonError::into_inner);
+                    let guard = read_log(&log);
                     let tp = topic_partition();
-                    dir.write_recovery_points([(&tp, &*guard)])
+                    match guard.as_ref() {
+                        Some(l) => dir.write_recovery_points([(&tp, l)]),
+                        None => Ok(()),
+                    }
                 };
                 if let Err(e) = result {
                     lock(&world).event(node, &format!("checkpoint failed: {e}"));

@@ -25,6 +25,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_interval_ms: Option<u64>,
+    /// `inter.broker.listener.name`: the endpoint followers fetch from leaders on.
+    pub inter_broker_listener_name: String,
     /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
     pub offsets_topic_replication_factor: i16,
     /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.

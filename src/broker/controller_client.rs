@@ -35,6 +35,7 @@ fn not_controller(response: &ResponseKind) -> bool {
         ResponseKind::BrokerRegistration(r) => r.error_code == NOT_CONTROLLER,
         ResponseKind::BrokerHeartbeat(r) => r.error_code == NOT_CONTROLLER,
         ResponseKind::AllocateProducerIds(r) => r.error_code == NOT_CONTROLLER,
+        ResponseKind::AlterPartition(r) => r.error_code == NOT_CONTROLLER,
         ResponseKind::IncrementalAlterConfigs(r) => {
             r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER)
         }

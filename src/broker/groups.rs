@@ -8,21 +8,51 @@
 //! by tokens.
 
 use super::context::Broker;
-use super::partitions::Partition;
+use super::partitions::{Partition, PartitionError};
 use crate::group::coordinator::{Effects, Reply, Token};
 use crate::group::records::{partition_for, GroupKey};
 use crate::group::{Coordinator, GroupConfig};
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{encode_batch, records, RecordBatch, RecordRef};
+use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{oneshot, Mutex, MutexGuard};
 
-pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
-pub const NOT_COORDINATOR: i16 = 16;
-pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+pub use crate::model::CONSUMER_OFFSETS;
+pub const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
+pub const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = ResponseError::CoordinatorLoadInProgress.code();
+/// `offsets.commit.timeout.ms`: how long a group write waits to be replicated.
+const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why group records were not stored, and the error code their requests get (as Kafka maps a
+/// failed `__consumer_offsets` append).
+#[derive(Debug, thiserror::Error)]
+pub enum GroupStoreError {
+    #[error("{CONSUMER_OFFSETS}-{0} is not led here")]
+    NotHere(i32),
+    #[error("{CONSUMER_OFFSETS}-{0}: {1}")]
+    Partition(i32, #[source] PartitionError),
+}
+
+impl GroupStoreError {
+    pub fn code(&self) -> i16 {
+        match self {
+            GroupStoreError::NotHere(_) => NOT_COORDINATOR,
+            GroupStoreError::Partition(_, e) => match e {
+                PartitionError::NotLeader
+                | PartitionError::NotReplica(_)
+                | PartitionError::Storage(_)
+                | PartitionError::UnknownTopicOrPartition => NOT_COORDINATOR,
+                PartitionError::MessageTooLarge(_) => ResponseError::InvalidCommitOffsetSize.code(),
+                _ => COORDINATOR_NOT_AVAILABLE,
+            },
+        }
+    }
+}
 
 pub struct GroupsInner {
     pub core: Coordinator,
@@ -103,7 +133,7 @@ impl Groups {
             for t in dropped {
                 inner.waiting.remove(&t);
             }
-            load_partition(&mut inner.core, &partition, node)?;
+            load_partition(&mut inner.core, &partition)?;
             inner.loaded.insert(index, epoch);
         }
         Ok(Coordinating { inner })
@@ -120,25 +150,40 @@ impl Groups {
         rx
     }
 
-    /// Carries out the core's effects: append its records (per partition, one batch), then
-    /// send the replies.
-    pub fn apply(&self, broker: &Broker, inner: &mut GroupsInner, fx: Effects) {
-        if let Err(e) = self.append(broker, &fx.writes) {
-            tracing::warn!("group records not stored: {e}");
-        }
+    /// Carries out the core's effects: append its records (per partition, one batch, each
+    /// replicated as `offsets.commit.required.acks=-1` asks), then send the replies — as
+    /// errors if the records could not be stored (the group then reloads from the log).
+    pub async fn apply(&self, broker: &Broker, inner: &mut GroupsInner, fx: Effects) {
+        let failed = self.append(broker, inner, &fx.writes).await.err();
         for (token, reply) in fx.replies {
+            let reply = match (&failed, reply) {
+                (None, r) => r,
+                (Some(e), Reply::Join(j)) => Reply::Join(crate::group::coordinator::JoinResponse {
+                    error: e.code(),
+                    ..j
+                }),
+                (Some(e), Reply::Sync(s)) => Reply::Sync(crate::group::coordinator::SyncResponse {
+                    error: e.code(),
+                    assignment: Vec::new(),
+                    ..s
+                }),
+            };
             if let Some(tx) = inner.waiting.remove(&token) {
                 let _ = tx.send(reply);
             }
         }
     }
 
-    /// Appends group records to their partitions; the first error is returned.
-    pub fn append(
+    /// Appends group records to their partitions and waits until they are replicated to the
+    /// in-sync replicas (at most `offsets.commit.timeout.ms`, 5 s). On failure the partitions
+    /// written to are marked unloaded, so the next request reloads their groups from what the
+    /// log holds: the core's state was changed before the write.
+    pub async fn append(
         &self,
         broker: &Broker,
+        inner: &mut GroupsInner,
         writes: &[crate::group::coordinator::Write],
-    ) -> Result<(), String> {
+    ) -> Result<(), GroupStoreError> {
         let mut by_partition: BTreeMap<i32, Vec<RecordRef<'_>>> = BTreeMap::new();
         for w in writes {
             by_partition
@@ -149,17 +194,30 @@ impl Groups {
         let now = broker.clock.wall_ms();
         let mut result = Ok(());
         for (index, records) in by_partition {
-            let Some(partition) = self.offsets_partition(broker, index) else {
-                result = result.and(Err(format!("{CONSUMER_OFFSETS}-{index} is not here")));
-                continue;
+            let stored = match self.offsets_partition(broker, index) {
+                None => Err(GroupStoreError::NotHere(index)),
+                Some(partition) => {
+                    let batch = encode_batch(0, now, &records);
+                    match partition.append_as_leader(batch, true).await {
+                        Ok(appended) => {
+                            broker.partitions.notify_appended();
+                            partition
+                                .wait_replicated(&appended, OFFSETS_COMMIT_TIMEOUT)
+                                .await
+                                .map_err(|e| GroupStoreError::Partition(index, e))
+                        }
+                        Err(e) => Err(GroupStoreError::Partition(index, e)),
+                    }
+                }
             };
-            let mut batch = encode_batch(0, now, &records);
-            if let Err(e) = partition.append_as_leader(broker.partitions.node_id(), &mut batch, now)
-            {
-                result = result.and(Err(format!("{CONSUMER_OFFSETS}-{index}: {e}")));
+            if let Err(e) = stored {
+                tracing::warn!("group records not stored: {e}");
+                inner.loaded.remove(&index);
+                if result.is_ok() {
+                    result = Err(e);
+                }
             }
         }
-        broker.partitions.notify_appended();
         result
     }
 
@@ -167,7 +225,7 @@ impl Groups {
     pub async fn tick(&self, broker: &Broker) {
         let mut inner = self.inner.lock().await;
         let fx = inner.core.tick(broker.clock.monotonic_ms());
-        self.apply(broker, &mut inner, fx);
+        self.apply(broker, &mut inner, fx).await;
     }
 
     /// Every group on this broker (ListGroups), without loading anything.
@@ -176,14 +234,15 @@ impl Groups {
     }
 }
 
-/// Replays the whole partition into the core.
-fn load_partition(core: &mut Coordinator, partition: &Partition, node: i32) -> Result<(), i16> {
-    let (start, hw, _) = partition.offsets(node).map_err(|_| NOT_COORDINATOR)?;
+/// Replays the whole partition into the core, to its log end: a new leader's log is what
+/// will commit (records above its high watermark are its to replicate, never truncated).
+fn load_partition(core: &mut Coordinator, partition: &Partition) -> Result<(), i16> {
+    let (start, _, _) = partition.offsets().map_err(|_| NOT_COORDINATOR)?;
     let mut offset = start;
     let mut loaded = 0usize;
-    while offset < hw {
+    loop {
         let read = partition
-            .read_as_leader(node, offset as i64, 1 << 20)
+            .read_all_as_leader(offset as i64, 1 << 20)
             .map_err(|e| {
                 tracing::error!(partition = %partition.tp, "loading groups: {e}");
                 COORDINATOR_LOAD_IN_PROGRESS

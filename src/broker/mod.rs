@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod lifecycle;
 pub mod log_writer;
 pub mod partitions;
+pub mod replica_fetcher;
 pub mod server;
 
 use crate::log::LogError;
@@ -31,4 +32,6 @@ pub enum BrokerError {
     },
     #[error("closing partition logs: {0}")]
     Close(#[source] LogError),
+    #[error("a partition log failed: {0}")]
+    LogFailed(String),
 }

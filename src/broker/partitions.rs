@@ -1,25 +1,38 @@
-//! The partitions this broker holds: one [`Partition`] (a log, its leadership and its high
-//! watermark) per replica the committed metadata image assigns to this node. [`Partitions`]
-//! follows the image: it opens or creates the logs of new replicas, moves leadership, and
-//! deletes the logs of removed topics. It owns the partition logs; it never talks to the
-//! network or the controller (the handlers do).
+//! The partitions this broker holds: one [`Partition`] per replica the committed metadata image
+//! assigns to this node, leader or follower. [`Partitions`] follows the image: it opens or
+//! creates the logs of new replicas, moves leadership (a new leader takes over at its log end
+//! in its epoch cache; a follower's fetcher picks it up), and deletes the logs of removed
+//! topics.
 //!
-//! Replication between brokers is the next step: until then a leader's high watermark is its
-//! log end, as in Kafka once the ISR has shrunk to the leader alone (`min.insync.replicas=1`).
+//! A partition's log changes only through its [`LogWriter`] (leader appends, follower appends,
+//! truncations, resets): the path the storage simulation proves. Its replication state is the
+//! sans-IO [`LeaderState`] on the leader; on a follower, the high watermark the leader sent,
+//! capped at the local log end. The leader epoch cache lives in `leader-epoch-checkpoint`, the
+//! high watermarks in each log dir's `replication-offset-checkpoint` (Kafka's files).
+//!
+//! Owns the partition logs and their replication state; it never talks to the network or the
+//! controller (the handlers, the replica fetcher and the ISR sender in `server` do).
+//!
+//! Locks: a partition's `state` is never held while its log lock is taken (the writer's
+//! operations take the log, then the state).
 
+use super::log_writer::{read_log, write_log, LogWriter, PlantedBugs, SharedLog, Written};
 use crate::controller::MetadataImage;
-use crate::log::{AppendInfo, Log, LogConfig, LogDir, LogError};
+use crate::log::{FlushPolicy, Log, LogConfig, LogDir, LogError};
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{producer_fields_of_header, BatchError, BatchHeader};
 use crate::replication::{
-    producer_state::last_sequence, BatchRange, ProducerStates, SequenceError, Verdict,
+    producer_state::last_sequence, BatchRange, EpochCache, LeaderState, PendingIsr, ProducerStates,
+    SequenceError, Verdict,
 };
-use crate::runtime::Disk;
+use crate::runtime::{Clock, Disk};
+use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use tokio::sync::watch;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 
 /// Kafka's `partition.metadata`: which topic id a partition directory belongs to, so a topic
 /// deleted and created again under the same name never inherits the old data.
@@ -27,6 +40,10 @@ pub const PARTITION_METADATA: &str = "partition.metadata";
 /// The idempotent producers' state as of an offset, written at flushes and clean shutdown so
 /// a restart rebuilds it from there instead of from the whole log.
 pub const PRODUCER_STATE: &str = "producer-state.json";
+/// Kafka's per-partition leader epoch cache file.
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+/// Kafka's per-directory high watermark file.
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// Why a partition operation failed, as a client is told (Kafka's error codes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +52,8 @@ pub enum PartitionError {
     UnknownTopicOrPartition,
     #[error("this broker is not the partition's leader")]
     NotLeader,
+    #[error("broker {0} is not a replica of the partition")]
+    NotReplica(i32),
     #[error("offset {offset} is outside [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         offset: i64,
@@ -53,6 +72,12 @@ pub enum PartitionError {
     Sequence(#[from] SequenceError),
     #[error("a retried batch among several in one request")]
     DuplicateSequence,
+    #[error("{isr} in-sync replicas, fewer than min.insync.replicas={min}")]
+    NotEnoughReplicas { isr: usize, min: usize },
+    #[error("written, but the in-sync replicas fell to {isr}, below min.insync.replicas={min}")]
+    NotEnoughReplicasAfterAppend { isr: usize, min: usize },
+    #[error("not replicated to the in-sync replicas within the request's timeout")]
+    Timeout,
     #[error("storage error: {0}")]
     Storage(String),
 }
@@ -60,16 +85,25 @@ pub enum PartitionError {
 impl PartitionError {
     pub fn code(&self) -> i16 {
         match self {
-            PartitionError::UnknownTopicOrPartition => 3,
-            PartitionError::NotLeader => 6,
-            PartitionError::OffsetOutOfRange { .. } => 1,
-            PartitionError::MessageTooLarge(_) => 10,
-            PartitionError::Corrupt(_) => 2,
-            PartitionError::FencedLeaderEpoch { .. } => 74,
-            PartitionError::UnknownLeaderEpoch { .. } => 75,
+            PartitionError::UnknownTopicOrPartition => {
+                ResponseError::UnknownTopicOrPartition.code()
+            }
+            PartitionError::NotLeader | PartitionError::NotReplica(_) => {
+                ResponseError::NotLeaderOrFollower.code()
+            }
+            PartitionError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+            PartitionError::MessageTooLarge(_) => ResponseError::MessageTooLarge.code(),
+            PartitionError::Corrupt(_) => ResponseError::CorruptMessage.code(),
+            PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch.code(),
+            PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch.code(),
             PartitionError::Sequence(e) => e.code(),
-            PartitionError::DuplicateSequence => 46,
-            PartitionError::Storage(_) => 56, // KAFKA_STORAGE_ERROR
+            PartitionError::DuplicateSequence => ResponseError::DuplicateSequenceNumber.code(),
+            PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+                ResponseError::NotEnoughReplicasAfterAppend.code()
+            }
+            PartitionError::Timeout => ResponseError::RequestTimedOut.code(),
+            PartitionError::Storage(_) => ResponseError::KafkaStorageError.code(),
         }
     }
 }
@@ -86,6 +120,10 @@ fn append_error(e: LogError) -> PartitionError {
     }
 }
 
+fn storage_error(e: Arc<LogError>) -> PartitionError {
+    PartitionError::Storage(e.to_string())
+}
+
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResult {
@@ -95,14 +133,56 @@ pub struct ReadResult {
     pub log_start_offset: u64,
 }
 
-struct Inner {
-    /// `None` once the partition is deleted (an in-flight request may still hold it).
-    log: Option<Log>,
+/// What a follower's fetch found on the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerRead {
+    pub read: ReadResult,
+    /// Where the follower's log diverges from the leader's (epoch, end offset): it must
+    /// truncate there before fetching again (KIP-320, Fetch's DivergingEpoch).
+    pub diverging: Option<(i32, i64)>,
+}
+
+/// Replica settings of one partition: `min.insync.replicas`, `replica.lag.time.max.ms`,
+/// `unclean.leader.election.enable` (broker values, topic overrides).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    pub min_insync_replicas: usize,
+    pub replica_lag_time_max_ms: u64,
+    pub unclean_leader_election: bool,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> ReplicaConfig {
+        ReplicaConfig {
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            unclean_leader_election: false,
+        }
+    }
+}
+
+enum Role {
+    Leader(Box<LeaderState>),
+    Follower,
+}
+
+struct State {
     leader: i32,
     leader_epoch: i32,
+    partition_epoch: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
     /// Everything below is readable by consumers.
     high_watermark: u64,
+    role: Role,
     producers: ProducerStates,
+    epochs: EpochCache,
+    replica_config: ReplicaConfig,
+    /// The log's end as of the last change the writer made (for fetch positions and reads
+    /// without the log lock).
+    log_end: u64,
+    log_start: u64,
+    deleted: bool,
 }
 
 /// The idempotent batches in `data` (whole batches, offsets as they stand): (producer id,
@@ -129,6 +209,29 @@ fn idempotent_batches(data: &[u8]) -> Vec<(i64, i16, BatchRange)> {
                 ));
             }
         }
+        rest = &rest[size..];
+    }
+    out
+}
+
+/// (partition leader epoch, base offset, last offset) of each whole batch in `data`.
+fn batch_epochs(data: &[u8]) -> Vec<(i32, u64, u64)> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Ok(header) = BatchHeader::parse(rest, usize::MAX) {
+        let size = header.size();
+        if rest.len() < size {
+            break;
+        }
+        // The partition leader epoch: bytes 12..16 of the batch header.
+        let epoch = rest
+            .get(12..16)
+            .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        out.push((
+            epoch,
+            header.base_offset as u64,
+            header.last_offset() as u64,
+        ));
         rest = &rest[size..];
     }
     out
@@ -167,16 +270,9 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
         if bytes.is_empty() {
             break;
         }
-        let mut next = offset;
-        let mut rest = bytes.as_slice();
-        while let Ok(header) = BatchHeader::parse(rest, usize::MAX) {
-            let size = header.size();
-            if rest.len() < size {
-                break;
-            }
-            next = header.last_offset() as u64 + 1;
-            rest = &rest[size..];
-        }
+        let next = batch_epochs(&bytes)
+            .last()
+            .map_or(offset, |(_, _, last)| last + 1);
         for (pid, epoch, range) in idempotent_batches(&bytes) {
             if range.first_offset as u64 >= offset {
                 state.record(pid, epoch, range);
@@ -190,188 +286,768 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
     state
 }
 
+/// The epoch cache of `log`: from its checkpoint, cut to the log, or — without one (a log an
+/// earlier ketch wrote) — rebuilt from the batches' partition leader epochs.
+fn recover_epochs(disk: &dyn Disk, log: &Log) -> EpochCache {
+    let from_file = disk
+        .read_file(&log.dir().join(LEADER_EPOCH_CHECKPOINT))
+        .ok()
+        .and_then(|bytes| EpochCache::from_checkpoint(&String::from_utf8_lossy(&bytes)).ok());
+    if let Some(mut cache) = from_file {
+        cache.truncate_from_end(log.log_end_offset());
+        cache.truncate_from_start(log.log_start_offset());
+        return cache;
+    }
+    let mut cache = EpochCache::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let Ok(bytes) = log.read(offset, 4 << 20, None) else {
+            break;
+        };
+        let batches = batch_epochs(&bytes);
+        let Some((_, _, last)) = batches.last() else {
+            break;
+        };
+        let next = last + 1;
+        for (epoch, base, _) in batches {
+            cache.assign(epoch, base);
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    cache
+}
+
+fn write_epochs(disk: &dyn Disk, log: &Log, epochs: &EpochCache) -> Result<(), PartitionError> {
+    disk.write_file_atomic(
+        &log.dir().join(LEADER_EPOCH_CHECKPOINT),
+        epochs.to_checkpoint().as_bytes(),
+    )
+    .map_err(|e| PartitionError::Storage(format!("{}: {e}", log.dir().display())))
+}
+
+/// An ISR change a leader wants the controller to make (AlterPartition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub tp: TopicPartition,
+    pub topic_id: String,
+    pub leader_epoch: i32,
+    pub change: PendingIsr,
+}
+
+/// The outcome of a leader's append: the offsets written (or, for a retried idempotent batch,
+/// those of the original), the log start, and the leader epoch it was written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub log_start: u64,
+    pub leader_epoch: i32,
+}
+
 pub struct Partition {
     pub tp: TopicPartition,
     pub topic_id: String,
     /// Which of the broker's log dirs holds it.
     dir_index: usize,
-    inner: RwLock<Inner>,
+    node_id: i32,
+    log: SharedLog,
+    writer: LogWriter,
+    state: Mutex<State>,
+    /// Bumped whenever the high watermark, the ISR or the leadership changes: acks=all
+    /// waiters and the ISR sender watch it.
+    changed: watch::Sender<u64>,
+    /// The broker-wide "data to read" signal long-polling fetches wait on.
+    appended: Arc<watch::Sender<u64>>,
+    disk: Arc<dyn Disk>,
+    /// Whether acknowledged writes are fsynced first (`log.flush.interval.messages=1`): then
+    /// truncating below the high watermark can only be a bug, and is asserted against.
+    fsync_before_ack: bool,
 }
 
 impl Partition {
-    fn read_inner(&self) -> RwLockReadGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock already stopped the broker's invariants; keep serving
         // what is there rather than poisoning every later request.
-        self.inner.read().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_inner(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    /// Something acks=all waiters or fetches wait for changed (high watermark, ISR,
+    /// leadership): both are woken.
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Watches for changes of the high watermark, ISR or leadership.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The current leader id and epoch.
     pub fn leadership(&self) -> (i32, i32) {
-        let inner = self.read_inner();
-        (inner.leader, inner.leader_epoch)
+        let s = self.lock();
+        (s.leader, s.leader_epoch)
     }
 
-    /// Appends a leader's batches (offsets assigned here), `data` as the producer sent it.
-    /// Idempotent batches are checked against the producers' state first; a retried batch is
-    /// not appended again. Returns the first offset of the batches (the original one for a
-    /// retry) and the log start offset.
-    pub fn append_as_leader(
+    /// (replicas, ISR) as this broker knows them.
+    pub fn replica_sets(&self) -> (Vec<i32>, Vec<i32>) {
+        let s = self.lock();
+        (s.replicas.clone(), s.isr.clone())
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.lock().high_watermark
+    }
+
+    /// Checks a client's view of the leader epoch (KIP-320); -1 means "not given".
+    pub fn check_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+        let ours = self.lock().leader_epoch;
+        check_epoch(current_leader_epoch, ours)
+    }
+
+    /// Appends a leader's batches (offsets assigned by the log), `data` as the producer sent
+    /// it, and waits until the leader's own write may be acknowledged (after its fsync when
+    /// the log fsyncs first). Idempotent batches are checked against the producers' state
+    /// first; a retried batch is not appended again and answers with the original offsets.
+    /// `acks_all` refuses the append while the ISR is below `min.insync.replicas`.
+    pub async fn append_as_leader(
+        self: &Arc<Self>,
+        data: Vec<u8>,
+        acks_all: bool,
+    ) -> Result<Appended, PartitionError> {
+        let epoch = {
+            let s = self.lock();
+            let Role::Leader(leader) = &s.role else {
+                return Err(PartitionError::NotLeader);
+            };
+            if acks_all && !leader.enough_in_sync() {
+                return Err(PartitionError::NotEnoughReplicas {
+                    isr: leader.isr().len(),
+                    min: leader.min_isr(),
+                });
+            }
+            s.leader_epoch
+        };
+        let me = Arc::clone(self);
+        let mut data = data;
+        let written = self
+            .writer
+            .run(move |log, now_ms| me.leader_write(log, &mut data, epoch, now_ms))
+            .await
+            .map_err(storage_error)?;
+        let Written { value, ackable_end } = written;
+        let appended = value?;
+        let mut s = self.lock();
+        if let Role::Leader(leader) = &mut s.role {
+            if leader.leader_epoch() == epoch && leader.on_local_append(ackable_end) {
+                s.high_watermark = leader.high_watermark();
+                drop(s);
+                self.bump();
+            }
+        }
+        Ok(appended)
+    }
+
+    /// acks=all: waits until the high watermark passes `appended` (every in-sync replica has
+    /// it), at most `timeout` (REQUEST_TIMED_OUT). Leadership lost meanwhile is
+    /// NOT_LEADER_OR_FOLLOWER; the ISR falling below `min.insync.replicas` is
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (the high watermark will not move until it recovers).
+    pub async fn wait_replicated(
         &self,
-        node_id: i32,
+        appended: &Appended,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        let mut changed = self.subscribe();
+        let wait = async {
+            loop {
+                changed.borrow_and_update();
+                {
+                    let s = self.lock();
+                    let Role::Leader(leader) = &s.role else {
+                        return Err(PartitionError::NotLeader);
+                    };
+                    if s.leader_epoch != appended.leader_epoch || s.deleted {
+                        return Err(PartitionError::NotLeader);
+                    }
+                    if s.high_watermark as i64 > appended.last_offset {
+                        return Ok(());
+                    }
+                    if !leader.enough_in_sync() {
+                        return Err(PartitionError::NotEnoughReplicasAfterAppend {
+                            isr: leader.isr().len(),
+                            min: leader.min_isr(),
+                        });
+                    }
+                }
+                if changed.changed().await.is_err() {
+                    return Err(PartitionError::NotLeader);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(PartitionError::Timeout))
+    }
+
+    /// In the writer: the idempotence check, the append and the producers' and epochs' update,
+    /// as one step no other append can come between.
+    fn leader_write(
+        &self,
+        log: &mut Log,
         data: &mut [u8],
+        epoch: i32,
         now_ms: i64,
-    ) -> Result<(i64, u64), PartitionError> {
-        let mut guard = self.write_inner();
-        let inner = &mut *guard;
-        if inner.leader != node_id {
+    ) -> Result<Appended, PartitionError> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        if s.leader_epoch != epoch || !matches!(s.role, Role::Leader(_)) || s.deleted {
             return Err(PartitionError::NotLeader);
         }
         let idempotent = idempotent_batches(data);
         if !idempotent.is_empty() {
             let mut trial = None::<ProducerStates>;
-            for (i, (pid, epoch, range)) in idempotent.iter().enumerate() {
-                let state = trial.as_ref().unwrap_or(&inner.producers);
-                match state.check(*pid, *epoch, range.first_seq, range.last_seq)? {
+            for (i, (pid, pepoch, range)) in idempotent.iter().enumerate() {
+                let state = trial.as_ref().unwrap_or(&s.producers);
+                match state.check(*pid, *pepoch, range.first_seq, range.last_seq)? {
                     Verdict::Duplicate { first_offset } if idempotent.len() == 1 => {
-                        let start = inner.log.as_ref().map_or(0, |l| l.log_start_offset());
-                        return Ok((first_offset, start));
+                        return Ok(Appended {
+                            first_offset,
+                            last_offset: first_offset,
+                            log_start: log.log_start_offset(),
+                            leader_epoch: epoch,
+                        });
                     }
                     Verdict::Duplicate { .. } => return Err(PartitionError::DuplicateSequence),
                     Verdict::Append => {}
                 }
                 if idempotent.len() > 1 && i + 1 < idempotent.len() {
                     // Later batches of this request are checked as if this one were appended.
-                    let t = trial.get_or_insert_with(|| inner.producers.clone());
-                    t.record(*pid, *epoch, *range);
+                    let t = trial.get_or_insert_with(|| s.producers.clone());
+                    t.record(*pid, *pepoch, *range);
                 }
             }
         }
-        let epoch = inner.leader_epoch;
-        let log = inner
-            .log
-            .as_mut()
-            .ok_or(PartitionError::UnknownTopicOrPartition)?;
-        let info: AppendInfo = log
+        let info = log
             .append(data, Some(epoch), now_ms)
             .map_err(append_error)?;
-        let end = log.log_end_offset();
-        let start = log.log_start_offset();
         // The offsets are in `data` now.
-        for (pid, epoch, range) in idempotent_batches(data) {
-            inner.producers.record(pid, epoch, range);
+        for (pid, pepoch, range) in idempotent_batches(data) {
+            s.producers.record(pid, pepoch, range);
         }
-        // One replica in the ISR: what the leader has is committed.
-        assert!(end >= inner.high_watermark, "high watermark beyond log end");
-        inner.high_watermark = end;
-        Ok((info.first_offset as i64, start))
-    }
-
-    /// Checks a client's view of the leader epoch (KIP-320); -1 means "not given".
-    pub fn check_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
-        let ours = self.read_inner().leader_epoch;
-        if current_leader_epoch < 0 || current_leader_epoch == ours {
-            Ok(())
-        } else if current_leader_epoch < ours {
-            Err(PartitionError::FencedLeaderEpoch {
-                theirs: current_leader_epoch,
-                ours,
-            })
-        } else {
-            Err(PartitionError::UnknownLeaderEpoch {
-                theirs: current_leader_epoch,
-                ours,
-            })
+        if s.epochs.assign(epoch, info.first_offset) {
+            write_epochs(self.disk.as_ref(), log, &s.epochs)?;
         }
+        s.log_end = log.log_end_offset();
+        s.log_start = log.log_start_offset();
+        Ok(Appended {
+            first_offset: info.first_offset as i64,
+            last_offset: info.last_offset as i64,
+            log_start: log.log_start_offset(),
+            leader_epoch: epoch,
+        })
     }
 
     /// Reads whole batches from `offset` below the high watermark, as the leader.
     pub fn read_as_leader(
         &self,
-        node_id: i32,
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult, PartitionError> {
-        self.as_leader(node_id, |inner, log| {
-            let hw = inner.high_watermark;
-            let start = log.log_start_offset();
-            let out_of_range = || PartitionError::OffsetOutOfRange {
-                offset,
-                log_start: start,
-                log_end: hw,
-            };
-            let offset = u64::try_from(offset).map_err(|_| out_of_range())?;
-            // Kafka: reading at the high watermark is fine (empty); past it is out of range.
-            if offset < start || offset > hw {
-                return Err(out_of_range());
-            }
-            let bytes = if offset == hw {
-                Vec::new()
-            } else {
-                log.read(offset, max_bytes, Some(hw))
-                    .map_err(|e| PartitionError::Storage(e.to_string()))?
-            };
-            Ok(ReadResult {
-                bytes,
-                high_watermark: hw,
-                log_start_offset: start,
-            })
+        let hw = self.leader_high_watermark()?;
+        self.read_below(offset, max_bytes, hw, hw)
+    }
+
+    /// Reads whole batches from `offset` to the log end, as the leader (the group coordinator
+    /// loading `__consumer_offsets`: what its leader holds is what will commit).
+    pub fn read_all_as_leader(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult, PartitionError> {
+        let hw = self.leader_high_watermark()?;
+        let end = self.lock().log_end;
+        self.read_below(offset, max_bytes, end, hw)
+    }
+
+    fn leader_high_watermark(&self) -> Result<u64, PartitionError> {
+        let s = self.lock();
+        match s.role {
+            Role::Leader(_) if !s.deleted => Ok(s.high_watermark),
+            Role::Leader(_) => Err(PartitionError::UnknownTopicOrPartition),
+            Role::Follower => Err(PartitionError::NotLeader),
+        }
+    }
+
+    /// Whole batches from `offset`, none at or past `limit`; `hw` is reported.
+    fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        limit: u64,
+        hw: u64,
+    ) -> Result<ReadResult, PartitionError> {
+        let guard = read_log(&self.log);
+        let log = guard
+            .as_ref()
+            .ok_or(PartitionError::UnknownTopicOrPartition)?;
+        let start = log.log_start_offset();
+        let out_of_range = || PartitionError::OffsetOutOfRange {
+            offset,
+            log_start: start,
+            log_end: limit,
+        };
+        let offset = u64::try_from(offset).map_err(|_| out_of_range())?;
+        // Kafka: reading at the limit is fine (empty); past it is out of range.
+        if offset < start || offset > limit {
+            return Err(out_of_range());
+        }
+        let bytes = if offset == limit {
+            Vec::new()
+        } else {
+            log.read(offset, max_bytes, Some(limit))
+                .map_err(|e| PartitionError::Storage(e.to_string()))?
+        };
+        Ok(ReadResult {
+            bytes,
+            high_watermark: hw,
+            log_start_offset: start,
         })
     }
 
-    /// Runs `f` on the state and log under the read lock, if this node leads the partition.
-    fn as_leader<T>(
+    /// A follower's fetch, on the leader: checks its epochs and position (KIP-320), records
+    /// its progress (which may move the high watermark and propose an ISR change), and reads
+    /// from its position to the log end.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_for_follower(
         &self,
-        node_id: i32,
-        f: impl FnOnce(&Inner, &Log) -> Result<T, PartitionError>,
-    ) -> Result<T, PartitionError> {
-        let inner = self.read_inner();
-        if inner.leader != node_id {
-            return Err(PartitionError::NotLeader);
+        replica_id: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        current_leader_epoch: i32,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> Result<(FollowerRead, Option<IsrProposal>), PartitionError> {
+        let (diverging, proposal, hw, end, moved) = {
+            let mut guard = self.lock();
+            let s = &mut *guard;
+            if s.deleted {
+                return Err(PartitionError::UnknownTopicOrPartition);
+            }
+            check_epoch(current_leader_epoch, s.leader_epoch)?;
+            if !s.replicas.contains(&replica_id) || replica_id == self.node_id {
+                return Err(PartitionError::NotReplica(replica_id));
+            }
+            let log_end = s.log_end;
+            let log_start = s.log_start;
+            let Role::Leader(leader) = &mut s.role else {
+                return Err(PartitionError::NotLeader);
+            };
+            let mut moved = false;
+            let diverging = if last_fetched_epoch >= 0 {
+                let (epoch, end) = s.epochs.end_offset_for(last_fetched_epoch, log_end);
+                (epoch < last_fetched_epoch || end < fetch_offset).then_some((epoch, end))
+            } else {
+                None
+            };
+            if diverging.is_none() {
+                if fetch_offset < log_start as i64 || fetch_offset > log_end as i64 {
+                    return Err(PartitionError::OffsetOutOfRange {
+                        offset: fetch_offset,
+                        log_start,
+                        log_end,
+                    });
+                }
+                if leader.on_follower_fetch(replica_id, fetch_offset as u64, log_end, now_ms) {
+                    s.high_watermark = leader.high_watermark();
+                    moved = true;
+                }
+            }
+            let proposal = leader.propose_isr_change(now_ms).map(|change| IsrProposal {
+                tp: self.tp.clone(),
+                topic_id: self.topic_id.clone(),
+                leader_epoch: leader.leader_epoch(),
+                change,
+            });
+            (diverging, proposal, s.high_watermark, log_end, moved)
+        };
+        if moved {
+            self.bump();
         }
-        let log = inner
-            .log
-            .as_ref()
-            .ok_or(PartitionError::UnknownTopicOrPartition)?;
-        f(&inner, log)
+        if let Some((epoch, end_offset)) = diverging {
+            let start = read_log(&self.log)
+                .as_ref()
+                .map_or(0, |l| l.log_start_offset());
+            return Ok((
+                FollowerRead {
+                    read: ReadResult {
+                        bytes: Vec::new(),
+                        high_watermark: hw,
+                        log_start_offset: start,
+                    },
+                    diverging: Some((epoch, end_offset)),
+                },
+                proposal,
+            ));
+        }
+        let read = self.read_below(fetch_offset, max_bytes, end, hw)?;
+        Ok((
+            FollowerRead {
+                read,
+                diverging: None,
+            },
+            proposal,
+        ))
+    }
+
+    /// Where a follower fetches from: (leader, leader epoch, fetch offset = log end, last
+    /// fetched epoch), or `None` when this replica leads or is gone.
+    pub fn fetch_position(&self) -> Option<(i32, i32, u64, i32)> {
+        let s = self.lock();
+        match s.role {
+            Role::Follower if !s.deleted && s.leader >= 0 => Some((
+                s.leader,
+                s.leader_epoch,
+                s.log_end,
+                s.epochs.latest_epoch().unwrap_or(-1),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Appends the leader's batches as they are (offsets, epochs and CRCs unchanged), if this
+    /// replica still follows at `leader_epoch`. Returns the new log end.
+    pub async fn append_as_follower(
+        self: &Arc<Self>,
+        data: Vec<u8>,
+        leader_epoch: i32,
+    ) -> Result<u64, PartitionError> {
+        let me = Arc::clone(self);
+        let written = self
+            .writer
+            .run(move |log, now_ms| -> Result<u64, PartitionError> {
+                let mut guard = me.lock();
+                let s = &mut *guard;
+                if s.leader_epoch != leader_epoch || !matches!(s.role, Role::Follower) || s.deleted
+                {
+                    return Err(PartitionError::NotLeader);
+                }
+                log.append_verbatim(&data, now_ms).map_err(append_error)?;
+                for (pid, pepoch, range) in idempotent_batches(&data) {
+                    s.producers.record(pid, pepoch, range);
+                }
+                let mut epochs_changed = false;
+                for (epoch, base, _) in batch_epochs(&data) {
+                    epochs_changed |= s.epochs.assign(epoch, base);
+                }
+                if epochs_changed {
+                    write_epochs(me.disk.as_ref(), log, &s.epochs)?;
+                }
+                s.log_end = log.log_end_offset();
+                s.log_start = log.log_start_offset();
+                Ok(s.log_end)
+            })
+            .await
+            .map_err(storage_error)?;
+        written.value
+    }
+
+    /// The leader's high watermark, as its fetch answer gave it: a follower's is that, capped
+    /// at its own log end, and never backwards.
+    pub fn follower_high_watermark(&self, leader_hw: i64) {
+        let mut s = self.lock();
+        if matches!(s.role, Role::Follower) && leader_hw >= 0 {
+            let hw = (leader_hw as u64).min(s.log_end);
+            if hw > s.high_watermark {
+                s.high_watermark = hw;
+            }
+        }
+    }
+
+    /// Where a follower whose last fetched epoch diverged must cut its log: the leader's end of
+    /// that epoch, or this replica's own end of the epoch the leader named, whichever is lower
+    /// (KIP-320's truncation).
+    pub fn truncation_offset(&self, diverging_epoch: i32, diverging_end: i64) -> u64 {
+        let s = self.lock();
+        let (epoch, local_end) = s.epochs.end_offset_for(diverging_epoch, s.log_end);
+        let mut target = if diverging_end < 0 {
+            0
+        } else {
+            diverging_end as u64
+        };
+        if epoch == diverging_epoch && local_end >= 0 {
+            target = target.min(local_end as u64);
+        } else if epoch < diverging_epoch && local_end >= 0 {
+            // This replica never had the leader's epoch: its own end of an earlier epoch.
+            target = target.min(local_end as u64);
+        }
+        target.min(s.log_end)
+    }
+
+    /// Cuts a follower's log at `offset` (a diverging epoch); durable before it returns.
+    /// Never below the high watermark when writes are fsynced before they are acknowledged:
+    /// what is below it was acknowledged and is on every in-sync replica.
+    pub async fn truncate_as_follower(
+        self: &Arc<Self>,
+        offset: u64,
+        leader_epoch: i32,
+    ) -> Result<u64, PartitionError> {
+        let me = Arc::clone(self);
+        let written = self
+            .writer
+            .run(move |log, _| -> Result<u64, PartitionError> {
+                let mut guard = me.lock();
+                let s = &mut *guard;
+                if s.leader_epoch != leader_epoch || !matches!(s.role, Role::Follower) || s.deleted
+                {
+                    return Err(PartitionError::NotLeader);
+                }
+                if offset < s.high_watermark {
+                    if me.fsync_before_ack && !s.replica_config.unclean_leader_election {
+                        panic!(
+                            "{}: truncation to {offset} below the high watermark {}",
+                            me.tp, s.high_watermark
+                        );
+                    }
+                    tracing::warn!(partition = %me.tp, offset, high_watermark = s.high_watermark,
+                        "truncating below the high watermark (acknowledged data not fsynced, or an unclean election)");
+                    s.high_watermark = offset;
+                }
+                let end = log
+                    .truncate_to(offset)
+                    .map_err(|e| PartitionError::Storage(e.to_string()))?;
+                s.producers.truncate_to(end as i64);
+                if s.epochs.truncate_from_end(end) {
+                    write_epochs(me.disk.as_ref(), log, &s.epochs)?;
+                }
+                s.log_end = end;
+                s.high_watermark = s.high_watermark.min(end);
+                tracing::info!(partition = %me.tp, offset = end, "follower log truncated (diverging epoch)");
+                Ok(end)
+            })
+            .await
+            .map_err(storage_error)?;
+        written.value
+    }
+
+    /// Starts a follower's log over at `offset` (the leader's log start moved past this
+    /// replica's end: what it would fetch no longer exists).
+    pub async fn reset_as_follower(
+        self: &Arc<Self>,
+        offset: u64,
+        leader_epoch: i32,
+    ) -> Result<(), PartitionError> {
+        let me = Arc::clone(self);
+        let written = self
+            .writer
+            .run(move |log, _| -> Result<(), PartitionError> {
+                let mut guard = me.lock();
+                let s = &mut *guard;
+                if s.leader_epoch != leader_epoch || !matches!(s.role, Role::Follower) || s.deleted
+                {
+                    return Err(PartitionError::NotLeader);
+                }
+                log.reset_to(offset)
+                    .map_err(|e| PartitionError::Storage(e.to_string()))?;
+                s.producers = ProducerStates::new();
+                s.epochs.clear();
+                write_epochs(me.disk.as_ref(), log, &s.epochs)?;
+                s.log_end = offset;
+                s.log_start = offset;
+                s.high_watermark = s.high_watermark.max(offset);
+                tracing::info!(partition = %me.tp, offset, "follower log reset to the leader's log start");
+                Ok(())
+            })
+            .await
+            .map_err(storage_error)?;
+        written.value
     }
 
     /// (log start, high watermark, leader epoch) as the leader.
-    pub fn offsets(&self, node_id: i32) -> Result<(u64, u64, i32), PartitionError> {
-        self.as_leader(node_id, |inner, log| {
-            Ok((
-                log.log_start_offset(),
-                inner.high_watermark,
-                inner.leader_epoch,
-            ))
+    pub fn offsets(&self) -> Result<(u64, u64, i32), PartitionError> {
+        let hw = self.leader_high_watermark()?;
+        let s = self.lock();
+        Ok((s.log_start, hw, s.leader_epoch))
+    }
+
+    /// Where epoch `epoch` ends in this leader's log (OffsetForLeaderEpoch).
+    pub fn end_offset_for(&self, epoch: i32) -> Result<(i32, i64), PartitionError> {
+        self.leader_high_watermark()?;
+        let s = self.lock();
+        Ok(s.epochs.end_offset_for(epoch, s.log_end))
+    }
+
+    /// Runs `f` on the log (read-only) with the high watermark, as the leader: ListOffsets'
+    /// timestamp lookups.
+    pub fn with_log<T>(
+        &self,
+        f: impl FnOnce(&Log, u64) -> Result<T, LogError>,
+    ) -> Result<T, PartitionError> {
+        let hw = self.leader_high_watermark()?;
+        let guard = read_log(&self.log);
+        let log = guard
+            .as_ref()
+            .ok_or(PartitionError::UnknownTopicOrPartition)?;
+        f(log, hw).map_err(|e| PartitionError::Storage(e.to_string()))
+    }
+
+    /// The controller's answer to this leader's AlterPartition, or refused (`None`).
+    pub fn on_isr_result(&self, leader_epoch: i32, result: Option<(Vec<i32>, i32)>) {
+        let mut s = self.lock();
+        if s.leader_epoch != leader_epoch {
+            return;
+        }
+        let Role::Leader(leader) = &mut s.role else {
+            return;
+        };
+        match result {
+            Some((isr, partition_epoch)) => {
+                if leader.on_isr_committed(isr.clone(), partition_epoch) {
+                    s.high_watermark = leader.high_watermark();
+                }
+                if partition_epoch >= s.partition_epoch {
+                    tracing::info!(partition = %self.tp, ?isr, partition_epoch, "ISR changed");
+                    s.isr = isr;
+                    s.partition_epoch = partition_epoch;
+                }
+            }
+            None => leader.on_isr_change_failed(),
+        }
+        drop(s);
+        self.bump();
+    }
+
+    /// A leader's periodic check: an ISR change to propose (lagging followers out).
+    pub fn isr_tick(&self, now_ms: u64) -> Option<IsrProposal> {
+        let mut s = self.lock();
+        if s.deleted {
+            return None;
+        }
+        let Role::Leader(leader) = &mut s.role else {
+            return None;
+        };
+        leader.propose_isr_change(now_ms).map(|change| IsrProposal {
+            tp: self.tp.clone(),
+            topic_id: self.topic_id.clone(),
+            leader_epoch: leader.leader_epoch(),
+            change,
         })
     }
 
-    /// Runs `f` on the log (read-only), as the leader: ListOffsets' timestamp lookups.
-    pub fn with_log<T>(
+    /// The image's view of this partition: leadership, replicas, ISR and configs.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
         &self,
-        node_id: i32,
-        f: impl FnOnce(&Log, u64) -> Result<T, LogError>,
-    ) -> Result<T, PartitionError> {
-        self.as_leader(node_id, |inner, log| {
-            f(log, inner.high_watermark).map_err(|e| PartitionError::Storage(e.to_string()))
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+        replica_config: &ReplicaConfig,
+        now_ms: u64,
+    ) {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let leadership_changed = leader != s.leader || leader_epoch != s.leader_epoch;
+        if leadership_changed && leader_epoch < s.leader_epoch {
+            return; // an older image than what this broker already applied
+        }
+        s.replicas = replicas.to_vec();
+        s.replica_config = replica_config.clone();
+        if leadership_changed {
+            tracing::info!(partition = %self.tp, leader, leader_epoch, "leadership");
+            s.leader = leader;
+            s.leader_epoch = leader_epoch;
+            s.partition_epoch = partition_epoch;
+            s.isr = isr.to_vec();
+            if leader == self.node_id {
+                s.role = Role::Leader(Box::new(LeaderState::new(
+                    self.node_id,
+                    leader_epoch,
+                    partition_epoch,
+                    replicas.to_vec(),
+                    isr.to_vec(),
+                    s.log_end,
+                    s.high_watermark,
+                    replica_config.min_insync_replicas,
+                    replica_config.replica_lag_time_max_ms,
+                    now_ms,
+                )));
+                if let Role::Leader(l) = &s.role {
+                    s.high_watermark = l.high_watermark();
+                }
+                // The new epoch starts at this leader's log end (KIP-101).
+                if s.epochs.assign(leader_epoch, s.log_end) {
+                    let epochs = s.epochs.clone();
+                    drop(guard);
+                    if let Some(log) = read_log(&self.log).as_ref() {
+                        if let Err(e) = write_epochs(self.disk.as_ref(), log, &epochs) {
+                            tracing::error!(partition = %self.tp, "{e}");
+                        }
+                    }
+                    self.bump();
+                    return;
+                }
+            } else {
+                s.role = Role::Follower;
+            }
+        } else if partition_epoch >= s.partition_epoch {
+            s.partition_epoch = partition_epoch;
+            s.isr = isr.to_vec();
+            if let Role::Leader(l) = &mut s.role {
+                l.set_limits(
+                    replica_config.min_insync_replicas,
+                    replica_config.replica_lag_time_max_ms,
+                );
+                if l.on_isr_committed(isr.to_vec(), partition_epoch) {
+                    s.high_watermark = l.high_watermark();
+                }
+            }
+        }
+        drop(guard);
+        self.bump();
+    }
+}
+
+fn check_epoch(current_leader_epoch: i32, ours: i32) -> Result<(), PartitionError> {
+    if current_leader_epoch < 0 || current_leader_epoch == ours {
+        Ok(())
+    } else if current_leader_epoch < ours {
+        Err(PartitionError::FencedLeaderEpoch {
+            theirs: current_leader_epoch,
+            ours,
+        })
+    } else {
+        Err(PartitionError::UnknownLeaderEpoch {
+            theirs: current_leader_epoch,
+            ours,
         })
     }
 }
 
-/// Broker-wide log settings (`log.*` keys); topic configs override them per partition.
+/// Broker-wide log and replica settings (`log.*`, `min.insync.replicas`,
+/// `replica.lag.time.max.ms`, `unclean.leader.election.enable`); topic configs override them
+/// per partition.
 #[derive(Clone, Debug)]
 pub struct LogDefaults {
     pub base: LogConfig,
+    pub replica: ReplicaConfig,
 }
 
 impl LogDefaults {
     /// The config of a partition of `topic`: the defaults with the topic's overrides.
-    pub fn for_topic(&self, image: &MetadataImage, topic: &str) -> LogConfig {
+    pub fn for_topic(&self, image: &MetadataImage, topic: &str) -> (LogConfig, ReplicaConfig) {
         let mut c = self.base.clone();
+        let mut r = self.replica.clone();
+        let (mut flush_messages, mut flush_ms) = match c.flush {
+            FlushPolicy::EveryAppend => (1, u64::MAX),
+            FlushPolicy::Interval {
+                messages,
+                interval_ms,
+            } => (messages, interval_ms),
+        };
         if let Some(overrides) = image.configs.get(&("topic".to_string(), topic.to_string())) {
             for (k, v) in overrides {
                 let v = v.trim();
@@ -385,11 +1061,33 @@ impl LogDefaults {
                     "max.message.bytes" => {
                         c.max_batch_bytes = v.parse().unwrap_or(c.max_batch_bytes)
                     }
+                    "flush.messages" => flush_messages = v.parse().unwrap_or(flush_messages),
+                    "flush.ms" => flush_ms = v.parse().unwrap_or(flush_ms),
+                    "min.insync.replicas" => {
+                        r.min_insync_replicas = v.parse().unwrap_or(r.min_insync_replicas)
+                    }
+                    "unclean.leader.election.enable" => {
+                        r.unclean_leader_election = v == "true";
+                    }
                     _ => {}
                 }
             }
         }
-        c
+        c.flush = flush_policy(flush_messages, flush_ms);
+        (c, r)
+    }
+}
+
+/// Kafka's `flush.messages`/`flush.ms` as a policy: one message means fsync before
+/// acknowledging (group commit); otherwise flush when either limit is reached.
+pub fn flush_policy(messages: u64, interval_ms: u64) -> FlushPolicy {
+    if messages <= 1 {
+        FlushPolicy::EveryAppend
+    } else {
+        FlushPolicy::Interval {
+            messages,
+            interval_ms,
+        }
     }
 }
 
@@ -402,14 +1100,24 @@ pub struct Partitions {
     disk: Arc<dyn Disk>,
     dirs: Vec<LogDir>,
     defaults: LogDefaults,
-    map: RwLock<BTreeMap<TopicPartition, Arc<Partition>>>,
+    clock: Clock,
+    map: std::sync::RwLock<BTreeMap<TopicPartition, Arc<Partition>>>,
     /// Logs found on disk at start that the image has not claimed (yet), with their dir index
     /// and topic id.
     strays: Mutex<BTreeMap<TopicPartition, Stray>>,
-    /// Bumped after every append; a fetch waiting for data watches it.
-    appended: watch::Sender<u64>,
+    /// High watermarks checkpointed by an earlier run, per dir.
+    checkpointed_hw: Vec<BTreeMap<TopicPartition, u64>>,
+    /// Bumped after every append and high watermark move; a fetch waiting for data watches it.
+    appended: Arc<watch::Sender<u64>>,
+    /// Bumped whenever a partition's leadership changes: the replica fetchers watch it.
+    leadership: watch::Sender<u64>,
     /// One `apply_image` at a time: two would both create the same log.
     applying: Mutex<()>,
+    /// A log writer's fatal error (a failed fsync): the broker must stop.
+    fatal: watch::Sender<Option<String>>,
+    /// ISR changes leaders propose, for the task that sends them to the controller.
+    isr_tx: mpsc::UnboundedSender<IsrProposal>,
+    isr_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrProposal>>>,
 }
 
 fn read_topic_id(disk: &dyn Disk, dir: &Path) -> Option<String> {
@@ -428,6 +1136,7 @@ impl Partitions {
         dirs: Vec<LogDir>,
         logs: Vec<BTreeMap<TopicPartition, Log>>,
         defaults: LogDefaults,
+        clock: Clock,
     ) -> Partitions {
         let mut strays = BTreeMap::new();
         for (i, logs) in logs.into_iter().enumerate() {
@@ -436,15 +1145,35 @@ impl Partitions {
                 strays.insert(tp, (i, id, log));
             }
         }
+        let checkpointed_hw = dirs
+            .iter()
+            .map(|d| {
+                crate::log::read_offset_checkpoint(
+                    disk.as_ref(),
+                    &d.path().join(HIGH_WATERMARK_CHECKPOINT),
+                )
+                .unwrap_or_else(|e| {
+                    tracing::warn!("{}: high watermarks unreadable: {e}", d.path().display());
+                    BTreeMap::new()
+                })
+            })
+            .collect();
+        let (isr_tx, isr_rx) = mpsc::unbounded_channel();
         Partitions {
             node_id,
             disk,
             dirs,
             defaults,
-            map: RwLock::new(BTreeMap::new()),
+            clock,
+            map: std::sync::RwLock::new(BTreeMap::new()),
             strays: Mutex::new(strays),
-            appended: watch::channel(0).0,
+            checkpointed_hw,
+            appended: Arc::new(watch::channel(0).0),
+            leadership: watch::channel(0).0,
             applying: Mutex::new(()),
+            fatal: watch::channel(None).0,
+            isr_tx,
+            isr_rx: Mutex::new(Some(isr_rx)),
         }
     }
 
@@ -499,6 +1228,49 @@ impl Partitions {
         self.appended.subscribe()
     }
 
+    /// Watches leadership changes (the replica fetcher manager).
+    pub fn subscribe_leadership(&self) -> watch::Receiver<u64> {
+        self.leadership.subscribe()
+    }
+
+    /// Watches for a log writer's fatal error.
+    pub fn subscribe_fatal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.subscribe()
+    }
+
+    /// Sends a leader's ISR proposal to the task that asks the controller.
+    pub fn propose_isr(&self, proposal: IsrProposal) {
+        let _ = self.isr_tx.send(proposal);
+    }
+
+    /// The receiving end of ISR proposals (taken once, by the broker's ISR sender).
+    pub fn take_isr_proposals(&self) -> Option<mpsc::UnboundedReceiver<IsrProposal>> {
+        self.isr_rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Partitions this broker follows, by leader: what each replica fetcher fetches.
+    pub fn followed_by_leader(&self) -> BTreeMap<i32, Vec<Arc<Partition>>> {
+        let mut out: BTreeMap<i32, Vec<Arc<Partition>>> = BTreeMap::new();
+        for p in self.all() {
+            if let Some((leader, ..)) = p.fetch_position() {
+                if leader != self.node_id {
+                    out.entry(leader).or_default().push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every leader's periodic ISR check (followers that stopped catching up leave it).
+    pub fn isr_tick(&self) {
+        let now = self.clock.monotonic_ms();
+        for p in self.all() {
+            if let Some(proposal) = p.isr_tick(now) {
+                self.propose_isr(proposal);
+            }
+        }
+    }
+
     fn create_log(
         &self,
         tp: &TopicPartition,
@@ -541,17 +1313,90 @@ impl Partitions {
         }
     }
 
+    /// Opens a partition around `log` with its writer task.
+    fn open_partition(
+        &self,
+        tp: TopicPartition,
+        topic_id: String,
+        dir_index: usize,
+        log: Log,
+    ) -> Arc<Partition> {
+        let end = log.log_end_offset();
+        let producers = recover_producers(self.disk.as_ref(), &log);
+        let epochs = recover_epochs(self.disk.as_ref(), &log);
+        let hw = self
+            .checkpointed_hw
+            .get(dir_index)
+            .and_then(|m| m.get(&tp))
+            .copied()
+            .unwrap_or(0)
+            .min(end);
+        let fsync_before_ack = log.config().flush == FlushPolicy::EveryAppend;
+        let log_start = log.log_start_offset();
+        let shared: SharedLog = Arc::new(std::sync::RwLock::new(Some(log)));
+        let (writer, task) = LogWriter::spawn(
+            Arc::clone(&shared),
+            self.clock.clone(),
+            PlantedBugs::default(),
+        );
+        let fatal = self.fatal.clone();
+        let name = tp.to_string();
+        crate::runtime::spawn(async move {
+            let outcome = match task.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{name}: {e}")),
+                Err(e) => Some(format!("{name}: log writer task: {e}")),
+            };
+            if let Some(e) = outcome {
+                tracing::error!("partition log failed, the broker must stop: {e}");
+                fatal.send_replace(Some(e));
+            }
+        });
+        tracing::info!(partition = %tp, log_end = end, high_watermark = hw, "partition ready");
+        Arc::new(Partition {
+            tp,
+            topic_id,
+            dir_index,
+            node_id: self.node_id,
+            log: shared,
+            writer,
+            state: Mutex::new(State {
+                leader: -1,
+                leader_epoch: -1,
+                partition_epoch: -1,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+                high_watermark: hw,
+                role: Role::Follower,
+                producers,
+                epochs,
+                replica_config: ReplicaConfig::default(),
+                log_end: end,
+                log_start,
+                deleted: false,
+            }),
+            changed: watch::channel(0).0,
+            appended: Arc::clone(&self.appended),
+            disk: Arc::clone(&self.disk),
+            fsync_before_ack,
+        })
+    }
+
     /// Makes the partitions match the committed image: this node's replicas exist with the
     /// image's leadership, and nothing else does.
     pub fn apply_image(&self, image: &MetadataImage) {
         let _one_at_a_time = self.applying.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wanted: BTreeMap<TopicPartition, (String, i32, i32)> = BTreeMap::new();
+        let now = self.clock.monotonic_ms();
+        let mut wanted: BTreeMap<
+            TopicPartition,
+            (String, &crate::controller::PartitionRegistration),
+        > = BTreeMap::new();
         for topic in image.topics.values() {
             for (index, p) in &topic.partitions {
                 if p.replicas.contains(&self.node_id) {
                     wanted.insert(
                         TopicPartition::new(topic.name.clone(), *index),
-                        (topic.topic_id.clone(), p.leader, p.leader_epoch),
+                        (topic.topic_id.clone(), p),
                     );
                 }
             }
@@ -566,87 +1411,93 @@ impl Partitions {
                 .collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
+        let mut leadership_moved = !gone.is_empty();
         for p in gone {
-            let log = p.write_inner().log.take();
+            p.lock().deleted = true;
+            p.bump();
+            let log = write_log(&p.log).take();
             if let Some(log) = log {
                 self.delete_log(p.dir_index, log);
             }
         }
-        for (tp, (topic_id, leader, leader_epoch)) in wanted {
-            let config = self.defaults.for_topic(image, &tp.topic);
-            if let Some(p) = self.get(&tp) {
-                let mut inner = p.write_inner();
-                if inner.leader != leader || inner.leader_epoch != leader_epoch {
-                    tracing::info!(partition = %tp, leader, leader_epoch, "leadership");
+        for (tp, (topic_id, reg)) in wanted {
+            let (config, replica_config) = self.defaults.for_topic(image, &tp.topic);
+            let partition = match self.get(&tp) {
+                Some(p) => {
+                    if let Some(log) = write_log(&p.log).as_mut() {
+                        if log.config() != &config {
+                            log.set_config(config);
+                        }
+                    }
+                    p
                 }
-                inner.leader = leader;
-                inner.leader_epoch = leader_epoch;
-                if let Some(log) = inner.log.as_mut() {
-                    if log.config() != &config {
-                        log.set_config(config);
+                None => {
+                    let stray = self
+                        .strays
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&tp);
+                    let opened = match stray {
+                        Some((index, Some(id), log)) if id == topic_id => {
+                            let mut log = log;
+                            log.set_config(config);
+                            Ok((index, log))
+                        }
+                        Some((index, _, log)) => {
+                            // A log of an older topic with this name: its data is not this
+                            // topic's.
+                            self.delete_log(index, log);
+                            self.create_log(&tp, &topic_id, config)
+                        }
+                        None => self.create_log(&tp, &topic_id, config),
+                    };
+                    match opened {
+                        Ok((dir_index, log)) => {
+                            let p = self.open_partition(tp.clone(), topic_id, dir_index, log);
+                            self.map
+                                .write()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(tp.clone(), Arc::clone(&p));
+                            p
+                        }
+                        Err(e) => {
+                            tracing::error!(partition = %tp, "cannot open the partition log: {e}");
+                            continue;
+                        }
                     }
                 }
-                continue;
-            }
-            let stray = self
-                .strays
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&tp);
-            let opened = match stray {
-                Some((index, Some(id), log)) if id == topic_id => {
-                    let mut log = log;
-                    log.set_config(config);
-                    Ok((index, log))
-                }
-                Some((index, _, log)) => {
-                    // A log of an older topic with this name: its data is not this topic's.
-                    self.delete_log(index, log);
-                    self.create_log(&tp, &topic_id, config)
-                }
-                None => self.create_log(&tp, &topic_id, config),
             };
-            match opened {
-                Ok((dir_index, log)) => {
-                    let end = log.log_end_offset();
-                    let producers = recover_producers(self.disk.as_ref(), &log);
-                    tracing::info!(partition = %tp, leader, leader_epoch, log_end = end, "partition ready");
-                    let partition = Arc::new(Partition {
-                        tp: tp.clone(),
-                        topic_id,
-                        dir_index,
-                        inner: RwLock::new(Inner {
-                            log: Some(log),
-                            leader,
-                            leader_epoch,
-                            high_watermark: end,
-                            producers,
-                        }),
-                    });
-                    self.map
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(tp, partition);
-                }
-                Err(e) => tracing::error!(partition = %tp, "cannot open the partition log: {e}"),
-            }
+            let before = partition.leadership();
+            partition.apply(
+                reg.leader,
+                reg.leader_epoch,
+                reg.partition_epoch,
+                &reg.replicas,
+                &reg.isr,
+                &replica_config,
+                now,
+            );
+            leadership_moved |= partition.leadership() != before;
+        }
+        if leadership_moved {
+            self.leadership.send_modify(|n| *n = n.wrapping_add(1));
         }
         self.notify_appended();
     }
 
-    /// Fsyncs every log and records the recovery points.
+    /// Fsyncs every log and records the recovery points and high watermarks.
     pub fn flush_all(&self) -> Result<(), LogError> {
         let partitions = self.all();
         for p in &partitions {
-            let mut guard = p.write_inner();
-            let Inner { log, producers, .. } = &mut *guard;
-            let Some(log) = log.as_mut() else {
+            let producers = p.lock().producers.clone();
+            let mut guard = write_log(&p.log);
+            let Some(log) = guard.as_mut() else {
                 continue;
             };
             log.flush()?;
             let snapshot = ProducerSnapshot {
                 offset: log.log_end_offset(),
-                state: producers.clone(),
+                state: producers,
             };
             let path = log.dir().join(PRODUCER_STATE);
             let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
@@ -654,7 +1505,8 @@ impl Partitions {
                 .write_file_atomic(&path, &bytes)
                 .map_err(|e| LogError::Io { path, source: e })?;
         }
-        self.write_recovery_points(&partitions)
+        self.write_recovery_points(&partitions)?;
+        self.write_high_watermarks()
     }
 
     fn write_recovery_points(&self, partitions: &[Arc<Partition>]) -> Result<(), LogError> {
@@ -662,7 +1514,7 @@ impl Partitions {
             // Recovery points are taken from each log under its lock, then written together.
             let mut map: BTreeMap<TopicPartition, u64> = BTreeMap::new();
             for p in partitions.iter().filter(|p| p.dir_index == i) {
-                if let Some(log) = p.read_inner().log.as_ref() {
+                if let Some(log) = read_log(&p.log).as_ref() {
                     map.insert(p.tp.clone(), log.flushed_offset());
                 }
             }
@@ -682,20 +1534,53 @@ impl Partitions {
         Ok(())
     }
 
+    /// Writes every partition's high watermark to its dir's `replication-offset-checkpoint`.
+    pub fn write_high_watermarks(&self) -> Result<(), LogError> {
+        let partitions = self.all();
+        for (i, dir) in self.dirs.iter().enumerate() {
+            let map: BTreeMap<TopicPartition, u64> = partitions
+                .iter()
+                .filter(|p| p.dir_index == i)
+                .map(|p| (p.tp.clone(), p.high_watermark()))
+                .collect();
+            crate::log::write_offset_checkpoint(
+                self.disk.as_ref(),
+                &dir.path().join(HIGH_WATERMARK_CHECKPOINT),
+                &map,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Deletes expired segments of every log (never at or above the high watermark).
     pub fn apply_retention(&self, now_ms: i64) {
         for p in self.all() {
-            let mut inner = p.write_inner();
-            let hw = inner.high_watermark;
-            if let Some(log) = inner.log.as_mut() {
+            let hw = p.high_watermark();
+            let mut guard = write_log(&p.log);
+            if let Some(log) = guard.as_mut() {
                 match log.apply_retention(now_ms, hw) {
-                    Ok(r) if r.segments_deleted > 0 => tracing::info!(
-                        partition = %p.tp,
-                        segments = r.segments_deleted,
-                        bytes = r.bytes_deleted,
-                        log_start = r.log_start_offset,
-                        "retention deleted segments"
-                    ),
+                    Ok(r) if r.segments_deleted > 0 => {
+                        let start = log.log_start_offset();
+                        drop(guard);
+                        let mut s = p.lock();
+                        s.log_start = start;
+                        if s.epochs.truncate_from_start(start) {
+                            let epochs = s.epochs.clone();
+                            drop(s);
+                            if let Some(log) = read_log(&p.log).as_ref() {
+                                if let Err(e) = write_epochs(self.disk.as_ref(), log, &epochs) {
+                                    tracing::error!(partition = %p.tp, "{e}");
+                                }
+                            }
+                        }
+                        tracing::info!(
+                            partition = %p.tp,
+                            segments = r.segments_deleted,
+                            bytes = r.bytes_deleted,
+                            log_start = r.log_start_offset,
+                            "retention deleted segments"
+                        )
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::error!(partition = %p.tp, "retention failed: {e}"),
                 }
@@ -711,7 +1596,8 @@ impl Partitions {
             std::mem::take(&mut *map).into_values().collect()
         };
         for p in partitions {
-            let log = p.write_inner().log.take();
+            p.lock().deleted = true;
+            let log = write_log(&p.log).take();
             if let Some(log) = log {
                 log.close()?;
             }

@@ -2,7 +2,8 @@
 //! `listeners` that is not a controller listener) are served by [`crate::wire`] with
 //! [`handlers::supported`] as the table and [`handlers::handle`] as the handler. Background
 //! tasks: following the committed metadata image (partitions created, led and deleted as it
-//! says), group ticks, retention, optional periodic flushes. On shutdown it stops accepting,
+//! says), the replica fetchers and the ISR sender, the ISR check, high watermark
+//! checkpoints, group ticks, retention, optional periodic flushes. On shutdown it stops accepting,
 //! flushes and checkpoints every log. Owns the tasks; partition state is `partitions`'.
 
 use super::context::Broker;
@@ -92,6 +93,37 @@ pub async fn run(
             }
         }));
     }
+    // Replication: fetchers for the partitions this broker follows, the leaders' ISR changes
+    // to the controller, the periodic check for followers that stopped catching up, and the
+    // high watermark checkpoint (Kafka's replica.high.watermark.checkpoint.interval.ms, 5 s).
+    tasks.push(runtime::spawn(super::replica_fetcher::run_manager(
+        Arc::clone(&broker),
+    )));
+    tasks.push(runtime::spawn(super::replica_fetcher::run_isr_sender(
+        Arc::clone(&broker),
+    )));
+    {
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            loop {
+                runtime::sleep(Duration::from_millis(500)).await;
+                broker.partitions.isr_tick();
+            }
+        }));
+    }
+    {
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            loop {
+                runtime::sleep(Duration::from_secs(5)).await;
+                let partitions = Arc::clone(&broker.partitions);
+                if let Err(e) = runtime::blocking(move || partitions.write_high_watermarks()).await
+                {
+                    tracing::error!("checkpointing high watermarks failed: {e}");
+                }
+            }
+        }));
+    }
     if let Some(ms) = broker.config.log_flush_interval_ms {
         let broker = Arc::clone(&broker);
         tasks.push(runtime::spawn(async move {
@@ -104,10 +136,19 @@ pub async fn run(
             }
         }));
     }
-    shutdown.await;
+    // A log writer's fatal error (a failed fsync) stops the broker: it cannot promise what it
+    // acknowledges any more.
+    let mut fatal = broker.partitions.subscribe_fatal();
+    let failed = tokio::select! {
+        _ = shutdown => None,
+        f = fatal.wait_for(|f| f.is_some()) => f.ok().and_then(|f| f.clone()),
+    };
     tracing::info!("broker stopping: no new connections; flushing logs");
     for t in &tasks {
         t.abort();
+    }
+    if let Some(e) = failed {
+        return Err(BrokerError::LogFailed(e));
     }
     broker.partitions.close_all().map_err(BrokerError::Close)?;
     tracing::info!("broker stopped");

@@ -6,7 +6,7 @@
 //! the image from committed records with [`Controller::replay`]; records that never committed
 //! are forgotten.
 
-use super::image::{ApplyError, MetadataImage};
+use super::image::{ApplyError, MetadataImage, PartitionRegistration};
 use super::records::{topic_id, Endpoint, MetadataRecord};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,6 +20,9 @@ pub struct ControllerConfig {
     pub default_partitions: i32,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
+    /// `unclean.leader.election.enable` (topics may override): a partition with no live ISR
+    /// member may be led by any live replica.
+    pub unclean_leader_election: bool,
 }
 
 impl Default for ControllerConfig {
@@ -28,6 +31,7 @@ impl Default for ControllerConfig {
             session_timeout_ms: 9_000,
             default_partitions: 1,
             default_replication_factor: 1,
+            unclean_leader_election: false,
         }
     }
 }
@@ -56,6 +60,18 @@ pub enum ApiError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    UnknownTopicId(String),
+    #[error("{0}")]
+    UnknownPartition(String),
+    #[error("{0}")]
+    NotLeader(String),
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    #[error("{0}")]
+    IneligibleReplica(String),
 }
 
 impl ApiError {
@@ -71,6 +87,12 @@ impl ApiError {
             ApiError::DuplicateBrokerRegistration(_) => 101,
             ApiError::InvalidConfig(_) => 40,
             ApiError::InvalidRequest(_) => 42,
+            ApiError::UnknownTopicId(_) => 100,
+            ApiError::UnknownPartition(_) => 3,
+            ApiError::NotLeader(_) => 6,
+            ApiError::FencedLeaderEpoch(_) => 74,
+            ApiError::InvalidUpdateVersion(_) => 95,
+            ApiError::IneligibleReplica(_) => 107,
         }
     }
 }
@@ -100,6 +122,9 @@ pub struct Controller {
     rng: ChaCha8Rng,
     /// The metadata log offset the next record made here will have.
     next_offset: i64,
+    /// Unclean elections made since the shell last asked (topic, partition, new leader): each
+    /// is worth a line in the log, acknowledged records may be lost.
+    unclean_elections: Vec<(String, i32, i32)>,
 }
 
 /// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -123,6 +148,7 @@ impl Controller {
             sessions: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             next_offset: 0,
+            unclean_elections: Vec::new(),
         }
     }
 
@@ -293,6 +319,7 @@ impl Controller {
                 broker_epoch,
             });
             // Partitions left without a leader that this broker can lead get it back.
+            let mut unclean = Vec::new();
             for topic in self.image.topics.values() {
                 for (index, p) in &topic.partitions {
                     if p.leader == -1 && p.isr.contains(&broker_id) {
@@ -302,9 +329,21 @@ impl Controller {
                             isr: None,
                             leader: Some(broker_id),
                         });
+                    } else if p.leader == -1
+                        && p.replicas.contains(&broker_id)
+                        && self.unclean_allowed(&topic.name)
+                    {
+                        unclean.push((topic.name.clone(), *index, broker_id));
+                        records.push(MetadataRecord::PartitionChange {
+                            topic_id: topic.topic_id.clone(),
+                            partition: *index,
+                            isr: Some(vec![broker_id]),
+                            leader: Some(broker_id),
+                        });
                     }
                 }
             }
+            self.unclean_elections.extend(unclean);
         } else if !fenced && (want_fence || want_shutdown) {
             records = self.fence_records(broker_id);
         }
@@ -318,6 +357,110 @@ impl Controller {
             },
             records,
         ))
+    }
+
+    /// A partition leader's ISR change (AlterPartition, KIP-497): only from the partition's
+    /// leader at its current leader epoch (FENCED_LEADER_EPOCH otherwise) and partition epoch
+    /// (INVALID_UPDATE_VERSION: the leader has not seen the latest change), to an ISR of
+    /// unfenced replicas holding the leader (INELIGIBLE_REPLICA). Returns the PartitionChange
+    /// (none if nothing changes) and the partition as it then stands.
+    #[allow(clippy::too_many_arguments)]
+    pub fn alter_partition(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+        topic_id: &str,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: &[i32],
+    ) -> Result<(Vec<MetadataRecord>, PartitionRegistration), ApiError> {
+        match self.image.brokers.get(&broker_id) {
+            Some(b) if b.broker_epoch == broker_epoch || broker_epoch < 0 => {}
+            _ => {
+                return Err(ApiError::StaleBrokerEpoch(format!(
+                    "broker {broker_id} is not registered at epoch {broker_epoch}"
+                )))
+            }
+        }
+        let topic = self
+            .image
+            .topics
+            .get(topic_id)
+            .ok_or_else(|| ApiError::UnknownTopicId(format!("no topic with id {topic_id}")))?;
+        let p = topic.partitions.get(&partition).ok_or_else(|| {
+            ApiError::UnknownPartition(format!("{} has no partition {partition}", topic.name))
+        })?;
+        if p.leader != broker_id {
+            return Err(ApiError::NotLeader(format!(
+                "broker {broker_id} does not lead {}-{partition} (broker {} does)",
+                topic.name, p.leader
+            )));
+        }
+        if leader_epoch != p.leader_epoch {
+            return Err(ApiError::FencedLeaderEpoch(format!(
+                "leader epoch {leader_epoch}, the partition is at {}",
+                p.leader_epoch
+            )));
+        }
+        if partition_epoch != p.partition_epoch {
+            return Err(ApiError::InvalidUpdateVersion(format!(
+                "partition epoch {partition_epoch}, the partition is at {}",
+                p.partition_epoch
+            )));
+        }
+        let mut isr = new_isr.to_vec();
+        isr.sort_unstable();
+        isr.dedup();
+        if isr.len() != new_isr.len() || !isr.contains(&broker_id) {
+            return Err(ApiError::InvalidRequest(format!(
+                "ISR {new_isr:?} must name distinct replicas, the leader among them"
+            )));
+        }
+        for r in &isr {
+            let eligible =
+                p.replicas.contains(r) && self.image.brokers.get(r).is_some_and(|b| !b.fenced);
+            if !eligible && !p.isr.contains(r) {
+                return Err(ApiError::IneligibleReplica(format!(
+                    "broker {r} is not an unfenced replica of {}-{partition}",
+                    topic.name
+                )));
+            }
+        }
+        let mut current = p.isr.clone();
+        current.sort_unstable();
+        if current == isr {
+            return Ok((Vec::new(), p.clone()));
+        }
+        let record = MetadataRecord::PartitionChange {
+            topic_id: topic_id.to_string(),
+            partition,
+            isr: Some(isr),
+            leader: None,
+        };
+        let records = self.finish(vec![record]);
+        let now = self
+            .image
+            .topics
+            .get(topic_id)
+            .and_then(|t| t.partitions.get(&partition))
+            .cloned()
+            .ok_or_else(|| ApiError::UnknownPartition("partition vanished".into()))?;
+        Ok((records, now))
+    }
+
+    /// Unclean elections made since the last call.
+    pub fn take_unclean_elections(&mut self) -> Vec<(String, i32, i32)> {
+        std::mem::take(&mut self.unclean_elections)
+    }
+
+    /// Whether `topic` may elect a leader outside its ISR.
+    fn unclean_allowed(&self, topic: &str) -> bool {
+        self.image
+            .configs
+            .get(&("topic".to_string(), topic.to_string()))
+            .and_then(|c| c.get("unclean.leader.election.enable"))
+            .map_or(self.config.unclean_leader_election, |v| v.trim() == "true")
     }
 
     /// Fences brokers whose session expired and moves their partitions' leadership.
@@ -345,10 +488,11 @@ impl Controller {
     /// FenceBroker, plus a PartitionChange for each partition the broker is in the ISR of: out
     /// of the ISR (unless it is the last member, which stays as the only copy known complete),
     /// and, where it led, leadership to the first unfenced ISR member, or none.
-    fn fence_records(&self, broker_id: i32) -> Vec<MetadataRecord> {
+    fn fence_records(&mut self, broker_id: i32) -> Vec<MetadataRecord> {
         let Some(b) = self.image.brokers.get(&broker_id) else {
             return Vec::new();
         };
+        let mut unclean = Vec::new();
         let mut records = vec![MetadataRecord::FenceBroker {
             broker_id,
             broker_epoch: b.broker_epoch,
@@ -364,11 +508,20 @@ impl Controller {
                 if isr.is_empty() {
                     isr = p.isr.clone();
                 }
-                let leader = if p.leader == broker_id || p.leader == -1 {
+                let mut leader = if p.leader == broker_id || p.leader == -1 {
                     isr.iter().copied().find(unfenced).unwrap_or(-1)
                 } else {
                     p.leader
                 };
+                if leader == -1 && self.unclean_allowed(&topic.name) {
+                    // Unclean: any live replica, which becomes the whole ISR (what it lacks
+                    // is lost).
+                    if let Some(r) = p.replicas.iter().copied().find(unfenced) {
+                        unclean.push((topic.name.clone(), *index, r));
+                        leader = r;
+                        isr = vec![r];
+                    }
+                }
                 records.push(MetadataRecord::PartitionChange {
                     topic_id: topic.topic_id.clone(),
                     partition: *index,
@@ -377,6 +530,7 @@ impl Controller {
                 });
             }
         }
+        self.unclean_elections.extend(unclean);
         records
     }
 

@@ -91,6 +91,19 @@ pub struct ServerConfig {
     pub group_max_session_timeout_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
+    /// `min.insync.replicas`: acks=all needs this many in-sync replicas (topics may override).
+    pub min_insync_replicas: i32,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `unclean.leader.election.enable`: a partition whose ISR has no live member may be led
+    /// by any live replica (losing what it lacks).
+    pub unclean_leader_election: bool,
+    /// `log.flush.interval.messages`: 1 fsyncs before acknowledging (group commit); Kafka's
+    /// default leaves flushing to the OS and durability to replication.
+    pub log_flush_interval_messages: u64,
+    /// `inter.broker.listener.name`: the listener followers fetch from leaders on (default:
+    /// the first listener that is not a controller listener).
+    pub inter_broker_listener_name: String,
     /// The keys the file set (the rest are defaults), for DescribeConfigs' sources.
     pub set_keys: std::collections::BTreeSet<String>,
 }
@@ -139,6 +152,10 @@ const KNOWN_KEYS: &[&str] = &[
     "metadata.log.max.snapshot.interval.ms",
     "log.retention.check.interval.ms",
     "log.flush.interval.ms",
+    "log.flush.interval.messages",
+    "min.insync.replicas",
+    "replica.lag.time.max.ms",
+    "unclean.leader.election.enable",
     "message.max.bytes",
     "socket.request.max.bytes",
     "max.connections",
@@ -384,6 +401,23 @@ impl ServerConfig {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect();
+        let inter_broker_listener_name = match props.get("inter.broker.listener.name") {
+            Some(name) => {
+                let name = name.trim().to_string();
+                if !listeners.iter().any(|l| l.name == name) && !listeners.is_empty() {
+                    return Err(invalid(
+                        "inter.broker.listener.name",
+                        &name,
+                        "the name of one of 'listeners'",
+                    ));
+                }
+                name
+            }
+            None => listeners
+                .iter()
+                .find(|l| !controller_listener_names.contains(&l.name))
+                .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
+        };
         Ok((
             ServerConfig {
                 node_id,
@@ -491,6 +525,18 @@ impl ServerConfig {
                     "group.initial.rebalance.delay.ms",
                     3_000,
                 )?,
+                min_insync_replicas: parse_positive(&props, "min.insync.replicas", 1)?,
+                replica_lag_time_max_ms: parse_ms(&props, "replica.lag.time.max.ms", 30_000)?,
+                unclean_leader_election: parse_bool(
+                    &props,
+                    "unclean.leader.election.enable",
+                    false,
+                )?,
+                log_flush_interval_messages: match props.get("log.flush.interval.messages") {
+                    None => u64::MAX,
+                    Some(_) => parse_bytes(&props, "log.flush.interval.messages", u64::MAX)?,
+                },
+                inter_broker_listener_name,
                 set_keys: props.iter().map(|(k, _)| k.to_string()).collect(),
             },
             warnings,
@@ -601,6 +647,23 @@ impl ServerConfig {
             (
                 "broker.heartbeat.interval.ms",
                 self.broker_heartbeat_interval_ms.to_string(),
+            ),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            (
+                "replica.lag.time.max.ms",
+                self.replica_lag_time_max_ms.to_string(),
+            ),
+            (
+                "unclean.leader.election.enable",
+                self.unclean_leader_election.to_string(),
+            ),
+            (
+                "log.flush.interval.messages",
+                self.log_flush_interval_messages.to_string(),
+            ),
+            (
+                "inter.broker.listener.name",
+                self.inter_broker_listener_name.clone(),
             ),
         ];
         entries

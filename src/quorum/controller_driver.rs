@@ -17,11 +17,11 @@ use crate::raft::{Epoch, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEA
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
     incremental_alter_configs_response, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse,
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ProducerId, RequestKind,
-    ResponseKind, TopicName,
+    AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    ProducerId, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
@@ -211,6 +211,14 @@ impl ControllerDriver {
         if self.active {
             self.controller.align(node.log().end_offset() as i64);
             let records = self.controller.tick(now_ms);
+            for (topic, partition, leader) in self.controller.take_unclean_elections() {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    leader,
+                    "unclean leader election: records the new leader lacks are lost"
+                );
+            }
             for r in &records {
                 if let MetadataRecord::FenceBroker { broker_id, .. } = r {
                     tracing::info!(broker = broker_id, "broker session expired: fenced");
@@ -292,6 +300,7 @@ impl ControllerDriver {
         self.controller.align(node.log().end_offset() as i64);
         let (answer, records) = match request {
             RequestKind::BrokerRegistration(r) => self.register_broker(request, r, now_ms),
+            RequestKind::AlterPartition(r) => self.alter_partition(r),
             RequestKind::AllocateProducerIds(r) => self.allocate_producer_ids(request, r),
             RequestKind::IncrementalAlterConfigs(r) => self.alter_configs(r),
             RequestKind::BrokerHeartbeat(r) => self.heartbeat(request, r, now_ms),
@@ -311,6 +320,72 @@ impl ControllerDriver {
                 reply,
             }),
         }
+    }
+
+    /// A partition leader's ISR change (AlterPartition, 56, v2: topics by id). Each partition
+    /// is decided on its own; a stale broker epoch refuses the whole request.
+    fn alter_partition(
+        &mut self,
+        r: &AlterPartitionRequest,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        use kafka_protocol::messages::alter_partition_response::{PartitionData, TopicData};
+        let mut records = Vec::new();
+        let mut topics = Vec::new();
+        for t in &r.topics {
+            let topic_id = crate::model::Uuid(*t.topic_id.as_bytes()).to_string();
+            let mut partitions = Vec::new();
+            for p in &t.partitions {
+                let isr: Vec<i32> = p.new_isr.iter().map(|b| b.0).collect();
+                let answer = PartitionData::default().with_partition_index(p.partition_index);
+                let answer = match self.controller.alter_partition(
+                    r.broker_id.0,
+                    r.broker_epoch,
+                    &topic_id,
+                    p.partition_index,
+                    p.leader_epoch,
+                    p.partition_epoch,
+                    &isr,
+                ) {
+                    Err(ApiError::StaleBrokerEpoch(_)) => {
+                        return (
+                            ResponseKind::AlterPartition(
+                                AlterPartitionResponse::default().with_error_code(
+                                    ApiError::StaleBrokerEpoch(String::new()).code(),
+                                ),
+                            ),
+                            Vec::new(),
+                        )
+                    }
+                    Err(e) => {
+                        tracing::info!(
+                            broker = r.broker_id.0,
+                            topic_id,
+                            partition = p.partition_index,
+                            "AlterPartition refused: {e}"
+                        );
+                        answer.with_error_code(e.code())
+                    }
+                    Ok((made, now)) => {
+                        records.extend(made);
+                        answer
+                            .with_leader_id(BrokerId(now.leader))
+                            .with_leader_epoch(now.leader_epoch)
+                            .with_isr(now.isr.iter().map(|b| BrokerId(*b)).collect())
+                            .with_partition_epoch(now.partition_epoch)
+                    }
+                };
+                partitions.push(answer);
+            }
+            topics.push(
+                TopicData::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(partitions),
+            );
+        }
+        (
+            ResponseKind::AlterPartition(AlterPartitionResponse::default().with_topics(topics)),
+            records,
+        )
     }
 
     /// Registers a broker (BrokerRegistration, 62): a new broker epoch; the broker starts fenced.

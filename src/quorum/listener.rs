@@ -1,7 +1,7 @@
 //! The controller listener (`controller.listener.names`): the quorum's Vote, BeginQuorumEpoch,
 //! EndQuorumEpoch, Fetch and FetchSnapshot from other members, DescribeQuorum for the tools, and
 //! the controller APIs brokers call (BrokerRegistration, BrokerHeartbeat, topic administration,
-//! AllocateProducerIds). Connections are served by [`crate::wire`]; each decoded request is
+//! AllocateProducerIds, AlterPartition). Connections are served by [`crate::wire`]; each decoded request is
 //! handed to the member's driver task with a reply slot and answered when the driver fills it.
 //! Quorum requests from another cluster are refused here (INCONSISTENT_CLUSTER_ID) and never
 //! reach the core. Owns nothing but the channel to the driver.
@@ -59,6 +59,7 @@ impl Service for ControllerListener {
             ApiKey::DeleteTopics => (1, 6),
             ApiKey::CreatePartitions => (0, 3),
             ApiKey::AllocateProducerIds => (0, 0),
+            ApiKey::AlterPartition => (2, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
             _ => return None,
         })
@@ -80,6 +81,7 @@ impl Service for ControllerListener {
             | RequestKind::DeleteTopics(_)
             | RequestKind::CreatePartitions(_)
             | RequestKind::AllocateProducerIds(_)
+            | RequestKind::AlterPartition(_)
             | RequestKind::IncrementalAlterConfigs(_) => {
                 let request = request.body.clone();
                 ask(inbound, |reply| Inbound::Controller { request, reply }).await?

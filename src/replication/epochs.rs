@@ -116,7 +116,9 @@ impl EpochCache {
             .ok_or_else(|| bad("no entry count"))?;
         let mut cache = EpochCache::new();
         for _ in 0..count {
-            let line = lines.next().ok_or_else(|| bad("fewer entries than counted"))?;
+            let line = lines
+                .next()
+                .ok_or_else(|| bad("fewer entries than counted"))?;
             let mut parts = line.split_whitespace();
             let epoch: i32 = parts
                 .next()

@@ -168,10 +168,7 @@ impl LeaderState {
         if id == self.node_id {
             self.leader_end
         } else {
-            self.followers
-                .get(&id)
-                .and_then(|f| f.log_end)
-                .unwrap_or(0)
+            self.followers.get(&id).and_then(|f| f.log_end).unwrap_or(0)
         }
     }
 
@@ -181,11 +178,7 @@ impl LeaderState {
         if isr.len() < self.min_isr || !isr.contains(&self.node_id) {
             return false;
         }
-        let candidate = isr
-            .iter()
-            .map(|r| self.log_end_of(*r))
-            .min()
-            .unwrap_or(0);
+        let candidate = isr.iter().map(|r| self.log_end_of(*r)).min().unwrap_or(0);
         assert!(
             candidate <= self.leader_end,
             "high watermark candidate beyond the leader's log end"
@@ -281,10 +274,7 @@ impl LeaderState {
             return false;
         }
         if partition_epoch > self.partition_epoch
-            || self
-                .pending
-                .as_ref()
-                .is_some_and(|p| p.isr == isr)
+            || self.pending.as_ref().is_some_and(|p| p.isr == isr)
         {
             self.pending = None;
         }

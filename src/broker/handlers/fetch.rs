@@ -1,25 +1,47 @@
-//! Fetch (1) from consumers: whole batches from each partition's log below its high watermark,
-//! within `partition_max_bytes` and the request's `max_bytes` (the first batch found is returned
-//! whole even if larger, KIP-74). Waits up to `max_wait_ms` until `min_bytes` are there. No
-//! fetch sessions (KIP-227): every answer has session id 0, so clients send full requests. No
-//! transactions yet: the last stable offset is the high watermark and no batch is aborted.
+//! Fetch (1), from consumers and from follower replicas.
+//!
+//! - Consumers (replica id -1): whole batches from each partition's leader log below its high
+//!   watermark, within `partition_max_bytes` and the request's `max_bytes` (the first batch
+//!   found is returned whole even if larger, KIP-74). A follower of the partition answers
+//!   NOT_LEADER_OR_FOLLOWER: fetching from followers (KIP-392) is not implemented.
+//! - Followers (replica id ≥ 0, Fetch v12 as Kafka's replica fetcher sends it): the leader
+//!   checks the follower's last fetched epoch against its epoch cache and answers a divergence
+//!   with DivergingEpoch instead of records (KIP-320); otherwise it records the follower's
+//!   position (which moves the high watermark and may grow or shrink the ISR) and sends
+//!   batches up to its log end.
+//!
+//! Either waits up to `max_wait_ms` until `min_bytes` are there. No fetch sessions (KIP-227):
+//! every answer has session id 0, so clients send full requests. No transactions yet: the last
+//! stable offset is the high watermark and no batch is aborted.
 
-use super::super::partitions::PartitionError;
+use super::super::partitions::{FollowerRead, PartitionError, ReadResult};
 use crate::broker::context::Broker;
 use crate::model::TopicPartition;
 use bytes::Bytes;
 use kafka_protocol::messages::{fetch_response, FetchRequest, FetchResponse};
 use std::time::Duration;
 
+/// The replica a request comes from, or `None` for a consumer.
+fn replica_of(r: &FetchRequest) -> Option<i32> {
+    let id = if r.replica_state.replica_id.0 >= 0 {
+        r.replica_state.replica_id.0
+    } else {
+        r.replica_id.0
+    };
+    (id >= 0).then_some(id)
+}
+
 /// Reads every requested partition once; returns the response and the bytes it carries, and
-/// whether any partition answered with an error (which ends a long poll at once, as in Kafka).
+/// whether any partition answered with an error or a divergence (which ends a long poll at
+/// once, as in Kafka).
 fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
     // log_start_offset exists from v5: the encoder refuses a value before.
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
-    let node = broker.partitions.node_id();
+    let replica = replica_of(r);
+    let now_ms = broker.clock.monotonic_ms();
     let mut remaining = usize::try_from(r.max_bytes).unwrap_or(0).max(1);
     let mut total = 0usize;
-    let mut any_error = false;
+    let mut end_poll = false;
     let mut topics = Vec::with_capacity(r.topics.len());
     for t in &r.topics {
         let mut partitions = Vec::with_capacity(t.partitions.len());
@@ -28,38 +50,63 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
             let mut data = fetch_response::PartitionData::default()
                 .with_partition_index(p.partition)
                 .with_aborted_transactions(Some(Vec::new()));
-            let result = match broker.partitions.get_or_apply(&tp, &broker.image()) {
-                None => {
-                    let exists = broker
-                        .image()
-                        .topic_by_name(&tp.topic)
-                        .is_some_and(|t| t.partitions.contains_key(&tp.partition));
-                    Err(if exists {
-                        PartitionError::NotLeader
-                    } else {
-                        PartitionError::UnknownTopicOrPartition
-                    })
-                }
-                Some(partition) => partition.check_epoch(p.current_leader_epoch).and_then(|_| {
-                    let limit = usize::try_from(p.partition_max_bytes)
-                        .unwrap_or(0)
-                        .min(remaining);
-                    if limit == 0 && total > 0 {
-                        // The request's max_bytes is used up: offsets only.
-                        partition.offsets(node).map(|(start, hw, _)| {
-                            super::super::partitions::ReadResult {
-                                bytes: Vec::new(),
-                                high_watermark: hw,
-                                log_start_offset: start,
-                            }
+            let limit = usize::try_from(p.partition_max_bytes)
+                .unwrap_or(0)
+                .min(remaining);
+            let result: Result<FollowerRead, PartitionError> =
+                match broker.partitions.get_or_apply(&tp, &broker.image()) {
+                    None => {
+                        let exists = broker
+                            .image()
+                            .topic_by_name(&tp.topic)
+                            .is_some_and(|t| t.partitions.contains_key(&tp.partition));
+                        Err(if exists {
+                            PartitionError::NotLeader
+                        } else {
+                            PartitionError::UnknownTopicOrPartition
                         })
-                    } else {
-                        partition.read_as_leader(node, p.fetch_offset, limit.max(1))
                     }
-                }),
-            };
+                    Some(partition) => match replica {
+                        Some(replica_id) => partition
+                            .read_for_follower(
+                                replica_id,
+                                p.fetch_offset,
+                                p.last_fetched_epoch,
+                                p.current_leader_epoch,
+                                limit.max(1),
+                                now_ms,
+                            )
+                            .map(|(read, proposal)| {
+                                if let Some(proposal) = proposal {
+                                    broker.partitions.propose_isr(proposal);
+                                }
+                                read
+                            }),
+                        None => partition
+                            .check_epoch(p.current_leader_epoch)
+                            .and_then(|_| {
+                                if limit == 0 && total > 0 {
+                                    // The request's max_bytes is used up: offsets only.
+                                    partition.offsets().map(|(start, hw, _)| ReadResult {
+                                        bytes: Vec::new(),
+                                        high_watermark: hw,
+                                        log_start_offset: start,
+                                    })
+                                } else {
+                                    partition.read_as_leader(p.fetch_offset, limit.max(1))
+                                }
+                            })
+                            .map(|read| FollowerRead {
+                                read,
+                                diverging: None,
+                            }),
+                    },
+                };
             match result {
-                Ok(mut read) => {
+                Ok(FollowerRead {
+                    mut read,
+                    diverging,
+                }) => {
                     if total > 0 && read.bytes.len() > remaining {
                         // Only the first batch of a response may exceed the limits (KIP-74).
                         read.bytes.clear();
@@ -71,10 +118,18 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
                         .with_last_stable_offset(read.high_watermark as i64)
                         .with_log_start_offset(log_start(read.log_start_offset as i64))
                         .with_records(Some(Bytes::from(read.bytes)));
+                    if let Some((epoch, end_offset)) = diverging {
+                        end_poll = true;
+                        data = data.with_diverging_epoch(
+                            fetch_response::EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        );
+                    }
                 }
                 Err(e) => {
-                    any_error = true;
-                    tracing::debug!(partition = %tp, "fetch refused: {e}");
+                    end_poll = true;
+                    tracing::debug!(partition = %tp, replica, "fetch refused: {e}");
                     data = data
                         .with_error_code(e.code())
                         .with_high_watermark(-1)
@@ -97,7 +152,7 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
             .with_session_id(0)
             .with_responses(topics),
         total,
-        any_error,
+        end_poll,
     )
 }
 
@@ -108,13 +163,14 @@ pub async fn handle(broker: &Broker, r: &FetchRequest, version: i16) -> FetchRes
     let mut appended = broker.partitions.subscribe_appends();
     loop {
         appended.borrow_and_update();
-        let (response, bytes, any_error) = read_all(broker, r, version);
+        let (response, bytes, end_poll) = read_all(broker, r, version);
         let waited_ms = broker.clock.monotonic_ms().saturating_sub(start_ms);
-        if bytes >= min_bytes || any_error || waited_ms >= max_wait_ms {
+        if bytes >= min_bytes || end_poll || waited_ms >= max_wait_ms {
             return response;
         }
         let left = Duration::from_millis(max_wait_ms - waited_ms);
-        // Woken by any append on this broker (or the deadline), then read again.
+        // Woken by any append or high watermark move on this broker (or the deadline), then
+        // read again.
         if tokio::time::timeout(left, appended.changed())
             .await
             .is_err()

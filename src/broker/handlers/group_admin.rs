@@ -114,10 +114,10 @@ pub async fn delete(broker: &Broker, r: &DeleteGroupsRequest) -> DeleteGroupsRes
         let code = match broker.groups.coordinate(broker, &id.0).await {
             Ok(mut c) => {
                 let (code, writes) = c.inner.core.delete_group(&id.0);
-                if let Err(e) = broker.groups.append(broker, &writes) {
-                    tracing::warn!(group = %id.0, "group deletion not stored: {e}");
+                match broker.groups.append(broker, &mut c.inner, &writes).await {
+                    Ok(()) => code,
+                    Err(e) => e.code(),
                 }
-                code
             }
             Err(code) => code,
         };

@@ -60,7 +60,7 @@ pub async fn join(
         let answer = Groups::park(&mut c.inner, token);
         let now = broker.clock.monotonic_ms();
         let fx = c.inner.core.join(now, token, request);
-        broker.groups.apply(broker, &mut c.inner, fx);
+        broker.groups.apply(broker, &mut c.inner, fx).await;
         answer
     };
     let Ok(Reply::Join(j)) = answer.await else {
@@ -123,7 +123,7 @@ pub async fn sync(broker: &Broker, r: &SyncGroupRequest, version: i16) -> SyncGr
         let answer = Groups::park(&mut c.inner, token);
         let now = broker.clock.monotonic_ms();
         let fx = c.inner.core.sync(now, token, request);
-        broker.groups.apply(broker, &mut c.inner, fx);
+        broker.groups.apply(broker, &mut c.inner, fx).await;
         answer
     };
     let Ok(Reply::Sync(s)) = answer.await else {
@@ -182,7 +182,7 @@ pub async fn leave(broker: &Broker, r: &LeaveGroupRequest, version: i16) -> Leav
         .inner
         .core
         .leave(broker.clock.monotonic_ms(), &group_id, &members);
-    broker.groups.apply(broker, &mut c.inner, fx);
+    broker.groups.apply(broker, &mut c.inner, fx).await;
     let mut response = LeaveGroupResponse::default();
     if version >= 3 {
         response = response.with_members(

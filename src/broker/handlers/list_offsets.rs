@@ -54,7 +54,6 @@ fn lookup(
     timestamp: i64,
     current_leader_epoch: i32,
 ) -> Result<(i64, i64, i32), PartitionError> {
-    let node = broker.partitions.node_id();
     let partition = broker
         .partitions
         .get_or_apply(tp, &broker.image())
@@ -70,11 +69,11 @@ fn lookup(
             }
         })?;
     partition.check_epoch(current_leader_epoch)?;
-    let (start, hw, epoch) = partition.offsets(node)?;
+    let (start, hw, epoch) = partition.offsets()?;
     match timestamp {
         LATEST => Ok((hw as i64, -1, epoch)),
         EARLIEST => Ok((start as i64, -1, epoch)),
-        MAX_TIMESTAMP => partition.with_log(node, |log, hw| {
+        MAX_TIMESTAMP => partition.with_log(|log, hw| {
             let Some((_, last_offset)) = log.max_timestamp() else {
                 return Ok((-1, -1, -1));
             };
@@ -84,7 +83,7 @@ fn lookup(
             let batch = log.read(last_offset, 1, Some(hw))?;
             Ok(pick_record(&batch, None).unwrap_or((-1, -1, -1)))
         }),
-        t if t >= 0 => partition.with_log(node, |log, hw| {
+        t if t >= 0 => partition.with_log(|log, hw| {
             let from = log.log_start_offset();
             let Some(batch) = log.find_by_timestamp(t, from)? else {
                 return Ok((-1, -1, -1));

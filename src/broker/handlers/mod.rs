@@ -13,6 +13,7 @@ pub mod group_membership;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
 pub mod topics;
@@ -29,6 +30,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::Produce => (3, 11),
         ApiKey::Fetch => (4, 12),
         ApiKey::ListOffsets => (1, 8),
+        ApiKey::OffsetForLeaderEpoch => (2, 4),
         ApiKey::CreateTopics => (2, 7),
         ApiKey::DeleteTopics => (1, 6),
         ApiKey::CreatePartitions => (0, 3),
@@ -71,6 +73,9 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         | RequestKind::DeleteTopics(_)
         | RequestKind::CreatePartitions(_)
         | RequestKind::IncrementalAlterConfigs(_) => topics::handle(broker, request).await,
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
+        }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, conn, r))
         }

@@ -18,8 +18,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
-const KAFKA_STORAGE_ERROR: i16 = 56;
-
 pub async fn commit(
     broker: &Broker,
     r: &OffsetCommitRequest,
@@ -84,18 +82,16 @@ pub async fn commit(
     }
     let now = broker.clock.wall_ms() as u64;
     let writes = c.inner.core.commit_writes(&group_id, &offsets, now);
-    let stored = broker.groups.append(broker, &writes);
-    if let Err(e) = &stored {
-        tracing::warn!(group = %group_id, "offset commit not stored: {e}");
-    } else {
+    let stored = broker.groups.append(broker, &mut c.inner, &writes).await;
+    if stored.is_ok() {
         c.inner.core.apply_commit(&group_id, &offsets, now);
     }
     drop(c);
     answer(&|topic, partition| {
         if too_large.iter().any(|(t, p)| t == topic && *p == partition) {
             OFFSET_METADATA_TOO_LARGE
-        } else if stored.is_err() {
-            KAFKA_STORAGE_ERROR
+        } else if let Err(e) = &stored {
+            e.code()
         } else {
             NONE
         }
@@ -242,9 +238,10 @@ pub async fn delete(broker: &Broker, r: &OffsetDeleteRequest) -> OffsetDeleteRes
         })
         .collect();
     let (top, codes, writes) = c.inner.core.delete_offsets(&group_id, &wanted);
-    if let Err(e) = broker.groups.append(broker, &writes) {
-        tracing::warn!(group = %group_id, "offset deletion not stored: {e}");
-    }
+    let (top, codes) = match broker.groups.append(broker, &mut c.inner, &writes).await {
+        Ok(()) => (top, codes),
+        Err(e) => (e.code(), vec![e.code(); codes.len()]),
+    };
     drop(c);
     let mut codes = codes.into_iter();
     OffsetDeleteResponse::default()

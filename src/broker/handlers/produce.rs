@@ -1,17 +1,25 @@
-//! Produce (0): appends each partition's record batches to its log as the leader. Batches are
-//! validated (header, CRC-32C, size) and get their offsets by rewriting the base offset; records
-//! are never decoded. acks=0 gets no answer; acks=1 and acks=-1 are answered once appended (one
-//! replica: the leader's log end is the high watermark).
+//! Produce (0): appends each partition's record batches to its log as the leader, through the
+//! partition's log writer. Batches are validated (header, CRC-32C, size) and get their offsets
+//! by rewriting the base offset; records are never decoded. acks=0 gets no answer; acks=1 is
+//! answered once the leader's own write may be acknowledged (after its fsync when the log
+//! fsyncs first); acks=-1 once the high watermark passes the batches, i.e. every in-sync
+//! replica has them, within the request's timeout (REQUEST_TIMED_OUT). With fewer in-sync
+//! replicas than `min.insync.replicas`, acks=-1 is refused before appending
+//! (NOT_ENOUGH_REPLICAS) or, if the ISR shrank while it waited, answered
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND.
 
-use super::super::partitions::PartitionError;
+use super::super::partitions::{Appended, Partition, PartitionError};
 use crate::broker::context::Broker;
-use crate::model::TopicPartition;
+use crate::model::{TopicPartition, CONSUMER_OFFSETS};
 use crate::protocol::record_batch::{BatchHeader, RecordBatch};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{produce_response, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+use std::time::Duration;
 
-const INVALID_REQUIRED_ACKS: i16 = 21;
-const INVALID_RECORD: i16 = 87;
+const INVALID_REQUIRED_ACKS: i16 = ResponseError::InvalidRequiredAcks.code();
+const INVALID_RECORD: i16 = ResponseError::InvalidRecord.code();
 
 struct Outcome {
     error_code: i16,
@@ -54,8 +62,13 @@ fn check_batches(data: &[u8]) -> Result<(), Outcome> {
     Ok(())
 }
 
-fn produce_one(broker: &Broker, tp: &TopicPartition, records: Option<&[u8]>) -> Outcome {
-    let node = broker.partitions.node_id();
+/// Phase one for a partition: checks and the leader's append (acknowledgeable by itself).
+async fn append_one(
+    broker: &Broker,
+    tp: &TopicPartition,
+    records: Option<&[u8]>,
+    acks: i16,
+) -> Result<(Arc<Partition>, Appended), Outcome> {
     let Some(partition) = broker.partitions.get_or_apply(tp, &broker.image()) else {
         let image = broker.image();
         let exists = image
@@ -66,56 +79,93 @@ fn produce_one(broker: &Broker, tp: &TopicPartition, records: Option<&[u8]>) -> 
         } else {
             PartitionError::UnknownTopicOrPartition
         };
-        return failure(e.code(), e.to_string());
+        return Err(refused(tp, &e));
     };
-    if tp.topic == crate::model::CONSUMER_OFFSETS {
-        return failure(17, "producing to an internal topic is not allowed");
+    if tp.topic == CONSUMER_OFFSETS {
+        return Err(failure(
+            ResponseError::InvalidTopicException.code(),
+            "producing to an internal topic is not allowed",
+        ));
     }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return failure(INVALID_RECORD, "no records");
+        return Err(failure(INVALID_RECORD, "no records"));
     };
-    if let Err(o) = check_batches(records) {
-        return o;
+    check_batches(records)?;
+    match partition
+        .append_as_leader(records.to_vec(), acks == -1)
+        .await
+    {
+        Ok(appended) => Ok((partition, appended)),
+        Err(e) => Err(refused(tp, &e)),
     }
-    let mut data = records.to_vec();
-    match partition.append_as_leader(node, &mut data, broker.clock.wall_ms()) {
-        Ok((first_offset, log_start)) => Outcome {
-            error_code: 0,
-            message: None,
-            base_offset: first_offset,
-            log_start_offset: log_start as i64,
-        },
-        Err(e) => {
-            if matches!(e, PartitionError::Storage(_)) {
-                tracing::error!(partition = %tp, "append failed: {e}");
-            } else {
-                tracing::debug!(partition = %tp, "produce refused: {e}");
-            }
-            failure(e.code(), e.to_string())
-        }
+}
+
+fn refused(tp: &TopicPartition, e: &PartitionError) -> Outcome {
+    if matches!(e, PartitionError::Storage(_)) {
+        tracing::error!(partition = %tp, "append failed: {e}");
+    } else {
+        tracing::debug!(partition = %tp, "produce refused: {e}");
     }
+    failure(e.code(), e.to_string())
 }
 
 pub async fn handle(broker: &Broker, r: &ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks_valid = matches!(r.acks, -1..=1);
-    let mut appended = false;
-    let mut responses = Vec::with_capacity(r.topic_data.len());
+    let timeout = Duration::from_millis(u64::try_from(r.timeout_ms).unwrap_or(0));
+    // Phase one: every partition's append, in request order.
+    let mut appends = Vec::with_capacity(r.topic_data.len());
+    let mut appended_any = false;
     for t in &r.topic_data {
         let mut partitions = Vec::with_capacity(t.partition_data.len());
         for p in &t.partition_data {
             let tp = TopicPartition::new(t.name.0.to_string(), p.index);
             let outcome = if acks_valid {
-                produce_one(broker, &tp, p.records.as_deref())
+                append_one(broker, &tp, p.records.as_deref(), r.acks).await
             } else {
-                failure(
+                Err(failure(
                     INVALID_REQUIRED_ACKS,
                     format!("acks must be 0, 1 or -1, not {}", r.acks),
-                )
+                ))
             };
-            appended |= outcome.error_code == 0;
-            partitions.push(
+            appended_any |= outcome.is_ok();
+            partitions.push((tp, outcome));
+        }
+        appends.push(partitions);
+    }
+    if appended_any {
+        broker.partitions.notify_appended();
+    }
+    if r.acks == 0 {
+        return None;
+    }
+    // Phase two, acks=all: wait for each partition's high watermark to pass its batches (the
+    // waits overlap: replication of all of them is under way).
+    let mut responses = Vec::with_capacity(r.topic_data.len());
+    for (t, partitions) in r.topic_data.iter().zip(appends) {
+        let mut answers = Vec::with_capacity(partitions.len());
+        for (tp, outcome) in partitions {
+            let outcome = match outcome {
+                Ok((partition, appended)) => {
+                    let waited = if r.acks == -1 {
+                        partition.wait_replicated(&appended, timeout).await
+                    } else {
+                        Ok(())
+                    };
+                    match waited {
+                        Ok(()) => Outcome {
+                            error_code: 0,
+                            message: None,
+                            base_offset: appended.first_offset,
+                            log_start_offset: appended.log_start as i64,
+                        },
+                        Err(e) => refused(&tp, &e),
+                    }
+                }
+                Err(o) => o,
+            };
+            answers.push(
                 produce_response::PartitionProduceResponse::default()
-                    .with_index(p.index)
+                    .with_index(tp.partition)
                     .with_error_code(outcome.error_code)
                     .with_base_offset(outcome.base_offset)
                     .with_log_append_time_ms(-1)
@@ -135,14 +185,8 @@ pub async fn handle(broker: &Broker, r: &ProduceRequest, version: i16) -> Option
         responses.push(
             produce_response::TopicProduceResponse::default()
                 .with_name(t.name.clone())
-                .with_partition_responses(partitions),
+                .with_partition_responses(answers),
         );
-    }
-    if appended {
-        broker.partitions.notify_appended();
-    }
-    if r.acks == 0 {
-        return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
 }
