@@ -53,9 +53,9 @@ pub async fn run_manager(broker: Arc<Broker>) {
         leadership.borrow_and_update();
         running.retain(|_, task| !task.is_finished());
         for leader in broker.partitions.followed_by_leader().into_keys() {
-            if !running.contains_key(&leader) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(leader) {
                 tracing::info!(leader, "replica fetcher starting");
-                running.insert(leader, runtime::spawn(fetcher(Arc::clone(&broker), leader)));
+                slot.insert(runtime::spawn(fetcher(Arc::clone(&broker), leader)));
             }
         }
         // Woken by a leadership change, or once a second to restart fetchers that ended.
@@ -423,7 +423,9 @@ async fn send_isr_changes(broker: &Broker, batch: Vec<IsrProposal>) {
             Duration::from_secs(5),
         )
         .await;
-    let mut decided: BTreeMap<(String, i32), Option<(Vec<i32>, i32)>> = BTreeMap::new();
+    // (topic id, partition) → the ISR and partition epoch the controller committed, or refused.
+    type Decided = BTreeMap<(String, i32), Option<(Vec<i32>, i32)>>;
+    let mut decided: Decided = BTreeMap::new();
     match answer {
         Some(ResponseKind::AlterPartition(r)) if r.error_code == 0 => {
             for t in &r.topics {

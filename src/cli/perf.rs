@@ -4,7 +4,11 @@
 //!
 //! The producer sends ready-made uncompressed batches (`--batch-records` records of
 //! `--record-size` bytes, built once, as a client with pre-serialised data would) over
-//! `--connections` connections, one request in flight on each. Latency is per request, from
+//! `--connections` connections (at least one per partition; connection `c` produces to
+//! partition `c % partitions` on its leader), one request in flight on each. Retriable errors
+//! (a leader that moved or died, too few in-sync replicas) are retried after a metadata
+//! refresh, as Kafka's producer does; the longest gap between two acknowledgements is
+//! reported (a leader failover shows there). The consumer reads partition 0. Latency is per request, from
 //! send to acknowledgement; every record of a batch shares its batch's latency.
 
 use super::client::{error_name, Client};
@@ -16,6 +20,7 @@ use kafka_protocol::messages::{
     ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,29 +43,42 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-async fn leader_of_partition_0(client: &mut Client, topic: &str) -> Result<String, String> {
+/// Every partition of `topic` and its leader's address.
+async fn partition_leaders(
+    client: &mut Client,
+    topic: &str,
+) -> Result<BTreeMap<i32, String>, String> {
     for _ in 0..100 {
         let m = client.metadata(Some(&[topic.to_string()])).await?;
-        if let Some(p) = m
-            .topics
-            .first()
-            .and_then(|t| t.partitions.iter().find(|p| p.partition_index == 0))
-        {
-            if let Some(addr) = super::client::broker_addr(&m, p.leader_id.0) {
-                return Ok(addr);
+        if let Some(t) = m.topics.first() {
+            let leaders: BTreeMap<i32, String> = t
+                .partitions
+                .iter()
+                .filter_map(|p| {
+                    super::client::broker_addr(&m, p.leader_id.0).map(|a| (p.partition_index, a))
+                })
+                .collect();
+            if !leaders.is_empty() && leaders.len() == t.partitions.len() {
+                return Ok(leaders);
             }
         }
         runtime::sleep(Duration::from_millis(100)).await;
     }
     Err(format!(
-        "topic '{topic}' has no partition 0 with a leader (create it first)"
+        "topic '{topic}' has no partitions that all have a leader (create it first)"
     ))
+}
+
+/// Errors a producer retries after refreshing metadata (as Kafka's producer does).
+fn retriable(code: i16) -> bool {
+    matches!(code, 5 | 6 | 7 | 19 | 20 | 74 | 76 | 3)
 }
 
 pub fn produce(o: ProduceBench) -> Result<(), String> {
     runtime::block_on(async move {
         let mut client = Client::new(&o.bootstrap, "ketch-producer-perf");
-        let leader = leader_of_partition_0(&mut client, &o.topic).await?;
+        let leaders = partition_leaders(&mut client, &o.topic).await?;
+        let partitions: Vec<i32> = leaders.keys().copied().collect();
         let value = vec![b'x'; o.record_size];
         let records: Vec<RecordRef<'_>> = (0..o.batch_records.max(1))
             .map(|_| (None, Some(value.as_slice())))
@@ -69,14 +87,27 @@ pub fn produce(o: ProduceBench) -> Result<(), String> {
         let batches = o.num_records.div_ceil(o.batch_records.max(1) as u64);
         let next = Arc::new(AtomicU64::new(0));
         let done_records = Arc::new(AtomicU64::new(0));
+        let retries = Arc::new(AtomicU64::new(0));
         let clock = Clock::system();
         let start = clock.monotonic_ms();
+        // The time of the last acknowledgement and the longest gap between two (a leader's
+        // failover shows as that gap), in µs since the start.
+        let last_ack = Arc::new(AtomicU64::new(0));
+        let max_gap = Arc::new(AtomicU64::new(0));
+        let start_us = clock.monotonic().as_micros() as u64;
+        // Records spread over every partition, as Kafka's perf tool does: connection `c`
+        // produces to partition `c % partitions` (at least one connection per partition).
+        let connections = o.connections.max(partitions.len()).max(1);
         let mut tasks = Vec::new();
-        for c in 0..o.connections.max(1) {
+        for c in 0..connections {
+            let partition = partitions[c % partitions.len()];
             let next = Arc::clone(&next);
             let done_records = Arc::clone(&done_records);
+            let retries = Arc::clone(&retries);
+            let last_ack = Arc::clone(&last_ack);
+            let max_gap = Arc::clone(&max_gap);
             let batch = batch.clone();
-            let leader = leader.clone();
+            let mut leader = leaders.get(&partition).cloned().unwrap_or_default();
             let bootstrap = o.bootstrap.clone();
             let topic = o.topic.clone();
             let (acks, per_batch) = (o.acks, o.batch_records.max(1) as u64);
@@ -92,23 +123,43 @@ pub fn produce(o: ProduceBench) -> Result<(), String> {
                             .with_name(TopicName(StrBytes::from_string(topic.clone())))
                             .with_partition_data(vec![
                                 produce_request::PartitionProduceData::default()
-                                    .with_index(0)
+                                    .with_index(partition)
                                     .with_records(Some(batch)),
                             ])]),
                 );
                 while next.fetch_add(1, Ordering::Relaxed) < batches {
-                    let sent = clock.monotonic().as_micros() as u64;
-                    let response = client.send(&leader, ApiKey::Produce, 9, &body).await?;
-                    latencies_us.push((clock.monotonic().as_micros() as u64).saturating_sub(sent));
-                    if let ResponseKind::Produce(r) = response {
-                        for t in &r.responses {
-                            for p in &t.partition_responses {
-                                if p.error_code != 0 {
-                                    return Err(format!(
-                                        "produce failed: {}",
-                                        error_name(p.error_code)
-                                    ));
-                                }
+                    loop {
+                        let sent = clock.monotonic().as_micros() as u64;
+                        let code = match client.send(&leader, ApiKey::Produce, 9, &body).await {
+                            Ok(ResponseKind::Produce(r)) => r
+                                .responses
+                                .iter()
+                                .flat_map(|t| t.partition_responses.iter())
+                                .map(|p| p.error_code)
+                                .find(|c| *c != 0)
+                                .unwrap_or(0),
+                            Ok(_) => -1,
+                            // The connection failed (a leader that died): retried below.
+                            Err(_) => 6,
+                        };
+                        if code == 0 {
+                            let now = clock.monotonic().as_micros() as u64;
+                            latencies_us.push(now.saturating_sub(sent));
+                            let since = now - start_us;
+                            let previous = last_ack.fetch_max(since, Ordering::Relaxed);
+                            if since > previous {
+                                max_gap.fetch_max(since - previous, Ordering::Relaxed);
+                            }
+                            break;
+                        }
+                        if !retriable(code) {
+                            return Err(format!("produce failed: {}", error_name(code)));
+                        }
+                        retries.fetch_add(1, Ordering::Relaxed);
+                        runtime::sleep(Duration::from_millis(50)).await;
+                        if let Ok(l) = partition_leaders(&mut client, &topic).await {
+                            if let Some(addr) = l.get(&partition) {
+                                leader = addr.clone();
                             }
                         }
                     }
@@ -157,6 +208,12 @@ pub fn produce(o: ProduceBench) -> Result<(), String> {
             percentile(&latencies, 0.99),
             percentile(&latencies, 0.999),
         );
+        println!(
+            "{} partitions over {connections} connections; {} retried requests; longest gap between acknowledgements {:.1} ms",
+            partitions.len(),
+            retries.load(Ordering::Relaxed),
+            max_gap.load(Ordering::Relaxed) as f64 / 1000.0
+        );
         Ok(())
     })
     .map_err(|e| e.to_string())?
@@ -172,7 +229,10 @@ pub struct ConsumeBench {
 pub fn consume(o: ConsumeBench) -> Result<(), String> {
     runtime::block_on(async move {
         let mut client = Client::new(&o.bootstrap, "ketch-consumer-perf");
-        let leader = leader_of_partition_0(&mut client, &o.topic).await?;
+        let leader = partition_leaders(&mut client, &o.topic)
+            .await?
+            .remove(&0)
+            .ok_or("the topic has no partition 0")?;
         let clock = Clock::system();
         let start = clock.monotonic_ms();
         let mut last = (start, 0u64, 0u64);

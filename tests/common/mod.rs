@@ -144,7 +144,7 @@ impl Drop for Cluster {
 
 /// Writes one server.properties per entry of `configs(i, voters, controller_port)` (node i+1;
 /// the first three are the voters) into a fresh `dir` and formats them all with one cluster id.
-fn build_cluster(
+pub fn build_cluster(
     dir: &Path,
     nodes: usize,
     configs: impl Fn(usize, &str, u16) -> String,

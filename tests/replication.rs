@@ -1,0 +1,733 @@
+//! Replication end to end: three combined `ketch` nodes on 127.0.0.1 with an RF=3 topic and
+//! `min.insync.replicas=2`, a real idempotent acks=all producer (confluent-kafka, librdkafka),
+//! and faults from outside: SIGKILL and restart, SIGSTOP past `replica.lag.time.max.ms` and
+//! SIGCONT, two of three brokers down, everything killed at once. After healing, every
+//! replica's log is read from disk and checked: every acknowledged record is there exactly
+//! once, at the offset it was acknowledged at, in the order it was sent, on every replica;
+//! the replicas' logs are byte-identical.
+//!
+//! The seeded chaos test draws its schedule from the seed (`KETCH_CHAOS_SEEDS=a..b` runs
+//! more) and reports the anomalies Jepsen names: lost, duplicated, moved, reordered.
+#![allow(clippy::disallowed_methods)] // black-box tests wait on real time
+
+mod common;
+
+use common::{Cluster, KETCH};
+use ketch::protocol::record_batch::{records, RecordBatch};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOPIC_PARTITIONS: i32 = 3;
+
+/// Faster failure detection than the defaults, so a test takes seconds, not minutes.
+const FAST: &str = "broker.heartbeat.interval.ms=300\nbroker.session.timeout.ms=3000\n\
+                    replica.lag.time.max.ms=2000\ngroup.initial.rebalance.delay.ms=0\n";
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("KETCH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/client-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with Kafka clients: run ci/test once (it makes target/client-venv)"
+    );
+    venv
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/replication.py")
+}
+
+/// A cluster whose brokers are nodes `first_broker..first_broker + 3` (broker id = index + 1).
+struct Replicated {
+    cluster: Cluster,
+    /// The client listener of each node (0 for a controller-only node).
+    client_ports: Vec<u16>,
+    first_broker: usize,
+}
+
+impl Replicated {
+    /// Three combined nodes (broker and controller each).
+    fn new(name: &str, extra: &str) -> Replicated {
+        Replicated::build(name, extra, false)
+    }
+
+    /// Three controllers (nodes 1-3) and three brokers (nodes 4-6): brokers can go down
+    /// without taking the metadata quorum with them.
+    fn split(name: &str, extra: &str) -> Replicated {
+        Replicated::build(name, extra, true)
+    }
+
+    fn build(name: &str, extra: &str, split: bool) -> Replicated {
+        let dir = std::env::temp_dir().join(format!("ketch-repl-{name}-{}", std::process::id()));
+        let nodes = if split { 6 } else { 3 };
+        let first_broker = if split { 3 } else { 0 };
+        let client_ports: Vec<u16> = (0..nodes)
+            .map(|i| {
+                if i >= first_broker {
+                    common::free_port()
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let ports = client_ports.clone();
+        let cluster = common::build_cluster(&dir, nodes, |i, _, port| {
+            if !split {
+                format!(
+                    "process.roles=broker,controller\n\
+                     listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{port}\n\
+                     controller.listener.names=CONTROLLER\n{FAST}{extra}",
+                    ports[i]
+                )
+            } else if i < 3 {
+                format!(
+                    "process.roles=controller\nlisteners=CONTROLLER://127.0.0.1:{port}\n\
+                     controller.listener.names=CONTROLLER\n{FAST}{extra}"
+                )
+            } else {
+                format!(
+                    "process.roles=broker\nlisteners=PLAINTEXT://127.0.0.1:{}\n\
+                     controller.listener.names=CONTROLLER\n{FAST}{extra}",
+                    ports[i]
+                )
+            }
+        });
+        Replicated {
+            cluster,
+            client_ports,
+            first_broker,
+        }
+    }
+
+    /// The node index of broker `id`.
+    fn node_of(&self, id: i32) -> usize {
+        (id - 1) as usize
+    }
+
+    /// Broker node indexes.
+    fn brokers(&self) -> std::ops::Range<usize> {
+        self.first_broker..self.first_broker + 3
+    }
+
+    fn bootstrap(&self) -> String {
+        self.client_ports
+            .iter()
+            .filter(|p| **p > 0)
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The client listener of a running node.
+    fn live_bootstrap(&self) -> String {
+        self.brokers()
+            .filter(|i| self.cluster.children[*i].is_some())
+            .map(|i| format!("127.0.0.1:{}", self.client_ports[i]))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn start_all(&mut self) {
+        for i in 0..self.cluster.children.len() {
+            if self.cluster.children[i].is_none() {
+                self.cluster.start(i);
+            }
+        }
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        if let Some(c) = &self.cluster.children[i] {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    fn ketch(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(KETCH).args(args).output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// (leader, ISR) of each partition of `topic`, as `ketch topics --describe` shows it.
+    fn describe(&self, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>)> {
+        let (_, out) = self.ketch(&[
+            "topics",
+            "--bootstrap-server",
+            &self.live_bootstrap(),
+            "--describe",
+            "--topic",
+            topic,
+        ]);
+        let mut map = BTreeMap::new();
+        for line in out.lines() {
+            let field = |name: &str| {
+                line.split('\t')
+                    .find_map(|f| f.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            let (Some(p), Some(l), Some(isr)) =
+                (field("Partition:"), field("Leader:"), field("Isr:"))
+            else {
+                continue;
+            };
+            let isr = isr
+                .split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect();
+            if let (Ok(p), Ok(l)) = (p.parse(), l.parse()) {
+                map.insert(p, (l, isr));
+            }
+        }
+        map
+    }
+
+    /// Waits until `check` holds for the topic's partitions.
+    fn wait_for(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&BTreeMap<i32, (i32, Vec<i32>)>) -> bool,
+    ) -> BTreeMap<i32, (i32, Vec<i32>)> {
+        let start = Instant::now();
+        loop {
+            let d = self.describe(topic);
+            if !d.is_empty() && check(&d) {
+                return d;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what} within {timeout:?}: last {d:?}; logs in {}",
+                self.cluster.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_full_isr(&self, topic: &str, timeout: Duration) {
+        self.wait_for(topic, timeout, "every ISR full", |d| {
+            d.values().all(|(l, isr)| *l > 0 && isr.len() == 3)
+        });
+    }
+
+    fn create_topic(&self, topic: &str, partitions: i32, configs: &[&str]) {
+        let start = Instant::now();
+        loop {
+            let first = self.live_bootstrap();
+            let mut args = vec![
+                "topics",
+                "--bootstrap-server",
+                &first,
+                "--create",
+                "--topic",
+                topic,
+                "--replication-factor",
+                "3",
+            ];
+            let p = partitions.to_string();
+            args.extend(["--partitions", &p]);
+            for c in configs {
+                args.extend(["--config", c]);
+            }
+            let (ok, out) = self.ketch(&args);
+            if ok {
+                break;
+            }
+            // Until all three brokers are registered and unfenced, RF=3 cannot be placed.
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "topic not created: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.wait_full_isr(topic, Duration::from_secs(20));
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.cluster.dir.join(format!("data-{}", i + 1))
+    }
+}
+
+/// A running producer of tests/clients/replication.py.
+struct ProducerRun {
+    child: Child,
+}
+
+impl ProducerRun {
+    fn start(bootstrap: &str, topic: &str, seconds: u64) -> ProducerRun {
+        let child = Command::new(python())
+            .arg(script())
+            .args(["produce", bootstrap, topic, &seconds.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        ProducerRun { child }
+    }
+
+    /// Waits for it to finish; (value → (partition, offset)) of every acknowledged record, and
+    /// how many were sent.
+    fn finish(self) -> (BTreeMap<u64, (i32, i64)>, u64, usize) {
+        let out = self.child.wait_with_output().unwrap();
+        let mut acked = BTreeMap::new();
+        let mut sent = 0;
+        let mut failed = 0;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if let Some(value) = v["ack"].as_str() {
+                acked.insert(
+                    value.parse().unwrap(),
+                    (
+                        v["partition"].as_i64().unwrap() as i32,
+                        v["offset"].as_i64().unwrap(),
+                    ),
+                );
+            } else if v.get("fail").is_some() {
+                failed += 1;
+            } else if let Some(n) = v["done"].as_u64() {
+                sent = n;
+            }
+        }
+        (acked, sent, failed)
+    }
+}
+
+/// A replica's log of one partition as read from its segment files: (offset → value), and the
+/// raw bytes of every batch in order.
+fn read_log(dir: &Path) -> (BTreeMap<i64, Vec<u8>>, Vec<u8>) {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    segments.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    segments.sort();
+    let mut values = BTreeMap::new();
+    let mut bytes = Vec::new();
+    for s in segments {
+        let data = std::fs::read(&s).unwrap();
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let Ok((batch, tail)) = RecordBatch::parse(rest, usize::MAX) else {
+                break;
+            };
+            bytes.extend_from_slice(&rest[..rest.len() - tail.len()]);
+            for r in records(&batch).unwrap() {
+                values.insert(
+                    batch.base_offset() + r.offset_delta,
+                    r.value.unwrap_or_default().to_vec(),
+                );
+            }
+            rest = tail;
+        }
+    }
+    (values, bytes)
+}
+
+/// Jepsen's anomalies among acknowledged writes.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Anomalies {
+    /// Acknowledged, found nowhere in the partition.
+    lost: Vec<u64>,
+    /// Present at more than one offset.
+    duplicated: Vec<u64>,
+    /// Present, but not at the offset it was acknowledged at.
+    moved: Vec<u64>,
+    /// In a partition, a later-sent value at a lower offset.
+    reordered: usize,
+    /// Replicas whose logs differ from the first replica's.
+    diverged: Vec<String>,
+}
+
+/// Reads every replica's log of `topic` and checks the acknowledged writes against them.
+fn check(r: &Replicated, topic: &str, acked: &BTreeMap<u64, (i32, i64)>) -> Anomalies {
+    let mut a = Anomalies::default();
+    for p in 0..TOPIC_PARTITIONS {
+        let logs: Vec<(BTreeMap<i64, Vec<u8>>, Vec<u8>)> = r
+            .brokers()
+            .map(|i| read_log(&r.data_dir(i).join(format!("{topic}-{p}"))))
+            .collect();
+        for (i, log) in logs.iter().enumerate().skip(1) {
+            if log.1 != logs[0].1 {
+                a.diverged.push(format!(
+                    "{topic}-{p} on node {} ({} records) differs from node 1 ({} records)",
+                    i + 1,
+                    log.0.len(),
+                    logs[0].0.len()
+                ));
+            }
+        }
+        let log = &logs[0].0;
+        let mut where_found: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+        for (offset, value) in log {
+            if let Some(v) = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()) {
+                where_found.entry(v).or_default().push(*offset);
+            }
+        }
+        let mut last = None;
+        for value in log.values() {
+            let Some(v) = std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if last.is_some_and(|l| v < l) {
+                a.reordered += 1;
+            }
+            last = Some(v);
+        }
+        for (value, (partition, offset)) in acked {
+            if *partition != p {
+                continue;
+            }
+            match where_found.get(value).map(Vec::as_slice) {
+                None => a.lost.push(*value),
+                Some([o]) if o == offset => {}
+                Some([_]) => a.moved.push(*value),
+                Some(_) => a.duplicated.push(*value),
+            }
+        }
+    }
+    a
+}
+
+/// Kills everything, then reads and checks the logs.
+fn stop_and_check(mut r: Replicated, topic: &str, acked: &BTreeMap<u64, (i32, i64)>) {
+    // Followers fetch what the leader still has above their ends.
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..r.cluster.children.len() {
+        r.signal(i, "-CONT");
+        r.cluster.kill(i);
+    }
+    let anomalies = check(&r, topic, acked);
+    assert_eq!(
+        anomalies,
+        Anomalies::default(),
+        "acknowledged writes not kept; logs in {}",
+        r.cluster.dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&r.cluster.dir);
+}
+
+/// The issue's scenario: the leader SIGKILLed and restarted, a follower SIGSTOPped past
+/// `replica.lag.time.max.ms` (the ISR shrinks) and resumed (it grows back), all under an
+/// idempotent acks=all producer.
+#[test]
+fn acknowledged_writes_survive_a_leader_kill_and_a_paused_follower() {
+    let mut r = Replicated::new("failover", "");
+    r.start_all();
+    r.create_topic("orders", TOPIC_PARTITIONS, &["min.insync.replicas=2"]);
+    let producer = ProducerRun::start(&r.bootstrap(), "orders", 16);
+    std::thread::sleep(Duration::from_secs(3));
+
+    let leader = r.describe("orders")[&0].0;
+    let victim = (leader - 1) as usize;
+    r.cluster.kill(victim);
+    let moved = r.wait_for("orders", Duration::from_secs(15), "a new leader", |d| {
+        d[&0].0 > 0 && d[&0].0 != leader
+    });
+    eprintln!("after SIGKILL of {leader}: {moved:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    r.cluster.start(victim);
+    r.wait_full_isr("orders", Duration::from_secs(20));
+
+    // A follower of partition 0 stops fetching: out of the ISR, then back.
+    let d = r.describe("orders");
+    let follower = d[&0].1.iter().copied().find(|b| *b != d[&0].0).unwrap();
+    r.signal((follower - 1) as usize, "-STOP");
+    r.wait_for(
+        "orders",
+        Duration::from_secs(15),
+        "the ISR to shrink",
+        |d| !d[&0].1.contains(&follower),
+    );
+    r.signal((follower - 1) as usize, "-CONT");
+    r.wait_full_isr("orders", Duration::from_secs(20));
+
+    let (acked, sent, failed) = producer.finish();
+    eprintln!("sent {sent}, acknowledged {}, failed {failed}", acked.len());
+    assert!(acked.len() > 1000, "too few acknowledged: {}", acked.len());
+    r.wait_full_isr("orders", Duration::from_secs(20));
+    stop_and_check(r, "orders", &acked);
+}
+
+fn try_produce(r: &Replicated, topic: &str, acks: &str) -> Value {
+    let out = Command::new(python())
+        .arg(script())
+        .args(["try", &r.live_bootstrap(), topic, acks])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+}
+
+/// With two of three brokers down (the controllers, separate, still up), acks=all is refused
+/// (NOT_ENOUGH_REPLICAS) and acks=1 still works; when they return, the ISR is full again.
+#[test]
+fn two_brokers_down_refuse_acks_all_and_keep_acks_one() {
+    let mut r = Replicated::split("minisr", "");
+    r.start_all();
+    r.create_topic("m", 1, &["min.insync.replicas=2"]);
+    let leader = r.describe("m")[&0].0;
+    for b in (4..=6).filter(|b| *b != leader) {
+        r.cluster.kill(r.node_of(b));
+    }
+    r.wait_for(
+        "m",
+        Duration::from_secs(20),
+        "the ISR to shrink to the leader",
+        |d| d[&0].1 == vec![leader],
+    );
+    let all = try_produce(&r, "m", "all");
+    assert_eq!(all["error"], "NOT_ENOUGH_REPLICAS", "{all}");
+    let one = try_produce(&r, "m", "1");
+    assert_eq!(one["error"], Value::Null, "{one}");
+    r.start_all();
+    r.wait_full_isr("m", Duration::from_secs(30));
+    let all = try_produce(&r, "m", "all");
+    assert_eq!(all["error"], Value::Null, "{all}");
+    stop_all(r);
+}
+
+fn stop_all(mut r: Replicated) {
+    for i in 0..r.cluster.children.len() {
+        r.cluster.kill(i);
+    }
+    let _ = std::fs::remove_dir_all(&r.cluster.dir);
+}
+
+/// An old leader that wrote records no follower fetched (acks=1, followers paused) comes back
+/// after a new leader took over and wrote others: it truncates its own at the diverging epoch
+/// and ends up with the new leader's log, byte for byte.
+#[test]
+fn a_returning_old_leader_truncates_what_the_new_leader_never_had() {
+    let mut r = Replicated::new("truncate", "replica.lag.time.max.ms=30000\n");
+    r.start_all();
+    r.create_topic("t", 1, &[]);
+    let leader = r.describe("t")[&0].0;
+    let followers: Vec<i32> = (1..=3).filter(|b| *b != leader).collect();
+    for f in &followers {
+        r.signal((*f - 1) as usize, "-STOP");
+    }
+    // Written to the old leader only (acks=1; the ISR has not shrunk yet).
+    for _ in 0..5 {
+        assert_eq!(try_produce(&r, "t", "1")["error"], Value::Null);
+    }
+    r.cluster.kill((leader - 1) as usize);
+    for f in &followers {
+        r.signal((*f - 1) as usize, "-CONT");
+    }
+    r.wait_for("t", Duration::from_secs(20), "a new leader", |d| {
+        d[&0].0 > 0 && d[&0].0 != leader
+    });
+    for _ in 0..3 {
+        assert_eq!(try_produce(&r, "t", "all")["error"], Value::Null);
+    }
+    r.cluster.start((leader - 1) as usize);
+    r.wait_full_isr("t", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..3 {
+        r.cluster.kill(i);
+    }
+    let logs: Vec<_> = (0..3)
+        .map(|i| read_log(&r.data_dir(i).join("t-0")))
+        .collect();
+    assert!(logs.iter().all(|l| l.1 == logs[0].1), "replicas differ");
+    // The new leader's three records are there; of the old leader's five, at most the one a
+    // follower's fetch in flight took before the pause (it then had it when it took over).
+    let n = logs[0].0.len();
+    assert!((3..=4).contains(&n), "{n} records");
+    let old_log =
+        std::fs::read_to_string(r.cluster.dir.join(format!("node-{leader}.log"))).unwrap();
+    assert!(
+        old_log.contains("follower log truncated"),
+        "the old leader did not truncate"
+    );
+    let _ = std::fs::remove_dir_all(&r.cluster.dir);
+}
+
+/// Committed consumer group offsets survive SIGKILL of the group coordinator's broker:
+/// `__consumer_offsets` has three replicas and the new coordinator loads them.
+#[test]
+fn group_offsets_survive_the_coordinators_death() {
+    let mut r = Replicated::new("groups", "offsets.topic.num.partitions=3\n");
+    r.start_all();
+    r.create_topic("g", 1, &[]);
+    let lines: String = (0..20).map(|i| format!("v{i}\n")).collect();
+    let mut producer = Command::new(KETCH)
+        .args([
+            "console-producer",
+            "--bootstrap-server",
+            &r.bootstrap(),
+            "--topic",
+            "g",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(producer.wait().unwrap().success());
+    let (ok, out) = r.ketch(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &r.bootstrap(),
+        "--topic",
+        "g",
+        "--group",
+        "survivors",
+        "--from-beginning",
+        "--max-messages",
+        "12",
+        "--timeout-ms",
+        "10000",
+    ]);
+    assert!(ok, "{out}");
+    r.wait_full_isr("__consumer_offsets", Duration::from_secs(20));
+    let committed = |r: &Replicated| {
+        let (_, out) = r.ketch(&[
+            "consumer-groups",
+            "--bootstrap-server",
+            &r.live_bootstrap(),
+            "--describe",
+            "--group",
+            "survivors",
+        ]);
+        out
+    };
+    let before = committed(&r);
+    assert!(before.contains("12"), "{before}");
+    // The coordinator leads the group's __consumer_offsets partition.
+    let partition = java_hash("survivors").unsigned_abs() as i32 % 3;
+    let coordinator = r.describe("__consumer_offsets")[&partition].0;
+    r.cluster.kill((coordinator - 1) as usize);
+    r.wait_for(
+        "__consumer_offsets",
+        Duration::from_secs(20),
+        "a new coordinator",
+        |d| d[&partition].0 > 0 && d[&partition].0 != coordinator,
+    );
+    let start = Instant::now();
+    loop {
+        let after = committed(&r);
+        if after.lines().any(|l| l.contains("g") && l.contains("12")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "offsets lost after the coordinator died:\nbefore:\n{before}\nafter:\n{after}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop_all(r);
+}
+
+fn java_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+}
+
+/// One seeded chaos run: kills, pauses, restarts and (once) everything killed at once under
+/// the producer, then healing and the check.
+fn chaos(seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut r = Replicated::new(&format!("chaos-{seed}"), "");
+    r.start_all();
+    r.create_topic("chaos", TOPIC_PARTITIONS, &["min.insync.replicas=2"]);
+    let run_s = 14;
+    let producer = ProducerRun::start(&r.bootstrap(), "chaos", run_s);
+    let start = Instant::now();
+    let mut killed_all = false;
+    let mut paused: Vec<Option<Instant>> = vec![None; 3];
+    let mut down: Vec<Option<Instant>> = vec![None; 3];
+    let mut log = Vec::new();
+    while start.elapsed() < Duration::from_secs(run_s - 2) {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(500..2000)));
+        let now = Instant::now();
+        for i in 0..3 {
+            if down[i].is_some_and(|t| now >= t) {
+                down[i] = None;
+                r.cluster.start(i);
+                log.push(format!("{:?} start {}", start.elapsed(), i + 1));
+            }
+            if paused[i].is_some_and(|t| now >= t) {
+                paused[i] = None;
+                r.signal(i, "-CONT");
+                log.push(format!("{:?} resume {}", start.elapsed(), i + 1));
+            }
+        }
+        let i = rng.gen_range(0..3);
+        if down[i].is_some() || paused[i].is_some() {
+            continue;
+        }
+        // At most one node out at a time, so two replicas stay in sync (min.insync=2), except
+        // for the kill of everything.
+        let out = (0..3)
+            .filter(|j| down[*j].is_some() || paused[*j].is_some())
+            .count();
+        match rng.gen_range(0..10) {
+            0..=3 if out == 0 => {
+                r.cluster.kill(i);
+                down[i] = Some(now + Duration::from_millis(rng.gen_range(500..3000)));
+                log.push(format!("{:?} SIGKILL {}", start.elapsed(), i + 1));
+            }
+            4..=6 if out == 0 => {
+                r.signal(i, "-STOP");
+                paused[i] = Some(now + Duration::from_millis(rng.gen_range(500..4000)));
+                log.push(format!("{:?} SIGSTOP {}", start.elapsed(), i + 1));
+            }
+            7 if !killed_all && out == 0 => {
+                killed_all = true;
+                for j in 0..3 {
+                    r.cluster.kill(j);
+                    down[j] = Some(now + Duration::from_millis(rng.gen_range(300..1500)));
+                }
+                log.push(format!("{:?} SIGKILL all", start.elapsed()));
+            }
+            _ => {}
+        }
+    }
+    for i in 0..3 {
+        r.signal(i, "-CONT");
+    }
+    r.start_all();
+    let (acked, sent, failed) = producer.finish();
+    eprintln!(
+        "chaos seed {seed}: {}\nsent {sent}, acknowledged {}, failed {failed}",
+        log.join("; "),
+        acked.len()
+    );
+    r.wait_full_isr("chaos", Duration::from_secs(40));
+    stop_and_check(r, "chaos", &acked);
+}
+
+#[test]
+fn seeded_chaos_keeps_every_acknowledged_write() {
+    let seeds = std::env::var("KETCH_CHAOS_SEEDS").unwrap_or_else(|_| "1..3".into());
+    let (a, b) = seeds.split_once("..").expect("KETCH_CHAOS_SEEDS=a..b");
+    for seed in a.parse::<u64>().unwrap()..b.parse::<u64>().unwrap() {
+        chaos(seed);
+    }
+}
