@@ -308,7 +308,9 @@ impl ProducerRun {
 
 /// A replica's log of one partition as read from its segment files: (offset → value), and the
 /// raw bytes of every batch in order.
-fn read_log(dir: &Path) -> (BTreeMap<i64, Vec<u8>>, Vec<u8>) {
+type ReplicaLog = (BTreeMap<i64, Vec<u8>>, Vec<u8>);
+
+fn read_log(dir: &Path) -> ReplicaLog {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -355,7 +357,7 @@ struct Anomalies {
 fn check(r: &Replicated, topic: &str, acked: &BTreeMap<u64, (i32, i64)>) -> Anomalies {
     let mut a = Anomalies::default();
     for p in 0..TOPIC_PARTITIONS {
-        let logs: Vec<(BTreeMap<i64, Vec<u8>>, Vec<u8>)> = r
+        let logs: Vec<ReplicaLog> = r
             .brokers()
             .map(|i| read_log(&r.data_dir(i).join(format!("{topic}-{p}"))))
             .collect();
@@ -700,9 +702,9 @@ fn chaos(seed: u64) {
             }
             7 if !killed_all && out == 0 => {
                 killed_all = true;
-                for j in 0..3 {
+                for (j, until) in down.iter_mut().enumerate() {
                     r.cluster.kill(j);
-                    down[j] = Some(now + Duration::from_millis(rng.gen_range(300..1500)));
+                    *until = Some(now + Duration::from_millis(rng.gen_range(300..1500)));
                 }
                 log.push(format!("{:?} SIGKILL all", start.elapsed()));
             }
