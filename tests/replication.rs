@@ -13,6 +13,7 @@
 mod common;
 
 use common::{Cluster, KETCH};
+use kafka_protocol::messages::{AlterPartitionRequest, ApiKey, RequestKind, ResponseKind};
 use ketch::protocol::record_batch::{records, RecordBatch};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -732,4 +733,169 @@ fn seeded_chaos_keeps_every_acknowledged_write() {
     for seed in a.parse::<u64>().unwrap()..b.parse::<u64>().unwrap() {
         chaos(seed);
     }
+}
+
+/// One request to `addr` and its answer (the library's own one-shot client).
+fn call(addr: &str, api_key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
+    ketch::runtime::block_on(ketch::wire::call_once(
+        addr,
+        "bad-input",
+        api_key,
+        version,
+        &body,
+        16 << 20,
+        Duration::from_secs(5),
+    ))
+    .unwrap()
+    .unwrap_or_else(|| panic!("no answer to {api_key:?} from {addr}"))
+}
+
+/// The active controller's answer to an AlterPartition: every controller is asked until one
+/// does not say NOT_CONTROLLER.
+fn alter_partition(r: &Replicated, body: AlterPartitionRequest) -> i16 {
+    for port in &r.cluster.ports {
+        let answer = call(
+            &format!("127.0.0.1:{port}"),
+            ApiKey::AlterPartition,
+            2,
+            RequestKind::AlterPartition(body.clone()),
+        );
+        let ResponseKind::AlterPartition(a) = answer else {
+            panic!("not an AlterPartition answer");
+        };
+        if a.error_code == 41 {
+            continue;
+        }
+        if a.error_code != 0 {
+            return a.error_code;
+        }
+        return a.topics[0].partitions[0].error_code;
+    }
+    panic!("no active controller");
+}
+
+/// Section 7 of the replication issue: requests that break the replication protocol get
+/// Kafka's error codes and change nothing.
+#[test]
+fn bad_replication_requests_get_kafkas_errors_and_change_nothing() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let mut r = Replicated::new("badinput", "");
+    r.start_all();
+    r.create_topic("bad", 1, &[]);
+    assert_eq!(try_produce(&r, "bad", "all")["error"], Value::Null);
+    let before = r.describe("bad");
+    let (leader, isr) = before[&0].clone();
+    let follower = isr.iter().copied().find(|b| *b != leader).unwrap();
+    let leader_addr = format!("127.0.0.1:{}", r.client_ports[r.node_of(leader)]);
+    let name = TopicName(StrBytes::from_static_str("bad"));
+    let ResponseKind::Metadata(m) = call(
+        &leader_addr,
+        ApiKey::Metadata,
+        12,
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(name.clone())),
+        ]))),
+    ) else {
+        panic!("not a Metadata answer");
+    };
+    let topic_id = m.topics[0].topic_id;
+    let leader_epoch = m.topics[0].partitions[0].leader_epoch;
+    let alter = |broker: i32, leader_epoch: i32, partition_epoch: i32, isr: &[i32]| {
+        AlterPartitionRequest::default()
+            .with_broker_id(BrokerId(broker))
+            .with_broker_epoch(-1)
+            .with_topics(vec![alter_partition_request::TopicData::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![
+                    alter_partition_request::PartitionData::default()
+                        .with_partition_index(0)
+                        .with_leader_epoch(leader_epoch)
+                        .with_new_isr(isr.iter().map(|b| BrokerId(*b)).collect())
+                        .with_partition_epoch(partition_epoch),
+                ])])
+    };
+    // A stale partition epoch, a stale leader epoch, a non-leader, an ineligible replica.
+    assert_eq!(
+        alter_partition(&r, alter(leader, leader_epoch, 7, &[leader])),
+        95
+    );
+    assert_eq!(
+        alter_partition(&r, alter(leader, leader_epoch + 3, 0, &[leader])),
+        74
+    );
+    assert_eq!(
+        alter_partition(&r, alter(follower, leader_epoch, 0, &[follower])),
+        6
+    );
+    assert_eq!(
+        alter_partition(&r, alter(leader, leader_epoch, 0, &[leader, 9])),
+        107
+    );
+
+    let fetch = |replica: i32, offset: i64, last_epoch: i32| {
+        let ResponseKind::Fetch(f) = call(
+            &leader_addr,
+            ApiKey::Fetch,
+            12,
+            RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_replica_id(BrokerId(replica))
+                    .with_max_wait_ms(0)
+                    .with_max_bytes(1 << 20)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic(name.clone())
+                        .with_partitions(vec![fetch_request::FetchPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(-1)
+                            .with_fetch_offset(offset)
+                            .with_last_fetched_epoch(last_epoch)
+                            .with_log_start_offset(-1)
+                            .with_partition_max_bytes(1 << 20)])]),
+            ),
+        ) else {
+            panic!("not a Fetch answer");
+        };
+        f.responses[0].partitions[0].error_code
+    };
+    // A replica id that is not a replica; a follower fetch past the leader's log end.
+    assert_eq!(fetch(9, 0, -1), 6);
+    assert_eq!(fetch(follower, 1000, -1), 1);
+
+    let epoch_end = |current: i32, epoch: i32| {
+        let ResponseKind::OffsetForLeaderEpoch(o) = call(
+            &leader_addr,
+            ApiKey::OffsetForLeaderEpoch,
+            4,
+            RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(
+                vec![offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(name.clone())
+                    .with_partitions(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(current)
+                            .with_leader_epoch(epoch),
+                    ])],
+            )),
+        ) else {
+            panic!("not an OffsetForLeaderEpoch answer");
+        };
+        let p = &o.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    // The current epoch ends at the log end (one record); an epoch before any is undefined;
+    // a client's newer or older view of the leader epoch is refused.
+    assert_eq!(epoch_end(leader_epoch, leader_epoch), (0, leader_epoch, 1));
+    assert_eq!(epoch_end(-1, -5), (0, -1, -1));
+    // UNKNOWN_LEADER_EPOCH is 75 in Kafka's protocol (the issue text says 76).
+    assert_eq!(epoch_end(leader_epoch + 1, 0).0, 75);
+    if leader_epoch > 0 {
+        assert_eq!(epoch_end(leader_epoch - 1, 0).0, 74);
+    }
+
+    // Nothing changed.
+    assert_eq!(r.describe("bad"), before);
+    assert_eq!(try_produce(&r, "bad", "all")["error"], Value::Null);
+    stop_all(r);
 }

@@ -71,7 +71,7 @@ async fn partition_leaders(
 
 /// Errors a producer retries after refreshing metadata (as Kafka's producer does).
 fn retriable(code: i16) -> bool {
-    matches!(code, 5 | 6 | 7 | 19 | 20 | 74 | 76 | 3)
+    matches!(code, 3 | 5 | 6 | 7 | 19 | 20 | 74 | 75)
 }
 
 pub fn produce(o: ProduceBench) -> Result<(), String> {
