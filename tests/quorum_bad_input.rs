@@ -154,7 +154,7 @@ fn bad_input_gets_an_error_or_loses_its_connection_and_the_node_keeps_serving() 
         } => {}
         other => panic!("{other:?}"),
     }
-    // A vote from a node that is not a voter: error 68 (INCONSISTENT_VOTER_SET).
+    // A vote from a node that is not a voter: error 94 (INCONSISTENT_VOTER_SET).
     let vote = Message::VoteRequest {
         epoch: epoch + 1,
         candidate: NodeId(99),

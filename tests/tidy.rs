@@ -177,12 +177,7 @@ fn top_module(path: &Path) -> String {
     module_path(path)
         .first()
         .cloned()
-        .unwrap_or_else(|| {
-            path.file_stem()
-                .unwrap()
-                .to_string_lossy()
-                .to_string()
-        })
+        .unwrap_or_else(|| path.file_stem().unwrap().to_string_lossy().to_string())
 }
 
 /// Which top-level modules each module may use (ARCHITECTURE.md, "Shape").
@@ -199,7 +194,15 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("wire", &["runtime", "protocol", "model"][..]),
         (
             "quorum",
-            &["raft", "controller", "log", "protocol", "model", "runtime", "wire"][..],
+            &[
+                "raft",
+                "controller",
+                "log",
+                "protocol",
+                "model",
+                "runtime",
+                "wire",
+            ][..],
         ),
         (
             "broker",
@@ -251,7 +254,10 @@ fn modules_use_only_what_the_architecture_allows() {
                 problems.push(format!("{}: {module} uses {used}", file.display()));
             }
             if used == "bench" && module != "cli" {
-                problems.push(format!("{}: {module} uses the bench harness", file.display()));
+                problems.push(format!(
+                    "{}: {module} uses the bench harness",
+                    file.display()
+                ));
             }
         }
     }
@@ -278,7 +284,10 @@ fn the_module_checker_resolves_paths() {
         ["broker".to_string()].into_iter().collect()
     );
     let cut = production_text(&src().join("raft/mod.rs"));
-    assert!(cut.contains("pub trait RaftLog"), "code after a #[cfg(test)] mod is kept");
+    assert!(
+        cut.contains("pub trait RaftLog"),
+        "code after a #[cfg(test)] mod is kept"
+    );
 }
 
 fn check_banned(modules: &[&str], banned: &[&str], why: &str) -> Vec<String> {

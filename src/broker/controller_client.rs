@@ -6,13 +6,14 @@
 use crate::model::NodeId;
 use crate::runtime;
 use crate::wire::call_once;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const NOT_CONTROLLER: i16 = 41;
+const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
 /// Largest controller response read.
 const MAX_RESPONSE_BYTES: usize = 16 << 20;
 

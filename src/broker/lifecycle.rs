@@ -7,6 +7,7 @@ use crate::controller::Endpoint;
 use crate::model::NodeId;
 use crate::runtime;
 use crate::wire::call_once;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     broker_registration_request, ApiKey, BrokerHeartbeatRequest, BrokerId,
     BrokerRegistrationRequest, RequestKind, ResponseKind,
@@ -17,8 +18,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const NOT_CONTROLLER: i16 = 41;
-const STALE_BROKER_EPOCH: i16 = 77;
+const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
+const STALE_BROKER_EPOCH: i16 = ResponseError::StaleBrokerEpoch.code();
 
 #[derive(Clone)]
 pub struct LifecycleConfig {

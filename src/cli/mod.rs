@@ -2,6 +2,7 @@
 //! (as Kafka's shell scripts do): `metadata-quorum describe`, `topics`, `console-producer`,
 //! `console-consumer`, `consumer-groups`.
 
+use kafka_protocol::error::ResponseError;
 pub mod args;
 pub mod client;
 pub mod console;
@@ -186,9 +187,9 @@ fn to_active_controller(
                 continue;
             };
             let not_controller = match &response {
-                ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code == 41),
-                ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code == 41),
-                ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code == 41),
+                ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code == ResponseError::NotController.code()),
+                ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code == ResponseError::NotController.code()),
+                ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code == ResponseError::NotController.code()),
                 _ => false,
             };
             if !not_controller {

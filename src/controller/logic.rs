@@ -8,6 +8,7 @@
 
 use super::image::{ApplyError, MetadataImage, PartitionRegistration};
 use super::records::{topic_id, Endpoint, MetadataRecord};
+use kafka_protocol::error::ResponseError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -78,21 +79,23 @@ impl ApiError {
     /// Kafka's error code.
     pub fn code(&self) -> i16 {
         match self {
-            ApiError::TopicAlreadyExists(_) => 36,
-            ApiError::InvalidPartitions(_) => 37,
-            ApiError::InvalidReplicationFactor(_) => 38,
-            ApiError::InvalidTopic(_) => 17,
-            ApiError::UnknownTopic(_) => 3,
-            ApiError::StaleBrokerEpoch(_) => 77,
-            ApiError::DuplicateBrokerRegistration(_) => 101,
-            ApiError::InvalidConfig(_) => 40,
-            ApiError::InvalidRequest(_) => 42,
-            ApiError::UnknownTopicId(_) => 100,
-            ApiError::UnknownPartition(_) => 3,
-            ApiError::NotLeader(_) => 6,
-            ApiError::FencedLeaderEpoch(_) => 74,
-            ApiError::InvalidUpdateVersion(_) => 95,
-            ApiError::IneligibleReplica(_) => 107,
+            ApiError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
+            ApiError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+            ApiError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
+            ApiError::InvalidTopic(_) => ResponseError::InvalidTopicException.code(),
+            ApiError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
+            ApiError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch.code(),
+            ApiError::DuplicateBrokerRegistration(_) => {
+                ResponseError::DuplicateBrokerRegistration.code()
+            }
+            ApiError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+            ApiError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
+            ApiError::UnknownTopicId(_) => ResponseError::UnknownTopicId.code(),
+            ApiError::UnknownPartition(_) => ResponseError::UnknownTopicOrPartition.code(),
+            ApiError::NotLeader(_) => ResponseError::NotLeaderOrFollower.code(),
+            ApiError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch.code(),
+            ApiError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion.code(),
+            ApiError::IneligibleReplica(_) => ResponseError::IneligibleReplica.code(),
         }
     }
 }

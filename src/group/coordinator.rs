@@ -11,6 +11,7 @@
 //! without a rebalance while the group is stable.
 
 use super::records::{GroupKey, GroupValue, MemberValue, OffsetValue};
+use kafka_protocol::error::ResponseError;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -19,18 +20,18 @@ use std::collections::BTreeMap;
 pub type Token = u64;
 
 pub const NONE: i16 = 0;
-pub const ILLEGAL_GENERATION: i16 = 22;
-pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-pub const INVALID_GROUP_ID: i16 = 24;
-pub const UNKNOWN_MEMBER_ID: i16 = 25;
-pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-pub const REBALANCE_IN_PROGRESS: i16 = 27;
-pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-pub const NON_EMPTY_GROUP: i16 = 68;
-pub const GROUP_ID_NOT_FOUND: i16 = 69;
-pub const MEMBER_ID_REQUIRED: i16 = 79;
-pub const FENCED_INSTANCE_ID: i16 = 82;
-pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const ILLEGAL_GENERATION: i16 = ResponseError::IllegalGeneration.code();
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = ResponseError::InconsistentGroupProtocol.code();
+pub const INVALID_GROUP_ID: i16 = ResponseError::InvalidGroupId.code();
+pub const UNKNOWN_MEMBER_ID: i16 = ResponseError::UnknownMemberId.code();
+pub const INVALID_SESSION_TIMEOUT: i16 = ResponseError::InvalidSessionTimeout.code();
+pub const REBALANCE_IN_PROGRESS: i16 = ResponseError::RebalanceInProgress.code();
+pub const OFFSET_METADATA_TOO_LARGE: i16 = ResponseError::OffsetMetadataTooLarge.code();
+pub const NON_EMPTY_GROUP: i16 = ResponseError::NonEmptyGroup.code();
+pub const GROUP_ID_NOT_FOUND: i16 = ResponseError::GroupIdNotFound.code();
+pub const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
+pub const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = ResponseError::GroupSubscribedToTopic.code();
 
 /// Kafka's `offset.metadata.max.bytes` default.
 pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;

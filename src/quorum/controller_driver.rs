@@ -14,6 +14,7 @@ use crate::controller::{
 };
 use crate::protocol::responses::{refusal, wire_topic_id};
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEADER_CHANGE};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
     incremental_alter_configs_response, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
@@ -27,7 +28,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
 /// NOT_CONTROLLER: this node is not the active controller.
-const NOT_CONTROLLER: i16 = 41;
+const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
 
 struct Pending {
     /// Answer once the high watermark passes this offset.

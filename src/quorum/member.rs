@@ -19,6 +19,7 @@ use crate::log::Log;
 use crate::model::{NodeId, METADATA_TOPIC};
 use crate::raft::{self, Message, RaftLog, RaftNode, Role};
 use crate::runtime::{self, Clock, Disk};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     describe_quorum_response, BrokerId, DescribeQuorumResponse, RequestKind, ResponseKind,
     TopicName,
@@ -446,20 +447,22 @@ fn describe(node: &RaftNode<DiskRaftLog>, clock: &Clock, now_ms: u64) -> Describ
         }
         None => {
             // Only the leader knows the others' progress (as in Kafka); say who that is.
-            partition = partition.with_error_code(6).with_current_voters(
-                node.voters()
-                    .iter()
-                    .map(|v| {
-                        describe_quorum_response::ReplicaState::default()
-                            .with_replica_id(BrokerId(v.0))
-                            .with_log_end_offset(if *v == node.node_id() {
-                                node.log().end_offset() as i64
-                            } else {
-                                -1
-                            })
-                    })
-                    .collect(),
-            );
+            partition = partition
+                .with_error_code(ResponseError::NotLeaderOrFollower.code())
+                .with_current_voters(
+                    node.voters()
+                        .iter()
+                        .map(|v| {
+                            describe_quorum_response::ReplicaState::default()
+                                .with_replica_id(BrokerId(v.0))
+                                .with_log_end_offset(if *v == node.node_id() {
+                                    node.log().end_offset() as i64
+                                } else {
+                                    -1
+                                })
+                        })
+                        .collect(),
+                );
         }
     }
     DescribeQuorumResponse::default().with_topics(vec![

@@ -76,16 +76,23 @@ fn error_code(e: Option<RaftError>) -> i16 {
 }
 
 fn error_from(code: i16) -> Option<RaftError> {
-    match code {
-        0 => None,
-        74 => Some(RaftError::FencedLeaderEpoch),
-        76 => Some(RaftError::UnknownLeaderEpoch),
-        68 => Some(RaftError::InconsistentVoterSet),
-        104 => Some(RaftError::InconsistentClusterId),
-        98 => Some(RaftError::SnapshotNotFound),
-        99 => Some(RaftError::PositionOutOfRange),
-        _ => Some(RaftError::NotLeaderOrFollower),
+    if code == 0 {
+        return None;
     }
+    let known = [
+        RaftError::FencedLeaderEpoch,
+        RaftError::UnknownLeaderEpoch,
+        RaftError::InconsistentVoterSet,
+        RaftError::InconsistentClusterId,
+        RaftError::SnapshotNotFound,
+        RaftError::PositionOutOfRange,
+    ];
+    Some(
+        known
+            .into_iter()
+            .find(|e| e.code() == code)
+            .unwrap_or(RaftError::NotLeaderOrFollower),
+    )
 }
 
 /// A snapshot id from the wire: Kafka sends (-1, -1) for none.

@@ -15,6 +15,7 @@
 //! EndQuorumEpoch (54), Fetch (1) and FetchSnapshot (59); the mapping lives in the broker, not
 //! here. What a snapshot holds is the state machine's business: the core moves opaque bytes.
 
+use kafka_protocol::error::ResponseError;
 mod memlog;
 mod node;
 
@@ -141,9 +142,9 @@ pub enum RaftError {
     FencedLeaderEpoch,
     /// 6: the receiver is not the leader.
     NotLeaderOrFollower,
-    /// 76: the request's epoch is newer than the receiver knows.
+    /// 75 (UNKNOWN_LEADER_EPOCH): the request's epoch is newer than the receiver knows.
     UnknownLeaderEpoch,
-    /// 68: the sender is not a voter of this quorum (voter-only requests).
+    /// 94 (INCONSISTENT_VOTER_SET): the sender is not a voter of this quorum (voter-only requests).
     InconsistentVoterSet,
     /// 104: the request names another cluster (checked by the shell, which knows the id).
     InconsistentClusterId,
@@ -156,13 +157,16 @@ pub enum RaftError {
 impl RaftError {
     pub fn code(self) -> i16 {
         match self {
-            RaftError::FencedLeaderEpoch => 74,
-            RaftError::NotLeaderOrFollower => 6,
-            RaftError::UnknownLeaderEpoch => 76,
-            RaftError::InconsistentVoterSet => 68,
-            RaftError::InconsistentClusterId => 104,
-            RaftError::SnapshotNotFound => 98,
-            RaftError::PositionOutOfRange => 99,
+            RaftError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch.code(),
+            RaftError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower.code(),
+            // 75 in Kafka's protocol (an earlier version here said 76,
+            // UNSUPPORTED_COMPRESSION_TYPE).
+            RaftError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch.code(),
+            // 94 in Kafka's protocol (an earlier version here said 68, NON_EMPTY_GROUP).
+            RaftError::InconsistentVoterSet => ResponseError::InconsistentVoterSet.code(),
+            RaftError::InconsistentClusterId => ResponseError::InconsistentClusterId.code(),
+            RaftError::SnapshotNotFound => ResponseError::SnapshotNotFound.code(),
+            RaftError::PositionOutOfRange => ResponseError::PositionOutOfRange.code(),
         }
     }
 }

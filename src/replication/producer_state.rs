@@ -5,6 +5,7 @@
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch is INVALID_PRODUCER_EPOCH (fenced). Sans-IO:
 //! the broker feeds it batch headers and stores its snapshots.
 
+use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -48,8 +49,8 @@ pub enum SequenceError {
 impl SequenceError {
     pub fn code(&self) -> i16 {
         match self {
-            SequenceError::OutOfOrder { .. } => 45, // OUT_OF_ORDER_SEQUENCE_NUMBER
-            SequenceError::Fenced { .. } => 47,     // INVALID_PRODUCER_EPOCH
+            SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+            SequenceError::Fenced { .. } => ResponseError::InvalidProducerEpoch.code(),
         }
     }
 }

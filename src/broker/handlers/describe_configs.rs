@@ -3,6 +3,7 @@
 //! or by default).
 
 use crate::broker::context::Broker;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     describe_configs_response::{
         DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -13,8 +14,8 @@ use kafka_protocol::protocol::StrBytes;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_REQUEST: i16 = 42;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
+const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 
 // Config sources (DescribeConfigs v1+).
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;

@@ -5,14 +5,16 @@
 //! implemented.
 
 use crate::broker::context::Broker;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, ApiKey, BrokerId, InitProducerIdRequest, InitProducerIdResponse,
     ProducerId, RequestKind, ResponseKind,
 };
 use std::time::Duration;
 
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
+    ResponseError::TransactionalIdAuthorizationFailed.code();
 
 async fn next_id(broker: &Broker) -> Option<i64> {
     {

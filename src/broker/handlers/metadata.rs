@@ -6,6 +6,7 @@
 use crate::broker::context::{Broker, Connection};
 use crate::controller::{validate_topic_name, MetadataImage};
 use crate::protocol::responses::wire_topic_id;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic, metadata_response, ApiKey, BrokerId,
     CreateTopicsRequest, MetadataRequest, MetadataResponse, RequestKind, ResponseKind, TopicName,
@@ -13,9 +14,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const INVALID_TOPIC: i16 = 17;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
+const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();
+const INVALID_TOPIC: i16 = ResponseError::InvalidTopicException.code();
 
 /// The internal topic holding consumer offsets.
 pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";

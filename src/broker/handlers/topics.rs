@@ -7,10 +7,11 @@
 use crate::broker::context::Broker;
 use crate::protocol::frame::Request;
 use crate::protocol::responses::refusal;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use std::time::Duration;
 
-const REQUEST_TIMED_OUT: i16 = 7;
+const REQUEST_TIMED_OUT: i16 = ResponseError::RequestTimedOut.code();
 
 pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
     let timeout_ms = match &request.body {
