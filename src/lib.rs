@@ -3,12 +3,22 @@
 //!
 //! # Layout
 //! - [`model`]: shared identifiers and the properties format; no IO.
-//! - [`protocol`]: Kafka wire formats, sans-IO (the record batch v2 view so far).
-//! - [`group`]: consumer groups' coordinator and `__consumer_offsets` records, sans-IO.
+//! - [`protocol`]: Kafka wire formats, sans-IO: framing, the record batch v2 view, shared
+//!   responses.
+//! - [`raft`]: the KRaft quorum core, sans-IO. [`controller`]: the metadata image and the
+//!   active controller's decisions, sans-IO.
+//! - [`replication`]: partition replica logic, sans-IO: ISR, high watermark, leader epochs,
+//!   idempotent producer state. [`group`]: consumer groups' coordinator, sans-IO.
 //! - [`log`]: the segmented partition log over [`runtime::Disk`].
-//! - [`replication`]: partition replica logic, sans-IO (idempotent producer state so far).
 //! - [`runtime`]: the only module with sockets, files, clocks, tasks and entropy; tokio or madsim.
-//! - [`broker`]: the async shell that drives the cores over the runtime.
+//! - [`wire`]: Kafka over TCP, one mechanism for both listeners, and the one-request client.
+//! - [`quorum`]: the KRaft shell: controller listener, Raft member driver, metadata log and
+//!   snapshots, the controller driver.
+//! - [`broker`]: the Kafka data plane shell: client listener, one handler per API, partitions,
+//!   log writers, replica fetchers, groups, lifecycle.
+//! - [`node`]: wires `quorum` and `broker` for one node's `process.roles`; used by
+//!   `ketch server`, `ketch dev` and the simulator. The two never import each other.
+//! - `cli`: the client-side tools and benchmarks of the binary.
 //!
 //! See `ARCHITECTURE.md` for the dependency rules between them.
 
