@@ -3,8 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use ketch::cli::args::{
-    BenchCommand, ConsoleConsumerArgs, ConsoleProducerArgs, ConsumerGroupsArgs, QuorumCommand,
-    TopicsArgs,
+    BenchCommand, ConsoleConsumerArgs, ConsoleProducerArgs, ConsumerGroupsArgs, LeaderElectionArgs,
+    QuorumCommand, TopicsArgs,
 };
 use ketch::model::config::ServerConfig;
 use ketch::node::{self, NodeEnv};
@@ -52,6 +52,8 @@ enum Command {
     ConsoleConsumer(ConsoleConsumerArgs),
     /// Lists, describes and resets consumer groups, as Kafka's kafka-consumer-groups.sh.
     ConsumerGroups(ConsumerGroupsArgs),
+    /// Elects preferred or unclean leaders, as Kafka's kafka-leader-election.sh.
+    LeaderElection(LeaderElectionArgs),
     /// Benchmarks (measurements, not tests).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -172,6 +174,7 @@ fn main() -> ExitCode {
                     replication,
                 },
         } => ketch::cli::describe_quorum(&bootstrap_server, status || !replication, replication),
+        Command::LeaderElection(args) => ketch::cli::args::leader_election(args),
         Command::Bench(command) => command.run(),
     };
     match result {

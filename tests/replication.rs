@@ -899,3 +899,64 @@ fn bad_replication_requests_get_kafkas_errors_and_change_nothing() {
     assert_eq!(try_produce(&r, "bad", "all")["error"], Value::Null);
     stop_all(r);
 }
+
+/// `ketch leader-election --election-type PREFERRED` (ElectLeaders, KIP-460) moves leadership
+/// back to the preferred replica once it is in the ISR again (automatic rebalancing is off here
+/// so the tool is what moves it).
+#[test]
+fn a_preferred_election_moves_leadership_back() {
+    let mut r = Replicated::new("preferred", "auto.leader.rebalance.enable=false\n");
+    r.start_all();
+    r.create_topic("p", 1, &[]);
+    let preferred = r.describe("p")[&0].0;
+    r.cluster.kill(r.node_of(preferred));
+    r.wait_for("p", Duration::from_secs(20), "a new leader", |d| {
+        d[&0].0 > 0 && d[&0].0 != preferred
+    });
+    r.cluster.start(r.node_of(preferred));
+    r.wait_full_isr("p", Duration::from_secs(30));
+    assert_ne!(
+        r.describe("p")[&0].0,
+        preferred,
+        "nothing moved it back yet"
+    );
+    let b = r.live_bootstrap();
+    let (ok, out) = r.ketch(&[
+        "leader-election",
+        "--bootstrap-server",
+        &b,
+        "--election-type",
+        "PREFERRED",
+        "--all-topic-partitions",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Successfully completed leader election (PREFERRED) for partitions")
+            && out.contains("p-0"),
+        "{out}"
+    );
+    r.wait_for(
+        "p",
+        Duration::from_secs(10),
+        "the preferred leader back",
+        |d| d[&0].0 == preferred,
+    );
+    let (ok, out) = r.ketch(&[
+        "leader-election",
+        "--bootstrap-server",
+        &b,
+        "--election-type",
+        "PREFERRED",
+        "--topic",
+        "p",
+        "--partition",
+        "0",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Valid replica already elected for partitions p-0"),
+        "{out}"
+    );
+    assert_eq!(try_produce(&r, "p", "all")["error"], Value::Null);
+    stop_all(r);
+}

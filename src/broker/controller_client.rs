@@ -37,6 +37,7 @@ fn not_controller(response: &ResponseKind) -> bool {
         ResponseKind::BrokerHeartbeat(r) => r.error_code == NOT_CONTROLLER,
         ResponseKind::AllocateProducerIds(r) => r.error_code == NOT_CONTROLLER,
         ResponseKind::AlterPartition(r) => r.error_code == NOT_CONTROLLER,
+        ResponseKind::ElectLeaders(r) => r.error_code == NOT_CONTROLLER,
         ResponseKind::IncrementalAlterConfigs(r) => {
             r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER)
         }

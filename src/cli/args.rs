@@ -191,6 +191,48 @@ pub enum BenchCommand {
     },
 }
 
+/// `ketch leader-election`, as Kafka's kafka-leader-election.sh.
+#[derive(Args)]
+pub struct LeaderElectionArgs {
+    /// A broker's client listener, or (with --bootstrap-controller) the controllers.
+    #[arg(long, required_unless_present = "bootstrap_controller")]
+    pub bootstrap_server: Option<String>,
+    #[arg(long, conflicts_with = "bootstrap_server")]
+    pub bootstrap_controller: Option<String>,
+    /// PREFERRED or UNCLEAN.
+    #[arg(long)]
+    pub election_type: String,
+    #[arg(long, requires = "partition")]
+    pub topic: Option<String>,
+    #[arg(long, requires = "topic")]
+    pub partition: Option<i32>,
+    /// Every partition of every topic.
+    #[arg(long, conflicts_with = "topic")]
+    pub all_topic_partitions: bool,
+}
+
+pub fn leader_election(args: LeaderElectionArgs) -> Result<(), String> {
+    let unclean = match args.election_type.to_ascii_uppercase().as_str() {
+        "PREFERRED" => false,
+        "UNCLEAN" => true,
+        other => {
+            return Err(format!(
+                "--election-type takes PREFERRED or UNCLEAN, not {other}"
+            ))
+        }
+    };
+    let bootstrap = args
+        .bootstrap_server
+        .or(args.bootstrap_controller)
+        .ok_or("--bootstrap-server is needed")?;
+    let partitions = match (args.topic, args.partition, args.all_topic_partitions) {
+        (Some(t), Some(p), false) => Some(vec![(t, p)]),
+        (None, None, true) => None,
+        _ => return Err("give --topic and --partition, or --all-topic-partitions".into()),
+    };
+    crate::cli::leader_election(&bootstrap, unclean, partitions)
+}
+
 pub fn topics(args: TopicsArgs) -> Result<(), String> {
     use crate::cli::TopicsAction;
     let bootstrap = args

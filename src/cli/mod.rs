@@ -190,6 +190,7 @@ fn to_active_controller(
                 ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code == ResponseError::NotController.code()),
                 ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code == ResponseError::NotController.code()),
                 ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code == ResponseError::NotController.code()),
+                ResponseKind::ElectLeaders(r) => r.error_code == ResponseError::NotController.code(),
                 _ => false,
             };
             if !not_controller {
@@ -292,6 +293,86 @@ pub fn topics(bootstrap: &str, topic: &str, action: TopicsAction) -> Result<(), 
         return Err(format!(
             "Error while executing topic command : {} (error code {code})",
             message.unwrap_or_else(|| "no message".into())
+        ));
+    }
+    Ok(())
+}
+
+/// `ketch leader-election`, as Kafka's `kafka-leader-election.sh`: a PREFERRED or UNCLEAN
+/// election for the partitions given, or every partition (`None`), through a broker (which
+/// forwards it) or the controllers. Prints what happened to each partition.
+pub fn leader_election(
+    bootstrap: &str,
+    unclean: bool,
+    partitions: Option<Vec<(String, i32)>>,
+) -> Result<(), String> {
+    use kafka_protocol::messages::{elect_leaders_request::TopicPartitions, ElectLeadersRequest};
+    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for (t, p) in partitions.iter().flatten() {
+        by_topic.entry(t.clone()).or_default().push(*p);
+    }
+    let body = RequestKind::ElectLeaders(
+        ElectLeadersRequest::default()
+            .with_election_type(i8::from(unclean))
+            .with_timeout_ms(30_000)
+            .with_topic_partitions(partitions.as_ref().map(|_| {
+                by_topic
+                    .iter()
+                    .map(|(t, ps)| {
+                        TopicPartitions::default()
+                            .with_topic(TopicName(StrBytes::from_string(t.clone())))
+                            .with_partitions(ps.clone())
+                    })
+                    .collect()
+            })),
+    );
+    let ResponseKind::ElectLeaders(r) =
+        to_active_controller(bootstrap, ApiKey::ElectLeaders, 2, &body)?
+    else {
+        return Err("unexpected response".into());
+    };
+    if r.error_code != 0 {
+        return Err(format!(
+            "leader election failed: error code {}",
+            r.error_code
+        ));
+    }
+    let kind = if unclean { "UNCLEAN" } else { "PREFERRED" };
+    let (mut done, mut not_needed, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for t in &r.replica_election_results {
+        for p in &t.partition_result {
+            let name = format!("{}-{}", t.topic.0, p.partition_id);
+            match p.error_code {
+                0 => done.push(name),
+                c if c == ResponseError::ElectionNotNeeded.code() => not_needed.push(name),
+                c => failed.push(format!(
+                    "{name}: {}",
+                    p.error_message
+                        .as_ref()
+                        .map_or(format!("error {c}"), |m| m.to_string())
+                )),
+            }
+        }
+    }
+    if !done.is_empty() {
+        println!(
+            "Successfully completed leader election ({kind}) for partitions {}",
+            done.join(", ")
+        );
+    }
+    if !not_needed.is_empty() {
+        println!(
+            "Valid replica already elected for partitions {}",
+            not_needed.join(", ")
+        );
+    }
+    if done.is_empty() && not_needed.is_empty() && failed.is_empty() {
+        println!("No partitions needed an election.");
+    }
+    if !failed.is_empty() {
+        return Err(format!(
+            "Error completing leader election ({kind}) for partitions: {}",
+            failed.join("; ")
         ));
     }
     Ok(())

@@ -24,6 +24,13 @@ pub struct ControllerConfig {
     /// `unclean.leader.election.enable` (topics may override): a partition with no live ISR
     /// member may be led by any live replica.
     pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`: move leadership back to preferred replicas.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`: a broker leading fewer than this share of the
+    /// partitions it is preferred for below what it should triggers preferred elections.
+    pub leader_imbalance_per_broker_percentage: u64,
 }
 
 impl Default for ControllerConfig {
@@ -33,6 +40,9 @@ impl Default for ControllerConfig {
             default_partitions: 1,
             default_replication_factor: 1,
             unclean_leader_election: false,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -73,6 +83,12 @@ pub enum ApiError {
     InvalidUpdateVersion(String),
     #[error("{0}")]
     IneligibleReplica(String),
+    #[error("{0}")]
+    ElectionNotNeeded(String),
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
+    #[error("{0}")]
+    EligibleLeadersNotAvailable(String),
 }
 
 impl ApiError {
@@ -96,6 +112,13 @@ impl ApiError {
             ApiError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch.code(),
             ApiError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion.code(),
             ApiError::IneligibleReplica(_) => ResponseError::IneligibleReplica.code(),
+            ApiError::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded.code(),
+            ApiError::PreferredLeaderNotAvailable(_) => {
+                ResponseError::PreferredLeaderNotAvailable.code()
+            }
+            ApiError::EligibleLeadersNotAvailable(_) => {
+                ResponseError::EligibleLeadersNotAvailable.code()
+            }
         }
     }
 }
@@ -128,6 +151,18 @@ pub struct Controller {
     /// Unclean elections made since the shell last asked (topic, partition, new leader): each
     /// is worth a line in the log, acknowledged records may be lost.
     unclean_elections: Vec<(String, i32, i32)>,
+    /// When leader imbalance was last checked (monotonic ms).
+    last_imbalance_check_ms: Option<u64>,
+}
+
+/// Which leader ElectLeaders (KIP-460) asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Election {
+    /// The first replica, if it is in the ISR and unfenced.
+    Preferred,
+    /// For a partition without a leader: an ISR member if one is live, else any live replica
+    /// (losing what it lacks).
+    Unclean,
 }
 
 /// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -152,6 +187,7 @@ impl Controller {
             rng: ChaCha8Rng::seed_from_u64(seed),
             next_offset: 0,
             unclean_elections: Vec::new(),
+            last_imbalance_check_ms: None,
         }
     }
 
@@ -452,6 +488,113 @@ impl Controller {
         Ok((records, now))
     }
 
+    /// ElectLeaders for one partition (KIP-460): the records, or why no election happens
+    /// (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE,
+    /// UNKNOWN_TOPIC_OR_PARTITION).
+    pub fn elect_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        election: Election,
+    ) -> Result<Vec<MetadataRecord>, ApiError> {
+        let t = self
+            .image
+            .topic_by_name(topic)
+            .ok_or_else(|| ApiError::UnknownPartition(format!("no topic {topic}")))?;
+        let p = t.partitions.get(&partition).ok_or_else(|| {
+            ApiError::UnknownPartition(format!("{topic} has no partition {partition}"))
+        })?;
+        let live = |id: &i32| self.image.brokers.get(id).is_some_and(|b| !b.fenced);
+        let topic_id = t.topic_id.clone();
+        let change = match election {
+            Election::Preferred => {
+                let preferred = p.replicas.first().copied().unwrap_or(-1);
+                if p.leader == preferred {
+                    return Err(ApiError::ElectionNotNeeded(format!(
+                        "{topic}-{partition} is led by its preferred replica {preferred}"
+                    )));
+                }
+                if !p.isr.contains(&preferred) || !live(&preferred) {
+                    return Err(ApiError::PreferredLeaderNotAvailable(format!(
+                        "the preferred replica {preferred} of {topic}-{partition} is not a live member of the ISR"
+                    )));
+                }
+                (preferred, None)
+            }
+            Election::Unclean => {
+                if p.leader >= 0 {
+                    return Err(ApiError::ElectionNotNeeded(format!(
+                        "{topic}-{partition} has a leader ({})",
+                        p.leader
+                    )));
+                }
+                match p.isr.iter().copied().find(live) {
+                    Some(r) => (r, None),
+                    None => {
+                        let r = p.replicas.iter().copied().find(live).ok_or_else(|| {
+                            ApiError::EligibleLeadersNotAvailable(format!(
+                                "no replica of {topic}-{partition} is live"
+                            ))
+                        })?;
+                        self.unclean_elections
+                            .push((topic.to_string(), partition, r));
+                        (r, Some(vec![r]))
+                    }
+                }
+            }
+        };
+        Ok(self.finish(vec![MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            isr: change.1,
+            leader: Some(change.0),
+        }]))
+    }
+
+    /// `auto.leader.rebalance.enable`: every `leader.imbalance.check.interval.seconds`, for each
+    /// broker leading fewer of the partitions it is the preferred replica of than
+    /// `leader.imbalance.per.broker.percentage` allows, a preferred election for each of those
+    /// partitions it can take (in the ISR, unfenced).
+    fn rebalance_leaders(&mut self, now_ms: u64) -> Vec<MetadataRecord> {
+        if !self.config.auto_leader_rebalance {
+            return Vec::new();
+        }
+        let last = *self.last_imbalance_check_ms.get_or_insert(now_ms);
+        if now_ms.saturating_sub(last) < self.config.leader_imbalance_check_interval_ms {
+            return Vec::new();
+        }
+        self.last_imbalance_check_ms = Some(now_ms);
+        // preferred broker → (partitions it is preferred for, those it does not lead)
+        let mut by_broker: BTreeMap<i32, (u64, Vec<(String, i32)>)> = BTreeMap::new();
+        for t in self.image.topics.values() {
+            for (index, p) in &t.partitions {
+                let Some(preferred) = p.replicas.first().copied() else {
+                    continue;
+                };
+                let e = by_broker.entry(preferred).or_default();
+                e.0 += 1;
+                if p.leader != preferred {
+                    e.1.push((t.name.clone(), *index));
+                }
+            }
+        }
+        let mut records = Vec::new();
+        for (total, off) in by_broker.into_values() {
+            if total == 0
+                || (off.len() as u64) * 100
+                    <= total * self.config.leader_imbalance_per_broker_percentage
+            {
+                continue;
+            }
+            for (topic, partition) in off {
+                if let Ok(made) = self.elect_leader(&topic, partition, Election::Preferred) {
+                    records.extend(made);
+                }
+            }
+        }
+        records
+    }
+
     /// Unclean elections made since the last call.
     pub fn take_unclean_elections(&mut self) -> Vec<(String, i32, i32)> {
         std::mem::take(&mut self.unclean_elections)
@@ -485,6 +628,7 @@ impl Controller {
             let records = self.fence_records(broker);
             all.extend(self.finish(records));
         }
+        all.extend(self.rebalance_leaders(now_ms));
         all
     }
 

@@ -20,7 +20,8 @@ mod tests;
 
 pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionRegistration, TopicImage};
 pub use logic::{
-    validate_topic_name, ApiError, Controller, ControllerConfig, CreateTopic, HeartbeatReply,
+    validate_topic_name, ApiError, Controller, ControllerConfig, CreateTopic, Election,
+    HeartbeatReply,
 };
 pub use records::{Endpoint, MetadataRecord, RecordError};
 pub use snapshot::{image_from_records, image_records};

@@ -369,3 +369,119 @@ proptest! {
         prop_assert_eq!(&rebuilt, c.image());
     }
 }
+
+/// KIP-497: AlterPartition only from the leader at its epochs, to an ISR of live replicas.
+#[test]
+fn isr_changes_come_from_the_leader_at_its_epochs() {
+    let (mut c, _) = with_brokers(3);
+    c.create_topics(&[topic("a", 1, 3)]).pop().unwrap().unwrap();
+    let t = c.image().topic_by_name("a").unwrap().clone();
+    let p = t.partitions[&0].clone();
+    let (leader, follower) = (p.leader, p.replicas[1]);
+    let epoch = c.image().brokers[&leader].broker_epoch;
+    let shrunk: Vec<i32> = p.isr.iter().copied().filter(|r| *r != follower).collect();
+    let refused = |c: &mut Controller, broker, le, pe, isr: &[i32]| {
+        c.alter_partition(broker, -1, &t.topic_id, 0, le, pe, isr)
+            .unwrap_err()
+            .code()
+    };
+    assert_eq!(refused(&mut c, follower, p.leader_epoch, 0, &shrunk), 6);
+    assert_eq!(refused(&mut c, leader, p.leader_epoch + 1, 0, &shrunk), 74);
+    assert_eq!(refused(&mut c, leader, p.leader_epoch, 3, &shrunk), 95);
+    assert_eq!(
+        refused(&mut c, leader, p.leader_epoch, 0, &[leader, 42]),
+        107
+    );
+    let (records, now) = c
+        .alter_partition(leader, epoch, &t.topic_id, 0, p.leader_epoch, 0, &shrunk)
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(now.partition_epoch, 1);
+    assert_eq!(
+        now.leader_epoch, p.leader_epoch,
+        "an ISR change keeps the leader epoch"
+    );
+    let mut sorted = shrunk.clone();
+    sorted.sort_unstable();
+    assert_eq!(now.isr, sorted);
+}
+
+/// ElectLeaders and auto.leader.rebalance.enable move leadership back to the preferred replica
+/// once it is back in the ISR; an unclean election leads a partition whose ISR is dead.
+#[test]
+fn preferred_and_unclean_elections() {
+    let config = ControllerConfig {
+        leader_imbalance_check_interval_ms: 1000,
+        ..ControllerConfig::default()
+    };
+    let mut c = Controller::new(config, 3);
+    for id in 1..=3 {
+        let (_, epoch) = c
+            .register_broker(id, &incarnation(id as u64), endpoint(9000), None, 0)
+            .unwrap();
+        c.heartbeat(id, epoch, c.image().offset, false, false, 0)
+            .unwrap();
+    }
+    c.create_topics(&[topic("a", 1, 3)]).pop().unwrap().unwrap();
+    let p = c.image().topic_by_name("a").unwrap().partitions[&0].clone();
+    let preferred = p.replicas[0];
+    assert_eq!(
+        c.elect_leader("a", 0, Election::Preferred)
+            .unwrap_err()
+            .code(),
+        84,
+        "ELECTION_NOT_NEEDED"
+    );
+    // The preferred leader's session expires: leadership moves; it stays out of the ISR.
+    for id in (1..=3).filter(|b| *b != preferred) {
+        let e = c.image().brokers[&id].broker_epoch;
+        c.heartbeat(id, e, c.image().offset, false, false, 20_000)
+            .unwrap();
+    }
+    c.tick(20_000);
+    let moved = c.image().topic_by_name("a").unwrap().partitions[&0].clone();
+    assert_ne!(moved.leader, preferred);
+    assert_eq!(
+        c.elect_leader("a", 0, Election::Preferred)
+            .unwrap_err()
+            .code(),
+        80,
+        "PREFERRED_LEADER_NOT_AVAILABLE"
+    );
+    // Back, unfenced, and (as its leader would make it) in the ISR again: the imbalance check
+    // moves leadership back.
+    let e = c.image().brokers[&preferred].broker_epoch;
+    c.heartbeat(preferred, e, c.image().offset, false, false, 20_500)
+        .unwrap();
+    let tid = c.image().topic_by_name("a").unwrap().topic_id.clone();
+    let now = c.image().topic_by_name("a").unwrap().partitions[&0].clone();
+    c.alter_partition(
+        now.leader,
+        -1,
+        &tid,
+        0,
+        now.leader_epoch,
+        now.partition_epoch,
+        &[1, 2, 3],
+    )
+    .unwrap();
+    for id in 1..=3 {
+        let e = c.image().brokers[&id].broker_epoch;
+        c.heartbeat(id, e, c.image().offset, false, false, 21_000)
+            .unwrap();
+    }
+    c.tick(21_000);
+    let back = c.image().topic_by_name("a").unwrap().partitions[&0].clone();
+    assert_eq!(back.leader, preferred);
+    assert!(
+        back.leader_epoch > now.leader_epoch,
+        "every leader change bumps the epoch"
+    );
+    assert_eq!(
+        c.elect_leader("a", 0, Election::Unclean)
+            .unwrap_err()
+            .code(),
+        84,
+        "a partition with a leader needs no unclean election"
+    );
+}

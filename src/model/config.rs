@@ -98,6 +98,11 @@ pub struct ServerConfig {
     /// `unclean.leader.election.enable`: a partition whose ISR has no live member may be led
     /// by any live replica (losing what it lacks).
     pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds` (in ms here),
+    /// `leader.imbalance.per.broker.percentage`.
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval_ms: u64,
+    pub leader_imbalance_per_broker_percentage: u64,
     /// `log.flush.interval.messages`: 1 fsyncs before acknowledging (group commit); Kafka's
     /// default leaves flushing to the OS and durability to replication.
     pub log_flush_interval_messages: u64,
@@ -156,6 +161,9 @@ const KNOWN_KEYS: &[&str] = &[
     "min.insync.replicas",
     "replica.lag.time.max.ms",
     "unclean.leader.election.enable",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
     "message.max.bytes",
     "socket.request.max.bytes",
     "max.connections",
@@ -532,6 +540,18 @@ impl ServerConfig {
                     "unclean.leader.election.enable",
                     false,
                 )?,
+                auto_leader_rebalance: parse_bool(&props, "auto.leader.rebalance.enable", true)?,
+                leader_imbalance_check_interval_ms: parse_bytes(
+                    &props,
+                    "leader.imbalance.check.interval.seconds",
+                    300,
+                )?
+                .saturating_mul(1000),
+                leader_imbalance_per_broker_percentage: parse_bytes(
+                    &props,
+                    "leader.imbalance.per.broker.percentage",
+                    10,
+                )?,
                 log_flush_interval_messages: match props.get("log.flush.interval.messages") {
                     None => u64::MAX,
                     Some(_) => parse_bytes(&props, "log.flush.interval.messages", u64::MAX)?,
@@ -656,6 +676,18 @@ impl ServerConfig {
             (
                 "unclean.leader.election.enable",
                 self.unclean_leader_election.to_string(),
+            ),
+            (
+                "auto.leader.rebalance.enable",
+                self.auto_leader_rebalance.to_string(),
+            ),
+            (
+                "leader.imbalance.check.interval.seconds",
+                (self.leader_imbalance_check_interval_ms / 1000).to_string(),
+            ),
+            (
+                "leader.imbalance.per.broker.percentage",
+                self.leader_imbalance_per_broker_percentage.to_string(),
             ),
             (
                 "log.flush.interval.messages",

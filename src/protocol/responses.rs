@@ -38,6 +38,9 @@ pub fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<Respon
                     .collect(),
             ),
         ),
+        RequestKind::ElectLeaders(_) => ResponseKind::ElectLeaders(
+            kafka_protocol::messages::ElectLeadersResponse::default().with_error_code(code),
+        ),
         RequestKind::AlterPartition(_) => ResponseKind::AlterPartition(
             kafka_protocol::messages::AlterPartitionResponse::default().with_error_code(code),
         ),

@@ -9,8 +9,8 @@ use super::snapshot_file;
 use super::storage::DiskRaftLog;
 use super::QuorumError;
 use crate::controller::{
-    image_from_records, image_records, ApiError, Controller, CreateTopic, Endpoint, MetadataImage,
-    MetadataRecord,
+    image_from_records, image_records, ApiError, Controller, CreateTopic, Election, Endpoint,
+    MetadataImage, MetadataRecord,
 };
 use crate::protocol::responses::{refusal, wire_topic_id};
 use crate::raft::{Epoch, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEADER_CHANGE};
@@ -21,8 +21,9 @@ use kafka_protocol::messages::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest,
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ProducerId, RequestKind, ResponseKind, TopicName,
+    DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ProducerId, RequestKind,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
@@ -302,6 +303,7 @@ impl ControllerDriver {
         let (answer, records) = match request {
             RequestKind::BrokerRegistration(r) => self.register_broker(request, r, now_ms),
             RequestKind::AlterPartition(r) => self.alter_partition(r),
+            RequestKind::ElectLeaders(r) => self.elect_leaders(r),
             RequestKind::AllocateProducerIds(r) => self.allocate_producer_ids(request, r),
             RequestKind::IncrementalAlterConfigs(r) => self.alter_configs(r),
             RequestKind::BrokerHeartbeat(r) => self.heartbeat(request, r, now_ms),
@@ -385,6 +387,84 @@ impl ControllerDriver {
         }
         (
             ResponseKind::AlterPartition(AlterPartitionResponse::default().with_topics(topics)),
+            records,
+        )
+    }
+
+    /// ElectLeaders (43, KIP-460): a preferred (0) or unclean (1) election for each partition
+    /// named, or for every partition when none is.
+    fn elect_leaders(&mut self, r: &ElectLeadersRequest) -> (ResponseKind, Vec<MetadataRecord>) {
+        use kafka_protocol::messages::elect_leaders_response::{
+            PartitionResult, ReplicaElectionResult,
+        };
+        let election = match r.election_type {
+            0 => Election::Preferred,
+            1 => Election::Unclean,
+            other => {
+                return (
+                    refused(
+                        &RequestKind::ElectLeaders(r.clone()),
+                        &ApiError::InvalidRequest(format!("election type {other}")),
+                    ),
+                    Vec::new(),
+                )
+            }
+        };
+        let wanted: Vec<(String, Vec<i32>)> = match &r.topic_partitions {
+            Some(list) => list
+                .iter()
+                .map(|t| (t.topic.0.to_string(), t.partitions.clone()))
+                .collect(),
+            None => self
+                .controller
+                .image()
+                .topics
+                .values()
+                .map(|t| (t.name.clone(), t.partitions.keys().copied().collect()))
+                .collect(),
+        };
+        let mut records = Vec::new();
+        let mut results = Vec::new();
+        for (topic, partitions) in wanted {
+            let mut answers = Vec::new();
+            for partition in partitions {
+                let answer = PartitionResult::default().with_partition_id(partition);
+                answers.push(
+                    match self.controller.elect_leader(&topic, partition, election) {
+                        Ok(made) => {
+                            records.extend(made);
+                            answer
+                        }
+                        // Kafka leaves partitions that need no election out of an "all" answer.
+                        Err(ApiError::ElectionNotNeeded(_)) if r.topic_partitions.is_none() => {
+                            continue;
+                        }
+                        Err(e) => answer
+                            .with_error_code(e.code())
+                            .with_error_message(message_of(&e)),
+                    },
+                );
+            }
+            if !answers.is_empty() {
+                results.push(
+                    ReplicaElectionResult::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic)))
+                        .with_partition_result(answers),
+                );
+            }
+        }
+        for (topic, partition, leader) in self.controller.take_unclean_elections() {
+            tracing::warn!(
+                topic,
+                partition,
+                leader,
+                "unclean leader election (ElectLeaders): records the new leader lacks are lost"
+            );
+        }
+        (
+            ResponseKind::ElectLeaders(
+                ElectLeadersResponse::default().with_replica_election_results(results),
+            ),
             records,
         )
     }

@@ -60,6 +60,7 @@ impl Service for ControllerListener {
             ApiKey::CreatePartitions => (0, 3),
             ApiKey::AllocateProducerIds => (0, 0),
             ApiKey::AlterPartition => (2, 2),
+            ApiKey::ElectLeaders => (0, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
             _ => return None,
         })
@@ -82,6 +83,7 @@ impl Service for ControllerListener {
             | RequestKind::CreatePartitions(_)
             | RequestKind::AllocateProducerIds(_)
             | RequestKind::AlterPartition(_)
+            | RequestKind::ElectLeaders(_)
             | RequestKind::IncrementalAlterConfigs(_) => {
                 let request = request.body.clone();
                 ask(inbound, |reply| Inbound::Controller { request, reply }).await?

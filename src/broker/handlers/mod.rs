@@ -35,6 +35,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DeleteTopics => (1, 6),
         ApiKey::CreatePartitions => (0, 3),
         ApiKey::DescribeCluster => (0, 1),
+        ApiKey::ElectLeaders => (0, 2),
         ApiKey::DescribeConfigs => (1, 4),
         ApiKey::IncrementalAlterConfigs => (0, 1),
         ApiKey::InitProducerId => (0, 4),
@@ -72,7 +73,8 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         RequestKind::CreateTopics(_)
         | RequestKind::DeleteTopics(_)
         | RequestKind::CreatePartitions(_)
-        | RequestKind::IncrementalAlterConfigs(_) => topics::handle(broker, request).await,
+        | RequestKind::IncrementalAlterConfigs(_)
+        | RequestKind::ElectLeaders(_) => topics::handle(broker, request).await,
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }

@@ -1,4 +1,5 @@
-//! CreateTopics (19), DeleteTopics (20), CreatePartitions (37): decided by the active
+//! CreateTopics (19), DeleteTopics (20), CreatePartitions (37), IncrementalAlterConfigs (44),
+//! ElectLeaders (43): decided by the active
 //! controller, so the request is forwarded to it unchanged (same version: the controller
 //! listener implements the same ranges). On success the answer waits, within the request's
 //! timeout, until this broker's image shows the change, so a Metadata request right after
@@ -18,6 +19,7 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
         RequestKind::CreateTopics(r) => r.timeout_ms,
         RequestKind::DeleteTopics(r) => r.timeout_ms,
         RequestKind::CreatePartitions(r) => r.timeout_ms,
+        RequestKind::ElectLeaders(r) => r.timeout_ms,
         _ => 30_000,
     };
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0).clamp(1000, 60_000));
