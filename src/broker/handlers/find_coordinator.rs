@@ -24,10 +24,16 @@ async fn ensure_offsets_topic(broker: &Broker) {
     }
     if broker.image().topic_by_name(CONSUMER_OFFSETS).is_none() {
         let live = broker.image().unfenced_brokers().len().max(1);
-        let rf = broker
-            .config
-            .offsets_topic_replication_factor
-            .min(live as i16);
+        let wanted = broker.config.offsets_topic_replication_factor;
+        let rf = wanted.min(live as i16);
+        if rf < wanted {
+            // As Kafka does for a cluster smaller than offsets.topic.replication.factor.
+            tracing::warn!(
+                wanted,
+                brokers = live,
+                "{CONSUMER_OFFSETS} gets {rf} replicas: fewer brokers than offsets.topic.replication.factor"
+            );
+        }
         let request = CreateTopicsRequest::default()
             .with_timeout_ms(5000)
             .with_topics(vec![CreatableTopic::default()
