@@ -66,7 +66,7 @@ enum StorageCommand {
     /// Formats the log directories of a node (writes meta.properties).
     Format {
         /// The cluster id (from `ketch storage random-uuid`).
-        #[arg(short = 't', long = "cluster-id")]
+        #[arg(short = 't', long = "cluster-id", allow_hyphen_values = true)]
         cluster_id: String,
         /// The node's server.properties.
         #[arg(short = 'c', long = "config")]

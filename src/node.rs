@@ -118,10 +118,17 @@ pub fn format_storage(
 }
 
 /// A random id from the OS's entropy (cluster and directory ids of the real binary).
+/// Never one whose text starts with '-' (a command line would read it as an option: Kafka's
+/// `Uuid.randomUuid` skips those too) or the zero id.
 pub fn random_uuid() -> Result<crate::model::Uuid, NodeError> {
-    Ok(crate::model::Uuid::from_random(
-        runtime::random_bytes_16().map_err(NodeError::Entropy)?,
-    ))
+    loop {
+        let id = crate::model::Uuid::from_random(
+            runtime::random_bytes_16().map_err(NodeError::Entropy)?,
+        );
+        if id != crate::model::Uuid::ZERO && !id.to_string().starts_with('-') {
+            return Ok(id);
+        }
+    }
 }
 
 /// What a node takes from the world it runs in: the real one for `ketch server`, a simulated
@@ -315,6 +322,7 @@ fn build_broker(
     };
     let partitions = Arc::new(Partitions::new(
         config.node_id.0,
+        env.incarnation_id.to_string(),
         Arc::clone(&env.disk),
         storage.0,
         storage.1,
@@ -426,6 +434,10 @@ pub async fn run(
             auto_leader_rebalance: config.auto_leader_rebalance,
             leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms,
             leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
+            colocated_broker: config
+                .roles
+                .broker
+                .then(|| (config.node_id.0, env.incarnation_id.to_string())),
         },
         observer: Some(observer),
         image: Some(image_tx),

@@ -60,6 +60,11 @@ pub trait Service: Send + Sync + 'static {
         peer: &'a Peer,
         request: &'a Request,
     ) -> impl Future<Output = Result<Option<ResponseKind>, String>> + Send + 'a;
+
+    /// A connection ended (the peer closed it, it failed, or it broke a rule).
+    fn closed<'a>(&'a self, _peer: &'a Peer) -> impl Future<Output = ()> + Send + 'a {
+        async {}
+    }
 }
 
 /// The limits of one listener.
@@ -127,6 +132,7 @@ pub async fn accept_loop<S: Service>(
                     if let Err(e) = serve(&*service, &peer, stream, max_frame_bytes).await {
                         tracing::info!(peer = %peer.addr, listener = %peer.listener, "closing a connection: {e}");
                     }
+                    service.closed(&peer).await;
                     open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
@@ -225,4 +231,72 @@ pub async fn call_once(
             .map(|(_, r)| r)
     };
     tokio::time::timeout(timeout, exchange).await.ok()?
+}
+
+/// A client connection kept open across requests (a broker's heartbeats to the active
+/// controller: the controller learns of the broker's death from the connection closing).
+/// Reconnects on the next request after any failure.
+pub struct Session {
+    client_id: String,
+    max_response_bytes: usize,
+    addr: String,
+    stream: Option<TcpStream>,
+    correlation_id: i32,
+}
+
+impl Session {
+    pub fn new(client_id: &str, max_response_bytes: usize) -> Session {
+        Session {
+            client_id: client_id.to_string(),
+            max_response_bytes,
+            addr: String::new(),
+            stream: None,
+            correlation_id: 0,
+        }
+    }
+
+    /// Whether a connection to `addr` is open (from an earlier exchange that succeeded).
+    pub fn is_connected_to(&self, addr: &str) -> bool {
+        self.addr == addr && self.stream.is_some()
+    }
+
+    /// One request to `addr` on the kept connection (a new one if `addr` changed or the last
+    /// exchange failed); `None` on any failure or after `timeout`.
+    pub async fn call(
+        &mut self,
+        addr: &str,
+        api_key: ApiKey,
+        version: i16,
+        body: &RequestKind,
+        timeout: Duration,
+    ) -> Option<ResponseKind> {
+        if self.addr != addr {
+            self.stream = None;
+            self.addr = addr.to_string();
+        }
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let correlation_id = self.correlation_id;
+        let (client_id, max_response_bytes) = (&self.client_id, self.max_response_bytes);
+        let stream = &mut self.stream;
+        let exchange = async {
+            if stream.is_none() {
+                let s = TcpStream::connect(addr).await.ok()?;
+                let _ = s.set_nodelay(true);
+                *stream = Some(s);
+            }
+            let s = stream.as_mut()?;
+            let frame = encode_request(correlation_id, client_id, api_key, version, body).ok()?;
+            write_frame(s, &frame).await.ok()?;
+            let answer = read_frame(s, max_response_bytes).await.ok()??;
+            match decode_response(api_key, version, answer) {
+                Ok((got, r)) if got == correlation_id => Some(r),
+                _ => None,
+            }
+        };
+        let answer = tokio::time::timeout(timeout, exchange).await.ok().flatten();
+        if answer.is_none() {
+            self.stream = None;
+        }
+        answer
+    }
 }

@@ -2,6 +2,8 @@
 //! voter is the active controller, then heartbeat (BrokerHeartbeat) every interval with how far
 //! this node has replayed the metadata log, so the controller unfences it once caught up. A
 //! stale broker epoch (the controller forgot it, or fenced and re-registered it) starts over.
+//! Heartbeats keep one connection open to the controller that answers them, so the controller
+//! notices a dead broker from the connection closing, not only from a silent session.
 
 use crate::controller::Endpoint;
 use crate::model::NodeId;
@@ -149,6 +151,9 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
         };
         let mut fenced = true;
         // Heartbeat until the epoch goes stale.
+        // Heartbeats go over one kept connection: when this process dies, the controller sees
+        // the connection close and fences the broker at once instead of a session later.
+        let mut session = crate::wire::Session::new("ketch-broker-lifecycle", 1 << 20);
         'heartbeats: loop {
             let heartbeat = RequestKind::BrokerHeartbeat(
                 BrokerHeartbeatRequest::default()
@@ -158,9 +163,27 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
             );
             for i in 0..addrs.len() {
                 let at = (preferred + i) % addrs.len();
-                let Some(ResponseKind::BrokerHeartbeat(r)) =
-                    call(&addrs[at], ApiKey::BrokerHeartbeat, 1, &heartbeat).await
-                else {
+                // A kept connection that failed (the controller restarted, a reset) is tried
+                // once more on a new one at once, briefly: the controller waits a moment for
+                // that before it takes the closed connection for this broker's death.
+                let kept = session.is_connected_to(&addrs[at]);
+                let mut answer = None;
+                let timeouts: &[u64] = if kept { &[5000, 1000] } else { &[5000] };
+                for timeout_ms in timeouts {
+                    answer = session
+                        .call(
+                            &addrs[at],
+                            ApiKey::BrokerHeartbeat,
+                            1,
+                            &heartbeat,
+                            Duration::from_millis(*timeout_ms),
+                        )
+                        .await;
+                    if answer.is_some() {
+                        break;
+                    }
+                }
+                let Some(ResponseKind::BrokerHeartbeat(r)) = answer else {
                     continue;
                 };
                 match r.error_code {

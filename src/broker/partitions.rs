@@ -646,9 +646,14 @@ impl Partition {
                 return Err(PartitionError::NotLeader);
             };
             let mut moved = false;
+            // KIP-320: the follower's last fetched epoch must end, in this log, at or after its
+            // fetch offset. An undefined answer (no epoch here to compare with) cannot be sent
+            // as a DivergingEpoch, which reads (-1, -1) as absent: the follower would fetch
+            // nothing forever. Such a fetch is checked by its offset alone.
             let diverging = if last_fetched_epoch >= 0 {
                 let (epoch, end) = s.epochs.end_offset_for(last_fetched_epoch, log_end);
-                (epoch < last_fetched_epoch || end < fetch_offset).then_some((epoch, end))
+                (epoch >= 0 && (epoch < last_fetched_epoch || end < fetch_offset))
+                    .then_some((epoch, end))
             } else {
                 None
             };
@@ -1097,6 +1102,11 @@ type Stray = (usize, Option<String>, Log);
 /// Every partition replica on this broker.
 pub struct Partitions {
     node_id: i32,
+    /// This process's BrokerRegistration incarnation id: an image holding it is at least as
+    /// new as this run's registration.
+    incarnation_id: String,
+    /// Set once an image held this run's registration; until then images are not applied.
+    caught_up: std::sync::atomic::AtomicBool,
     disk: Arc<dyn Disk>,
     dirs: Vec<LogDir>,
     defaults: LogDefaults,
@@ -1129,9 +1139,11 @@ fn read_topic_id(disk: &dyn Disk, dir: &Path) -> Option<String> {
 }
 
 impl Partitions {
-    /// Takes the logs recovered from `dirs` (`logs[i]` from `dirs[i]`).
+    /// Takes the logs recovered from `dirs` (`logs[i]` from `dirs[i]`). `incarnation_id` is
+    /// the one this process registers with.
     pub fn new(
         node_id: i32,
+        incarnation_id: String,
         disk: Arc<dyn Disk>,
         dirs: Vec<LogDir>,
         logs: Vec<BTreeMap<TopicPartition, Log>>,
@@ -1161,6 +1173,8 @@ impl Partitions {
         let (isr_tx, isr_rx) = mpsc::unbounded_channel();
         Partitions {
             node_id,
+            incarnation_id,
+            caught_up: std::sync::atomic::AtomicBool::new(false),
             disk,
             dirs,
             defaults,
@@ -1384,7 +1398,26 @@ impl Partitions {
 
     /// Makes the partitions match the committed image: this node's replicas exist with the
     /// image's leadership, and nothing else does.
+    ///
+    /// Not before the image holds this process's own registration: the metadata replayed from
+    /// local disk at start can be far behind the quorum, and acting on it would make this node
+    /// lead partitions at epochs the cluster left long ago (and acknowledge `acks=1` writes
+    /// there). Kafka's broker likewise waits until it caught up with its registration.
     pub fn apply_image(&self, image: &MetadataImage) {
+        use std::sync::atomic::Ordering;
+        if !self.caught_up.load(Ordering::Acquire) {
+            let ours = image
+                .brokers
+                .get(&self.node_id)
+                .is_some_and(|b| b.incarnation_id == self.incarnation_id);
+            if !ours {
+                return;
+            }
+            tracing::info!(
+                "metadata caught up with this broker's registration: partitions follow it"
+            );
+            self.caught_up.store(true, Ordering::Release);
+        }
         let _one_at_a_time = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.monotonic_ms();
         let mut wanted: BTreeMap<

@@ -31,6 +31,10 @@ pub struct ControllerConfig {
     /// `leader.imbalance.per.broker.percentage`: a broker leading fewer than this share of the
     /// partitions it is preferred for below what it should triggers preferred elections.
     pub leader_imbalance_per_broker_percentage: u64,
+    /// In a combined node, the broker in this controller's own process: (node id, incarnation
+    /// id). Its registration replaces an older incarnation at once, since that one cannot be
+    /// alive while this process is the node (anyone else's waits out the old session).
+    pub colocated_broker: Option<(i32, String)>,
 }
 
 impl Default for ControllerConfig {
@@ -43,6 +47,7 @@ impl Default for ControllerConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 300_000,
             leader_imbalance_per_broker_percentage: 10,
+            colocated_broker: None,
         }
     }
 }
@@ -277,7 +282,13 @@ impl Controller {
                 .sessions
                 .get(&broker_id)
                 .is_some_and(|t| now_ms < t + self.config.session_timeout_ms);
-            if existing.incarnation_id != incarnation_id && alive && !existing.fenced {
+            let colocated = self
+                .config
+                .colocated_broker
+                .as_ref()
+                .is_some_and(|(id, inc)| *id == broker_id && inc == incarnation_id);
+            if existing.incarnation_id != incarnation_id && alive && !existing.fenced && !colocated
+            {
                 return Err(ApiError::DuplicateBrokerRegistration(format!(
                     "another broker {broker_id} (incarnation {}) is registered and alive",
                     existing.incarnation_id
@@ -607,6 +618,21 @@ impl Controller {
             .get(&("topic".to_string(), topic.to_string()))
             .and_then(|c| c.get("unclean.leader.election.enable"))
             .map_or(self.config.unclean_leader_election, |v| v.trim() == "true")
+    }
+
+    /// The broker's heartbeat connection closed: if it is registered at `broker_epoch` and
+    /// unfenced, fence it now and move its leaderships (as a session expiry would, sooner).
+    pub fn connection_lost(&mut self, broker_id: i32, broker_epoch: i64) -> Vec<MetadataRecord> {
+        let live = self
+            .image
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| b.broker_epoch == broker_epoch && !b.fenced);
+        if !live {
+            return Vec::new();
+        }
+        let records = self.fence_records(broker_id);
+        self.finish(records)
     }
 
     /// Fences brokers whose session expired and moves their partitions' leadership.

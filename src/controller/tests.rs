@@ -98,6 +98,37 @@ fn a_live_broker_id_cannot_be_taken_by_another_process() {
         .is_ok());
 }
 
+/// A combined node restarted after a crash: its controller knows the broker registering with
+/// its own node id and this process's incarnation is itself, so the dead incarnation's session
+/// is not waited out (anyone else's is).
+#[test]
+fn a_combined_nodes_own_broker_replaces_its_dead_incarnation_at_once() {
+    let config = ControllerConfig {
+        colocated_broker: Some((1, incarnation(77))),
+        ..ControllerConfig::default()
+    };
+    let mut c = Controller::new(config, 7);
+    for id in 1..=2 {
+        let (_, epoch) = c
+            .register_broker(id, &incarnation(id as u64), endpoint(9000), None, 0)
+            .unwrap();
+        c.heartbeat(id, epoch, c.image().offset, false, false, 0)
+            .unwrap();
+    }
+    assert_eq!(
+        c.register_broker(2, &incarnation(77), endpoint(1), None, 100)
+            .unwrap_err()
+            .code(),
+        101
+    );
+    let (records, epoch) = c
+        .register_broker(1, &incarnation(77), endpoint(1), None, 100)
+        .unwrap();
+    assert!(!records.is_empty());
+    assert_eq!(c.image().brokers[&1].incarnation_id, incarnation(77));
+    assert_eq!(c.image().brokers[&1].broker_epoch, epoch);
+}
+
 #[test]
 fn topics_spread_replicas_and_leaders_over_unfenced_brokers() {
     let (mut c, _) = with_brokers(3);

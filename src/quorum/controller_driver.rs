@@ -282,6 +282,29 @@ impl ControllerDriver {
         }
     }
 
+    /// A broker's heartbeat connection to this controller closed: fence it now (its
+    /// leaderships move) if it is still registered at that epoch and unfenced.
+    pub fn heartbeat_connection_lost(
+        &mut self,
+        node: &mut RaftNode<DiskRaftLog>,
+        broker_id: i32,
+        broker_epoch: i64,
+        now_ms: u64,
+    ) {
+        if !self.active {
+            return;
+        }
+        self.controller.align(node.log().end_offset() as i64);
+        let records = self.controller.connection_lost(broker_id, broker_epoch);
+        if !records.is_empty() {
+            tracing::info!(
+                broker = broker_id,
+                "broker's heartbeat connection closed: fenced"
+            );
+            propose(node, &records, now_ms);
+        }
+    }
+
     /// A controller request: answered now (refused, or nothing to write) or once its records
     /// are committed.
     pub fn handle(

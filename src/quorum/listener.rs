@@ -25,6 +25,50 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct ControllerListener {
     pub inbound: mpsc::Sender<Inbound>,
     pub cluster_id: String,
+    /// Brokers' heartbeat connections, to tell the driver when one closes.
+    pub heartbeats: std::sync::Mutex<HeartbeatConnections>,
+}
+
+/// How long a closed heartbeat connection waits for the broker to heartbeat on a new one
+/// before the driver is told the broker is gone: a live broker that lost its connection (a
+/// timeout, a reset) reconnects at once.
+pub const HEARTBEAT_RECONNECT_GRACE: Duration = Duration::from_millis(500);
+
+/// Which connection carried each broker's last heartbeat this controller accepted (answered
+/// without error: a NOT_CONTROLLER answer says nothing about this controller's session).
+#[derive(Default)]
+pub struct HeartbeatConnections {
+    /// Connection → (broker, broker epoch) of the last accepted heartbeat on it.
+    by_connection: std::collections::BTreeMap<String, (i32, i64)>,
+    /// Broker → (its connection, a count of its accepted heartbeats).
+    latest: std::collections::BTreeMap<i32, (String, u64)>,
+}
+
+impl HeartbeatConnections {
+    fn accepted(&mut self, connection: &str, broker_id: i32, broker_epoch: i64) {
+        self.by_connection
+            .insert(connection.to_string(), (broker_id, broker_epoch));
+        let count = self.latest.get(&broker_id).map_or(0, |(_, n)| n + 1);
+        self.latest
+            .insert(broker_id, (connection.to_string(), count));
+    }
+
+    /// The connection closed: the broker, its epoch and heartbeat count, if it was the
+    /// broker's latest heartbeat connection.
+    fn closed(&mut self, connection: &str) -> Option<(i32, i64, u64)> {
+        let (broker, epoch) = self.by_connection.remove(connection)?;
+        match self.latest.get(&broker) {
+            Some((c, n)) if c == connection => Some((broker, epoch, *n)),
+            _ => None,
+        }
+    }
+
+    /// Whether the broker heartbeated since (on another connection).
+    fn heartbeated_since(&self, broker_id: i32, count: u64) -> bool {
+        self.latest
+            .get(&broker_id)
+            .is_some_and(|(_, n)| *n != count)
+    }
 }
 
 /// Hands a request to the driver and waits for its answer, at most [`REPLY_TIMEOUT`].
@@ -66,18 +110,23 @@ impl Service for ControllerListener {
         })
     }
 
-    async fn handle(
-        &self,
-        _peer: &Peer,
-        request: &Request,
-    ) -> Result<Option<ResponseKind>, String> {
+    async fn handle(&self, peer: &Peer, request: &Request) -> Result<Option<ResponseKind>, String> {
         let inbound = &self.inbound;
         let body = match &request.body {
             RequestKind::DescribeQuorum(_) => ResponseKind::DescribeQuorum(
                 ask(inbound, |reply| Inbound::Describe { reply }).await?,
             ),
+            RequestKind::BrokerHeartbeat(h) => {
+                let request = request.body.clone();
+                let answer = ask(inbound, |reply| Inbound::Controller { request, reply }).await?;
+                if matches!(&answer, ResponseKind::BrokerHeartbeat(r) if r.error_code == 0) {
+                    if let Ok(mut hb) = self.heartbeats.lock() {
+                        hb.accepted(&peer.addr, h.broker_id.0, h.broker_epoch);
+                    }
+                }
+                answer
+            }
             RequestKind::BrokerRegistration(_)
-            | RequestKind::BrokerHeartbeat(_)
             | RequestKind::CreateTopics(_)
             | RequestKind::DeleteTopics(_)
             | RequestKind::CreatePartitions(_)
@@ -116,5 +165,58 @@ impl Service for ControllerListener {
             }
         };
         Ok(Some(body))
+    }
+
+    /// A broker's heartbeat connection closed and no heartbeat came on another one within
+    /// [`HEARTBEAT_RECONNECT_GRACE`]: the broker process is most likely gone (the kernel closes
+    /// a dead process's sockets), so the driver is told now rather than after
+    /// `broker.session.timeout.ms`. A paused or partitioned broker keeps its connection open;
+    /// its session expires as before.
+    async fn closed(&self, peer: &Peer) {
+        let Some((broker_id, broker_epoch, count)) = self
+            .heartbeats
+            .lock()
+            .ok()
+            .and_then(|mut hb| hb.closed(&peer.addr))
+        else {
+            return;
+        };
+        crate::runtime::sleep(HEARTBEAT_RECONNECT_GRACE).await;
+        let back = self
+            .heartbeats
+            .lock()
+            .map_or(true, |hb| hb.heartbeated_since(broker_id, count));
+        if !back {
+            let _ = self
+                .inbound
+                .send(Inbound::HeartbeatConnectionLost {
+                    broker_id,
+                    broker_epoch,
+                })
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeartbeatConnections;
+
+    #[test]
+    fn only_the_latest_accepted_connection_reports_a_loss() {
+        let mut hb = HeartbeatConnections::default();
+        hb.accepted("a:1", 1, 10);
+        hb.accepted("a:1", 1, 10);
+        // The broker moved to a new connection: the old one closing means nothing.
+        hb.accepted("a:2", 1, 10);
+        assert_eq!(hb.closed("a:1"), None);
+        let (broker, epoch, count) = hb.closed("a:2").unwrap();
+        assert_eq!((broker, epoch), (1, 10));
+        assert!(!hb.heartbeated_since(1, count));
+        // It reconnected within the grace period.
+        hb.accepted("a:3", 1, 10);
+        assert!(hb.heartbeated_since(1, count));
+        // A connection that never carried an accepted heartbeat reports nothing.
+        assert_eq!(hb.closed("b:1"), None);
     }
 }

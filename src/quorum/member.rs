@@ -137,6 +137,11 @@ pub enum Inbound {
     Describe {
         reply: oneshot::Sender<DescribeQuorumResponse>,
     },
+    /// A broker's heartbeat connection closed (see `listener`).
+    HeartbeatConnectionLost {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
     /// A request for the controller: BrokerRegistration, BrokerHeartbeat, CreateTopics.
     Controller {
         request: RequestKind,
@@ -198,6 +203,7 @@ pub async fn run(
         let service = Arc::new(ControllerListener {
             inbound: inbound_tx.clone(),
             cluster_id: config.cluster_id.clone(),
+            heartbeats: Default::default(),
         });
         tasks.0.push(runtime::spawn(crate::wire::accept_loop(
             service,
@@ -248,6 +254,10 @@ pub async fn run(
                 Some(Inbound::Response { from, message }) => node.step(from, message, now),
                 Some(Inbound::Describe { reply }) => {
                     let _ = reply.send(describe(&node, &clock, now));
+                    Ok(())
+                }
+                Some(Inbound::HeartbeatConnectionLost { broker_id, broker_epoch }) => {
+                    metadata.heartbeat_connection_lost(&mut node, broker_id, broker_epoch, now);
                     Ok(())
                 }
                 Some(Inbound::Controller { request, reply }) => {

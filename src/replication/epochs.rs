@@ -55,19 +55,30 @@ impl EpochCache {
         }
     }
 
-    /// Where `epoch` ends in a log ending at `log_end`: the largest epoch at most `epoch` and the
-    /// start of the epoch after it (or `log_end` for the latest). `(-1, -1)` when the log knows
-    /// no epoch at or below it (Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET).
+    /// Where `epoch` ends in a log ending at `log_end`, as Kafka's `LeaderEpochFileCache`
+    /// answers it: for the latest epoch, the log end; for an older one, the largest epoch at
+    /// most it and the start of the epoch after that; for an epoch older than every epoch the
+    /// cache still holds (retention removed them), that epoch itself and the start of the
+    /// earliest one, so a follower that had it truncates there and replicates from the
+    /// leader's start. `(-1, -1)` (Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET) for a
+    /// negative epoch, an empty cache, or an epoch newer than the latest.
     pub fn end_offset_for(&self, epoch: i32, log_end: u64) -> (i32, i64) {
-        let Some(i) = self.entries.iter().rposition(|(e, _)| *e <= epoch) else {
+        let Some(&(latest, _)) = self.entries.last() else {
             return (-1, -1);
         };
-        let end = self
-            .entries
-            .get(i + 1)
-            .map_or(log_end, |(_, start)| *start)
-            .min(log_end);
-        (self.entries[i].0, end as i64)
+        if epoch < 0 || epoch > latest {
+            return (-1, -1);
+        }
+        if epoch == latest {
+            return (latest, log_end as i64);
+        }
+        // There is an epoch after `epoch` (it is below the latest).
+        let next = self.entries.partition_point(|(e, _)| *e <= epoch);
+        let end = self.entries[next].1.min(log_end) as i64;
+        match next.checked_sub(1) {
+            Some(floor) => (self.entries[floor].0, end),
+            None => (epoch, end),
+        }
     }
 
     /// Forgets every epoch that starts at or after `offset` (the log was truncated there).
@@ -151,8 +162,11 @@ mod tests {
         assert_eq!(c.end_offset_for(1, 12), (1, 5));
         assert_eq!(c.end_offset_for(2, 12), (1, 5));
         assert_eq!(c.end_offset_for(3, 12), (3, 9));
-        assert_eq!(c.end_offset_for(7, 12), (6, 12));
-        assert_eq!(c.end_offset_for(0, 12), (-1, -1));
+        assert_eq!(c.end_offset_for(6, 12), (6, 12));
+        // Newer than the latest: undefined; older than the earliest: the earliest's start.
+        assert_eq!(c.end_offset_for(7, 12), (-1, -1));
+        assert_eq!(c.end_offset_for(0, 12), (0, 0));
+        assert_eq!(c.end_offset_for(-1, 12), (-1, -1));
         // Stale or lower epochs are ignored.
         assert!(!c.assign(5, 10));
         assert!(!c.assign(8, 3));
@@ -174,5 +188,17 @@ mod tests {
         c.assign(3, 4);
         assert_eq!(c.entries(), &[(1, 0), (3, 4)]);
         assert_eq!(c.end_offset_for(2, 9), (1, 4));
+    }
+
+    #[test]
+    fn an_epoch_before_the_leaders_first_is_not_a_divergence_of_an_empty_log() {
+        // A leader elected at epoch 4 over an empty log; a follower that was leader of the
+        // empty log at epoch 0 fetches at offset 0 with last fetched epoch 0. Epoch 0 ends at
+        // 0 here, so the follower is caught up (chaos seed 1 once left it outside the ISR
+        // forever, answered "diverging at (-1, -1)", which reads as no answer at all).
+        let mut leader = EpochCache::new();
+        leader.assign(4, 0);
+        assert_eq!(leader.end_offset_for(0, 0), (0, 0));
+        assert_eq!(leader.end_offset_for(4, 0), (4, 0));
     }
 }

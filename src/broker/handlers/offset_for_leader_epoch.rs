@@ -2,8 +2,9 @@
 //! KIP-320), from its leader epoch cache: the largest epoch at most the one asked for and the
 //! start of the epoch after it (the log end for the current epoch). Consumers use it to find
 //! out, after a leader change, whether their position was truncated away; older fetchers use
-//! it to truncate. An epoch older than every epoch the log knows answers epoch -1, offset -1
-//! (Kafka's UNDEFINED). The client's current leader epoch is checked first (FENCED_LEADER_EPOCH,
+//! it to truncate. An epoch older than every epoch the log still holds answers that epoch and
+//! the earliest one's start; a negative epoch, or one newer than the latest, answers epoch -1,
+//! offset -1 (Kafka's UNDEFINED). The client's current leader epoch is checked first (FENCED_LEADER_EPOCH,
 //! UNKNOWN_LEADER_EPOCH), and only the leader answers (NOT_LEADER_OR_FOLLOWER).
 
 use super::super::partitions::PartitionError;
