@@ -5,9 +5,10 @@
 
 use super::controller_client::ControllerClient;
 use super::groups::Groups;
-use super::partitions::Partitions;
+use super::partitions::{Partition, PartitionError, Partitions};
 use crate::controller::MetadataImage;
 use crate::model::config::Listener;
+use crate::model::TopicPartition;
 use crate::runtime::Clock;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,23 @@ impl Broker {
     /// The committed metadata image as of now.
     pub fn image(&self) -> Arc<MetadataImage> {
         Arc::clone(&self.image.borrow())
+    }
+
+    /// This broker's replica of `tp` (opened now if the image just assigned it), or why there
+    /// is none: NOT_LEADER_OR_FOLLOWER for a partition that exists elsewhere,
+    /// UNKNOWN_TOPIC_OR_PARTITION for one that does not exist.
+    pub fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>, PartitionError> {
+        let image = self.image();
+        self.partitions.get_or_apply(tp, &image).ok_or_else(|| {
+            let exists = image
+                .topic_by_name(&tp.topic)
+                .is_some_and(|t| t.partitions.contains_key(&tp.partition));
+            if exists {
+                PartitionError::NotLeader
+            } else {
+                PartitionError::UnknownTopicOrPartition
+            }
+        })
     }
 
     /// Waits until the image satisfies `done`, at most `timeout`; returns whether it did.

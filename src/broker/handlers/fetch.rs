@@ -53,55 +53,44 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
             let limit = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
                 .min(remaining);
-            let result: Result<FollowerRead, PartitionError> =
-                match broker.partitions.get_or_apply(&tp, &broker.image()) {
-                    None => {
-                        let exists = broker
-                            .image()
-                            .topic_by_name(&tp.topic)
-                            .is_some_and(|t| t.partitions.contains_key(&tp.partition));
-                        Err(if exists {
-                            PartitionError::NotLeader
-                        } else {
-                            PartitionError::UnknownTopicOrPartition
+            let result: Result<FollowerRead, PartitionError> = match broker.partition(&tp) {
+                Err(e) => Err(e),
+                Ok(partition) => match replica {
+                    Some(replica_id) => partition
+                        .read_for_follower(
+                            replica_id,
+                            p.fetch_offset,
+                            p.last_fetched_epoch,
+                            p.current_leader_epoch,
+                            limit.max(1),
+                            now_ms,
+                        )
+                        .map(|(read, proposal)| {
+                            if let Some(proposal) = proposal {
+                                broker.partitions.propose_isr(proposal);
+                            }
+                            read
+                        }),
+                    None => partition
+                        .check_epoch(p.current_leader_epoch)
+                        .and_then(|_| {
+                            if limit == 0 && total > 0 {
+                                // The request's max_bytes is used up: offsets only.
+                                partition.offsets().map(|(start, hw, _)| ReadResult {
+                                    bytes: Vec::new(),
+                                    high_watermark: hw,
+                                    log_start_offset: start,
+                                })
+                            } else {
+                                partition.read_as_leader(p.fetch_offset, limit.max(1))
+                            }
                         })
-                    }
-                    Some(partition) => match replica {
-                        Some(replica_id) => partition
-                            .read_for_follower(
-                                replica_id,
-                                p.fetch_offset,
-                                p.last_fetched_epoch,
-                                p.current_leader_epoch,
-                                limit.max(1),
-                                now_ms,
-                            )
-                            .map(|(read, proposal)| {
-                                if let Some(proposal) = proposal {
-                                    broker.partitions.propose_isr(proposal);
-                                }
-                                read
-                            }),
-                        None => partition
-                            .check_epoch(p.current_leader_epoch)
-                            .and_then(|_| {
-                                if limit == 0 && total > 0 {
-                                    // The request's max_bytes is used up: offsets only.
-                                    partition.offsets().map(|(start, hw, _)| ReadResult {
-                                        bytes: Vec::new(),
-                                        high_watermark: hw,
-                                        log_start_offset: start,
-                                    })
-                                } else {
-                                    partition.read_as_leader(p.fetch_offset, limit.max(1))
-                                }
-                            })
-                            .map(|read| FollowerRead {
-                                read,
-                                diverging: None,
-                            }),
-                    },
-                };
+                        .map(|read| FollowerRead {
+                            read,
+                            diverging: None,
+                        }),
+                },
+            };
             match result {
                 Ok(FollowerRead {
                     mut read,

@@ -54,20 +54,7 @@ fn lookup(
     timestamp: i64,
     current_leader_epoch: i32,
 ) -> Result<(i64, i64, i32), PartitionError> {
-    let partition = broker
-        .partitions
-        .get_or_apply(tp, &broker.image())
-        .ok_or_else(|| {
-            let exists = broker
-                .image()
-                .topic_by_name(&tp.topic)
-                .is_some_and(|t| t.partitions.contains_key(&tp.partition));
-            if exists {
-                PartitionError::NotLeader
-            } else {
-                PartitionError::UnknownTopicOrPartition
-            }
-        })?;
+    let partition = broker.partition(tp)?;
     partition.check_epoch(current_leader_epoch)?;
     let (start, hw, epoch) = partition.offsets()?;
     match timestamp {

@@ -21,20 +21,7 @@ fn lookup(
     current_leader_epoch: i32,
     leader_epoch: i32,
 ) -> Result<(i32, i64), PartitionError> {
-    let partition = broker
-        .partitions
-        .get_or_apply(tp, &broker.image())
-        .ok_or_else(|| {
-            let exists = broker
-                .image()
-                .topic_by_name(&tp.topic)
-                .is_some_and(|t| t.partitions.contains_key(&tp.partition));
-            if exists {
-                PartitionError::NotLeader
-            } else {
-                PartitionError::UnknownTopicOrPartition
-            }
-        })?;
+    let partition = broker.partition(tp)?;
     partition.check_epoch(current_leader_epoch)?;
     partition.end_offset_for(leader_epoch)
 }

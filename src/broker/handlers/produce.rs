@@ -69,18 +69,7 @@ async fn append_one(
     records: Option<&[u8]>,
     acks: i16,
 ) -> Result<(Arc<Partition>, Appended), Outcome> {
-    let Some(partition) = broker.partitions.get_or_apply(tp, &broker.image()) else {
-        let image = broker.image();
-        let exists = image
-            .topic_by_name(&tp.topic)
-            .is_some_and(|t| t.partitions.contains_key(&tp.partition));
-        let e = if exists {
-            PartitionError::NotLeader
-        } else {
-            PartitionError::UnknownTopicOrPartition
-        };
-        return Err(refused(tp, &e));
-    };
+    let partition = broker.partition(tp).map_err(|e| refused(tp, &e))?;
     if tp.topic == CONSUMER_OFFSETS {
         return Err(failure(
             ResponseError::InvalidTopicException.code(),
