@@ -233,6 +233,22 @@ pub async fn call_once(
     tokio::time::timeout(timeout, exchange).await.ok()?
 }
 
+/// Whether every one of `addrs` (at least one) refuses a connection: nobody listens there, so
+/// the process that did is gone. A connection made, or one that did not answer within
+/// `timeout` (a host down, a partition), says nothing of the kind.
+pub async fn all_refuse(addrs: &[String], timeout: Duration) -> bool {
+    if addrs.is_empty() {
+        return false;
+    }
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr.as_str())).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// A client connection kept open across requests (a broker's heartbeats to the active
 /// controller: the controller learns of the broker's death from the connection closing).
 /// Reconnects on the next request after any failure.

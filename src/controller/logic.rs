@@ -236,6 +236,23 @@ impl Controller {
         self.sessions = self.image.brokers.keys().map(|b| (*b, now_ms)).collect();
     }
 
+    /// Unfenced brokers that have not heartbeated since `since_ms` (this controller's
+    /// activation, which gave every broker a fresh session): (id, epoch, endpoints). The shell
+    /// may check whether they are there at all rather than wait their session out.
+    pub fn silent_brokers(&self, since_ms: u64) -> Vec<(i32, i64, Vec<Endpoint>)> {
+        self.image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                self.sessions
+                    .get(&b.broker_id)
+                    .is_some_and(|t| *t <= since_ms)
+            })
+            .map(|b| (b.broker_id, b.broker_epoch, b.endpoints.clone()))
+            .collect()
+    }
+
     /// Applies records this controller made, at the offsets they will have in the log.
     fn commit_locally(&mut self, records: &[MetadataRecord]) -> Result<(), ApplyError> {
         for r in records {
@@ -620,8 +637,9 @@ impl Controller {
             .map_or(self.config.unclean_leader_election, |v| v.trim() == "true")
     }
 
-    /// The broker's heartbeat connection closed: if it is registered at `broker_epoch` and
-    /// unfenced, fence it now and move its leaderships (as a session expiry would, sooner).
+    /// The broker is gone (its heartbeat connection closed, or its listeners refuse
+    /// connections): if it is registered at `broker_epoch` and unfenced, fence it now and move
+    /// its leaderships (as a session expiry would, sooner).
     pub fn connection_lost(&mut self, broker_id: i32, broker_epoch: i64) -> Vec<MetadataRecord> {
         let live = self
             .image

@@ -98,6 +98,30 @@ fn a_live_broker_id_cannot_be_taken_by_another_process() {
         .is_ok());
 }
 
+/// A new active controller gives every broker a fresh session; the brokers that stay silent
+/// after it are the ones the shell probes, and one found gone is fenced at once (its
+/// leaderships move) instead of a session later.
+#[test]
+fn brokers_silent_since_activation_can_be_fenced_at_once() {
+    let (mut c, _) = with_brokers(3);
+    c.create_topics(&[topic("a", 1, 3)]).pop().unwrap().unwrap();
+    c.activate(1_000);
+    let epoch2 = c.image().brokers[&2].broker_epoch;
+    c.heartbeat(2, epoch2, c.image().offset, false, false, 1_100)
+        .unwrap();
+    let silent: Vec<i32> = c.silent_brokers(1_000).iter().map(|b| b.0).collect();
+    assert_eq!(silent, vec![1, 3]);
+    let leader = c.image().topic_by_name("a").unwrap().partitions[&0].leader;
+    let epoch = c.image().brokers[&leader].broker_epoch;
+    // A stale epoch changes nothing; the live one fences and moves leadership.
+    assert!(c.connection_lost(leader, epoch - 1).is_empty());
+    assert!(!c.connection_lost(leader, epoch).is_empty());
+    assert!(c.image().brokers[&leader].fenced);
+    let p = &c.image().topic_by_name("a").unwrap().partitions[&0];
+    assert_ne!(p.leader, leader);
+    assert!(!p.isr.contains(&leader));
+}
+
 /// A combined node restarted after a crash: its controller knows the broker registering with
 /// its own node id and this process's incarnation is itself, so the dead incarnation's session
 /// is not waited out (anyone else's is).

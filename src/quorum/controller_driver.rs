@@ -56,7 +56,15 @@ pub struct ControllerDriver {
     bytes_since_snapshot: u64,
     /// When the last snapshot was taken (or this member started), monotonic ms.
     last_snapshot_ms: Option<u64>,
+    /// When this node last became the active controller, and the brokers (id, epoch) whose
+    /// listeners were probed since (see [`ControllerDriver::brokers_to_probe`]).
+    activated_ms: u64,
+    probed: std::collections::BTreeSet<(i32, i64)>,
 }
+
+/// How long after becoming active the controller waits for a broker's first heartbeat before
+/// it checks whether the broker's listeners are there at all.
+pub const PROBE_AFTER_ACTIVATION_MS: u64 = 300;
 
 impl ControllerDriver {
     pub fn new(controller: Controller) -> ControllerDriver {
@@ -70,6 +78,8 @@ impl ControllerDriver {
             committed_next: 0,
             bytes_since_snapshot: 0,
             last_snapshot_ms: None,
+            activated_ms: 0,
+            probed: Default::default(),
         }
     }
 
@@ -197,6 +207,8 @@ impl ControllerDriver {
         {
             self.active = true;
             self.controller.activate(now_ms);
+            self.activated_ms = now_ms;
+            self.probed.clear();
             tracing::info!(
                 epoch = node.epoch(),
                 offset = node.high_watermark(),
@@ -282,13 +294,38 @@ impl ControllerDriver {
         }
     }
 
-    /// A broker's heartbeat connection to this controller closed: fence it now (its
-    /// leaderships move) if it is still registered at that epoch and unfenced.
-    pub fn heartbeat_connection_lost(
+    /// Brokers to look for, once each: a new active controller gives every registered broker
+    /// a fresh session, so one that died with the previous controller (a combined node) would
+    /// keep its leaderships for a whole `broker.session.timeout.ms`. Those still silent
+    /// [`PROBE_AFTER_ACTIVATION_MS`] after activation are returned with their listeners'
+    /// addresses; if every listener refuses connections the process is gone and the shell
+    /// reports it ([`ControllerDriver::broker_gone`]).
+    pub fn brokers_to_probe(&mut self, now_ms: u64) -> Vec<(i32, i64, Vec<String>)> {
+        if !self.active || now_ms < self.activated_ms + PROBE_AFTER_ACTIVATION_MS {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (id, epoch, endpoints) in self.controller.silent_brokers(self.activated_ms) {
+            if self.probed.insert((id, epoch)) {
+                let addrs = endpoints
+                    .iter()
+                    .map(|e| format!("{}:{}", e.host, e.port))
+                    .collect();
+                out.push((id, epoch, addrs));
+            }
+        }
+        out
+    }
+
+    /// A broker is gone (`why`: its heartbeat connection to this controller closed, or its
+    /// listeners refuse connections): fence it now (its leaderships move) if it is still
+    /// registered at that epoch and unfenced.
+    pub fn broker_gone(
         &mut self,
         node: &mut RaftNode<DiskRaftLog>,
         broker_id: i32,
         broker_epoch: i64,
+        why: &str,
         now_ms: u64,
     ) {
         if !self.active {
@@ -297,10 +334,7 @@ impl ControllerDriver {
         self.controller.align(node.log().end_offset() as i64);
         let records = self.controller.connection_lost(broker_id, broker_epoch);
         if !records.is_empty() {
-            tracing::info!(
-                broker = broker_id,
-                "broker's heartbeat connection closed: fenced"
-            );
+            tracing::info!(broker = broker_id, "{why}: fenced");
             propose(node, &records, now_ms);
         }
     }

@@ -189,9 +189,10 @@ impl Service for ControllerListener {
         if !back {
             let _ = self
                 .inbound
-                .send(Inbound::HeartbeatConnectionLost {
+                .send(Inbound::BrokerGone {
                     broker_id,
                     broker_epoch,
+                    why: "broker's heartbeat connection closed",
                 })
                 .await;
         }

@@ -137,10 +137,12 @@ pub enum Inbound {
     Describe {
         reply: oneshot::Sender<DescribeQuorumResponse>,
     },
-    /// A broker's heartbeat connection closed (see `listener`).
-    HeartbeatConnectionLost {
+    /// A broker is gone: its heartbeat connection closed (see `listener`), or its listeners
+    /// refused a probe (see `ControllerDriver::brokers_to_probe`).
+    BrokerGone {
         broker_id: i32,
         broker_epoch: i64,
+        why: &'static str,
     },
     /// A request for the controller: BrokerRegistration, BrokerHeartbeat, CreateTopics.
     Controller {
@@ -256,8 +258,12 @@ pub async fn run(
                     let _ = reply.send(describe(&node, &clock, now));
                     Ok(())
                 }
-                Some(Inbound::HeartbeatConnectionLost { broker_id, broker_epoch }) => {
-                    metadata.heartbeat_connection_lost(&mut node, broker_id, broker_epoch, now);
+                Some(Inbound::BrokerGone {
+                    broker_id,
+                    broker_epoch,
+                    why,
+                }) => {
+                    metadata.broker_gone(&mut node, broker_id, broker_epoch, why, now);
                     Ok(())
                 }
                 Some(Inbound::Controller { request, reply }) => {
@@ -278,6 +284,20 @@ pub async fn run(
         };
         step?;
         metadata.on_step(&mut node, clock.monotonic_ms());
+        for (broker_id, broker_epoch, addrs) in metadata.brokers_to_probe(clock.monotonic_ms()) {
+            let inbound = inbound_tx.clone();
+            runtime::spawn(async move {
+                if crate::wire::all_refuse(&addrs, Duration::from_secs(1)).await {
+                    let _ = inbound
+                        .send(Inbound::BrokerGone {
+                            broker_id,
+                            broker_epoch,
+                            why: "broker's listeners refuse connections",
+                        })
+                        .await;
+                }
+            });
+        }
         metadata.maybe_snapshot(
             &mut node,
             config.snapshot_interval_bytes,
