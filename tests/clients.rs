@@ -6,24 +6,11 @@
 
 mod common;
 
-use common::Node;
+use common::{python, Node};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("KETCH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/client-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with Kafka clients: run ci/test once (it makes target/client-venv), or set \
-         KETCH_PYTHON to a python with kafka-python and confluent-kafka"
-    );
-    venv
-}
 
 /// Runs a scenario of tests/clients/scenarios.py; returns its JSON line.
 fn scenario(node: &Node, args: &[&str]) -> Value {

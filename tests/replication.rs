@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Cluster, KETCH};
+use common::{python, Cluster, KETCH};
 use kafka_protocol::messages::{AlterPartitionRequest, ApiKey, RequestKind, ResponseKind};
 use ketch::protocol::record_batch::{records, RecordBatch};
 use rand::{Rng, SeedableRng};
@@ -27,18 +27,6 @@ const TOPIC_PARTITIONS: i32 = 3;
 /// Faster failure detection than the defaults, so a test takes seconds, not minutes.
 const FAST: &str = "broker.heartbeat.interval.ms=300\nbroker.session.timeout.ms=3000\n\
                     replica.lag.time.max.ms=2000\ngroup.initial.rebalance.delay.ms=0\n";
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("KETCH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/client-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with Kafka clients: run ci/test once (it makes target/client-venv)"
-    );
-    venv
-}
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/replication.py")

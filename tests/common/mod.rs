@@ -11,6 +11,21 @@ use std::time::{Duration, Instant};
 
 pub const KETCH: &str = env!("CARGO_BIN_EXE_ketch");
 
+/// The Python with the Kafka clients the black-box tests drive: `KETCH_PYTHON`, or the venv
+/// `ci/test` makes.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("KETCH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/client-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with Kafka clients: run ci/test once (it makes target/client-venv), or set \
+         KETCH_PYTHON to a python with kafka-python and confluent-kafka"
+    );
+    venv
+}
+
 /// A port for a node to listen on. Taken below the kernel's ephemeral range (32768 and up on
 /// Linux), so an outgoing connection cannot grab it between this check and the node's bind;
 /// spread by process id and a counter so tests running side by side do not pick the same one.
