@@ -12,6 +12,7 @@
 //! - [`log`]: the segmented partition log over [`runtime::Disk`].
 //! - [`runtime`]: the only module with sockets, files, clocks, tasks and entropy; tokio or madsim.
 //! - [`wire`]: Kafka over TCP, one mechanism for both listeners, and the one-request client.
+//! - [`client`]: a minimal Kafka client (one request at a time) for the tools and the simulator.
 //! - [`quorum`]: the KRaft shell: controller listener, Raft member driver, metadata log and
 //!   snapshots, the controller driver.
 //! - [`broker`]: the Kafka data plane shell: client listener, one handler per API, partitions,
@@ -26,6 +27,7 @@ pub mod bench;
 pub mod broker;
 #[cfg(not(madsim))] // talks to real sockets from a real runtime
 pub mod cli;
+pub mod client;
 pub mod controller;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -19,6 +19,7 @@ use crate::broker::BrokerError;
 use crate::controller::{ControllerConfig, Endpoint, MetadataImage};
 use crate::group::GroupConfig;
 use crate::log::{Log, LogConfig, LogDir, LogError};
+use crate::model::bugs::ClusterBugs;
 use crate::model::config::{ConfigError, ServerConfig};
 use crate::model::{TopicPartition, METADATA_TOPIC};
 use crate::quorum::storage::METADATA_LOG_DIR_NAME;
@@ -146,6 +147,8 @@ pub struct NodeEnv {
     /// product only the controller proposes.
     pub proposals: Option<mpsc::Receiver<Proposal>>,
     pub quorum_bugs: QuorumBugs,
+    /// Planted data-plane and controller bugs (the simulator's `--plant`); inert in releases.
+    pub bugs: ClusterBugs,
 }
 
 impl NodeEnv {
@@ -166,6 +169,7 @@ impl NodeEnv {
             observer: None,
             proposals: None,
             quorum_bugs: QuorumBugs::default(),
+            bugs: ClusterBugs::default(),
         })
     }
 }
@@ -326,7 +330,11 @@ fn build_broker(
         Arc::clone(&env.disk),
         storage.0,
         storage.1,
-        LogDefaults { base, replica },
+        LogDefaults {
+            base,
+            replica,
+            bugs: env.bugs,
+        },
         env.clock.clone(),
     ));
     let client_listeners = config
@@ -348,6 +356,7 @@ fn build_broker(
             offsets_topic_replication_factor: config.offsets_topic_replication_factor,
             inter_broker_listener_name: config.inter_broker_listener_name.clone(),
             described: config.described(),
+            bugs: env.bugs,
         },
         image,
         partitions,
@@ -438,6 +447,7 @@ pub async fn run(
                 .roles
                 .broker
                 .then(|| (config.node_id.0, env.incarnation_id.to_string())),
+            bugs: env.bugs,
         },
         observer: Some(observer),
         image: Some(image_tx),

@@ -348,6 +348,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
         })),
         proposals: Some(proposals),
         quorum_bugs: bugs,
+        bugs: Default::default(),
     };
     if let Err(e) = node::run(config, env, std::future::pending()).await {
         lock(&world).event(i, &format!("stopped: {e}"));

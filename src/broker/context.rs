@@ -32,6 +32,8 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.
     pub described: Vec<(String, String, bool)>,
+    /// Planted bugs (simulator only): `commit_before_append`.
+    pub bugs: crate::model::bugs::ClusterBugs,
 }
 
 /// Everything a handler may use.

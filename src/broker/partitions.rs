@@ -19,6 +19,7 @@
 use super::log_writer::{read_log, write_log, LogWriter, PlantedBugs, SharedLog, Written};
 use crate::controller::MetadataImage;
 use crate::log::{FlushPolicy, Log, LogConfig, LogDir, LogError};
+use crate::model::bugs::ClusterBugs;
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{producer_fields_of_header, BatchError, BatchHeader};
 use crate::replication::{
@@ -365,6 +366,8 @@ pub struct Partition {
     /// Whether acknowledged writes are fsynced first (`log.flush.interval.messages=1`): then
     /// truncating below the high watermark can only be a bug, and is asserted against.
     fsync_before_ack: bool,
+    /// Planted bugs (simulator only).
+    bugs: ClusterBugs,
 }
 
 impl Partition {
@@ -460,6 +463,9 @@ impl Partition {
         appended: &Appended,
         timeout: Duration,
     ) -> Result<(), PartitionError> {
+        if ClusterBugs::live(self.bugs.ack_before_isr) {
+            return Ok(()); // the planted bug: acknowledged with the leader's copy alone
+        }
         let mut changed = self.subscribe();
         let wait = async {
             loop {
@@ -557,6 +563,11 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<ReadResult, PartitionError> {
         let hw = self.leader_high_watermark()?;
+        if ClusterBugs::live(self.bugs.fetch_above_hw) {
+            // The planted bug: consumers read to the log end, above what is committed.
+            let end = self.lock().log_end;
+            return self.read_below(offset, max_bytes, end, hw);
+        }
         self.read_below(offset, max_bytes, hw, hw)
     }
 
@@ -809,6 +820,13 @@ impl Partition {
                 {
                     return Err(PartitionError::NotLeader);
                 }
+                // The planted bug: cut one offset below the high watermark (the whole batch
+                // holding it goes).
+                let offset = if ClusterBugs::live(me.bugs.truncate_below_hw) && s.high_watermark > 0 {
+                    offset.min(s.high_watermark - 1)
+                } else {
+                    offset
+                };
                 if offset < s.high_watermark {
                     if me.fsync_before_ack && !s.replica_config.unclean_leader_election {
                         panic!(
@@ -980,6 +998,9 @@ impl Partition {
                     replica_config.replica_lag_time_max_ms,
                     now_ms,
                 )));
+                if let Role::Leader(l) = &mut s.role {
+                    l.plant_hw_from_non_isr(ClusterBugs::live(self.bugs.hw_from_non_isr));
+                }
                 if let Role::Leader(l) = &s.role {
                     s.high_watermark = l.high_watermark();
                 }
@@ -1039,6 +1060,8 @@ fn check_epoch(current_leader_epoch: i32, ours: i32) -> Result<(), PartitionErro
 pub struct LogDefaults {
     pub base: LogConfig,
     pub replica: ReplicaConfig,
+    /// Planted bugs (simulator only), handed to every partition.
+    pub bugs: ClusterBugs,
 }
 
 impl LogDefaults {
@@ -1393,6 +1416,7 @@ impl Partitions {
             appended: Arc::clone(&self.appended),
             disk: Arc::clone(&self.disk),
             fsync_before_ack,
+            bugs: self.defaults.bugs,
         })
     }
 

@@ -6,7 +6,7 @@
 //! consumer: no group membership, generation -1). The consumer decodes uncompressed batches
 //! only; compressed ones are reported and skipped (the tools carry no codecs).
 
-use super::client::{broker_addr, error_name, Client};
+use crate::client::{broker_addr, error_name, Client};
 use crate::protocol::record_batch::{encode_batch, records, RecordBatch, RecordRef};
 use crate::runtime::{self, Clock};
 use bytes::Bytes;

@@ -2,8 +2,8 @@
 //! (committed offset, log end offset and lag per partition), `--reset-offsets` (a dry run
 //! unless `--execute`; only for an inactive group, as in Kafka).
 
-use super::client::{error_name, Client};
 use super::console::{commit_offsets, committed_offsets, list_offsets};
+use crate::client::{error_name, Client};
 use crate::runtime;
 use kafka_protocol::messages::{
     ApiKey, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
@@ -58,7 +58,7 @@ async fn leaders_of(client: &mut Client, topic: &str) -> Result<BTreeMap<i32, St
         .filter_map(|p| {
             Some((
                 p.partition_index,
-                super::client::broker_addr(&m, p.leader_id.0)?,
+                crate::client::broker_addr(&m, p.leader_id.0)?,
             ))
         })
         .collect())

@@ -4,7 +4,7 @@
 
 use kafka_protocol::error::ResponseError;
 pub mod args;
-pub mod client;
+
 pub mod console;
 pub mod groups;
 pub mod perf;
@@ -381,7 +381,7 @@ pub fn leader_election(
 /// `ketch topics --bootstrap-server H:P --list`: every topic name, one per line.
 pub fn list_topics(bootstrap: &str) -> Result<(), String> {
     let m = runtime::block_on(async {
-        client::Client::new(bootstrap, "ketch-topics")
+        crate::client::Client::new(bootstrap, "ketch-topics")
             .metadata(None)
             .await
     })
@@ -402,7 +402,7 @@ pub fn list_topics(bootstrap: &str) -> Result<(), String> {
 pub fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<(), String> {
     let wanted: Option<Vec<String>> = topic.map(|t| vec![t.to_string()]);
     let m = runtime::block_on(async {
-        client::Client::new(bootstrap, "ketch-topics")
+        crate::client::Client::new(bootstrap, "ketch-topics")
             .metadata(wanted.as_deref())
             .await
     })
@@ -414,7 +414,7 @@ pub fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<(), Strin
         if t.error_code != 0 {
             return Err(format!(
                 "Topic '{name}': {} ({})",
-                client::error_name(t.error_code),
+                crate::client::error_name(t.error_code),
                 t.error_code
             ));
         }

@@ -11,7 +11,7 @@
 //! reported (a leader failover shows there). The consumer reads partition 0. Latency is per request, from
 //! send to acknowledgement; every record of a batch shares its batch's latency.
 
-use super::client::{error_name, Client};
+use crate::client::{error_name, Client};
 use crate::protocol::record_batch::{encode_batch, RecordBatch, RecordRef};
 use crate::runtime::{self, Clock};
 use bytes::Bytes;
@@ -55,7 +55,7 @@ async fn partition_leaders(
                 .partitions
                 .iter()
                 .filter_map(|p| {
-                    super::client::broker_addr(&m, p.leader_id.0).map(|a| (p.partition_index, a))
+                    crate::client::broker_addr(&m, p.leader_id.0).map(|a| (p.partition_index, a))
                 })
                 .collect();
             if !leaders.is_empty() && leaders.len() == t.partitions.len() {

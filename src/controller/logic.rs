@@ -8,6 +8,7 @@
 
 use super::image::{ApplyError, MetadataImage, PartitionRegistration};
 use super::records::{topic_id, Endpoint, MetadataRecord};
+use crate::model::bugs::ClusterBugs;
 use kafka_protocol::error::ResponseError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,6 +36,8 @@ pub struct ControllerConfig {
     /// id). Its registration replaces an older incarnation at once, since that one cannot be
     /// alive while this process is the node (anyone else's waits out the old session).
     pub colocated_broker: Option<(i32, String)>,
+    /// Planted bugs (simulator only): `leader_outside_isr`.
+    pub bugs: crate::model::bugs::ClusterBugs,
 }
 
 impl Default for ControllerConfig {
@@ -48,6 +51,7 @@ impl Default for ControllerConfig {
             leader_imbalance_check_interval_ms: 300_000,
             leader_imbalance_per_broker_percentage: 10,
             colocated_broker: None,
+            bugs: Default::default(),
         }
     }
 }
@@ -704,6 +708,17 @@ impl Controller {
                 } else {
                     p.leader
                 };
+                if ClusterBugs::live(self.config.bugs.leader_outside_isr) && p.leader == broker_id {
+                    // The planted bug: a live replica outside the ISR leads (the ISR unchanged).
+                    if let Some(r) = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| unfenced(r) && !isr.contains(r))
+                    {
+                        leader = r;
+                    }
+                }
                 if leader == -1 && self.unclean_allowed(&topic.name) {
                     // Unclean: any live replica, which becomes the whole ISR (what it lacks
                     // is lost).

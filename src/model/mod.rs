@@ -3,6 +3,7 @@
 //!
 //! Depends on nothing else in the crate and does no IO.
 
+pub mod bugs;
 pub mod config;
 pub mod properties;
 mod uuid;

@@ -56,6 +56,8 @@ pub struct LeaderState {
     high_watermark: u64,
     min_isr: usize,
     lag_max_ms: u64,
+    /// Planted bug (simulator only): the high watermark follows the fastest follower.
+    hw_from_non_isr: bool,
 }
 
 impl LeaderState {
@@ -102,9 +104,15 @@ impl LeaderState {
             high_watermark: high_watermark.min(log_end),
             min_isr: min_isr.max(1),
             lag_max_ms,
+            hw_from_non_isr: false,
         };
         state.advance_high_watermark();
         state
+    }
+
+    /// Plants the `hw-from-non-isr` bug (the caller checks the `planted-bugs` feature).
+    pub fn plant_hw_from_non_isr(&mut self, on: bool) {
+        self.hw_from_non_isr = on;
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -178,7 +186,17 @@ impl LeaderState {
         if isr.len() < self.min_isr || !isr.contains(&self.node_id) {
             return false;
         }
-        let candidate = isr.iter().map(|r| self.log_end_of(*r)).min().unwrap_or(0);
+        let mut candidate = isr.iter().map(|r| self.log_end_of(*r)).min().unwrap_or(0);
+        if self.hw_from_non_isr {
+            // The planted bug: the fastest follower, in the ISR or not, is enough.
+            let fastest = self
+                .followers
+                .values()
+                .filter_map(|f| f.log_end)
+                .max()
+                .unwrap_or(0);
+            candidate = candidate.max(fastest.min(self.leader_end));
+        }
         assert!(
             candidate <= self.leader_end,
             "high watermark candidate beyond the leader's log end"

@@ -82,7 +82,11 @@ pub async fn commit(
     }
     let now = broker.clock.wall_ms() as u64;
     let writes = c.inner.core.commit_writes(&group_id, &offsets, now);
-    let stored = broker.groups.append(broker, &mut c.inner, &writes).await;
+    let mut stored = broker.groups.append(broker, &mut c.inner, &writes).await;
+    if crate::model::bugs::ClusterBugs::live(broker.config.bugs.commit_before_append) {
+        // The planted bug: the commit is answered as stored whatever became of its record.
+        stored = Ok(());
+    }
     if stored.is_ok() {
         c.inner.core.apply_commit(&group_id, &offsets, now);
     }

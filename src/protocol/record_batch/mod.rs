@@ -284,6 +284,17 @@ pub fn set_control(batch: &mut [u8]) {
     batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Makes a batch an idempotent producer's (id, epoch, base sequence) and fixes its CRC: what
+/// the simulator's producers send. The caller passes a whole batch header.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    batch[OFF_PRODUCER_ID..OFF_PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[OFF_PRODUCER_EPOCH..OFF_PRODUCER_EPOCH + 2]
+        .copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[OFF_BASE_SEQUENCE..OFF_BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[OFF_ATTRIBUTES..]);
+    batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Builds a v2 batch byte by byte from the specification: the fields given, uncompressed
 /// records each with the given key and value and no headers. Used by tests, the simulator and
 /// benchmarks.

@@ -1,6 +1,7 @@
-//! A minimal Kafka client for the command-line tools: one connection per broker address, one
-//! request at a time, Kafka's own messages through `kafka-protocol`. Not a library client:
-//! no retries beyond trying each bootstrap address, no pipelining.
+//! A minimal Kafka client for the command-line tools and the simulator's clients: one connection
+//! per broker address, one request at a time, Kafka's own messages through `kafka-protocol`,
+//! over `runtime::net` (so madsim's TCP in the simulator). Not a library client: no retries
+//! beyond trying each bootstrap address, no pipelining.
 
 use crate::protocol::frame::{decode_response, encode_request};
 use crate::runtime::net::TcpStream;
@@ -37,6 +38,16 @@ impl Client {
             client_id: client_id.to_string(),
             timeout: Duration::from_secs(30),
         }
+    }
+
+    /// How long one exchange (request and answer) may take; 30 s unless set.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Forgets every connection (the next request to an address connects again).
+    pub fn disconnect(&mut self) {
+        self.connections.clear();
     }
 
     /// One request to the broker at `addr`.

@@ -1,0 +1,1410 @@
+//! The cluster simulation: whole `ketch server` nodes (quorum, controller, broker, replication,
+//! groups) started through `ketch::node::run` on madsim TCP with a [`SimDisk`] and a skewed clock
+//! each, and simulated Kafka clients on a node of their own that talk to the brokers' client
+//! listeners as real clients do: an admin creating the topic, idempotent acks=all producers that
+//! retry the same batch until it is acknowledged, a plain acks=1 producer, and a consumer that
+//! reads every partition from its leader and commits its positions in a group.
+//!
+//! Each seed draws its own mix (printed first): node count, separate controllers or combined
+//! nodes, partitions, replication factor, `min.insync.replicas`, flush mode, segment size,
+//! timeouts, fault rates. Faults: power loss (unsynced writes lost or torn) and process crashes
+//! (page cache kept), one-way and symmetric link clogs, isolating a partition leader or the active
+//! controller, pauses past the session and lag timeouts, clock skew, drift and jumps, fsync errors
+//! and ENOSPC (the node stops; the supervisor restarts it as an operator would).
+//!
+//! Checked while it runs: at most one leader per partition leader epoch as Metadata shows it, the
+//! leader in the ISR and the ISR within the replicas; at most one active controller per epoch; a
+//! consumer never reads at or above the high watermark its fetch reported, never sees a
+//! partition's records out of order, and never sees two values at one offset; a committed group
+//! offset never reads back lower than one acknowledged earlier. Then everything heals, and within
+//! [`LIVENESS_BOUND`] every partition has a leader and a full ISR on every broker's Metadata, the
+//! producers' pending writes complete and the consumer catches up. The final logs (read from the
+//! leaders) must hold every acknowledged acks=all write at its acknowledged offset, each value
+//! once, offsets contiguous from 0, and every record a consumer saw.
+//!
+//! Durability rules, as the README states them: with `log.flush.interval.messages=1` nothing
+//! acknowledged may ever be lost. With the page cache (the default) a write may be lost only if
+//! its leader and at least `min.insync.replicas` nodes lost power after it was acknowledged (a
+//! necessary condition for every replica that held it to have lost it); the checker excuses such a
+//! loss, counts it, and flags every other.
+
+use crate::kafka::{self, View, NETWORK};
+use crate::{fnv, Report};
+use bytes::Bytes;
+use ketch::client::Client;
+use ketch::model::bugs::ClusterBugs;
+use ketch::model::config::ServerConfig;
+use ketch::model::Uuid;
+use ketch::node::{self, NodeEnv};
+use ketch::protocol::record_batch::{build_batch, set_producer};
+use ketch::quorum::QuorumStatus;
+use ketch::raft::{Epoch, Role};
+use ketch::runtime::{Clock, Disk, DiskFaults, SimDisk};
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, Runtime};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+pub struct Options {
+    pub seed: u64,
+    pub duration_s: u64,
+    pub verbose: bool,
+    pub bugs: ClusterBugs,
+}
+
+/// After healing: every partition led with a full ISR, pending writes done and the consumer
+/// caught up within this much virtual time. It covers a restarted node's recovery and
+/// registration, the broker session timeout (at most 6 s) for a fencing still under way, three
+/// election rounds (at most 3 × 2 × 1 s), the follower catching up and its ISR expansion going
+/// through the controller, and the producers' retry backoff.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+const CLUSTER_ID: &str = "Y2x1c3Rlci1zaW11bGF0aW8";
+const CONTROLLER_PORT: u16 = 9093;
+const CLIENT_PORT: u16 = 9092;
+
+/// What one seed runs: drawn from the seed alone.
+#[derive(Clone, Debug)]
+pub struct Mix {
+    /// Controller (voter) count; the first nodes.
+    pub voters: usize,
+    /// Nodes with the broker role.
+    pub brokers: usize,
+    /// Controllers are controller-only nodes (else the voters are combined nodes).
+    pub separate: bool,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub min_insync: i16,
+    /// `log.flush.interval.messages=1`: every replica fsyncs before it counts a write.
+    pub fsync: bool,
+    pub segment_bytes: u64,
+    pub election_timeout_ms: u64,
+    pub session_timeout_ms: u64,
+    pub lag_max_ms: u64,
+    pub producers: usize,
+    pub crash_p: f64,
+    /// Of the crashes, the share that are power losses (the rest keep the page cache).
+    pub power_share: f64,
+    pub clog_p: f64,
+    pub pause_p: f64,
+    pub jump_p: f64,
+    pub disk_faults: DiskFaults,
+    /// Each node's clock: (wall offset ms, drift ppm).
+    pub skews: Vec<(i64, i64)>,
+}
+
+impl Mix {
+    pub fn draw(seed: u64) -> Mix {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC1_0573);
+        let separate = rng.gen_bool(0.2);
+        let (voters, brokers) = if separate {
+            (3, 3)
+        } else {
+            let brokers = rng.gen_range(3..=5);
+            let voters = if brokers == 5 && rng.gen_bool(0.5) {
+                5
+            } else {
+                3
+            };
+            (voters, brokers)
+        };
+        let replication_factor = if rng.gen_bool(0.8) { 3 } else { 2 };
+        let min_insync = if rng.gen_bool(0.75) { 2 } else { 1 };
+        let nodes = if separate { voters + brokers } else { brokers };
+        let fault_heavy = rng.gen_bool(0.5);
+        let scale = if fault_heavy { 1.0 } else { 0.4 };
+        let disk_faults = if rng.gen_bool(0.15) {
+            DiskFaults {
+                fsync_error_ppm: rng.gen_range(0..300),
+                enospc_ppm: rng.gen_range(0..100),
+                read_bitflip_ppm: 0,
+            }
+        } else {
+            DiskFaults::default()
+        };
+        Mix {
+            voters,
+            brokers,
+            separate,
+            partitions: rng.gen_range(1..=4),
+            replication_factor,
+            min_insync,
+            fsync: rng.gen_bool(0.5),
+            segment_bytes: if rng.gen_bool(0.5) {
+                rng.gen_range(2_048..16_384)
+            } else {
+                1 << 20
+            },
+            election_timeout_ms: if rng.gen_bool(0.5) {
+                1_000
+            } else {
+                rng.gen_range(300..1_000)
+            },
+            session_timeout_ms: rng.gen_range(2_000..6_000),
+            lag_max_ms: rng.gen_range(1_000..10_000),
+            producers: rng.gen_range(1..=3),
+            crash_p: rng.gen_range(0.005..0.04) * scale,
+            power_share: rng.gen_range(0.0..1.0),
+            clog_p: rng.gen_range(0.0..0.05) * scale,
+            pause_p: rng.gen_range(0.0..0.02) * scale,
+            jump_p: if rng.gen_bool(0.5) { 0.01 } else { 0.0 },
+            disk_faults,
+            skews: (0..nodes)
+                .map(|_| (rng.gen_range(-5_000..5_000), rng.gen_range(-30_000..30_000)))
+                .collect(),
+        }
+    }
+
+    pub fn nodes(&self) -> usize {
+        if self.separate {
+            self.voters + self.brokers
+        } else {
+            self.brokers
+        }
+    }
+
+    fn is_broker(&self, i: usize) -> bool {
+        !self.separate || i >= self.voters
+    }
+
+    fn is_voter(&self, i: usize) -> bool {
+        i < self.voters
+    }
+}
+
+impl fmt::Display for Mix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} voters, {} brokers; topic of {} partitions RF={} min.insync={}; {}; segments {} B; election {} ms, session {} ms, lag {} ms; {} idempotent producers; crash p={:.3} ({:.0}% power loss), clog p={:.3}, pause p={:.3}, clock jumps p={}, fsync EIO {} ppm, ENOSPC {} ppm",
+            if self.separate { "separate:" } else { "combined:" },
+            self.voters,
+            self.brokers,
+            self.partitions,
+            self.replication_factor,
+            self.min_insync,
+            if self.fsync { "fsync per write" } else { "page cache" },
+            self.segment_bytes,
+            self.election_timeout_ms,
+            self.session_timeout_ms,
+            self.lag_max_ms,
+            self.producers,
+            self.crash_p,
+            self.power_share * 100.0,
+            self.clog_p,
+            self.pause_p,
+            self.jump_p,
+            self.disk_faults.fsync_error_ppm,
+            self.disk_faults.enospc_ppm,
+        )
+    }
+}
+
+/// An acknowledged record.
+#[derive(Clone, Debug)]
+struct Ack {
+    partition: i32,
+    /// -1 when the broker acknowledged a retry as a duplicate without its offset.
+    offset: i64,
+    value: String,
+    at_ms: u64,
+    /// The node id the write was sent to (its leader).
+    leader: i32,
+    acks_all: bool,
+}
+
+/// A commit the coordinator acknowledged.
+#[derive(Clone, Debug)]
+struct CommitAck {
+    offset: i64,
+    at_ms: u64,
+    coordinator: String,
+}
+
+struct Shared {
+    mix: Mix,
+    verbose: bool,
+    start: Option<madsim::time::Instant>,
+    trace: u64,
+    events: u64,
+    violations: Vec<String>,
+    disks: Vec<SimDisk>,
+    clocks: Vec<Clock>,
+    incarnation: Vec<u64>,
+    /// The node's process ended by itself (a disk error stops it): the supervisor restarts it.
+    stopped: Vec<bool>,
+    /// When each node lost power (ms since the start).
+    power_losses: Vec<Vec<u64>>,
+    crashes: u64,
+    /// Active controller per quorum epoch.
+    controllers: BTreeMap<Epoch, usize>,
+    /// (partition, leader epoch) → leader, from every Metadata answer seen.
+    leaders: BTreeMap<(i32, i32), i32>,
+    topic_ready: bool,
+    /// When everything was healed (virtual time since the start): the liveness phase begins.
+    healed_at: Option<Duration>,
+    checks_done: bool,
+    stop_producing: bool,
+    stop_consuming: bool,
+    producers_running: usize,
+    acked: Vec<Ack>,
+    /// What the consumer read: partition → offset → value.
+    polled: BTreeMap<i32, BTreeMap<i64, String>>,
+    /// The consumer's position per partition.
+    consumed: BTreeMap<i32, i64>,
+    /// Acknowledged commits per partition, in order.
+    commits: BTreeMap<i32, Vec<CommitAck>>,
+    commit_checks: u64,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    produce_attempts: u64,
+    produce_errors: u64,
+    producer_resets: u64,
+    records_polled: u64,
+    out_of_range: u64,
+    excused_losses: u64,
+    clogs: u64,
+    pauses: u64,
+    disk_stops: u64,
+}
+
+type World = Arc<Mutex<Shared>>;
+
+fn lock(world: &World) -> MutexGuard<'_, Shared> {
+    world.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn ip(i: usize) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, i as u8 + 1))
+}
+
+fn client_ip() -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, 1))
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.start.map_or(0, |s| s.elapsed().as_millis() as u64)
+    }
+
+    fn event(&mut self, node: usize, what: &str) {
+        self.events += 1;
+        self.trace = fnv(self.trace, what.as_bytes());
+        self.trace = fnv(self.trace, &(node as u64).to_le_bytes());
+        if self.verbose {
+            println!("{:>8} ms n{} {what}", self.now_ms(), node + 1);
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        self.event(usize::MAX, &format!("VIOLATION {what}"));
+        self.violations.push(what);
+    }
+
+    /// Whether losing a write acknowledged at `at_ms` by node id `leader` is allowed by the
+    /// durability rules: page cache only, and its leader and at least `min.insync.replicas`
+    /// nodes lost power since.
+    fn loss_excused(&self, leader: i32, at_ms: u64) -> bool {
+        if self.mix.fsync {
+            return false;
+        }
+        let lost: BTreeSet<usize> = (0..self.power_losses.len())
+            .filter(|i| self.power_losses[*i].iter().any(|t| *t >= at_ms))
+            .collect();
+        let leader_lost = usize::try_from(leader - 1).is_ok_and(|l| lost.contains(&l));
+        leader_lost && lost.len() >= self.mix.min_insync as usize
+    }
+
+    /// Metadata as a client saw it: one leader per leader epoch, the leader in the ISR, the ISR
+    /// within the replicas.
+    fn observe_view(&mut self, from: &str, v: &View) {
+        for (p, pv) in &v.partitions {
+            if pv.error != 0 || pv.leader < 0 {
+                continue;
+            }
+            match self.leaders.get(&(*p, pv.leader_epoch)) {
+                Some(l) if *l != pv.leader => {
+                    let l = *l;
+                    self.violation(format!(
+                        "partition {p}: two leaders in leader epoch {}: {l} and {} (Metadata from {from})",
+                        pv.leader_epoch, pv.leader
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.leaders.insert((*p, pv.leader_epoch), pv.leader);
+                    let what = format!(
+                        "partition {p}: leader {} at epoch {}, ISR {:?}",
+                        pv.leader, pv.leader_epoch, pv.isr
+                    );
+                    self.event(usize::MAX, &what);
+                }
+            }
+            if !pv.isr.contains(&pv.leader) {
+                self.violation(format!(
+                    "partition {p}: leader {} outside the ISR {:?} at epoch {} (Metadata from {from})",
+                    pv.leader, pv.isr, pv.leader_epoch
+                ));
+            }
+            if let Some(r) = pv.isr.iter().find(|r| !pv.replicas.contains(r)) {
+                self.violation(format!(
+                    "partition {p}: ISR member {r} not a replica {:?} (Metadata from {from})",
+                    pv.replicas
+                ));
+            }
+        }
+    }
+
+    fn observe_quorum(&mut self, i: usize, s: &QuorumStatus) {
+        if s.role != Role::Leader {
+            return;
+        }
+        match self.controllers.get(&s.epoch) {
+            Some(c) if *c != i => {
+                let c = *c;
+                self.violation(format!(
+                    "two active controllers in epoch {}: nodes {} and {}",
+                    s.epoch,
+                    c + 1,
+                    i + 1
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.controllers.insert(s.epoch, i);
+                self.event(i, &format!("active controller of epoch {}", s.epoch));
+            }
+        }
+    }
+
+    /// A consumer's fetch answer: records below the reported high watermark, in order, one value
+    /// per offset across all fetches.
+    fn observe_fetch(&mut self, p: i32, from_offset: i64, f: &kafka::Fetched) {
+        if let Some(e) = &f.malformed {
+            self.violation(format!(
+                "partition {p}: malformed batch in a fetch answer: {e}"
+            ));
+        }
+        let mut last = -1i64;
+        for (offset, value) in &f.records {
+            if *offset >= f.high_watermark {
+                self.violation(format!(
+                    "partition {p}: consumer read offset {offset} at or above the high watermark {} the same fetch reported",
+                    f.high_watermark
+                ));
+            }
+            if *offset <= last {
+                self.violation(format!(
+                    "partition {p}: records out of order in one fetch: {offset} after {last}"
+                ));
+            }
+            last = *offset;
+            if *offset < from_offset {
+                continue; // the head of the batch holding the position
+            }
+            self.counts.records_polled += 1;
+            let seen = self.polled.entry(p).or_default();
+            match seen.get(offset) {
+                Some(v) if v != value => {
+                    let v = v.clone();
+                    self.violation(format!(
+                        "partition {p}: offset {offset} read as {v} and later as {value}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(*offset, value.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The node's `server.properties`, from Kafka's keys.
+fn node_config(mix: &Mix, i: usize) -> Result<ServerConfig, String> {
+    let quorum: Vec<String> = (0..mix.voters)
+        .map(|v| format!("{}@{}:{CONTROLLER_PORT}", v + 1, ip(v)))
+        .collect();
+    let (roles, listeners) = match (mix.is_voter(i), mix.is_broker(i)) {
+        (true, true) => (
+            "broker,controller",
+            format!("PLAINTEXT://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT}"),
+        ),
+        (true, false) => ("controller", format!("CONTROLLER://:{CONTROLLER_PORT}")),
+        _ => ("broker", format!("PLAINTEXT://:{CLIENT_PORT}")),
+    };
+    let mut text = format!(
+        "process.roles={roles}\nnode.id={}\ncontroller.quorum.voters={}\nlisteners={listeners}\n\
+         controller.listener.names=CONTROLLER\nlog.dirs=/data\n\
+         controller.quorum.election.timeout.ms={}\ncontroller.quorum.fetch.timeout.ms={}\n\
+         broker.heartbeat.interval.ms=300\nbroker.session.timeout.ms={}\n\
+         min.insync.replicas={}\ndefault.replication.factor={}\nreplica.lag.time.max.ms={}\n\
+         offsets.topic.num.partitions=2\noffsets.topic.replication.factor={}\n\
+         log.segment.bytes={}\ngroup.initial.rebalance.delay.ms=0\nauto.create.topics.enable=false\n\
+         metadata.log.segment.bytes=16384\n",
+        i + 1,
+        quorum.join(","),
+        mix.election_timeout_ms,
+        2 * mix.election_timeout_ms,
+        mix.session_timeout_ms,
+        mix.min_insync,
+        mix.replication_factor,
+        mix.lag_max_ms,
+        mix.replication_factor,
+        mix.segment_bytes,
+    );
+    if mix.is_broker(i) {
+        text.push_str(&format!(
+            "advertised.listeners=PLAINTEXT://{}:{CLIENT_PORT}\n",
+            ip(i)
+        ));
+    }
+    if mix.fsync {
+        text.push_str("log.flush.interval.messages=1\n");
+    }
+    ServerConfig::parse(&text)
+        .map(|(config, _)| config)
+        .map_err(|e| e.to_string())
+}
+
+async fn node_main(world: World, i: usize, seed: u64, bugs: ClusterBugs) {
+    let (disk, clock, incarnation, config) = {
+        let mut w = lock(&world);
+        w.incarnation[i] += 1;
+        w.stopped[i] = false;
+        let inc = w.incarnation[i];
+        w.event(i, &format!("start #{inc}"));
+        let config = node_config(&w.mix, i);
+        (w.disks[i].clone(), w.clocks[i].clone(), inc, config)
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            let mut w = lock(&world);
+            w.violation(format!(
+                "node {}: the simulator's config is refused: {e}",
+                i + 1
+            ));
+            return;
+        }
+    };
+    let disk: Arc<dyn Disk> = Arc::new(disk);
+    let dir_id = Uuid::from_random([i as u8 + 11; 16]);
+    if let Err(e) = node::format_storage(&disk, &config, CLUSTER_ID, true, || Ok(dir_id)) {
+        let mut w = lock(&world);
+        w.event(i, &format!("cannot format: {e}"));
+        w.stopped[i] = true;
+        return;
+    }
+    let observer_world = Arc::clone(&world);
+    let env = NodeEnv {
+        disk,
+        clock,
+        seed: seed ^ (i as u64) << 40 ^ incarnation << 20,
+        incarnation_id: uuid::Uuid::from_u64_pair(seed ^ i as u64, incarnation),
+        observer: Some(Arc::new(move |s: &QuorumStatus| {
+            lock(&observer_world).observe_quorum(i, s)
+        })),
+        proposals: None,
+        quorum_bugs: Default::default(),
+        bugs,
+    };
+    let outcome = node::run(config, env, std::future::pending()).await;
+    let mut w = lock(&world);
+    match outcome {
+        Ok(()) => w.event(i, "stopped"),
+        Err(e) => w.event(i, &format!("stopped: {e}")),
+    }
+    w.stopped[i] = true;
+}
+
+fn bootstrap(mix: &Mix) -> String {
+    (0..mix.nodes())
+        .filter(|i| mix.is_broker(*i))
+        .map(|i| format!("{}:{CLIENT_PORT}", ip(i)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn new_client(world: &World, name: &str) -> Client {
+    let mix = lock(world).mix.clone();
+    let mut c = Client::new(&bootstrap(&mix), name);
+    c.set_timeout(Duration::from_secs(5));
+    c
+}
+
+/// Metadata from any broker, observed by the checker.
+async fn refresh(world: &World, client: &mut Client) -> Option<View> {
+    let v = kafka::metadata(client, None).await.ok()?;
+    lock(world).observe_view("a bootstrap broker", &v);
+    Some(v)
+}
+
+async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+async fn admin(world: World) {
+    let mut client = new_client(&world, "sim-admin");
+    let (partitions, rf) = {
+        let w = lock(&world);
+        (w.mix.partitions, w.mix.replication_factor)
+    };
+    loop {
+        let code = kafka::create_topic(&mut client, partitions, rf).await;
+        // 36: TOPIC_ALREADY_EXISTS (an earlier attempt that timed out went through).
+        if code == 0 || code == 36 {
+            break;
+        }
+        sleep_ms(200).await;
+    }
+    // Usable once every partition has a leader.
+    loop {
+        if let Some(v) = refresh(&world, &mut client).await {
+            if v.partitions.len() == partitions as usize
+                && v.partitions.values().all(|p| p.error == 0 && p.leader >= 0)
+            {
+                let mut w = lock(&world);
+                w.topic_ready = true;
+                w.event(usize::MAX, "topic ready");
+                return;
+            }
+        }
+        sleep_ms(100).await;
+    }
+}
+
+fn retriable(code: i16) -> bool {
+    // NETWORK, UNKNOWN_TOPIC_OR_PARTITION 3, LEADER_NOT_AVAILABLE 5, NOT_LEADER_OR_FOLLOWER 6,
+    // REQUEST_TIMED_OUT 7, NOT_ENOUGH_REPLICAS 19 / _AFTER_APPEND 20, KAFKA_STORAGE_ERROR 56,
+    // FENCED / UNKNOWN_LEADER_EPOCH 74 / 75, COORDINATOR_NOT_AVAILABLE 15, NOT_COORDINATOR 16,
+    // COORDINATOR_LOAD_IN_PROGRESS 14.
+    matches!(
+        code,
+        NETWORK | 3 | 5 | 6 | 7 | 14 | 15 | 16 | 19 | 20 | 56 | 74 | 75
+    )
+}
+
+async fn init_producer(world: &World, client: &mut Client) -> Option<(i64, i16)> {
+    loop {
+        let (code, pid, epoch) = kafka::init_producer_id(client).await;
+        if code == 0 {
+            return Some((pid, epoch));
+        }
+        if lock(world).stop_producing {
+            return None;
+        }
+        sleep_ms(200).await;
+    }
+}
+
+/// An idempotent acks=all producer: one batch in flight, retried with the same sequence until it
+/// is acknowledged, as Kafka's producer does with `enable.idempotence=true`.
+async fn idempotent_producer(world: World, k: usize, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1D3 ^ (k as u64) << 32);
+    let mut client = new_client(&world, &format!("sim-idempotent-{k}"));
+    let partitions = lock(&world).mix.partitions;
+    let Some((mut pid, mut epoch)) = init_producer(&world, &mut client).await else {
+        lock(&world).producers_running -= 1;
+        return;
+    };
+    let mut sequences: BTreeMap<i32, i32> = BTreeMap::new();
+    let mut view = View::default();
+    for n in 0u64.. {
+        if lock(&world).stop_producing {
+            break;
+        }
+        let p = ((n as usize + k) % partitions as usize) as i32;
+        let count = rng.gen_range(1..=3usize);
+        let values: Vec<String> = (0..count).map(|j| format!("i{k}-{n}-{j}")).collect();
+        let recs: Vec<(Option<&[u8]>, &[u8])> =
+            values.iter().map(|v| (None, v.as_bytes())).collect();
+        let plain = build_batch(0, 1_700_000_000_000 + n as i64, &recs);
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            let mut batch = plain.clone();
+            let seq = *sequences.get(&p).unwrap_or(&0);
+            set_producer(&mut batch, pid, epoch, seq);
+            let Some((addr, leader, _)) = view.leader_addr(p) else {
+                if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+                sleep_ms(rng.gen_range(50..200)).await;
+                continue;
+            };
+            lock(&world).counts.produce_attempts += 1;
+            let (code, base) = kafka::produce(&mut client, &addr, p, -1, Bytes::from(batch)).await;
+            match code {
+                0 | 46 => {
+                    let mut w = lock(&world);
+                    let at_ms = w.now_ms();
+                    for (j, value) in values.iter().enumerate() {
+                        w.acked.push(Ack {
+                            partition: p,
+                            offset: if code == 0 && base >= 0 {
+                                base + j as i64
+                            } else {
+                                -1
+                            },
+                            value: value.clone(),
+                            at_ms,
+                            leader,
+                            acks_all: true,
+                        });
+                    }
+                    let what = format!("p{p}: {} acked at {base} (attempt {attempt})", values[0]);
+                    w.event(usize::MAX, &what);
+                    sequences.insert(p, seq + count as i32);
+                    break;
+                }
+                // OUT_OF_ORDER_SEQUENCE_NUMBER 45, INVALID_PRODUCER_EPOCH 47,
+                // UNKNOWN_PRODUCER_ID 59: the producer's state on the leader is not what this
+                // producer holds. A real client resets its id; the batch was not appended.
+                45 | 47 | 59 => {
+                    {
+                        let mut w = lock(&world);
+                        w.counts.producer_resets += 1;
+                        w.event(usize::MAX, &format!("producer {k}: error {code}, new id"));
+                    }
+                    let Some((p2, e2)) = init_producer(&world, &mut client).await else {
+                        break;
+                    };
+                    (pid, epoch) = (p2, e2);
+                    sequences.clear();
+                }
+                _ => {
+                    {
+                        let mut w = lock(&world);
+                        w.counts.produce_errors += 1;
+                        if !retriable(code) {
+                            w.event(usize::MAX, &format!("produce error {code}"));
+                        }
+                    }
+                    sleep_ms(rng.gen_range(20..200)).await;
+                    if let Some(v) = refresh(&world, &mut client).await {
+                        view = v;
+                    }
+                }
+            }
+        }
+        sleep_ms(rng.gen_range(5..40)).await;
+    }
+    lock(&world).producers_running -= 1;
+}
+
+/// A plain acks=1 producer: each batch sent once, no retries. Its acknowledged records may be
+/// lost on failover (acks=1), but one found in the final log must be at its acknowledged offset.
+async fn plain_producer(world: World, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xA1);
+    let mut client = new_client(&world, "sim-acks1");
+    let partitions = lock(&world).mix.partitions;
+    let mut view = View::default();
+    for n in 0u64.. {
+        if lock(&world).stop_producing {
+            break;
+        }
+        let p = (n % partitions as u64) as i32;
+        let value = format!("a-{n}");
+        let batch = build_batch(0, 1_700_000_000_000, &[(None, value.as_bytes())]);
+        match view.leader_addr(p) {
+            None => {
+                if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+            }
+            Some((addr, leader, _)) => {
+                let (code, base) =
+                    kafka::produce(&mut client, &addr, p, 1, Bytes::from(batch)).await;
+                if code == 0 {
+                    let mut w = lock(&world);
+                    let at_ms = w.now_ms();
+                    w.acked.push(Ack {
+                        partition: p,
+                        offset: base,
+                        value,
+                        at_ms,
+                        leader,
+                        acks_all: false,
+                    });
+                } else if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+            }
+        }
+        sleep_ms(rng.gen_range(10..80)).await;
+    }
+    lock(&world).producers_running -= 1;
+}
+
+/// Reads every partition from its leader, following leader changes, and commits its positions
+/// in the group every few hundred ms; reads the group's offsets back every second.
+async fn consumer(world: World, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0);
+    let mut client = new_client(&world, "sim-consumer");
+    let mut coordinator_client = new_client(&world, "sim-committer");
+    let partitions = lock(&world).mix.partitions;
+    let mut positions: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    let mut view = View::default();
+    let mut coordinator: Option<String> = None;
+    let mut last_commit_ms = 0u64;
+    let mut last_check_ms = 0u64;
+    loop {
+        if lock(&world).stop_consuming {
+            return;
+        }
+        for p in 0..partitions {
+            let Some((addr, _, epoch)) = view.leader_addr(p) else {
+                if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+                sleep_ms(50).await;
+                continue;
+            };
+            let position = positions[&p];
+            let f = kafka::fetch(&mut client, &addr, p, position, epoch, 100).await;
+            {
+                let mut w = lock(&world);
+                match f.error {
+                    0 => {
+                        w.observe_fetch(p, position, &f);
+                        if let Some((last, _)) = f.records.last() {
+                            if *last >= position {
+                                positions.insert(p, last + 1);
+                            }
+                        }
+                        w.consumed.insert(p, positions[&p]);
+                    }
+                    1 => {
+                        // OFFSET_OUT_OF_RANGE at a position below a high watermark the cluster
+                        // reported: a real consumer would reset (skip or re-read) here.
+                        w.counts.out_of_range += 1;
+                        let what = format!(
+                            "partition {p}: OFFSET_OUT_OF_RANGE at position {position} from {addr}"
+                        );
+                        w.event(usize::MAX, &what);
+                    }
+                    _ => {}
+                }
+            }
+            if f.error != 0 {
+                sleep_ms(rng.gen_range(20..100)).await;
+                if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+            }
+        }
+        let now = lock(&world).now_ms();
+        if now >= last_commit_ms + 300 {
+            last_commit_ms = now;
+            let addr = match &coordinator {
+                Some(a) => a.clone(),
+                None => {
+                    let (code, a) = kafka::find_coordinator(&mut coordinator_client).await;
+                    if code != 0 {
+                        continue;
+                    }
+                    coordinator = Some(a.clone());
+                    a
+                }
+            };
+            let codes = kafka::commit(&mut coordinator_client, &addr, &positions).await;
+            let mut w = lock(&world);
+            let at_ms = w.now_ms();
+            for (p, code) in &codes {
+                if *code == 0 {
+                    let offset = positions[p];
+                    w.commits.entry(*p).or_default().push(CommitAck {
+                        offset,
+                        at_ms,
+                        coordinator: addr.clone(),
+                    });
+                } else {
+                    coordinator = None;
+                }
+            }
+        }
+        if now >= last_check_ms + 1_000 {
+            last_check_ms = now;
+            if let Some(addr) = coordinator.clone() {
+                let wanted: Vec<i32> = (0..partitions).collect();
+                // What was acknowledged before the request went out must be there.
+                let before: BTreeMap<i32, CommitAck> = {
+                    let w = lock(&world);
+                    w.commits
+                        .iter()
+                        .filter_map(|(p, l)| {
+                            l.iter().max_by_key(|c| c.offset).map(|c| (*p, c.clone()))
+                        })
+                        .collect()
+                };
+                let (code, got) = kafka::committed(&mut coordinator_client, &addr, &wanted).await;
+                if code == 0 {
+                    let mut w = lock(&world);
+                    w.commit_checks += 1;
+                    for (p, acked) in &before {
+                        let Some((pcode, offset)) = got.get(p) else {
+                            continue;
+                        };
+                        if *pcode == 0 && *offset < acked.offset {
+                            let leader = acked
+                                .coordinator
+                                .split(':')
+                                .next()
+                                .and_then(|h| h.rsplit('.').next())
+                                .and_then(|n| n.parse::<i32>().ok())
+                                .unwrap_or(-1);
+                            if w.loss_excused(leader, acked.at_ms) {
+                                w.counts.excused_losses += 1;
+                            } else {
+                                w.violation(format!(
+                                    "group offset of partition {p} reads {offset} from {addr} after {} was acknowledged by {} at {} ms",
+                                    acked.offset, acked.coordinator, acked.at_ms
+                                ));
+                            }
+                        }
+                    }
+                } else {
+                    coordinator = None;
+                }
+            }
+        }
+        sleep_ms(rng.gen_range(5..30)).await;
+    }
+}
+
+async fn clients(world: World, seed: u64) {
+    madsim::task::spawn(admin(Arc::clone(&world)));
+    while !lock(&world).topic_ready {
+        sleep_ms(50).await;
+    }
+    let producers = lock(&world).mix.producers;
+    lock(&world).producers_running = producers + 1;
+    for k in 0..producers {
+        madsim::task::spawn(idempotent_producer(Arc::clone(&world), k, seed));
+    }
+    madsim::task::spawn(plain_producer(Arc::clone(&world), seed));
+    madsim::task::spawn(consumer(Arc::clone(&world), seed));
+    let healed = loop {
+        if let Some(t) = lock(&world).healed_at {
+            break t;
+        }
+        sleep_ms(50).await;
+    };
+    let (start, mix) = {
+        let w = lock(&world);
+        (w.start, w.mix.clone())
+    };
+    if let Some(start) = start {
+        liveness_and_final_checks(&world, healed, start, &mix).await;
+    }
+    lock(&world).checks_done = true;
+    std::future::pending::<()>().await;
+}
+
+/// The most recent leader a client saw for each partition.
+fn known_leaders(w: &Shared) -> BTreeMap<i32, i32> {
+    let mut out = BTreeMap::new();
+    for ((p, _), l) in &w.leaders {
+        out.insert(*p, *l); // ordered by epoch: the last one wins
+    }
+    out
+}
+
+fn power_off(world: &World, handle: &Handle, id: madsim::task::NodeId, i: usize, why: &str) {
+    handle.kill(id);
+    let mut w = lock(world);
+    w.crashes += 1;
+    w.disks[i].crash();
+    let now = w.now_ms();
+    w.power_losses[i].push(now);
+    w.event(i, &format!("power loss ({why})"));
+}
+
+async fn supervise(world: World, seed: u64, duration_s: u64, bugs: ClusterBugs) {
+    #[allow(clippy::disallowed_methods)] // madsim's virtual clock
+    let start = madsim::time::Instant::now();
+    let mix = {
+        let mut w = lock(&world);
+        w.start = Some(start);
+        w.clocks = w
+            .mix
+            .skews
+            .iter()
+            .map(|(offset_ms, drift_ppm)| Clock::skewed(*offset_ms, *drift_ppm))
+            .collect();
+        w.mix.clone()
+    };
+    let handle = Handle::current();
+    let net = NetSim::current();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5E_4515);
+    let nodes = mix.nodes();
+    let mut ids = Vec::new();
+    for i in 0..nodes {
+        let w = Arc::clone(&world);
+        let node = handle
+            .create_node()
+            .name(format!("n{}", i + 1))
+            .ip(ip(i))
+            .init(move || node_main(Arc::clone(&w), i, seed, bugs))
+            .build();
+        ids.push(node.id());
+    }
+    {
+        let w = Arc::clone(&world);
+        handle
+            .create_node()
+            .name("clients")
+            .ip(client_ip())
+            .init(move || clients(Arc::clone(&w), seed))
+            .build();
+    }
+    // Disk faults start once the cluster had a moment to form (a node that fails its very
+    // first fsync only tests the restart loop).
+    let mut disk_faults_on = false;
+    let mut down_until: Vec<Option<Duration>> = vec![None; nodes];
+    let mut paused_until: Vec<Option<Duration>> = vec![None; nodes];
+    let mut clogged: BTreeSet<(usize, usize)> = BTreeSet::new();
+    while start.elapsed() < Duration::from_secs(duration_s) {
+        sleep_ms(rng.gen_range(20..120)).await;
+        let now = start.elapsed();
+        if !disk_faults_on && now > Duration::from_secs(3) {
+            disk_faults_on = true;
+            for d in &lock(&world).disks {
+                d.set_faults(mix.disk_faults);
+            }
+        }
+        for i in 0..nodes {
+            if down_until[i].is_some_and(|t| now >= t) {
+                down_until[i] = None;
+                handle.restart(ids[i]);
+            }
+            if paused_until[i].is_some_and(|t| now >= t) {
+                paused_until[i] = None;
+                handle.resume(ids[i]);
+                lock(&world).event(i, "resumed");
+            }
+            // A node that stopped by itself (a disk error): its disk is treated as having lost
+            // power, and it is started again a little later.
+            if down_until[i].is_none() && lock(&world).stopped[i] {
+                lock(&world).counts.disk_stops += 1;
+                power_off(&world, &handle, ids[i], i, "stopped by a disk error");
+                down_until[i] = Some(now + Duration::from_millis(rng.gen_range(100..2_000)));
+            }
+        }
+        let up = |i: usize, d: &[Option<Duration>], p: &[Option<Duration>]| {
+            d[i].is_none() && p[i].is_none()
+        };
+        if rng.gen_bool(mix.crash_p) {
+            let i = rng.gen_range(0..nodes);
+            if up(i, &down_until, &paused_until) {
+                if rng.gen_bool(mix.power_share) {
+                    power_off(&world, &handle, ids[i], i, "fault");
+                } else {
+                    handle.kill(ids[i]);
+                    let mut w = lock(&world);
+                    w.crashes += 1;
+                    w.event(i, "process crash (page cache kept)");
+                }
+                down_until[i] = Some(now + Duration::from_millis(rng.gen_range(10..4_000)));
+            }
+        }
+        if rng.gen_bool(mix.clog_p) {
+            let isolate = |l: usize, what: &str, clogged: &mut BTreeSet<(usize, usize)>| {
+                for o in 0..nodes {
+                    if o != l {
+                        net.clog_link(ids[l], ids[o]);
+                        net.clog_link(ids[o], ids[l]);
+                        clogged.insert((l, o));
+                        clogged.insert((o, l));
+                    }
+                }
+                lock(&world).event(l, what);
+            };
+            lock(&world).counts.clogs += 1;
+            match rng.gen_range(0..5) {
+                0 => {
+                    let (a, b) = (rng.gen_range(0..nodes), rng.gen_range(0..nodes));
+                    if a != b {
+                        net.clog_link(ids[a], ids[b]);
+                        clogged.insert((a, b));
+                        lock(&world).event(a, &format!("link to n{} clogged one way", b + 1));
+                    }
+                }
+                1 => {
+                    let (a, b) = (rng.gen_range(0..nodes), rng.gen_range(0..nodes));
+                    if a != b {
+                        net.clog_link(ids[a], ids[b]);
+                        net.clog_link(ids[b], ids[a]);
+                        clogged.insert((a, b));
+                        clogged.insert((b, a));
+                        lock(&world).event(a, &format!("link with n{} clogged both ways", b + 1));
+                    }
+                }
+                2 => {
+                    let leaders = known_leaders(&lock(&world));
+                    let pick = rng.gen_range(0..mix.partitions);
+                    if let Some(l) = leaders.get(&pick) {
+                        if let Ok(l) = usize::try_from(l - 1) {
+                            if l < nodes {
+                                isolate(l, "partition leader isolated", &mut clogged);
+                            }
+                        }
+                    }
+                }
+                3 => {
+                    let active = lock(&world).controllers.values().last().copied();
+                    if let Some(c) = active {
+                        isolate(c, "active controller isolated", &mut clogged);
+                    }
+                }
+                _ => {
+                    for (a, b) in std::mem::take(&mut clogged) {
+                        net.unclog_link(ids[a], ids[b]);
+                    }
+                    lock(&world).event(0, "links healed");
+                }
+            }
+        }
+        if rng.gen_bool(mix.pause_p) {
+            let i = rng.gen_range(0..nodes);
+            if up(i, &down_until, &paused_until) {
+                handle.pause(ids[i]);
+                // Up to past the session and lag timeouts.
+                let ms = rng.gen_range(300..mix.session_timeout_ms.max(mix.lag_max_ms) + 2_000);
+                paused_until[i] = Some(now + Duration::from_millis(ms));
+                let mut w = lock(&world);
+                w.counts.pauses += 1;
+                w.event(i, &format!("paused for {ms} ms"));
+            }
+        }
+        if rng.gen_bool(mix.jump_p) {
+            let i = rng.gen_range(0..nodes);
+            let jump_ms = rng.gen_range(-30_000i64..30_000);
+            let mut w = lock(&world);
+            w.clocks[i].jump_wall_ms(jump_ms);
+            w.event(i, &format!("wall clock jumps {jump_ms} ms"));
+        }
+    }
+    // Liveness: heal everything, stop new writes, and wait for the cluster to settle.
+    for (a, b) in std::mem::take(&mut clogged) {
+        net.unclog_link(ids[a], ids[b]);
+    }
+    {
+        let w = lock(&world);
+        for d in &w.disks {
+            d.set_faults(DiskFaults::default());
+        }
+    }
+    for i in 0..nodes {
+        if paused_until[i].take().is_some() {
+            handle.resume(ids[i]);
+        }
+        if down_until[i].take().is_some() || lock(&world).stopped[i] {
+            handle.restart(ids[i]);
+        }
+    }
+    {
+        let mut w = lock(&world);
+        w.healed_at = Some(start.elapsed());
+        w.stop_producing = true;
+        w.event(0, "healed; producers finish their pending writes");
+    }
+    // The checker runs on the clients' node (madsim's main task has no address to connect
+    // from); it ends within the liveness bound, which it enforces itself.
+    while !lock(&world).checks_done {
+        sleep_ms(100).await;
+    }
+}
+
+/// The final reads and checks, after healing.
+async fn liveness_and_final_checks(
+    world: &World,
+    healed: Duration,
+    start: madsim::time::Instant,
+    mix: &Mix,
+) {
+    let deadline = healed + LIVENESS_BOUND;
+    let mut client = new_client(world, "sim-checker");
+    let brokers: Vec<String> = (0..mix.nodes())
+        .filter(|i| mix.is_broker(*i))
+        .map(|i| format!("{}:{CLIENT_PORT}", ip(i)))
+        .collect();
+    // 1. Every broker shows every partition led, with its full ISR, all alike; producers done.
+    let mut settled: Option<View> = None;
+    let mut last_problem = String::new();
+    while start.elapsed() < deadline {
+        sleep_ms(200).await;
+        let running = lock(world).producers_running;
+        if running > 0 {
+            last_problem = format!("{running} producers still have a write pending");
+            continue;
+        }
+        let mut views = Vec::new();
+        for b in &brokers {
+            match kafka::metadata(&mut client, Some(b)).await {
+                Ok(v) => {
+                    lock(world).observe_view(b, &v);
+                    views.push(v);
+                }
+                Err(_) => {
+                    last_problem = format!("no Metadata from {b}");
+                    break;
+                }
+            }
+        }
+        if views.len() < brokers.len() {
+            continue;
+        }
+        let full = |v: &View| {
+            v.partitions.len() == mix.partitions as usize
+                && v.partitions.values().all(|p| {
+                    let mut isr = p.isr.clone();
+                    let mut replicas = p.replicas.clone();
+                    isr.sort_unstable();
+                    replicas.sort_unstable();
+                    p.error == 0 && p.leader >= 0 && isr == replicas
+                })
+        };
+        if let Some(v) = views.iter().find(|v| !full(v)) {
+            last_problem = format!("partitions not all led with a full ISR: {:?}", v.partitions);
+            continue;
+        }
+        if views.iter().any(|v| v.partitions != views[0].partitions) {
+            last_problem = "brokers' Metadata differ".to_string();
+            continue;
+        }
+        settled = views.into_iter().next();
+        break;
+    }
+    let Some(view) = settled else {
+        lock(world).violation(format!(
+            "liveness: not settled within {LIVENESS_BOUND:?} of healing: {last_problem}"
+        ));
+        lock(world).stop_consuming = true;
+        return;
+    };
+    // 2. The final logs, read from the leaders below their high watermarks.
+    let mut logs: BTreeMap<i32, (i64, BTreeMap<i64, String>)> = BTreeMap::new();
+    for p in 0..mix.partitions {
+        let Some((addr, _, epoch)) = view.leader_addr(p) else {
+            continue;
+        };
+        let mut records = BTreeMap::new();
+        let mut position = 0i64;
+        let mut hw = -1;
+        while start.elapsed() < deadline {
+            let f = kafka::fetch(&mut client, &addr, p, position, epoch, 0).await;
+            if f.error != 0 {
+                lock(world).violation(format!(
+                    "partition {p}: final read at {position} from the settled leader {addr}: error {}",
+                    f.error
+                ));
+                break;
+            }
+            hw = f.high_watermark;
+            for (o, v) in &f.records {
+                if *o >= position {
+                    records.insert(*o, v.clone());
+                }
+            }
+            match f.records.last() {
+                Some((last, _)) if *last + 1 > position => position = last + 1,
+                _ => break,
+            }
+            if position >= hw {
+                break;
+            }
+        }
+        logs.insert(p, (hw, records));
+    }
+    // 3. The consumer catches up with the final high watermarks.
+    loop {
+        let caught_up = {
+            let w = lock(world);
+            logs.iter()
+                .all(|(p, (hw, _))| w.consumed.get(p).is_some_and(|c| c >= hw))
+        };
+        if caught_up {
+            break;
+        }
+        if start.elapsed() >= deadline {
+            let consumed = lock(world).consumed.clone();
+            lock(world).violation(format!(
+                "liveness: the consumer did not catch up within {LIVENESS_BOUND:?}: at {consumed:?}"
+            ));
+            break;
+        }
+        sleep_ms(100).await;
+    }
+    let mut w = lock(world);
+    w.stop_consuming = true;
+    check_final_logs(&mut w, &logs);
+}
+
+fn check_final_logs(w: &mut Shared, logs: &BTreeMap<i32, (i64, BTreeMap<i64, String>)>) {
+    // Offsets contiguous from 0 (no retention or compaction here), each value once.
+    let mut where_is: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
+    let mut findings = Vec::new();
+    for (p, (hw, records)) in logs {
+        let mut expected = 0i64;
+        for (o, v) in records {
+            if *o != expected {
+                findings.push(format!(
+                    "partition {p}: offsets not contiguous: {o} follows {}",
+                    expected - 1
+                ));
+            }
+            expected = o + 1;
+            if let Some((p2, o2)) = where_is.insert(v, (*p, *o)) {
+                findings.push(format!(
+                    "duplicate: {v} at partition {p2} offset {o2} and partition {p} offset {o}"
+                ));
+            }
+        }
+        if expected < *hw {
+            findings.push(format!(
+                "partition {p}: the final log ends at {expected}, below its high watermark {hw}"
+            ));
+        }
+    }
+    for v in findings {
+        w.violation(v);
+    }
+    // Every acknowledged acks=all write, at its offset; acks=1 ones where they were said to be.
+    let acked = std::mem::take(&mut w.acked);
+    let mut lost = 0;
+    for a in &acked {
+        let found = where_is.get(a.value.as_str()).copied();
+        match found {
+            Some((p, o)) if p == a.partition && (a.offset < 0 || o == a.offset) => {}
+            Some((p, o)) => w.violation(format!(
+                "{} acknowledged at partition {} offset {} is at partition {p} offset {o}",
+                a.value, a.partition, a.offset
+            )),
+            None if !a.acks_all => {}
+            None if w.loss_excused(a.leader, a.at_ms) => w.counts.excused_losses += 1,
+            None => {
+                lost += 1;
+                if lost <= 5 {
+                    w.violation(format!(
+                        "lost write: {} acknowledged (acks=all) by node {} at partition {} offset {} at {} ms is not in the final log",
+                        a.value, a.leader, a.partition, a.offset, a.at_ms
+                    ));
+                }
+            }
+        }
+    }
+    if lost > 5 {
+        w.violation(format!("{lost} acknowledged writes lost in all"));
+    }
+    w.acked = acked;
+    // Every record a consumer saw is in the final log, the same.
+    let polled = std::mem::take(&mut w.polled);
+    let mut unseen = 0;
+    for (p, seen) in &polled {
+        let Some((_, records)) = logs.get(p) else {
+            continue;
+        };
+        for (o, v) in seen {
+            if records.get(o) != Some(v) {
+                unseen += 1;
+                if unseen <= 5 {
+                    let what = format!(
+                        "partition {p}: the consumer read {v} at offset {o}; the final log has {:?}",
+                        records.get(o)
+                    );
+                    if w.mix.fsync || w.power_losses.iter().all(|l| l.is_empty()) {
+                        w.violation(what);
+                    } else {
+                        // Page cache with power losses: what a consumer read below the high
+                        // watermark can be gone if every replica that held it lost power.
+                        w.counts.excused_losses += 1;
+                        w.event(usize::MAX, &what);
+                    }
+                }
+            }
+        }
+    }
+    w.polled = polled;
+}
+
+pub fn run(options: Options) -> Report {
+    let mix = Mix::draw(options.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0xD15C);
+    let nodes = mix.nodes();
+    let world: World = Arc::new(Mutex::new(Shared {
+        mix: mix.clone(),
+        verbose: options.verbose,
+        start: None,
+        trace: 0xcbf2_9ce4_8422_2325,
+        events: 0,
+        violations: Vec::new(),
+        disks: (0..nodes)
+            .map(|_| SimDisk::new(rng.gen(), DiskFaults::default()))
+            .collect(),
+        clocks: Vec::new(),
+        incarnation: vec![0; nodes],
+        stopped: vec![false; nodes],
+        power_losses: vec![Vec::new(); nodes],
+        crashes: 0,
+        controllers: BTreeMap::new(),
+        leaders: BTreeMap::new(),
+        topic_ready: false,
+        healed_at: None,
+        checks_done: false,
+        stop_producing: false,
+        stop_consuming: false,
+        producers_running: 0,
+        acked: Vec::new(),
+        polled: BTreeMap::new(),
+        consumed: BTreeMap::new(),
+        commits: BTreeMap::new(),
+        commit_checks: 0,
+        counts: Counts::default(),
+    }));
+    let runtime = Runtime::with_seed_and_config(options.seed, madsim::Config::default());
+    let w = Arc::clone(&world);
+    let (seed, duration_s, bugs) = (options.seed, options.duration_s, options.bugs);
+    runtime.block_on(async move { supervise(w, seed, duration_s, bugs).await });
+    let w = lock(&world);
+    let mut trace = w.trace;
+    for d in &w.disks {
+        trace = fnv(trace, &d.trace_hash().to_le_bytes());
+    }
+    let acked_all = w.acked.iter().filter(|a| a.acks_all).count();
+    let c = &w.counts;
+    Report {
+        violations: w.violations.clone(),
+        summary: format!(
+            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE, {} commits acknowledged, {} commit read-backs; {} losses excused by the page-cache rule; {} violations",
+            options.seed,
+            w.events,
+            w.crashes,
+            w.power_losses.iter().map(Vec::len).sum::<usize>(),
+            c.disk_stops,
+            c.clogs,
+            c.pauses,
+            w.controllers.len(),
+            w.leaders.len(),
+            acked_all,
+            w.acked.len() - acked_all,
+            c.produce_attempts,
+            c.produce_errors,
+            c.producer_resets,
+            c.records_polled,
+            c.out_of_range,
+            w.commits.values().map(Vec::len).sum::<usize>(),
+            w.commit_checks,
+            c.excused_losses,
+            w.violations.len()
+        ),
+        trace_hash: trace,
+    }
+}
