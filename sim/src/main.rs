@@ -289,6 +289,18 @@ fn main() {
         };
         std::process::exit(run_range(&args, from, to));
     }
+    // The run gets a thread of its own: madsim seeds std's hash map keys from the run's seed
+    // at the first RandomState of the thread the runtime starts on, and the log subscriber
+    // made above already took the main thread's, at random. On the main thread a replay with
+    // KETCH_SIM_LOG set was another run than the one without.
+    #[allow(clippy::disallowed_methods)] // outside the runtime, which starts on this thread
+    let run = std::thread::spawn(move || run_one(args));
+    if run.join().is_err() {
+        std::process::exit(101); // the panic was printed: an invariant failed
+    }
+}
+
+fn run_one(args: Args) {
     // The first line replays the run; for the cluster it also says what the seed drew.
     #[cfg(madsim)]
     if args.scenario == "cluster" {

@@ -605,17 +605,22 @@ impl Partition {
             .as_ref()
             .ok_or(PartitionError::UnknownTopicOrPartition)?;
         let start = log.log_start_offset();
+        let end = log.log_end_offset();
         let out_of_range = || PartitionError::OffsetOutOfRange {
             offset,
             log_start: start,
-            log_end: limit,
+            log_end: end,
         };
         let offset = u64::try_from(offset).map_err(|_| out_of_range())?;
-        // Kafka: reading at the limit is fine (empty); past it is out of range.
-        if offset < start || offset > limit {
+        // Kafka: out of range is before the log start or past the log end. Between the limit
+        // (the high watermark for consumers) and the log end the answer is empty: a new leader's
+        // high watermark can be below what its predecessor had let a consumer read, and a
+        // consumer told "out of range" there would reset its position (found by the cluster
+        // simulation, seed 22).
+        if offset < start || offset > end.max(limit) {
             return Err(out_of_range());
         }
-        let bytes = if offset == limit {
+        let bytes = if offset >= limit {
             Vec::new()
         } else {
             log.read(offset, max_bytes, Some(limit))
@@ -680,6 +685,7 @@ impl Partition {
                     s.high_watermark = leader.high_watermark();
                     moved = true;
                 }
+                tracing::debug!(partition = %self.tp, replica_id, fetch_offset, log_end, hw = s.high_watermark, isr = ?leader.maximal_isr(), "DBG follower fetch");
             }
             let proposal = leader.propose_isr_change(now_ms).map(|change| IsrProposal {
                 tp: self.tp.clone(),
