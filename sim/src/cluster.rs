@@ -355,7 +355,9 @@ impl Shared {
                     self.event(usize::MAX, &what);
                 }
             }
-            self.replicas.entry(*p).or_insert_with(|| pv.replicas.clone());
+            self.replicas
+                .entry(*p)
+                .or_insert_with(|| pv.replicas.clone());
             if !pv.isr.contains(&pv.leader) {
                 self.violation(format!(
                     "partition {p}: leader {} outside the ISR {:?} at epoch {} (Metadata from {from})",
@@ -694,9 +696,13 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
                         let mut w = lock(&world);
                         w.counts.produce_errors += 1;
                         let what = if retriable(code) {
-                            format!("p{p}: producer {k} retries after error {code} from node {leader}")
+                            format!(
+                                "p{p}: producer {k} retries after error {code} from node {leader}"
+                            )
                         } else {
-                            format!("p{p}: producer {k}: unexpected error {code} from node {leader}")
+                            format!(
+                                "p{p}: producer {k}: unexpected error {code} from node {leader}"
+                            )
                         };
                         w.event(usize::MAX, &what);
                     }

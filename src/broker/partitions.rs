@@ -685,7 +685,6 @@ impl Partition {
                     s.high_watermark = leader.high_watermark();
                     moved = true;
                 }
-                tracing::debug!(partition = %self.tp, replica_id, fetch_offset, log_end, hw = s.high_watermark, isr = ?leader.maximal_isr(), "DBG follower fetch");
             }
             let proposal = leader.propose_isr_change(now_ms).map(|change| IsrProposal {
                 tp: self.tp.clone(),
@@ -1033,9 +1032,12 @@ impl Partition {
                     replica_config.min_insync_replicas,
                     replica_config.replica_lag_time_max_ms,
                 );
-                if l.on_isr_committed(isr.to_vec(), partition_epoch) {
-                    s.high_watermark = l.high_watermark();
-                }
+                l.on_isr_committed(isr.to_vec(), partition_epoch);
+                // Either call may have moved the leader's high watermark (set_limits recomputes
+                // it with the ISR in flight): take it whichever did. Copying only on the second
+                // one's "moved" left the partition's high watermark behind its leader state's
+                // for good, and acks=all timed out forever (cluster simulation, seed 36).
+                s.high_watermark = l.high_watermark();
             }
         }
         drop(guard);

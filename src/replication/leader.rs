@@ -147,10 +147,12 @@ impl LeaderState {
         self.min_isr
     }
 
-    pub fn set_limits(&mut self, min_isr: usize, lag_max_ms: u64) {
+    /// New `min.insync.replicas` and `replica.lag.time.max.ms` (a config change). Returns
+    /// whether the high watermark moved, which a lower `min.insync.replicas` can do.
+    pub fn set_limits(&mut self, min_isr: usize, lag_max_ms: u64) -> bool {
         self.min_isr = min_isr.max(1);
         self.lag_max_ms = lag_max_ms;
-        self.advance_high_watermark();
+        self.advance_high_watermark()
     }
 
     /// The committed ISR together with a proposal in flight: what the high watermark waits for.
