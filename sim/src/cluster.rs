@@ -639,6 +639,7 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
             values.iter().map(|v| (None, v.as_bytes())).collect();
         let plain = build_batch(0, 1_700_000_000_000 + n as i64, &recs);
         let mut attempt = 0u64;
+        let mut sequence_errors = 0;
         loop {
             attempt += 1;
             let mut batch = plain.clone();
@@ -677,19 +678,33 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
                     break;
                 }
                 // OUT_OF_ORDER_SEQUENCE_NUMBER 45, INVALID_PRODUCER_EPOCH 47,
-                // UNKNOWN_PRODUCER_ID 59: the producer's state on the leader is not what this
-                // producer holds. A real client resets its id; the batch was not appended.
+                // UNKNOWN_PRODUCER_ID 59: the broker's state of this producer is not what the
+                // producer holds. A deposed leader that has not heard of it yet answers so too,
+                // so the batch is retried a few times on fresh Metadata first. Then, as Kafka's
+                // producer does, the batch fails (it may or may not be in the log: an earlier
+                // attempt without an answer may have been appended) and the producer resets its
+                // id; the batch's values are never acknowledged, so the checker only requires
+                // them to be in the log at most once.
+                45 | 47 | 59 if sequence_errors < 5 => {
+                    sequence_errors += 1;
+                    lock(&world).counts.produce_errors += 1;
+                    sleep_ms(rng.gen_range(50..300)).await;
+                    if let Some(v) = refresh(&world, &mut client).await {
+                        view = v;
+                    }
+                }
                 45 | 47 | 59 => {
                     {
                         let mut w = lock(&world);
                         w.counts.producer_resets += 1;
-                        w.event(usize::MAX, &format!("producer {k}: error {code}, new id"));
+                        w.event(usize::MAX, &format!("producer {k}: error {code}, batch failed, new id"));
                     }
                     let Some((p2, e2)) = init_producer(&world, &mut client).await else {
                         break;
                     };
                     (pid, epoch) = (p2, e2);
                     sequences.clear();
+                    break;
                 }
                 _ => {
                     {
