@@ -244,8 +244,28 @@ struct ProducerSnapshot {
     state: ProducerStates,
 }
 
+/// Writes the producers' state as of `log`'s end (`producer-state.json`, atomically): at every
+/// segment roll, as Kafka snapshots at each roll, so recovery after a crash starts from it and
+/// never from a segment that lacks a producer's last batch; and at flushes and clean shutdown.
+fn write_producer_snapshot(
+    disk: &dyn Disk,
+    log: &Log,
+    producers: &ProducerStates,
+) -> Result<(), PartitionError> {
+    let snapshot = ProducerSnapshot {
+        offset: log.log_end_offset(),
+        state: producers.clone(),
+    };
+    let path = log.dir().join(PRODUCER_STATE);
+    let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
+    disk.write_file_atomic(&path, &bytes)
+        .map_err(|e| PartitionError::Storage(format!("{}: {e}", path.display())))
+}
+
 /// Rebuilds the producers' state of `log`: from its snapshot if it is still within the log,
-/// else from the start of the active segment, then from every batch after that.
+/// else from the log start (a producer's last batch can be in any segment: rebuilding from the
+/// active segment alone forgot producers and let a retried batch in twice — cluster
+/// simulation, seed 106), then from every batch after that.
 fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
     let end = log.log_end_offset();
     let snapshot = disk
@@ -255,14 +275,7 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
         .filter(|s| s.offset <= end && s.offset >= log.log_start_offset());
     let (mut state, mut offset) = match snapshot {
         Some(s) => (s.state, s.offset),
-        None => (
-            ProducerStates::new(),
-            log.segment_base_offsets()
-                .last()
-                .copied()
-                .unwrap_or(0)
-                .max(log.log_start_offset()),
-        ),
+        None => (ProducerStates::new(), log.log_start_offset()),
     };
     while offset < end {
         let Ok(bytes) = log.read(offset, 4 << 20, None) else {
@@ -536,12 +549,16 @@ impl Partition {
                 }
             }
         }
+        let segment_before = log.active_segment_base();
         let info = log
             .append(data, Some(epoch), now_ms)
             .map_err(append_error)?;
         // The offsets are in `data` now.
         for (pid, pepoch, range) in idempotent_batches(data) {
             s.producers.record(pid, pepoch, range);
+        }
+        if log.active_segment_base() != segment_before {
+            write_producer_snapshot(self.disk.as_ref(), log, &s.producers)?;
         }
         if s.epochs.assign(epoch, info.first_offset) {
             write_epochs(self.disk.as_ref(), log, &s.epochs)?;
@@ -755,9 +772,13 @@ impl Partition {
                 {
                     return Err(PartitionError::NotLeader);
                 }
+                let segment_before = log.active_segment_base();
                 log.append_verbatim(&data, now_ms).map_err(append_error)?;
                 for (pid, pepoch, range) in idempotent_batches(&data) {
                     s.producers.record(pid, pepoch, range);
+                }
+                if log.active_segment_base() != segment_before {
+                    write_producer_snapshot(me.disk.as_ref(), log, &s.producers)?;
                 }
                 let mut epochs_changed = false;
                 for (epoch, base, _) in batch_epochs(&data) {

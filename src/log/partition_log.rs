@@ -211,6 +211,11 @@ impl Log {
         self.segments.keys().copied().collect()
     }
 
+    /// The base offset of the segment appends go to (0 for an empty log).
+    pub fn active_segment_base(&self) -> u64 {
+        self.segments.keys().next_back().copied().unwrap_or(0)
+    }
+
     /// Appends the batches in `data` as a leader: validates each (header and CRC-32C), assigns
     /// offsets from the log end by rewriting base offsets, stamps `leader_epoch` if given and
     /// LogAppendTime batches with `now_ms`. All or nothing: on error nothing is appended.
