@@ -211,6 +211,8 @@ struct Ack {
     /// -1 when the broker acknowledged a retry as a duplicate without its offset.
     offset: i64,
     value: String,
+    /// When its first attempt was sent: a power loss after it may have hit the write, even one
+    /// before the answer arrived.
     at_ms: u64,
     /// The node id the write was sent to (its leader).
     leader: i32,
@@ -221,6 +223,7 @@ struct Ack {
 #[derive(Clone, Debug)]
 struct CommitAck {
     offset: i64,
+    /// When the commit was sent.
     at_ms: u64,
     coordinator: String,
 }
@@ -310,7 +313,7 @@ impl Shared {
         self.violations.push(what);
     }
 
-    /// Whether losing a write to `partition` acknowledged at `at_ms` is allowed by the
+    /// Whether losing a write to `partition` sent at `at_ms` is allowed by the
     /// durability rules: only with the page cache, and only if a replica of the partition lost
     /// power since (it may have been the whole ISR then: it comes back without what the OS had
     /// not written out, leads, and the others truncate to it).
@@ -640,6 +643,8 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
         let plain = build_batch(0, 1_700_000_000_000 + n as i64, &recs);
         let mut attempt = 0u64;
         let mut sequence_errors = 0;
+        // Any attempt may be the one appended: power lost after the first counts.
+        let mut first_sent_ms: Option<u64> = None;
         loop {
             attempt += 1;
             let mut batch = plain.clone();
@@ -652,12 +657,16 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
                 sleep_ms(rng.gen_range(50..200)).await;
                 continue;
             };
-            lock(&world).counts.produce_attempts += 1;
+            {
+                let mut w = lock(&world);
+                w.counts.produce_attempts += 1;
+                first_sent_ms.get_or_insert(w.now_ms());
+            }
             let (code, base) = kafka::produce(&mut client, &addr, p, -1, Bytes::from(batch)).await;
             match code {
                 0 | 46 => {
                     let mut w = lock(&world);
-                    let at_ms = w.now_ms();
+                    let at_ms = first_sent_ms.unwrap_or(0);
                     for (j, value) in values.iter().enumerate() {
                         w.acked.push(Ack {
                             partition: p,
@@ -754,11 +763,12 @@ async fn plain_producer(world: World, seed: u64) {
                 }
             }
             Some((addr, leader, _)) => {
+                let sent_ms = lock(&world).now_ms();
                 let (code, base) =
                     kafka::produce(&mut client, &addr, p, 1, Bytes::from(batch)).await;
                 if code == 0 {
                     let mut w = lock(&world);
-                    let at_ms = w.now_ms();
+                    let at_ms = sent_ms;
                     w.acked.push(Ack {
                         partition: p,
                         offset: base,
@@ -862,9 +872,10 @@ async fn consumer(world: World, seed: u64) {
                     a
                 }
             };
+            let sent_ms = lock(&world).now_ms();
             let codes = kafka::commit(&mut coordinator_client, &addr, &positions).await;
             let mut w = lock(&world);
-            let at_ms = w.now_ms();
+            let at_ms = sent_ms;
             for (p, code) in &codes {
                 if *code == 0 {
                     let offset = positions[p];
