@@ -263,6 +263,8 @@ struct Shared {
     consumed: BTreeMap<i32, i64>,
     /// Acknowledged commits per partition, in order.
     commits: BTreeMap<i32, Vec<CommitAck>>,
+    /// Offsets of commits that got no answer, per partition: they may land late.
+    commits_in_doubt: BTreeMap<i32, BTreeSet<i64>>,
     commit_checks: u64,
     counts: Counts,
 }
@@ -885,6 +887,12 @@ async fn consumer(world: World, seed: u64) {
                         coordinator: addr.clone(),
                     });
                 } else {
+                    if *code == NETWORK {
+                        // No answer: the coordinator may still apply it, later than commits
+                        // sent after it on a new connection (Kafka orders requests only
+                        // within a connection).
+                        w.commits_in_doubt.entry(*p).or_default().insert(positions[p]);
+                    }
                     coordinator = None;
                 }
             }
@@ -911,7 +919,11 @@ async fn consumer(world: World, seed: u64) {
                         let Some((pcode, offset)) = got.get(p) else {
                             continue;
                         };
-                        if *pcode == 0 && *offset < acked.offset {
+                        let in_doubt = w
+                            .commits_in_doubt
+                            .get(p)
+                            .is_some_and(|d| d.contains(offset));
+                        if *pcode == 0 && *offset < acked.offset && !in_doubt {
                             if w.loss_excused(None, acked.at_ms) {
                                 w.counts.excused_losses += 1;
                             } else {
@@ -1429,6 +1441,7 @@ pub fn run(options: Options) -> Report {
         polled: BTreeMap::new(),
         consumed: BTreeMap::new(),
         commits: BTreeMap::new(),
+        commits_in_doubt: BTreeMap::new(),
         commit_checks: 0,
         counts: Counts::default(),
     }));
