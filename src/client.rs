@@ -19,6 +19,8 @@ pub const METADATA_VERSION: i16 = 12;
 
 pub struct Client {
     bootstrap: Vec<String>,
+    /// Where `send_any` starts: the bootstrap address that answered last.
+    bootstrap_first: usize,
     connections: BTreeMap<String, TcpStream>,
     correlation_id: i32,
     client_id: String,
@@ -33,6 +35,7 @@ impl Client {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            bootstrap_first: 0,
             connections: BTreeMap::new(),
             correlation_id: 0,
             client_id: client_id.to_string(),
@@ -107,9 +110,17 @@ impl Client {
         body: &RequestKind,
     ) -> Result<ResponseKind, String> {
         let mut last = format!("no bootstrap server in '{}'", self.bootstrap.join(","));
-        for addr in self.bootstrap.clone() {
+        // The one that answered last is tried first: a dead first address must not cost a
+        // timeout on every request.
+        let n = self.bootstrap.len();
+        for i in 0..n {
+            let index = (self.bootstrap_first + i) % n;
+            let addr = self.bootstrap[index].clone();
             match self.send(&addr, api_key, version, body).await {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    self.bootstrap_first = index;
+                    return Ok(r);
+                }
                 Err(e) => last = e,
             }
         }

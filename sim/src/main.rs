@@ -96,6 +96,9 @@ fn wall_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// A seed's child running longer than this (real time) is killed and counts as failed.
+const SEED_WALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// What one seed's child process showed.
 struct Outcome {
     seed: u64,
@@ -201,6 +204,26 @@ fn run_range(args: &Args, from: u64, to: u64) -> i32 {
                         println!("seed {seed} FAILED: {}", o.first_violation);
                         println!("  {}", replay_line(args, seed));
                         println!("  output kept in {}/{seed}.out and .err", dir.display());
+                    }
+                    done.push(o);
+                }
+                Ok(None) if running[i].2.elapsed() > SEED_WALL_LIMIT => {
+                    // A run whose virtual time goes on forever (a loop that never ends) is a
+                    // failure of its own, not a stuck campaign.
+                    let _ = running[i].1.kill();
+                    let _ = running[i].1.wait();
+                    let (seed, _, t0) = running.swap_remove(i);
+                    let o = Outcome {
+                        seed,
+                        passed: false,
+                        first_violation: format!(
+                            "TIMEOUT: no end after {SEED_WALL_LIMIT:?} of real time"
+                        ),
+                        wall: t0.elapsed(),
+                    };
+                    if !args.expect_failure {
+                        println!("seed {seed} FAILED: {}", o.first_violation);
+                        println!("  {}", replay_line(args, seed));
                     }
                     done.push(o);
                 }
