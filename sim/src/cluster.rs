@@ -956,11 +956,13 @@ async fn clients(world: World, seed: u64) {
     // The workload starts once the topic is usable; a seed whose faults keep the admin from
     // creating it before the heal runs no workload, and the liveness phase checks the topic.
     loop {
-        let w = lock(&world);
-        if w.topic_ready || w.healed_at.is_some() {
+        let started = {
+            let w = lock(&world);
+            w.topic_ready || w.healed_at.is_some()
+        };
+        if started {
             break;
         }
-        drop(w);
         sleep_ms(50).await;
     }
     if lock(&world).healed_at.is_none() {

@@ -68,3 +68,46 @@ fn a_planted_bug_changes_the_run_and_is_reported() {
     });
     assert!(caught.is_some(), "ack-before-fsync not caught in 20 seeds");
 }
+
+#[test]
+fn the_cluster_scenario_replays_too_with_logs_on() {
+    let cluster = ["--scenario", "cluster"];
+    for seed in [5, 36] {
+        let first = trace_hash(seed, &cluster);
+        assert_eq!(
+            first,
+            trace_hash(seed, &cluster),
+            "cluster seed {seed} is not deterministic"
+        );
+        // A replay with the nodes' logs printed is the same run (the subscriber must not move
+        // the run's random draws).
+        let logged = Command::new(env!("CARGO_BIN_EXE_ketch-sim"))
+            .args(["--seed", &seed.to_string(), "--duration-s", "10"])
+            .args(cluster)
+            .env("KETCH_SIM_LOG", "ketch=debug")
+            .output()
+            .expect("run ketch-sim");
+        let stdout = String::from_utf8_lossy(&logged.stdout).to_string();
+        assert_eq!(
+            stdout.lines().last().unwrap_or_default(),
+            first,
+            "cluster seed {seed} with logs is another run"
+        );
+        assert!(
+            !logged.stderr.is_empty(),
+            "KETCH_SIM_LOG printed no node logs"
+        );
+    }
+    assert_ne!(trace_hash(5, &cluster), trace_hash(6, &cluster));
+    let first_line = Command::new(env!("CARGO_BIN_EXE_ketch-sim"))
+        .args(["--seed", "5", "--duration-s", "10"])
+        .args(cluster)
+        .output()
+        .expect("run ketch-sim");
+    let stdout = String::from_utf8_lossy(&first_line.stdout).to_string();
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("| mix: "),
+        "the first line shows the seed's mix: {first}"
+    );
+}
