@@ -121,6 +121,19 @@ fn append_error(e: LogError) -> PartitionError {
     }
 }
 
+/// Logs a fatal storage error and signals it (the first one is kept).
+fn raise_fatal(fatal: &watch::Sender<Option<String>>, what: String) {
+    tracing::error!("partition storage failed, the broker must stop: {what}");
+    fatal.send_if_modified(|f| {
+        if f.is_none() {
+            *f = Some(what);
+            true
+        } else {
+            false
+        }
+    });
+}
+
 fn storage_error(e: Arc<LogError>) -> PartitionError {
     PartitionError::Storage(e.to_string())
 }
@@ -381,9 +394,29 @@ pub struct Partition {
     fsync_before_ack: bool,
     /// Planted bugs (simulator only).
     bugs: ClusterBugs,
+    /// The broker's fatal-error signal (see [`Partition::fail`]).
+    fatal: watch::Sender<Option<String>>,
 }
 
 impl Partition {
+    /// A write to this partition's storage failed (a log append, a roll's producer snapshot,
+    /// the leader-epoch checkpoint, a truncation): the broker must stop, as Kafka takes a log
+    /// directory offline on any IO error and a broker whose log directories all failed shuts
+    /// down. Going on served a follower whose log had taken a fetch's batches while its state
+    /// had not (an ENOSPC writing the roll's producer snapshot): it fetched from the old end
+    /// forever and never rejoined the ISR (cluster simulation, seed 1102).
+    fn fail(&self, what: &str) {
+        raise_fatal(&self.fatal, format!("{}: {what}", self.tp));
+    }
+
+    /// Passes `result` on, stopping the broker first if it is a storage error.
+    fn check_storage<T>(&self, result: Result<T, PartitionError>) -> Result<T, PartitionError> {
+        if let Err(PartitionError::Storage(what)) = &result {
+            self.fail(what);
+        }
+        result
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock already stopped the broker's invariants; keep serving
         // what is there rather than poisoning every later request.
@@ -455,7 +488,7 @@ impl Partition {
             .await
             .map_err(storage_error)?;
         let Written { value, ackable_end } = written;
-        let appended = value?;
+        let appended = self.check_storage(value)?;
         let mut s = self.lock();
         if let Role::Leader(leader) = &mut s.role {
             if leader.leader_epoch() == epoch && leader.on_local_append(ackable_end) {
@@ -557,14 +590,15 @@ impl Partition {
         for (pid, pepoch, range) in idempotent_batches(data) {
             s.producers.record(pid, pepoch, range);
         }
+        // The state follows the log before anything else can fail.
+        s.log_end = log.log_end_offset();
+        s.log_start = log.log_start_offset();
         if log.active_segment_base() != segment_before {
             write_producer_snapshot(self.disk.as_ref(), log, &s.producers)?;
         }
         if s.epochs.assign(epoch, info.first_offset) {
             write_epochs(self.disk.as_ref(), log, &s.epochs)?;
         }
-        s.log_end = log.log_end_offset();
-        s.log_start = log.log_start_offset();
         Ok(Appended {
             first_offset: info.first_offset as i64,
             last_offset: info.last_offset as i64,
@@ -777,6 +811,9 @@ impl Partition {
                 for (pid, pepoch, range) in idempotent_batches(&data) {
                     s.producers.record(pid, pepoch, range);
                 }
+                // The state follows the log before anything else can fail.
+                s.log_end = log.log_end_offset();
+                s.log_start = log.log_start_offset();
                 if log.active_segment_base() != segment_before {
                     write_producer_snapshot(me.disk.as_ref(), log, &s.producers)?;
                 }
@@ -787,13 +824,11 @@ impl Partition {
                 if epochs_changed {
                     write_epochs(me.disk.as_ref(), log, &s.epochs)?;
                 }
-                s.log_end = log.log_end_offset();
-                s.log_start = log.log_start_offset();
                 Ok(s.log_end)
             })
             .await
             .map_err(storage_error)?;
-        written.value
+        self.check_storage(written.value)
     }
 
     /// The leader's high watermark, as its fetch answer gave it: a follower's is that, capped
@@ -878,7 +913,7 @@ impl Partition {
             })
             .await
             .map_err(storage_error)?;
-        written.value
+        self.check_storage(written.value)
     }
 
     /// Starts a follower's log over at `offset` (the leader's log start moved past this
@@ -911,7 +946,7 @@ impl Partition {
             })
             .await
             .map_err(storage_error)?;
-        written.value
+        self.check_storage(written.value)
     }
 
     /// (log start, high watermark, leader epoch) as the leader.
@@ -1035,8 +1070,10 @@ impl Partition {
                     let epochs = s.epochs.clone();
                     drop(guard);
                     if let Some(log) = read_log(&self.log).as_ref() {
-                        if let Err(e) = write_epochs(self.disk.as_ref(), log, &epochs) {
-                            tracing::error!(partition = %self.tp, "{e}");
+                        if let Err(PartitionError::Storage(e)) =
+                            write_epochs(self.disk.as_ref(), log, &epochs)
+                        {
+                            self.fail(&e);
                         }
                     }
                     self.bump();
@@ -1299,9 +1336,15 @@ impl Partitions {
         self.leadership.subscribe()
     }
 
-    /// Watches for a log writer's fatal error.
+    /// Watches for a fatal storage error (a log writer's failed fsync, a failed write).
     pub fn subscribe_fatal(&self) -> watch::Receiver<Option<String>> {
         self.fatal.subscribe()
+    }
+
+    /// A storage failure outside one partition's writes (the periodic flush of every log):
+    /// the broker must stop, as for a log writer's failed fsync.
+    pub fn fail(&self, what: String) {
+        raise_fatal(&self.fatal, what);
     }
 
     /// Sends a leader's ISR proposal to the task that asks the controller.
@@ -1446,6 +1489,7 @@ impl Partitions {
             disk: Arc::clone(&self.disk),
             fsync_before_ack,
             bugs: self.defaults.bugs,
+            fatal: self.fatal.clone(),
         })
     }
 
@@ -1654,8 +1698,10 @@ impl Partitions {
                             let epochs = s.epochs.clone();
                             drop(s);
                             if let Some(log) = read_log(&p.log).as_ref() {
-                                if let Err(e) = write_epochs(self.disk.as_ref(), log, &epochs) {
-                                    tracing::error!(partition = %p.tp, "{e}");
+                                if let Err(PartitionError::Storage(e)) =
+                                    write_epochs(self.disk.as_ref(), log, &epochs)
+                                {
+                                    p.fail(&e);
                                 }
                             }
                         }

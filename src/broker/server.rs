@@ -130,14 +130,17 @@ pub async fn run(
             loop {
                 runtime::sleep(Duration::from_millis(ms)).await;
                 let partitions = Arc::clone(&broker.partitions);
-                if let Err(e) = runtime::blocking(move || partitions.flush_all()).await {
-                    tracing::error!("flushing partition logs failed: {e}");
+                let flushing = Arc::clone(&partitions);
+                if let Err(e) = runtime::blocking(move || flushing.flush_all()).await {
+                    // A failed fsync may have dropped the dirty pages: nothing since the last
+                    // good flush can be promised (the writer's rule, applied here too).
+                    partitions.fail(format!("flushing partition logs: {e}"));
                 }
             }
         }));
     }
-    // A log writer's fatal error (a failed fsync) stops the broker: it cannot promise what it
-    // acknowledges any more.
+    // A fatal storage error (a failed fsync or write) stops the broker: it cannot promise what
+    // it acknowledges any more.
     let mut fatal = broker.partitions.subscribe_fatal();
     let failed = tokio::select! {
         _ = shutdown => None,

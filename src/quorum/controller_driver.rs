@@ -13,7 +13,9 @@ use crate::controller::{
     MetadataImage, MetadataRecord,
 };
 use crate::protocol::responses::{refusal, wire_topic_id};
-use crate::raft::{Epoch, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEADER_CHANGE};
+use crate::raft::{
+    Epoch, ProposeError, RaftLog, RaftNode, Role, SnapshotError, SnapshotId, LEADER_CHANGE,
+};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     create_partitions_response, create_topics_response, delete_topics_response,
@@ -185,7 +187,12 @@ impl ControllerDriver {
 
     /// After every step of the quorum: follow leadership, replay what committed, answer what
     /// committed, and as the active controller fence silent brokers.
-    pub fn on_step(&mut self, node: &mut RaftNode<DiskRaftLog>, now_ms: u64) {
+    /// Errors are the log's, and fatal.
+    pub fn on_step(
+        &mut self,
+        node: &mut RaftNode<DiskRaftLog>,
+        now_ms: u64,
+    ) -> Result<(), QuorumError> {
         let leader_now = (node.role() == Role::Leader).then(|| node.epoch());
         if leader_now != self.leading {
             if self.leading.is_some() {
@@ -238,8 +245,9 @@ impl ControllerDriver {
                     tracing::info!(broker = broker_id, "broker session expired: fenced");
                 }
             }
-            propose(node, &records, now_ms);
+            propose(node, &records, now_ms)?;
         }
+        Ok(())
     }
 
     fn replay_committed(&mut self, node: &RaftNode<DiskRaftLog>) {
@@ -327,34 +335,35 @@ impl ControllerDriver {
         broker_epoch: i64,
         why: &str,
         now_ms: u64,
-    ) {
+    ) -> Result<(), QuorumError> {
         if !self.active {
-            return;
+            return Ok(());
         }
         self.controller.align(node.log().end_offset() as i64);
         let records = self.controller.connection_lost(broker_id, broker_epoch);
         if !records.is_empty() {
             tracing::info!(broker = broker_id, "{why}: fenced");
-            propose(node, &records, now_ms);
+            propose(node, &records, now_ms)?;
         }
+        Ok(())
     }
 
     /// A controller request: answered now (refused, or nothing to write) or once its records
-    /// are committed.
+    /// are committed. Errors are the log's, and fatal.
     pub fn handle(
         &mut self,
         node: &mut RaftNode<DiskRaftLog>,
         request: &RequestKind,
         reply: oneshot::Sender<ResponseKind>,
         now_ms: u64,
-    ) {
+    ) -> Result<(), QuorumError> {
         let Some(not_controller) = refusal(request, NOT_CONTROLLER, "not the active controller")
         else {
-            return;
+            return Ok(());
         };
         if !self.active {
             let _ = reply.send(not_controller);
-            return;
+            return Ok(());
         }
         self.controller.align(node.log().end_offset() as i64);
         let (answer, records) = match request {
@@ -367,11 +376,15 @@ impl ControllerDriver {
             RequestKind::CreateTopics(r) => self.create_topics(r),
             RequestKind::DeleteTopics(r) => self.delete_topics(r),
             RequestKind::CreatePartitions(r) => self.create_partitions(r),
-            _ => return,
+            _ => return Ok(()),
         };
-        match propose(node, &records, now_ms) {
-            None => {
+        match propose(node, &records, now_ms)? {
+            None if records.is_empty() => {
                 let _ = reply.send(answer);
+            }
+            // Not all of them went in: the request did not happen as answered.
+            None => {
+                let _ = reply.send(not_controller);
             }
             Some(last_offset) => self.pending.push(Pending {
                 last_offset,
@@ -380,6 +393,7 @@ impl ControllerDriver {
                 reply,
             }),
         }
+        Ok(())
     }
 
     /// A partition leader's ISR change (AlterPartition, 56, v2: topics by id). Each partition
@@ -827,11 +841,18 @@ fn message_of(e: &ApiError) -> Option<StrBytes> {
 
 /// Appends records as entries; returns the last offset, if any. A refusal from the core here
 /// means leadership was lost this very step; the next step resets.
+/// Appends the records the controller made (and already applied to its image). A log failure
+/// is fatal for the member, as it is for the proposals the broker makes: the image is ahead of
+/// a log that could not take its records, so the node must stop, not go on (seed 1345 of the
+/// cluster simulation: an ENOSPC here, then the controller's next record asserted it was
+/// applied past the log's end). Losing leadership mid-way cannot happen (a proposal does not
+/// change the role), but if it did the records are dropped with the speculative image.
+/// `Some(last offset)` only when every record went in.
 fn propose(
     node: &mut RaftNode<DiskRaftLog>,
     records: &[MetadataRecord],
     now_ms: u64,
-) -> Option<u64> {
+) -> Result<Option<u64>, QuorumError> {
     let mut last = None;
     for r in records {
         // The controller asserted that its records encode when it made them.
@@ -839,16 +860,17 @@ fn propose(
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::error!("metadata record not proposed: {e}");
-                break;
+                return Ok(None);
             }
         };
         match node.propose(bytes, now_ms) {
             Ok(offset) => last = Some(offset),
-            Err(e) => {
+            Err(ProposeError::Log(e)) => return Err(e.into()),
+            Err(e @ ProposeError::NotLeader { .. }) => {
                 tracing::warn!("metadata record not proposed: {e}");
-                break;
+                return Ok(None);
             }
         }
     }
-    last
+    Ok(last)
 }

@@ -263,11 +263,11 @@ pub async fn run(
                     broker_epoch,
                     why,
                 }) => {
-                    metadata.broker_gone(&mut node, broker_id, broker_epoch, why, now);
+                    metadata.broker_gone(&mut node, broker_id, broker_epoch, why, now)?;
                     Ok(())
                 }
                 Some(Inbound::Controller { request, reply }) => {
-                    metadata.handle(&mut node, &request, reply, now);
+                    metadata.handle(&mut node, &request, reply, now)?;
                     Ok(())
                 }
             },
@@ -283,7 +283,7 @@ pub async fn run(
             }
         };
         step?;
-        metadata.on_step(&mut node, clock.monotonic_ms());
+        metadata.on_step(&mut node, clock.monotonic_ms())?;
         for (broker_id, broker_epoch, addrs) in metadata.brokers_to_probe(clock.monotonic_ms()) {
             let inbound = inbound_tx.clone();
             runtime::spawn(async move {
