@@ -1342,8 +1342,15 @@ async fn liveness_and_final_checks(
         let mut hw = -1;
         let mut last_error = 0;
         while start.elapsed() < read_deadline {
+            // Settled Metadata can still go stale (a new controller fences brokers whose
+            // sessions it did not see, and elects again: seed 1840): wait for a leader.
             let Some((addr, _, epoch)) = view.leader_addr(p) else {
-                break;
+                last_error = kafka_protocol::error::ResponseError::LeaderNotAvailable.code();
+                sleep_ms(100).await;
+                if let Some(v) = refresh(world, &mut client).await {
+                    view = v;
+                }
+                continue;
             };
             let f = kafka::fetch(&mut client, &addr, p, position, epoch, 0).await;
             if f.error != 0 {

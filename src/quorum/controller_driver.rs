@@ -378,7 +378,21 @@ impl ControllerDriver {
             RequestKind::CreatePartitions(r) => self.create_partitions(r),
             _ => return Ok(()),
         };
+        let end_offset = node.log().end_offset();
         match propose(node, &records, now_ms)? {
+            // Nothing to write, but the answer was read from an image that runs ahead of what
+            // committed: it waits until that commits too, as Kafka's controller does. Answered
+            // at once, a CreateTopics repeated after a timeout got TOPIC_ALREADY_EXISTS from a
+            // deposed controller whose first attempt never committed, and the topic never came
+            // (cluster simulation, seed 2492).
+            None if records.is_empty() && end_offset > node.high_watermark() => {
+                self.pending.push(Pending {
+                    last_offset: end_offset - 1,
+                    answer,
+                    not_controller,
+                    reply,
+                });
+            }
             None if records.is_empty() => {
                 let _ = reply.send(answer);
             }
