@@ -280,6 +280,8 @@ struct Counts {
     clogs: u64,
     pauses: u64,
     disk_stops: u64,
+    /// Replica logs compared byte for byte at the end.
+    replicas_compared: u64,
 }
 
 type World = Arc<Mutex<Shared>>;
@@ -1405,6 +1407,103 @@ async fn liveness_and_final_checks(
     let mut w = lock(world);
     w.stop_consuming = true;
     check_final_logs(&mut w, &logs);
+    check_replicas_identical(&mut w, &view, &logs);
+}
+
+/// The record batches of one replica's log of `partition`, as its disk holds them now
+/// (written, flushed or not): (base offset, last offset, bytes), in offset order.
+fn replica_batches(disk: &SimDisk, partition: i32) -> Result<Vec<(i64, i64, Vec<u8>)>, String> {
+    let dir = std::path::PathBuf::from(format!("/data/{}-{partition}", kafka::TOPIC));
+    // No directory yet: a replica that has not opened the partition holds nothing (it can be
+    // in the ISR from the topic's creation while nothing was written: seed 161).
+    if !disk.is_dir(&dir) {
+        return Ok(Vec::new());
+    }
+    let names = disk.list(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut batches = Vec::new();
+    // Segment names are zero-padded base offsets: name order is offset order.
+    for name in names.iter().filter(|n| n.ends_with(".log")) {
+        let path = dir.join(name);
+        let bytes = disk.read_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut at = 0usize;
+        while at + 27 <= bytes.len() {
+            let field = |from: usize, n: usize| &bytes[at + from..at + from + n];
+            let base = i64::from_be_bytes(field(0, 8).try_into().unwrap_or_default());
+            let length = i32::from_be_bytes(field(8, 4).try_into().unwrap_or_default());
+            let delta = i32::from_be_bytes(field(23, 4).try_into().unwrap_or_default());
+            let end = at + 12 + usize::try_from(length).unwrap_or(0);
+            if length < 49 || end > bytes.len() {
+                return Err(format!("{}: no whole batch at byte {at}", path.display()));
+            }
+            batches.push((base, base + i64::from(delta), bytes[at..end].to_vec()));
+            at = end;
+        }
+        if at != bytes.len() {
+            return Err(format!("{}: {} stray bytes at the end", path.display(), bytes.len() - at));
+        }
+    }
+    Ok(batches)
+}
+
+/// Every replica of a settled partition holds the same bytes below the final high watermark
+/// (from the highest log start among them): followers append the leader's batches verbatim,
+/// so any difference is a replica that diverged and was never truncated back.
+fn check_replicas_identical(
+    w: &mut Shared,
+    view: &View,
+    logs: &BTreeMap<i32, (i64, BTreeMap<i64, String>)>,
+) {
+    let mut findings = Vec::new();
+    for (p, (hw, _)) in logs {
+        let Some(pv) = view.partitions.get(p) else {
+            continue;
+        };
+        let mut copies = Vec::new();
+        for r in &pv.isr {
+            let Some(disk) = usize::try_from(*r - 1).ok().and_then(|i| w.disks.get(i)) else {
+                continue;
+            };
+            match replica_batches(disk, *p) {
+                Ok(batches) => copies.push((*r, batches)),
+                Err(e) => findings.push(format!("partition {p}, replica {r}: {e}")),
+            }
+        }
+        let from = copies
+            .iter()
+            .filter_map(|(_, b)| b.first().map(|(base, _, _)| *base))
+            .max()
+            .unwrap_or(0);
+        let below = |batches: &[(i64, i64, Vec<u8>)]| -> Vec<(i64, Vec<u8>)> {
+            batches
+                .iter()
+                .filter(|(base, last, _)| *base >= from && *last < *hw)
+                .map(|(base, _, bytes)| (*base, bytes.clone()))
+                .collect()
+        };
+        let Some((first_replica, first)) = copies.first().map(|(r, b)| (*r, below(b))) else {
+            continue;
+        };
+        for (r, batches) in &copies[1..] {
+            let other = below(batches);
+            if other != first {
+                let at = first
+                    .iter()
+                    .zip(&other)
+                    .find(|(a, b)| a != b)
+                    .map_or_else(|| first.len().min(other.len()), |(a, _)| a.0 as usize);
+                findings.push(format!(
+                    "partition {p}: replicas {first_replica} and {r} differ below the high watermark {hw} \
+                     ({} and {} batches from offset {from}; first difference at batch offset {at})",
+                    first.len(),
+                    other.len()
+                ));
+            }
+        }
+        w.counts.replicas_compared += copies.len() as u64;
+    }
+    for v in findings {
+        w.violation(v);
+    }
 }
 
 fn check_final_logs(w: &mut Shared, logs: &BTreeMap<i32, (i64, BTreeMap<i64, String>)>) {
@@ -1545,7 +1644,7 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE, {} commits acknowledged, {} commit read-backs; {} losses excused by the page-cache rule; {} violations",
+            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE, {} commits acknowledged, {} commit read-backs; {} replica logs compared; {} losses excused by the page-cache rule; {} violations",
             options.seed,
             w.events,
             w.crashes,
@@ -1564,6 +1663,7 @@ pub fn run(options: Options) -> Report {
             c.out_of_range,
             w.commits.values().map(Vec::len).sum::<usize>(),
             w.commit_checks,
+            c.replicas_compared,
             c.excused_losses,
             w.violations.len()
         ),

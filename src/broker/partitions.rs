@@ -134,9 +134,6 @@ fn raise_fatal(fatal: &watch::Sender<Option<String>>, what: String) {
     });
 }
 
-fn storage_error(e: Arc<LogError>) -> PartitionError {
-    PartitionError::Storage(e.to_string())
-}
 
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +194,16 @@ struct State {
     log_end: u64,
     log_start: u64,
     deleted: bool,
+}
+
+/// A partition's high watermark moves to `hw`, never backwards: consumers have been told
+/// everything below it is committed. Only a truncation may lower it (`truncate_as_follower`).
+fn raise_high_watermark(high_watermark: &mut u64, hw: u64, tp: &TopicPartition) {
+    assert!(
+        hw >= *high_watermark,
+        "{tp}: the high watermark would move back from {high_watermark} to {hw}"
+    );
+    *high_watermark = hw;
 }
 
 /// The idempotent batches in `data` (whole batches, offsets as they stand): (producer id,
@@ -409,6 +416,15 @@ impl Partition {
         raise_fatal(&self.fatal, format!("{}: {what}", self.tp));
     }
 
+    /// The log writer failed (a failed fsync ends it, and every later operation): the broker
+    /// is stopped now, before the caller can act on a log end that is not durable (the
+    /// writer's own report comes a moment later, from the task that watches it).
+    fn writer_failed(&self, e: &LogError) -> PartitionError {
+        let what = e.to_string();
+        self.fail(&what);
+        PartitionError::Storage(what)
+    }
+
     /// Passes `result` on, stopping the broker first if it is a storage error.
     fn check_storage<T>(&self, result: Result<T, PartitionError>) -> Result<T, PartitionError> {
         if let Err(PartitionError::Storage(what)) = &result {
@@ -486,13 +502,14 @@ impl Partition {
             .writer
             .run(move |log, now_ms| me.leader_write(log, &mut data, epoch, now_ms))
             .await
-            .map_err(storage_error)?;
+            .map_err(|e| self.writer_failed(&e))?;
         let Written { value, ackable_end } = written;
         let appended = self.check_storage(value)?;
         let mut s = self.lock();
         if let Role::Leader(leader) = &mut s.role {
             if leader.leader_epoch() == epoch && leader.on_local_append(ackable_end) {
-                s.high_watermark = leader.high_watermark();
+                let hw = leader.high_watermark();
+                raise_high_watermark(&mut s.high_watermark, hw, &self.tp);
                 drop(s);
                 self.bump();
             }
@@ -733,7 +750,8 @@ impl Partition {
                     });
                 }
                 if leader.on_follower_fetch(replica_id, fetch_offset as u64, log_end, now_ms) {
-                    s.high_watermark = leader.high_watermark();
+                    let hw = leader.high_watermark();
+                    raise_high_watermark(&mut s.high_watermark, hw, &self.tp);
                     moved = true;
                 }
             }
@@ -777,6 +795,11 @@ impl Partition {
     /// Where a follower fetches from: (leader, leader epoch, fetch offset = log end, last
     /// fetched epoch), or `None` when this replica leads or is gone.
     pub fn fetch_position(&self) -> Option<(i32, i32, u64, i32)> {
+        // A broker that must stop fetches nothing more: after a failed flush its log end runs
+        // past what is durable, and a fetch from there would tell the leader otherwise.
+        if self.fatal.borrow().is_some() {
+            return None;
+        }
         let s = self.lock();
         match s.role {
             Role::Follower if !s.deleted && s.leader >= 0 => Some((
@@ -827,7 +850,7 @@ impl Partition {
                 Ok(s.log_end)
             })
             .await
-            .map_err(storage_error)?;
+            .map_err(|e| self.writer_failed(&e))?;
         self.check_storage(written.value)
     }
 
@@ -912,7 +935,7 @@ impl Partition {
                 Ok(end)
             })
             .await
-            .map_err(storage_error)?;
+            .map_err(|e| self.writer_failed(&e))?;
         self.check_storage(written.value)
     }
 
@@ -945,7 +968,7 @@ impl Partition {
                 Ok(())
             })
             .await
-            .map_err(storage_error)?;
+            .map_err(|e| self.writer_failed(&e))?;
         self.check_storage(written.value)
     }
 
@@ -954,6 +977,13 @@ impl Partition {
         let hw = self.leader_high_watermark()?;
         let s = self.lock();
         Ok((s.log_start, hw, s.leader_epoch))
+    }
+
+    /// The log end offset, as the leader (ListOffsets latest for a follower: Kafka answers a
+    /// replica with its log end, a consumer with the high watermark).
+    pub fn leader_log_end(&self) -> Result<u64, PartitionError> {
+        self.leader_high_watermark()?;
+        Ok(self.lock().log_end)
     }
 
     /// Where epoch `epoch` ends in this leader's log (OffsetForLeaderEpoch).
@@ -989,7 +1019,8 @@ impl Partition {
         match result {
             Some((isr, partition_epoch)) => {
                 if leader.on_isr_committed(isr.clone(), partition_epoch) {
-                    s.high_watermark = leader.high_watermark();
+                    let hw = leader.high_watermark();
+                    raise_high_watermark(&mut s.high_watermark, hw, &self.tp);
                 }
                 if partition_epoch >= s.partition_epoch {
                     tracing::info!(partition = %self.tp, ?isr, partition_epoch, "ISR changed");
@@ -1063,7 +1094,8 @@ impl Partition {
                     l.plant_hw_from_non_isr(ClusterBugs::live(self.bugs.hw_from_non_isr));
                 }
                 if let Role::Leader(l) = &s.role {
-                    s.high_watermark = l.high_watermark();
+                    let hw = l.high_watermark();
+                    raise_high_watermark(&mut s.high_watermark, hw, &self.tp);
                 }
                 // The new epoch starts at this leader's log end (KIP-101).
                 if s.epochs.assign(leader_epoch, s.log_end) {
@@ -1095,7 +1127,8 @@ impl Partition {
                 // it with the ISR in flight): take it whichever did. Copying only on the second
                 // one's "moved" left the partition's high watermark behind its leader state's
                 // for good, and acks=all timed out forever (cluster simulation, seed 36).
-                s.high_watermark = l.high_watermark();
+                let hw = l.high_watermark();
+                raise_high_watermark(&mut s.high_watermark, hw, &self.tp);
             }
         }
         drop(guard);

@@ -45,10 +45,24 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// refused), so a fetcher does not spin.
 const BACKOFF: Duration = Duration::from_millis(100);
 
+/// The fetcher tasks, aborted when the manager ends (the broker stopping aborts it): a fetcher
+/// left running after its broker failed kept fetching, and its fetch positions told leaders
+/// it held what its failed fsync had not made durable (cluster simulation, seed 9088).
+struct Fetchers(BTreeMap<i32, tokio::task::JoinHandle<()>>);
+
+impl Drop for Fetchers {
+    fn drop(&mut self) {
+        for task in self.0.values() {
+            task.abort();
+        }
+    }
+}
+
 /// Runs the fetchers for as long as the broker runs.
 pub async fn run_manager(broker: Arc<Broker>) {
     let mut leadership = broker.partitions.subscribe_leadership();
-    let mut running: BTreeMap<i32, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    let mut fetchers = Fetchers(BTreeMap::new());
+    let running = &mut fetchers.0;
     loop {
         leadership.borrow_and_update();
         running.retain(|_, task| !task.is_finished());

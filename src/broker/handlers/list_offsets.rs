@@ -1,9 +1,9 @@
-//! ListOffsets (2): earliest (-2), latest (-1, the high watermark; also the last stable offset
-//! since there are no transactions), max timestamp (-3, KIP-734) and by timestamp. Timestamps
-//! are the records' own: the batch found through the time index is opened and its records
-//! walked to the first one at or after the target. A compressed batch is not decompressed
-//! (no codec in the broker yet): its base offset and max timestamp answer instead, which makes
-//! a consumer start at most one batch early.
+//! ListOffsets (2): earliest (-2), latest (-1: the high watermark for consumers, the log end
+//! for a replica; also the last stable offset since there are no transactions), max timestamp
+//! (-3, KIP-734) and by timestamp. Timestamps are the records' own: the batch found through the
+//! time index is opened and its records walked to the first one at or after the target. A
+//! compressed batch is not decompressed (no codec in the broker yet): its base offset and max
+//! timestamp answer instead, which makes a consumer start at most one batch early.
 
 use super::super::partitions::PartitionError;
 use crate::broker::context::Broker;
@@ -48,16 +48,23 @@ fn pick_record(batch: &[u8], target: Option<i64>) -> Option<(i64, i64, i32)> {
     }
 }
 
+/// `from_replica`: the request names a replica id (a follower, or `-2` for a debugging
+/// consumer), which reads to the log end as Kafka's followers do; consumers (`-1`) stop at the
+/// high watermark. A follower whose log ran past a new leader's end truncated to the leader's
+/// high watermark instead, which can be below its own (fsync per write: a product assertion,
+/// cluster simulation seed 3022).
 fn lookup(
     broker: &Broker,
     tp: &TopicPartition,
     timestamp: i64,
     current_leader_epoch: i32,
+    from_replica: bool,
 ) -> Result<(i64, i64, i32), PartitionError> {
     let partition = broker.partition(tp)?;
     partition.check_epoch(current_leader_epoch)?;
     let (start, hw, epoch) = partition.offsets()?;
     match timestamp {
+        LATEST if from_replica => Ok((partition.leader_log_end()? as i64, -1, epoch)),
         LATEST => Ok((hw as i64, -1, epoch)),
         EARLIEST => Ok((start as i64, -1, epoch)),
         MAX_TIMESTAMP => partition.with_log(|log, hw| {
@@ -85,6 +92,7 @@ fn lookup(
 }
 
 pub fn handle(broker: &Broker, r: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let from_replica = r.replica_id.0 != -1;
     let topics = r
         .topics
         .iter()
@@ -96,7 +104,7 @@ pub fn handle(broker: &Broker, r: &ListOffsetsRequest, version: i16) -> ListOffs
                     let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
                     let answer = list_offsets_response::ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    match lookup(broker, &tp, p.timestamp, p.current_leader_epoch) {
+                    match lookup(broker, &tp, p.timestamp, p.current_leader_epoch, from_replica) {
                         Ok((offset, timestamp, epoch)) => answer
                             .with_offset(offset)
                             .with_timestamp(timestamp)
