@@ -1208,6 +1208,16 @@ async fn supervise(world: World, seed: u64, duration_s: u64, bugs: ClusterBugs) 
             lock(&world).violation("the final checks did not finish (a client stuck)".into());
             break;
         }
+        // A node whose disk error came before the heal can finish stopping after it (its
+        // controlled shutdown takes up to 3 s): it is started again too (seed 276).
+        for i in 0..nodes {
+            if lock(&world).stopped[i] {
+                lock(&world).counts.disk_stops += 1;
+                power_off(&world, &handle, ids[i], i, "stopped by a disk error");
+                handle.restart(ids[i]);
+                lock(&world).stopped[i] = false;
+            }
+        }
         sleep_ms(100).await;
     }
 }

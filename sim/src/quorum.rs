@@ -727,6 +727,7 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
         let mut next = from;
         let mut failed = false;
         let mut counts = (0u64, 0u64, 0u64);
+        let mut ops = ketch::controller::OperationBuffer::default();
         for e in held
             .entries
             .iter()
@@ -737,25 +738,33 @@ async fn supervise(world: World, seed: u64, duration_s: u64, election_timeout_ms
             }
             next = e.offset + 1;
             if e.data == ketch::raft::LEADER_CHANGE {
+                ops.leader_change();
                 continue;
             }
-            let applied = MetadataRecord::decode(&e.data)
-                .map_err(|err| err.to_string())
-                .and_then(|r| {
-                    image
-                        .apply(e.offset as i64, &r)
-                        .map(|()| r)
-                        .map_err(|err| err.to_string())
-                });
-            match &applied {
-                Ok(MetadataRecord::RegisterBroker { .. }) => counts.0 += 1,
-                Ok(MetadataRecord::FenceBroker { .. }) => counts.1 += 1,
-                Ok(MetadataRecord::UnfenceBroker { .. }) => counts.2 += 1,
-                _ => {}
+            // An operation's records apply together, once its last entry is in (as the
+            // product's replay does).
+            let ready = match ops.push(e.offset as i64, &e.data) {
+                Ok(ready) => ready,
+                Err(err) => {
+                    w.violation(i, format!("committed metadata does not replay: {err}"));
+                    failed = true;
+                    break;
+                }
+            };
+            for (offset, r) in ready {
+                if let Err(err) = image.apply(offset, &r) {
+                    w.violation(i, format!("committed metadata does not replay: {err}"));
+                    failed = true;
+                    break;
+                }
+                match r {
+                    MetadataRecord::RegisterBroker { .. } => counts.0 += 1,
+                    MetadataRecord::FenceBroker { .. } => counts.1 += 1,
+                    MetadataRecord::UnfenceBroker { .. } => counts.2 += 1,
+                    _ => {}
+                }
             }
-            if let Err(err) = &applied {
-                w.violation(i, format!("committed metadata does not replay: {err}"));
-                failed = true;
+            if failed {
                 break;
             }
         }

@@ -23,5 +23,5 @@ pub use logic::{
     validate_topic_name, ApiError, Controller, ControllerConfig, CreateTopic, Election,
     HeartbeatReply,
 };
-pub use records::{Endpoint, MetadataRecord, RecordError};
+pub use records::{Endpoint, MetadataRecord, OperationBuffer, RecordError, CONTINUED};
 pub use snapshot::{image_from_records, image_records};

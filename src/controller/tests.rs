@@ -540,3 +540,56 @@ fn preferred_and_unclean_elections() {
         "a partition with a leader needs no unclean election"
     );
 }
+
+/// An operation's entries apply together: a topic's records held until the last one, and
+/// dropped if a leader change cuts the operation short (a controller that failed over between
+/// them must not leave a topic without its partitions).
+#[test]
+fn an_operation_applies_whole_or_not_at_all() {
+    let (mut c, log) = with_brokers(3);
+    let made = c.create_topics(&[topic("t", 3, 3)]).remove(0).unwrap();
+    assert!(made.len() >= 4, "a topic record and one per partition");
+    let entries: Vec<Vec<u8>> = made
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.encode_entry(i + 1 < made.len()).unwrap())
+        .collect();
+    let base = log.len() as i64;
+    let replay_brokers = |image: &mut MetadataImage| {
+        for (o, r) in log.iter().enumerate() {
+            image.apply(o as i64, r).unwrap();
+        }
+    };
+
+    // Whole: nothing until the last entry, then everything, at the entries' offsets.
+    let mut image = MetadataImage::new();
+    replay_brokers(&mut image);
+    let mut ops = OperationBuffer::default();
+    for (i, e) in entries.iter().enumerate() {
+        let ready = ops.push(base + i as i64, e).unwrap();
+        if i + 1 < entries.len() {
+            assert!(ready.is_empty() && !ops.is_empty());
+        } else {
+            assert_eq!(ready.len(), made.len());
+            for (o, r) in ready {
+                image.apply(o, &r).unwrap();
+            }
+        }
+    }
+    assert!(ops.is_empty());
+    assert_eq!(image.topic_by_name("t").map(|t| t.partitions.len()), Some(3));
+
+    // Cut short: the prefix is dropped at the leader change, and what follows applies alone.
+    let mut image = MetadataImage::new();
+    replay_brokers(&mut image);
+    let mut ops = OperationBuffer::default();
+    for (i, e) in entries.iter().take(2).enumerate() {
+        assert!(ops.push(base + i as i64, e).unwrap().is_empty());
+    }
+    assert_eq!(ops.leader_change(), 2);
+    assert!(ops.is_empty());
+    assert!(image.topic_by_name("t").is_none());
+    let single = made[0].encode_entry(false).unwrap();
+    assert_eq!(MetadataRecord::decode_entry(&single).unwrap(), (made[0].clone(), false));
+    assert_eq!(ops.push(base + 10, &single).unwrap().len(), 1);
+}

@@ -10,7 +10,7 @@ use super::storage::DiskRaftLog;
 use super::QuorumError;
 use crate::controller::{
     image_from_records, image_records, ApiError, Controller, CreateTopic, Election, Endpoint,
-    MetadataImage, MetadataRecord,
+    MetadataImage, MetadataRecord, OperationBuffer,
 };
 use crate::protocol::responses::{refusal, wire_topic_id};
 use crate::raft::{
@@ -54,6 +54,10 @@ pub struct ControllerDriver {
     committed: MetadataImage,
     /// Next log offset to apply to `committed`.
     committed_next: u64,
+    /// An operation's records below `committed_next` not yet applied to `committed` (its last
+    /// entry has not committed), and likewise below `replayed` for the controller's image.
+    committed_ops: OperationBuffer,
+    replayed_ops: OperationBuffer,
     /// Record bytes applied to `committed` since the last snapshot.
     bytes_since_snapshot: u64,
     /// When the last snapshot was taken (or this member started), monotonic ms.
@@ -78,6 +82,8 @@ impl ControllerDriver {
             pending: Vec::new(),
             committed: MetadataImage::new(),
             committed_next: 0,
+            committed_ops: OperationBuffer::default(),
+            replayed_ops: OperationBuffer::default(),
             bytes_since_snapshot: 0,
             last_snapshot_ms: None,
             activated_ms: 0,
@@ -106,6 +112,8 @@ impl ControllerDriver {
         self.committed = image;
         self.committed_next = id.end_offset;
         self.replayed = id.end_offset;
+        self.committed_ops = OperationBuffer::default();
+        self.replayed_ops = OperationBuffer::default();
         self.bytes_since_snapshot = 0;
         Ok(())
     }
@@ -124,7 +132,10 @@ impl ControllerDriver {
         let since = *self.last_snapshot_ms.get_or_insert(now_ms);
         let due = self.bytes_since_snapshot >= interval_bytes
             || (self.bytes_since_snapshot > 0 && now_ms.saturating_sub(since) >= interval_ms);
+        // Never in the middle of an operation: the snapshot's end would cover records its image
+        // does not hold.
         if !due
+            || !self.committed_ops.is_empty()
             || node
                 .log()
                 .latest_snapshot()
@@ -200,6 +211,7 @@ impl ControllerDriver {
                 // committed.
                 self.controller.reset_to(self.committed.clone());
                 self.replayed = self.committed_next;
+                self.replayed_ops = self.committed_ops.clone();
                 for p in self.pending.drain(..) {
                     let _ = p.reply.send(p.not_controller);
                 }
@@ -263,16 +275,10 @@ impl ControllerDriver {
                 }
                 self.committed_next = e.offset + 1;
                 self.bytes_since_snapshot += e.data.len() as u64;
-                if e.data == LEADER_CHANGE {
-                    continue;
-                }
-                match MetadataRecord::decode(&e.data) {
-                    Ok(record) => {
-                        if let Err(err) = self.committed.apply(e.offset as i64, &record) {
-                            tracing::error!("metadata log: {err}");
-                        }
+                for (offset, record) in take_ready(&mut self.committed_ops, e.offset, &e.data) {
+                    if let Err(err) = self.committed.apply(offset, &record) {
+                        tracing::error!("metadata log: {err}");
                     }
-                    Err(err) => tracing::error!(offset = e.offset, "metadata log: {err}"),
                 }
             }
         }
@@ -287,16 +293,13 @@ impl ControllerDriver {
                 }
                 self.replayed = e.offset + 1;
                 // The active controller applied its own records when it made them.
-                if (e.offset as i64) < self.controller.next_offset() || e.data == LEADER_CHANGE {
+                if (e.offset as i64) < self.controller.next_offset() {
                     continue;
                 }
-                match MetadataRecord::decode(&e.data) {
-                    Ok(record) => {
-                        if let Err(err) = self.controller.replay(e.offset as i64, &record) {
-                            tracing::error!("metadata log: {err}");
-                        }
+                for (offset, record) in take_ready(&mut self.replayed_ops, e.offset, &e.data) {
+                    if let Err(err) = self.controller.replay(offset, &record) {
+                        tracing::error!("metadata log: {err}");
                     }
-                    Err(err) => tracing::error!(offset = e.offset, "metadata log: {err}"),
                 }
             }
         }
@@ -855,7 +858,29 @@ fn message_of(e: &ApiError) -> Option<StrBytes> {
 
 /// Appends records as entries; returns the last offset, if any. A refusal from the core here
 /// means leadership was lost this very step; the next step resets.
-/// Appends the records the controller made (and already applied to its image). A log failure
+/// One committed entry through `ops`: the records ready to apply (an operation's, once its last
+/// entry is in; none for a LeaderChange, which drops an operation it cut short).
+fn take_ready(ops: &mut OperationBuffer, offset: u64, data: &[u8]) -> Vec<(i64, MetadataRecord)> {
+    if data == LEADER_CHANGE {
+        let dropped = ops.leader_change();
+        if dropped > 0 {
+            tracing::warn!(
+                offset,
+                records = dropped,
+                "metadata operation cut short by a leader change: its records are dropped"
+            );
+        }
+        return Vec::new();
+    }
+    ops.push(offset as i64, data).unwrap_or_else(|err| {
+        tracing::error!(offset, "metadata log: {err}");
+        Vec::new()
+    })
+}
+
+/// Appends the records the controller made (and already applied to its image), as one
+/// operation: every entry but the last is marked continued, so followers apply them together
+/// or not at all ([`OperationBuffer`]). A log failure
 /// is fatal for the member, as it is for the proposals the broker makes: the image is ahead of
 /// a log that could not take its records, so the node must stop, not go on (seed 1345 of the
 /// cluster simulation: an ENOSPC here, then the controller's next record asserted it was
@@ -867,16 +892,21 @@ fn propose(
     records: &[MetadataRecord],
     now_ms: u64,
 ) -> Result<Option<u64>, QuorumError> {
-    let mut last = None;
-    for r in records {
+    // Encoded first: nothing is proposed unless all of it can be, so no operation is left
+    // open in the log by this leader.
+    let mut entries = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
         // The controller asserted that its records encode when it made them.
-        let bytes = match r.encode() {
-            Ok(bytes) => bytes,
+        match r.encode_entry(i + 1 < records.len()) {
+            Ok(bytes) => entries.push(bytes),
             Err(e) => {
-                tracing::error!("metadata record not proposed: {e}");
+                tracing::error!("metadata records not proposed: {e}");
                 return Ok(None);
             }
-        };
+        }
+    }
+    let mut last = None;
+    for bytes in entries {
         match node.propose(bytes, now_ms) {
             Ok(offset) => last = Some(offset),
             Err(ProposeError::Log(e)) => return Err(e.into()),
