@@ -1210,11 +1210,11 @@ async fn supervise(world: World, seed: u64, duration_s: u64, bugs: ClusterBugs) 
         }
         // A node whose disk error came before the heal can finish stopping after it (its
         // controlled shutdown takes up to 3 s): it is started again too (seed 276).
-        for i in 0..nodes {
+        for (i, id) in ids.iter().enumerate() {
             if lock(&world).stopped[i] {
                 lock(&world).counts.disk_stops += 1;
-                power_off(&world, &handle, ids[i], i, "stopped by a disk error");
-                handle.restart(ids[i]);
+                power_off(&world, &handle, *id, i, "stopped by a disk error");
+                handle.restart(*id);
                 lock(&world).stopped[i] = false;
             }
         }

@@ -926,6 +926,11 @@ impl Partition {
                     .truncate_to(offset)
                     .map_err(|e| PartitionError::Storage(e.to_string()))?;
                 s.producers.truncate_to(end as i64);
+                // The producer snapshot on disk may hold the cut history's batches: replaced,
+                // or recovery would start from it and let a retried batch of the new history in
+                // twice (cluster simulation, seed 27193), as Kafka drops snapshots above the
+                // truncation point.
+                write_producer_snapshot(me.disk.as_ref(), log, &s.producers)?;
                 if s.epochs.truncate_from_end(end) {
                     write_epochs(me.disk.as_ref(), log, &s.epochs)?;
                 }
@@ -959,6 +964,7 @@ impl Partition {
                 log.reset_to(offset)
                     .map_err(|e| PartitionError::Storage(e.to_string()))?;
                 s.producers = ProducerStates::new();
+                write_producer_snapshot(me.disk.as_ref(), log, &s.producers)?;
                 s.epochs.clear();
                 write_epochs(me.disk.as_ref(), log, &s.epochs)?;
                 s.log_end = offset;
