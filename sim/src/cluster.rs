@@ -1470,12 +1470,16 @@ fn replica_batches(disk: &SimDisk, partition: i32) -> Result<Vec<(i64, i64, Vec<
     if !disk.is_dir(&dir) {
         return Ok(Vec::new());
     }
-    let names = disk.list(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let names = disk
+        .list(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut batches = Vec::new();
     // Segment names are zero-padded base offsets: name order is offset order.
     for name in names.iter().filter(|n| n.ends_with(".log")) {
         let path = dir.join(name);
-        let bytes = disk.read_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = disk
+            .read_file(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let mut at = 0usize;
         while at + 27 <= bytes.len() {
             let field = |from: usize, n: usize| &bytes[at + from..at + from + n];
@@ -1490,7 +1494,11 @@ fn replica_batches(disk: &SimDisk, partition: i32) -> Result<Vec<(i64, i64, Vec<
             at = end;
         }
         if at != bytes.len() {
-            return Err(format!("{}: {} stray bytes at the end", path.display(), bytes.len() - at));
+            return Err(format!(
+                "{}: {} stray bytes at the end",
+                path.display(),
+                bytes.len() - at
+            ));
         }
     }
     Ok(batches)

@@ -134,7 +134,6 @@ fn raise_fatal(fatal: &watch::Sender<Option<String>>, what: String) {
     });
 }
 
-
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResult {

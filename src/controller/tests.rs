@@ -577,7 +577,10 @@ fn an_operation_applies_whole_or_not_at_all() {
         }
     }
     assert!(ops.is_empty());
-    assert_eq!(image.topic_by_name("t").map(|t| t.partitions.len()), Some(3));
+    assert_eq!(
+        image.topic_by_name("t").map(|t| t.partitions.len()),
+        Some(3)
+    );
 
     // Cut short: the prefix is dropped at the leader change, and what follows applies alone.
     let mut image = MetadataImage::new();
@@ -590,6 +593,9 @@ fn an_operation_applies_whole_or_not_at_all() {
     assert!(ops.is_empty());
     assert!(image.topic_by_name("t").is_none());
     let single = made[0].encode_entry(false).unwrap();
-    assert_eq!(MetadataRecord::decode_entry(&single).unwrap(), (made[0].clone(), false));
+    assert_eq!(
+        MetadataRecord::decode_entry(&single).unwrap(),
+        (made[0].clone(), false)
+    );
     assert_eq!(ops.push(base + 10, &single).unwrap().len(), 1);
 }

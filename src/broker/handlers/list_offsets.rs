@@ -104,7 +104,13 @@ pub fn handle(broker: &Broker, r: &ListOffsetsRequest, version: i16) -> ListOffs
                     let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
                     let answer = list_offsets_response::ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    match lookup(broker, &tp, p.timestamp, p.current_leader_epoch, from_replica) {
+                    match lookup(
+                        broker,
+                        &tp,
+                        p.timestamp,
+                        p.current_leader_epoch,
+                        from_replica,
+                    ) {
                         Ok((offset, timestamp, epoch)) => answer
                             .with_offset(offset)
                             .with_timestamp(timestamp)
