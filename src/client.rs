@@ -53,14 +53,8 @@ impl Client {
         self.connections.clear();
     }
 
-    /// One request to the broker at `addr`.
-    pub async fn send(
-        &mut self,
-        addr: &str,
-        api_key: ApiKey,
-        version: i16,
-        body: &RequestKind,
-    ) -> Result<ResponseKind, String> {
+    /// Connects to `addr` unless a connection is open.
+    async fn connect(&mut self, addr: &str) -> Result<(), String> {
         if !self.connections.contains_key(addr) {
             let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
                 .await
@@ -69,6 +63,44 @@ impl Client {
             let _ = stream.set_nodelay(true);
             self.connections.insert(addr.to_string(), stream);
         }
+        Ok(())
+    }
+
+    /// One request that gets no answer (Produce with acks=0): written, not waited for. A broker
+    /// that refuses it closes the connection, which the next request here finds.
+    pub async fn send_oneway(
+        &mut self,
+        addr: &str,
+        api_key: ApiKey,
+        version: i16,
+        body: &RequestKind,
+    ) -> Result<(), String> {
+        self.connect(addr).await?;
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let frame = encode_request(self.correlation_id, &self.client_id, api_key, version, body)
+            .map_err(|e| e.to_string())?;
+        let Some(stream) = self.connections.get_mut(addr) else {
+            return Err(format!("no connection to {addr}"));
+        };
+        let written = tokio::time::timeout(self.timeout, write_frame(stream, &frame))
+            .await
+            .map_err(|_| format!("writing to {addr} timed out"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if written.is_err() {
+            self.connections.remove(addr);
+        }
+        written
+    }
+
+    /// One request to the broker at `addr`.
+    pub async fn send(
+        &mut self,
+        addr: &str,
+        api_key: ApiKey,
+        version: i16,
+        body: &RequestKind,
+    ) -> Result<ResponseKind, String> {
+        self.connect(addr).await?;
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
         let frame = encode_request(correlation_id, &self.client_id, api_key, version, body)

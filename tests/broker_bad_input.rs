@@ -116,3 +116,66 @@ fn bad_connections_are_closed_and_the_broker_keeps_serving() {
     expect_closed(s, "invalid after valid");
     still_serving(&node);
 }
+
+/// Produce v3 of `records` to partition 0 of `topic` with `acks`.
+fn produce_v3(topic: &str, acks: i16, records: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // transactional id: null
+    b.extend_from_slice(&acks.to_be_bytes());
+    b.extend_from_slice(&5_000i32.to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    b.extend_from_slice(topic.as_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes()); // one partition
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(records);
+    b
+}
+
+/// acks=0 gets no answer; a refused one closes the connection, as Kafka does, since that is
+/// how a producer that reads no answers learns to refresh its metadata.
+#[test]
+fn acks_zero_is_unanswered_and_a_refused_one_closes_the_connection() {
+    let node = Node::new("acks-zero", "");
+    let b = node.bootstrap();
+    let (ok, out, err) = node.ketch(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--create",
+            "--topic",
+            "zero",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "1",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let batch = ketch::protocol::record_batch::build_batch(0, 1_700_000_000_000, &[(None, b"v")]);
+
+    // Accepted: no answer, and the connection goes on (the next request's answer is the next
+    // thing on it).
+    let mut s = connect(&node);
+    s.write_all(&request(0, 3, 21, &produce_v3("zero", 0, &batch)))
+        .unwrap();
+    s.write_all(&request(18, 0, 22, &[])).unwrap();
+    let r = read_response(&mut s);
+    assert_eq!(i32::from_be_bytes(r[0..4].try_into().unwrap()), 22);
+
+    // Refused (no such topic): closed, and the broker serves everyone else.
+    s.write_all(&request(0, 3, 23, &produce_v3("no-such-topic", 0, &batch)))
+        .unwrap();
+    expect_closed(s, "refused acks=0 produce");
+    still_serving(&node);
+
+    // The accepted record is there.
+    let out = Command::new("kcat")
+        .args(["-b", &b, "-C", "-t", "zero", "-o", "beginning", "-e", "-q"])
+        .output()
+        .expect("kcat");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
+}

@@ -280,6 +280,8 @@ struct Counts {
     clogs: u64,
     pauses: u64,
     disk_stops: u64,
+    /// Batches sent with acks=0.
+    acks0_sent: u64,
     /// Caught-up replica logs compared byte for byte at the end.
     replicas_compared: u64,
 }
@@ -796,6 +798,51 @@ async fn plain_producer(world: World, seed: u64) {
     lock(&world).producers_running -= 1;
 }
 
+/// An acks=0 producer: each batch written once and never answered. Nothing is promised about
+/// its records; the checks that hold for every record (each value once, offsets contiguous,
+/// what was read is in the final log) hold for them too. A broker that refuses one closes the
+/// connection (as Kafka does), which is how this producer, like Kafka's, learns to look again.
+async fn acks0_producer(world: World, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xA0);
+    let mut client = new_client(&world, "sim-acks0");
+    let partitions = lock(&world).mix.partitions;
+    let mut view = View::default();
+    for n in 0u64.. {
+        if lock(&world).stop_producing {
+            break;
+        }
+        let p = (n % partitions as u64) as i32;
+        match view.leader_addr(p) {
+            Some((addr, _, _)) => {
+                let value = format!("z-{n}");
+                let batch = build_batch(0, 1_700_000_000_000, &[(None, value.as_bytes())]);
+                lock(&world).counts.acks0_sent += 1;
+                if kafka::produce_acks0(&mut client, &addr, p, Bytes::from(batch))
+                    .await
+                    .is_err()
+                {
+                    if let Some(v) = refresh(&world, &mut client).await {
+                        view = v;
+                    }
+                }
+            }
+            None => {
+                if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+            }
+        }
+        // Metadata now and then, as a producer's metadata.max.age.ms does.
+        if n % 16 == 15 {
+            if let Some(v) = refresh(&world, &mut client).await {
+                view = v;
+            }
+        }
+        sleep_ms(rng.gen_range(30..150)).await;
+    }
+    lock(&world).producers_running -= 1;
+}
+
 /// Reads every partition from its leader, following leader changes, and commits its positions
 /// in the group every few hundred ms; reads the group's offsets back every second.
 async fn consumer(world: World, seed: u64) {
@@ -969,11 +1016,12 @@ async fn clients(world: World, seed: u64) {
     }
     if lock(&world).healed_at.is_none() {
         let producers = lock(&world).mix.producers;
-        lock(&world).producers_running = producers + 1;
+        lock(&world).producers_running = producers + 2;
         for k in 0..producers {
             madsim::task::spawn(idempotent_producer(Arc::clone(&world), k, seed));
         }
         madsim::task::spawn(plain_producer(Arc::clone(&world), seed));
+        madsim::task::spawn(acks0_producer(Arc::clone(&world), seed));
     }
     madsim::task::spawn(consumer(Arc::clone(&world), seed));
     let healed = loop {
@@ -1717,7 +1765,7 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE, {} commits acknowledged, {} commit read-backs; {} caught-up replica logs compared; {} losses excused by the page-cache rule; {} violations",
+            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE, {} commits acknowledged, {} commit read-backs; {} caught-up replica logs compared; {} losses excused by the page-cache rule; {} violations",
             options.seed,
             w.events,
             w.crashes,
@@ -1729,6 +1777,7 @@ pub fn run(options: Options) -> Report {
             w.leaders.len(),
             acked_all,
             w.acked.len() - acked_all,
+            c.acks0_sent,
             c.produce_attempts,
             c.produce_errors,
             c.producer_resets,

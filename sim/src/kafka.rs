@@ -129,15 +129,9 @@ pub async fn init_producer_id(client: &mut Client) -> (i16, i64, i16) {
     }
 }
 
-/// One batch to one partition: (error, base offset).
-pub async fn produce(
-    client: &mut Client,
-    addr: &str,
-    partition: i32,
-    acks: i16,
-    batch: Bytes,
-) -> (i16, i64) {
-    let body = RequestKind::Produce(
+/// Produce of one batch to one partition.
+fn produce_request(partition: i32, acks: i16, batch: Bytes) -> RequestKind {
+    RequestKind::Produce(
         ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(3_000)
@@ -148,7 +142,29 @@ pub async fn produce(
                         .with_index(partition)
                         .with_records(Some(batch)),
                 ])]),
-    );
+    )
+}
+
+/// One batch with acks=0: sent, never answered (`Err`: it could not even be written).
+pub async fn produce_acks0(
+    client: &mut Client,
+    addr: &str,
+    partition: i32,
+    batch: Bytes,
+) -> Result<(), String> {
+    let body = produce_request(partition, 0, batch);
+    client.send_oneway(addr, ApiKey::Produce, 9, &body).await
+}
+
+/// One batch to one partition: (error, base offset).
+pub async fn produce(
+    client: &mut Client,
+    addr: &str,
+    partition: i32,
+    acks: i16,
+    batch: Bytes,
+) -> (i16, i64) {
+    let body = produce_request(partition, acks, batch);
     match client.send(addr, ApiKey::Produce, 9, &body).await {
         Ok(ResponseKind::Produce(r)) => r
             .responses

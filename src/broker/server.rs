@@ -25,7 +25,7 @@ impl Service for ClientListener {
     }
 
     async fn handle(&self, peer: &Peer, request: &Request) -> Result<Option<ResponseKind>, String> {
-        Ok(handlers::handle(&self.0, peer, request).await)
+        handlers::handle(&self.0, peer, request).await
     }
 }
 

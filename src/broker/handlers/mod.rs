@@ -54,17 +54,22 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
     })
 }
 
-/// Answers one request; `None` when the API sends no answer (Produce with acks=0).
-pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Option<ResponseKind> {
+/// Answers one request; `Ok(None)` when the API sends no answer (Produce with acks=0), `Err`
+/// when the connection must close (a failed acks=0 Produce).
+pub async fn handle(
+    broker: &Broker,
+    conn: &Connection,
+    request: &Request,
+) -> Result<Option<ResponseKind>, String> {
     let version = request.version;
-    Some(match &request.body {
+    Ok(Some(match &request.body {
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(broker, conn, r, version).await)
         }
         RequestKind::Produce(r) => {
             return produce::handle(broker, r, version)
                 .await
-                .map(ResponseKind::Produce)
+                .map(|answer| answer.map(ResponseKind::Produce))
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
         RequestKind::ListOffsets(r) => {
@@ -125,8 +130,8 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Op
         }
         // The decoder refuses what `supported` does not list, so this is unreachable in
         // practice; answering nothing closes no connection and confuses no one.
-        _ => return None,
-    })
+        _ => return Ok(None),
+    }))
 }
 
 #[cfg(test)]

@@ -98,7 +98,15 @@ fn refused(tp: &TopicPartition, e: &PartitionError) -> Outcome {
     failure(e.code(), e.to_string())
 }
 
-pub async fn handle(broker: &Broker, r: &ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// `Ok(None)`: acks=0, nothing to answer. `Err`: close the connection — an acks=0 request
+/// that failed on some partition, as Kafka does, since a producer that gets no answers learns
+/// of NOT_LEADER_OR_FOLLOWER only so and refreshes its metadata; answering nothing kept it
+/// writing into a broker that refused every batch.
+pub async fn handle(
+    broker: &Broker,
+    r: &ProduceRequest,
+    version: i16,
+) -> Result<Option<ProduceResponse>, String> {
     let acks_valid = matches!(r.acks, -1..=1);
     let timeout = Duration::from_millis(u64::try_from(r.timeout_ms).unwrap_or(0));
     // Phase one: every partition's append, in request order.
@@ -125,7 +133,16 @@ pub async fn handle(broker: &Broker, r: &ProduceRequest, version: i16) -> Option
         broker.partitions.notify_appended();
     }
     if r.acks == 0 {
-        return None;
+        let refused = appends
+            .iter()
+            .flatten()
+            .find_map(|(tp, outcome)| outcome.as_ref().err().map(|o| (tp, o.error_code)));
+        return match refused {
+            Some((tp, code)) => Err(format!(
+                "acks=0 produce to {tp} refused with error {code}: closing the connection"
+            )),
+            None => Ok(None),
+        };
     }
     // Phase two, acks=all: wait for each partition's high watermark to pass its batches (the
     // waits overlap: replication of all of them is under way).
@@ -177,5 +194,5 @@ pub async fn handle(broker: &Broker, r: &ProduceRequest, version: i16) -> Option
                 .with_partition_responses(answers),
         );
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Ok(Some(ProduceResponse::default().with_responses(responses)))
 }
