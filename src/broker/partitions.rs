@@ -1013,7 +1013,14 @@ impl Partition {
     }
 
     /// The controller's answer to this leader's AlterPartition, or refused (`None`).
-    pub fn on_isr_result(&self, leader_epoch: i32, result: Option<(Vec<i32>, i32)>) {
+    /// `answered`: whether the controller answered at all (refused, when `result` is `None`);
+    /// a proposal that got no answer may have been committed and stays pending.
+    pub fn on_isr_result(
+        &self,
+        leader_epoch: i32,
+        result: Option<(Vec<i32>, i32)>,
+        answered: bool,
+    ) {
         let mut s = self.lock();
         if s.leader_epoch != leader_epoch {
             return;
@@ -1033,7 +1040,8 @@ impl Partition {
                     s.partition_epoch = partition_epoch;
                 }
             }
-            None => leader.on_isr_change_failed(),
+            None if answered => leader.on_isr_change_failed(),
+            None => leader.on_isr_change_lost(),
         }
         drop(s);
         self.bump();

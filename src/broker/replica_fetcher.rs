@@ -440,6 +440,13 @@ async fn send_isr_changes(broker: &Broker, batch: Vec<IsrProposal>) {
     // (topic id, partition) → the ISR and partition epoch the controller committed, or refused.
     type Decided = BTreeMap<(String, i32), Option<(Vec<i32>, i32)>>;
     let mut decided: Decided = BTreeMap::new();
+    // No answer, or NOT_CONTROLLER (a controller that lost its leadership after proposing
+    // answers so, and the next leader can still commit what it proposed): the changes may
+    // have been committed, and KIP-497's leaders resend rather than forget them.
+    let answered = matches!(
+        &answer,
+        Some(ResponseKind::AlterPartition(r)) if r.error_code != ResponseError::NotController.code()
+    );
     match answer {
         Some(ResponseKind::AlterPartition(r)) if r.error_code == 0 => {
             for t in &r.topics {
@@ -478,7 +485,7 @@ async fn send_isr_changes(broker: &Broker, batch: Vec<IsrProposal>) {
             .remove(&(p.topic_id.clone(), p.tp.partition))
             .flatten();
         if let Some(partition) = broker.partitions.get(&p.tp) {
-            partition.on_isr_result(p.leader_epoch, outcome);
+            partition.on_isr_result(p.leader_epoch, outcome, answered);
         }
     }
 }

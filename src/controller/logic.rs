@@ -474,6 +474,16 @@ impl Controller {
                 p.leader_epoch
             )));
         }
+        // A resend of the change that made the current partition epoch (its answer was lost):
+        // the partition already is what the leader asked for, so say so instead of refusing,
+        // and the leader stops counting on an ISR it may have lost.
+        let mut asked = new_isr.to_vec();
+        asked.sort_unstable();
+        let mut current = p.isr.clone();
+        current.sort_unstable();
+        if partition_epoch + 1 == p.partition_epoch && asked == current {
+            return Ok((Vec::new(), p.clone()));
+        }
         if partition_epoch != p.partition_epoch {
             return Err(ApiError::InvalidUpdateVersion(format!(
                 "partition epoch {partition_epoch}, the partition is at {}",

@@ -48,6 +48,9 @@ pub struct LeaderState {
     replicas: Vec<i32>,
     isr: Vec<i32>,
     pending: Option<PendingIsr>,
+    /// The proposal in flight got no answer: it may have been committed, so it stays pending
+    /// (the high watermark keeps counting the ISR it adds) and is sent again.
+    resend_pending: bool,
     followers: BTreeMap<i32, FollowerProgress>,
     /// This leader's own log end as counted for the high watermark.
     leader_end: u64,
@@ -98,6 +101,7 @@ impl LeaderState {
             replicas,
             isr,
             pending: None,
+            resend_pending: false,
             followers,
             leader_end: log_end,
             epoch_start: log_end,
@@ -248,6 +252,9 @@ impl LeaderState {
     /// in. Marks it pending.
     pub fn propose_isr_change(&mut self, now_ms: u64) -> Option<PendingIsr> {
         if self.pending.is_some() {
+            if std::mem::take(&mut self.resend_pending) {
+                return self.pending.clone();
+            }
             return None;
         }
         let mut isr = self.isr.clone();
@@ -303,9 +310,21 @@ impl LeaderState {
         self.advance_high_watermark()
     }
 
-    /// The proposal in flight was refused or lost: forget it so the next check proposes anew.
+    /// The proposal in flight was refused: forget it so the next check proposes anew.
     pub fn on_isr_change_failed(&mut self) {
         self.pending = None;
+        self.resend_pending = false;
+    }
+
+    /// The proposal in flight got no answer: the controller may have committed it, so it is
+    /// kept (and the ISR it would add kept counting for the high watermark) and sent again at
+    /// the next check, as Kafka's leaders do (KIP-497). Forgetting it let a leader advance the
+    /// high watermark past a follower the controller had in fact added to the ISR, which the
+    /// controller later elected without those records (cluster simulation, seed 11928).
+    pub fn on_isr_change_lost(&mut self) {
+        if self.pending.is_some() {
+            self.resend_pending = true;
+        }
     }
 }
 
@@ -316,6 +335,29 @@ mod tests {
 
     fn leader(isr: Vec<i32>, min_isr: usize) -> LeaderState {
         LeaderState::new(1, 5, 0, vec![1, 2, 3], isr, 0, 0, min_isr, 1000, 0)
+    }
+
+    #[test]
+    fn an_unanswered_isr_expansion_stays_pending_and_is_sent_again() {
+        // ISR [1]; replica 2 catches up and is proposed into the ISR.
+        let mut l = leader(vec![1], 1);
+        l.on_local_append(10);
+        assert_eq!(l.high_watermark(), 10);
+        l.on_follower_fetch(2, 10, 10, 1);
+        let p = l.propose_isr_change(1).unwrap();
+        assert_eq!(p.isr, vec![1, 2]);
+        // The answer is lost: the controller may have added 2, so the high watermark still
+        // waits for it, and the same proposal goes out again.
+        l.on_isr_change_lost();
+        l.on_local_append(20);
+        assert_eq!(l.high_watermark(), 10, "replica 2 may be in the ISR");
+        assert_eq!(l.propose_isr_change(2), Some(p.clone()));
+        assert_eq!(l.propose_isr_change(3), None, "once per lost answer");
+        // A refusal forgets it: then the committed ISR alone counts.
+        l.on_isr_change_failed();
+        assert_eq!(l.high_watermark(), 10);
+        l.on_local_append(30);
+        assert_eq!(l.high_watermark(), 30);
     }
 
     #[test]
