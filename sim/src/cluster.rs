@@ -1,16 +1,18 @@
 //! The cluster simulation: whole `ketch server` nodes (quorum, controller, broker, replication,
 //! groups) started through `ketch::node::run` on madsim TCP with a [`SimDisk`] and a skewed clock
 //! each, and simulated Kafka clients on a node of their own that talk to the brokers' client
-//! listeners as real clients do: an admin creating the topic, idempotent acks=all producers that
-//! retry the same batch until it is acknowledged, a plain acks=1 producer, and a consumer that
-//! reads every partition from its leader and commits its positions in a group.
+//! listeners as real clients do: an admin creating the topic (and in some seeds growing it and
+//! changing its configs while the workload runs), idempotent acks=all producers that retry the
+//! same batch until it is acknowledged, a plain acks=1 and an acks=0 producer, and a consumer
+//! that reads every partition from its leader and commits its positions in a group.
 //!
 //! Each seed draws its own mix (printed first): node count, separate controllers or combined
 //! nodes, partitions, replication factor, `min.insync.replicas`, flush mode, segment size,
 //! timeouts, fault rates. Faults: power loss (unsynced writes lost or torn) and process crashes
 //! (page cache kept), one-way and symmetric link clogs, isolating a partition leader or the active
 //! controller, pauses past the session and lag timeouts, clock skew, drift and jumps, fsync errors
-//! and ENOSPC (the node stops; the supervisor restarts it as an operator would).
+//! and ENOSPC (the node stops; the supervisor restarts it as an operator would); in some seeds,
+//! BUGGIFY pauses inside the nodes (`ketch::runtime::buggify_delay`).
 //!
 //! Checked while it runs: at most one leader per partition leader epoch as Metadata shows it, the
 //! leader in the ISR and the ISR within the replicas; at most one active controller per epoch; a
@@ -95,6 +97,12 @@ pub struct Mix {
     pub disk_faults: DiskFaults,
     /// Each node's clock: (wall offset ms, drift ppm).
     pub skews: Vec<(i64, i64)>,
+    /// BUGGIFY: seeded pauses inside the nodes where ordering matters
+    /// (`ketch::runtime::buggify_delay`).
+    pub buggify: bool,
+    /// The admin adds partitions to the topic and changes its `min.insync.replicas` while the
+    /// workload runs.
+    pub admin_changes: bool,
 }
 
 impl Mix {
@@ -126,7 +134,7 @@ impl Mix {
         } else {
             DiskFaults::default()
         };
-        Mix {
+        let mut mix = Mix {
             voters,
             brokers,
             separate,
@@ -156,7 +164,13 @@ impl Mix {
             skews: (0..nodes)
                 .map(|_| (rng.gen_range(-5_000..5_000), rng.gen_range(-30_000..30_000)))
                 .collect(),
-        }
+            buggify: false,
+            admin_changes: false,
+        };
+        // Drawn last, so that the draws before them stay what they were for older seeds.
+        mix.buggify = rng.gen_bool(0.5);
+        mix.admin_changes = rng.gen_bool(0.5);
+        mix
     }
 
     pub fn nodes(&self) -> usize {
@@ -180,7 +194,7 @@ impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} voters, {} brokers; topic of {} partitions RF={} min.insync={}; {}; segments {} B; election {} ms, session {} ms, lag {} ms; {} idempotent producers; crash p={:.3} ({:.0}% power loss), clog p={:.3}, pause p={:.3}, clock jumps p={}, fsync EIO {} ppm, ENOSPC {} ppm",
+            "{} {} voters, {} brokers; topic of {} partitions RF={} min.insync={}; {}; segments {} B; election {} ms, session {} ms, lag {} ms; {} idempotent producers; crash p={:.3} ({:.0}% power loss), clog p={:.3}, pause p={:.3}, clock jumps p={}, fsync EIO {} ppm, ENOSPC {} ppm{}{}",
             if self.separate { "separate:" } else { "combined:" },
             self.voters,
             self.brokers,
@@ -200,6 +214,8 @@ impl fmt::Display for Mix {
             self.jump_p,
             self.disk_faults.fsync_error_ppm,
             self.disk_faults.enospc_ppm,
+            if self.buggify { "; buggify" } else { "" },
+            if self.admin_changes { "; admin changes" } else { "" },
         )
     }
 }
@@ -250,6 +266,11 @@ struct Shared {
     /// (partition, leader epoch) → leader, from every Metadata answer seen.
     leaders: BTreeMap<(i32, i32), i32>,
     topic_ready: bool,
+    /// The topic's partitions the clients use: the mix's, and then what the admin's
+    /// CreatePartitions made once every new one had a leader.
+    partitions: i32,
+    /// The admin has a change under way (the liveness phase waits for it to settle).
+    admin_pending: bool,
     /// When everything was healed (virtual time since the start): the liveness phase begins.
     healed_at: Option<Duration>,
     checks_done: bool,
@@ -271,6 +292,8 @@ struct Shared {
 
 #[derive(Default)]
 struct Counts {
+    consumer_resets: u64,
+    admin_changes: u64,
     produce_attempts: u64,
     produce_errors: u64,
     producer_resets: u64,
@@ -571,7 +594,7 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-async fn admin(world: World) {
+async fn admin(world: World, seed: u64) {
     let mut client = new_client(&world, "sim-admin");
     client.set_timeout(Duration::from_secs(2));
     let (partitions, rf) = {
@@ -596,10 +619,80 @@ async fn admin(world: World) {
                 let mut w = lock(&world);
                 w.topic_ready = true;
                 w.event(usize::MAX, "topic ready");
-                return;
+                break;
             }
         }
         sleep_ms(100).await;
+    }
+    if lock(&world).mix.admin_changes {
+        admin_changes(&world, &mut client, seed).await;
+    }
+}
+
+/// While the workload runs (until the heal): now and then add partitions to the topic, or change
+/// its `min.insync.replicas` or `segment.bytes`, as an operator would. Each change is retried
+/// until it is known to have happened; new partitions join the workload once all are led.
+async fn admin_changes(world: &World, client: &mut Client, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xAD);
+    let rf = lock(world).mix.replication_factor;
+    loop {
+        sleep_ms(rng.gen_range(1_000..6_000)).await;
+        let (healed, partitions) = {
+            let w = lock(world);
+            (w.healed_at.is_some(), w.partitions)
+        };
+        if healed {
+            return;
+        }
+        lock(world).admin_pending = true;
+        if rng.gen_bool(0.4) && partitions < 8 {
+            let target = partitions + rng.gen_range(1..=2);
+            loop {
+                let code = kafka::create_partitions(client, target).await;
+                // 37: INVALID_PARTITIONS, the topic has `target` already (an earlier attempt
+                // that got no answer went through).
+                if code == 0 || code == 37 {
+                    break;
+                }
+                lock(world).event(usize::MAX, &format!("CreatePartitions: error {code}"));
+                sleep_ms(200).await;
+            }
+            loop {
+                if let Some(v) = refresh(world, client).await {
+                    if v.partitions.len() == target as usize
+                        && v.partitions.values().all(|p| p.error == 0 && p.leader >= 0)
+                    {
+                        break;
+                    }
+                }
+                sleep_ms(100).await;
+            }
+            let mut w = lock(world);
+            w.partitions = target;
+            w.counts.admin_changes += 1;
+            w.event(usize::MAX, &format!("topic grown to {target} partitions"));
+        } else {
+            let (key, value) = if rng.gen_bool(0.6) {
+                ("min.insync.replicas", rng.gen_range(1..=rf).to_string())
+            } else {
+                ("segment.bytes", rng.gen_range(2_048..65_536).to_string())
+            };
+            loop {
+                let code = kafka::set_topic_config(client, key, &value).await;
+                if code == 0 {
+                    break;
+                }
+                lock(world).event(
+                    usize::MAX,
+                    &format!("IncrementalAlterConfigs: error {code}"),
+                );
+                sleep_ms(200).await;
+            }
+            let mut w = lock(world);
+            w.counts.admin_changes += 1;
+            w.event(usize::MAX, &format!("topic config {key}={value}"));
+        }
+        lock(world).admin_pending = false;
     }
 }
 
@@ -620,6 +713,7 @@ async fn init_producer(world: &World, client: &mut Client) -> Option<(i64, i16)>
         if code == 0 {
             return Some((pid, epoch));
         }
+        lock(world).event(usize::MAX, &format!("InitProducerId: error {code}"));
         if lock(world).stop_producing {
             return None;
         }
@@ -632,7 +726,6 @@ async fn init_producer(world: &World, client: &mut Client) -> Option<(i64, i16)>
 async fn idempotent_producer(world: World, k: usize, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1D3 ^ (k as u64) << 32);
     let mut client = new_client(&world, &format!("sim-idempotent-{k}"));
-    let partitions = lock(&world).mix.partitions;
     let Some((mut pid, mut epoch)) = init_producer(&world, &mut client).await else {
         lock(&world).producers_running -= 1;
         return;
@@ -640,7 +733,11 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
     let mut sequences: BTreeMap<i32, i32> = BTreeMap::new();
     let mut view = View::default();
     for n in 0u64.. {
-        if lock(&world).stop_producing {
+        let (stop, partitions) = {
+            let w = lock(&world);
+            (w.stop_producing, w.partitions)
+        };
+        if stop {
             break;
         }
         let p = ((n as usize + k) % partitions as usize) as i32;
@@ -758,10 +855,13 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
 async fn plain_producer(world: World, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xA1);
     let mut client = new_client(&world, "sim-acks1");
-    let partitions = lock(&world).mix.partitions;
     let mut view = View::default();
     for n in 0u64.. {
-        if lock(&world).stop_producing {
+        let (stop, partitions) = {
+            let w = lock(&world);
+            (w.stop_producing, w.partitions)
+        };
+        if stop {
             break;
         }
         let p = (n % partitions as u64) as i32;
@@ -805,10 +905,13 @@ async fn plain_producer(world: World, seed: u64) {
 async fn acks0_producer(world: World, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xA0);
     let mut client = new_client(&world, "sim-acks0");
-    let partitions = lock(&world).mix.partitions;
     let mut view = View::default();
     for n in 0u64.. {
-        if lock(&world).stop_producing {
+        let (stop, partitions) = {
+            let w = lock(&world);
+            (w.stop_producing, w.partitions)
+        };
+        if stop {
             break;
         }
         let p = (n % partitions as u64) as i32;
@@ -849,17 +952,24 @@ async fn consumer(world: World, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0);
     let mut client = new_client(&world, "sim-consumer");
     let mut coordinator_client = new_client(&world, "sim-committer");
-    let partitions = lock(&world).mix.partitions;
-    let mut positions: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
     let mut view = View::default();
     let mut coordinator: Option<String> = None;
     let mut last_commit_ms = 0u64;
     let mut last_check_ms = 0u64;
     loop {
-        if lock(&world).stop_consuming {
+        let (stop, partitions) = {
+            let w = lock(&world);
+            (w.stop_consuming, w.partitions)
+        };
+        if stop {
             return;
         }
+        // Partitions whose position is past a log that lost power: reset as
+        // `auto.offset.reset=latest` does (seed 62).
+        let mut reset: Vec<(i32, String)> = Vec::new();
         for p in 0..partitions {
+            positions.entry(p).or_insert(0);
             let Some((addr, _, epoch)) = view.leader_addr(p) else {
                 if let Some(v) = refresh(&world, &mut client).await {
                     view = v;
@@ -898,13 +1008,37 @@ async fn consumer(world: World, seed: u64) {
                             .map(|(_, e)| *e)
                             .max()
                             .unwrap_or(-1);
-                        if w.loss_excused(Some(p), 0) || epoch < newest {
+                        if w.loss_excused(Some(p), 0) {
+                            w.event(usize::MAX, &what);
+                            reset.push((p, addr.clone()));
+                        } else if epoch < newest {
                             w.event(usize::MAX, &what);
                         } else {
                             w.violation(what);
                         }
                     }
                     _ => {}
+                }
+            }
+            if let Some((_, addr)) = reset.pop() {
+                let (code, latest) = kafka::latest_offset(&mut client, &addr, p).await;
+                if code == 0 && latest >= 0 && latest < positions[&p] {
+                    let mut w = lock(&world);
+                    // What was read at and past it was lost (the loss is excused): the offsets
+                    // will be written again, with other records.
+                    if let Some(seen) = w.polled.get_mut(&p) {
+                        seen.split_off(&latest);
+                    }
+                    // Its commits from before the reset are superseded: the group's offset
+                    // goes back on purpose.
+                    w.commits.remove(&p);
+                    w.counts.consumer_resets += 1;
+                    w.event(
+                        usize::MAX,
+                        &format!("partition {p}: consumer reset to {latest} (latest)"),
+                    );
+                    positions.insert(p, latest);
+                    w.consumed.insert(p, latest);
                 }
             }
             if f.error != 0 {
@@ -1001,7 +1135,7 @@ async fn consumer(world: World, seed: u64) {
 }
 
 async fn clients(world: World, seed: u64) {
-    madsim::task::spawn(admin(Arc::clone(&world)));
+    madsim::task::spawn(admin(Arc::clone(&world), seed));
     // The workload starts once the topic is usable; a seed whose faults keep the admin from
     // creating it before the heal runs no workload, and the liveness phase checks the topic.
     loop {
@@ -1292,9 +1426,16 @@ async fn liveness_and_final_checks(
             last_problem = "the topic was never created and led".to_string();
             continue;
         }
-        let running = lock(world).producers_running;
+        let (running, admin_pending, partitions) = {
+            let w = lock(world);
+            (w.producers_running, w.admin_pending, w.partitions)
+        };
         if running > 0 {
             last_problem = format!("{running} producers still have a write pending");
+            continue;
+        }
+        if admin_pending {
+            last_problem = "the admin's change is still under way".to_string();
             continue;
         }
         let mut views = Vec::new();
@@ -1314,7 +1455,7 @@ async fn liveness_and_final_checks(
             continue;
         }
         let full = |v: &View| {
-            v.partitions.len() == mix.partitions as usize
+            v.partitions.len() == partitions as usize
                 && v.partitions.values().all(|p| {
                     let mut isr = p.isr.clone();
                     let mut replicas = p.replicas.clone();
@@ -1334,6 +1475,7 @@ async fn liveness_and_final_checks(
         settled = views.into_iter().next();
         break;
     }
+    let partitions = lock(world).partitions;
     let Some(view) = settled else {
         lock(world).violation(format!(
             "liveness: not settled within {LIVENESS_BOUND:?} of healing: {last_problem}"
@@ -1382,7 +1524,7 @@ async fn liveness_and_final_checks(
         }
         sleep_ms(250).await;
         let mut hws = BTreeMap::new();
-        for p in 0..mix.partitions {
+        for p in 0..partitions {
             if let Some((addr, _, epoch)) = view.leader_addr(p) {
                 let f = kafka::fetch(&mut client, &addr, p, 0, epoch, 0).await;
                 hws.insert(p, if f.error == 0 { f.high_watermark } else { -1 });
@@ -1396,7 +1538,7 @@ async fn liveness_and_final_checks(
     // The read itself gets its own 10 s, so a high watermark that never covered what was
     // acknowledged shows as the writes it lost.
     let read_deadline = start.elapsed().max(deadline) + Duration::from_secs(10);
-    for p in 0..mix.partitions {
+    for p in 0..partitions {
         let need = required.get(&p).copied().unwrap_or(0);
         let read = read_final(world, &mut client, &mut view, p, need, start, read_deadline).await;
         logs.insert(p, read);
@@ -1738,6 +1880,8 @@ pub fn run(options: Options) -> Report {
         leaders: BTreeMap::new(),
         replicas: BTreeMap::new(),
         topic_ready: false,
+        partitions: mix.partitions,
+        admin_pending: false,
         healed_at: None,
         checks_done: false,
         stop_producing: false,
@@ -1754,6 +1898,8 @@ pub fn run(options: Options) -> Report {
     let runtime = Runtime::with_seed_and_config(options.seed, madsim::Config::default());
     let w = Arc::clone(&world);
     let (seed, duration_s, bugs) = (options.seed, options.duration_s, options.bugs);
+    let buggify = mix.buggify;
+    ketch::runtime::set_buggify(buggify);
     runtime.block_on(async move { supervise(w, seed, duration_s, bugs).await });
     let w = lock(&world);
     let mut trace = w.trace;
@@ -1765,7 +1911,7 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE, {} commits acknowledged, {} commit read-backs; {} caught-up replica logs compared; {} losses excused by the page-cache rule; {} violations",
+            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE ({} consumer resets), {} commits acknowledged, {} commit read-backs; {} admin changes; {} caught-up replica logs compared; {} losses excused by the page-cache rule; {} violations",
             options.seed,
             w.events,
             w.crashes,
@@ -1783,8 +1929,10 @@ pub fn run(options: Options) -> Report {
             c.producer_resets,
             c.records_polled,
             c.out_of_range,
+            c.consumer_resets,
             w.commits.values().map(Vec::len).sum::<usize>(),
             w.commit_checks,
+            c.admin_changes,
             c.replicas_compared,
             c.excused_losses,
             w.violations.len()

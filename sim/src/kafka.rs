@@ -5,10 +5,15 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    create_topics_request::CreatableTopic, fetch_request, offset_commit_request,
-    offset_fetch_request, produce_request, ApiKey, BrokerId, CreateTopicsRequest, FetchRequest,
-    FindCoordinatorRequest, GroupId, InitProducerIdRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetFetchRequest, ProduceRequest, RequestKind, ResponseKind, TopicName,
+    create_partitions_request::CreatePartitionsTopic,
+    create_topics_request::CreatableTopic,
+    fetch_request,
+    incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+    list_offsets_request, offset_commit_request, offset_fetch_request, produce_request, ApiKey,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, FetchRequest, FindCoordinatorRequest,
+    GroupId, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataResponse, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestKind,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use ketch::client::Client;
@@ -113,6 +118,74 @@ pub async fn create_topic(client: &mut Client, partitions: i32, rf: i16) -> i16 
     match client.send_any(ApiKey::CreateTopics, 5, &body).await {
         Ok(ResponseKind::CreateTopics(r)) => r.topics.first().map_or(NETWORK, |t| t.error_code),
         _ => NETWORK,
+    }
+}
+
+/// CreatePartitions: grow the workload's topic to `count` partitions; the topic's error code
+/// (37 INVALID_PARTITIONS when it already has that many).
+pub async fn create_partitions(client: &mut Client, count: i32) -> i16 {
+    let body = RequestKind::CreatePartitions(
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name(TOPIC))
+                .with_count(count)]),
+    );
+    match client.send_any(ApiKey::CreatePartitions, 3, &body).await {
+        Ok(ResponseKind::CreatePartitions(r)) => {
+            r.results.first().map_or(NETWORK, |t| t.error_code)
+        }
+        _ => NETWORK,
+    }
+}
+
+/// IncrementalAlterConfigs: sets `key` to `value` on the workload's topic; the error code.
+pub async fn set_topic_config(client: &mut Client, key: &str, value: &str) -> i16 {
+    let body = RequestKind::IncrementalAlterConfigs(
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2) // TOPIC
+                .with_resource_name(StrBytes::from_string(TOPIC.to_string()))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.to_string()))
+                    .with_config_operation(0) // SET
+                    .with_value(Some(StrBytes::from_string(value.to_string())))]),
+        ]),
+    );
+    match client
+        .send_any(ApiKey::IncrementalAlterConfigs, 1, &body)
+        .await
+    {
+        Ok(ResponseKind::IncrementalAlterConfigs(r)) => {
+            r.responses.first().map_or(NETWORK, |t| t.error_code)
+        }
+        _ => NETWORK,
+    }
+}
+
+/// ListOffsets latest (-1) of one partition from `addr`, as a consumer asks it (replica -1,
+/// read_uncommitted: the high watermark): (error, offset).
+pub async fn latest_offset(client: &mut Client, addr: &str, partition: i32) -> (i16, i64) {
+    let body = RequestKind::ListOffsets(
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(vec![
+                    list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(-1),
+                ])]),
+    );
+    match client.send(addr, ApiKey::ListOffsets, 2, &body).await {
+        Ok(ResponseKind::ListOffsets(r)) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .map_or((NETWORK, -1), |p| (p.error_code, p.offset)),
+        _ => (NETWORK, -1),
     }
 }
 

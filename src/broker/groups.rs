@@ -14,6 +14,7 @@ use crate::group::records::{partition_for, GroupKey};
 use crate::group::{Coordinator, GroupConfig};
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{encode_batch, records, RecordBatch, RecordRef};
+use crate::runtime;
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,6 +156,8 @@ impl Groups {
     /// errors if the records could not be stored (the group then reloads from the log).
     pub async fn apply(&self, broker: &Broker, inner: &mut GroupsInner, fx: Effects) {
         let failed = self.append(broker, inner, &fx.writes).await.err();
+        // The answer may leave well after its records were stored.
+        runtime::buggify_delay("group reply").await;
         for (token, reply) in fx.replies {
             let reply = match (&failed, reply) {
                 (None, r) => r,

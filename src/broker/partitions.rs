@@ -26,7 +26,7 @@ use crate::replication::{
     producer_state::last_sequence, BatchRange, EpochCache, LeaderState, PendingIsr, ProducerStates,
     SequenceError, Verdict,
 };
-use crate::runtime::{Clock, Disk};
+use crate::runtime::{self, Clock, Disk};
 use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -495,6 +495,8 @@ impl Partition {
             }
             s.leader_epoch
         };
+        // Leadership may move between the check above and the append.
+        runtime::buggify_delay("leader append").await;
         let me = Arc::clone(self);
         let mut data = data;
         let written = self
@@ -1665,11 +1667,15 @@ impl Partitions {
     pub fn flush_all(&self) -> Result<(), LogError> {
         let partitions = self.all();
         for p in &partitions {
-            let producers = p.lock().producers.clone();
+            // The log's lock first, then the state (the writer's order): the producers' state
+            // cloned under it matches the log end the snapshot names. Cloned before the lock, a
+            // batch appended in between was in the log but not in the snapshot, and after a
+            // restart its retry would have gone in twice.
             let mut guard = write_log(&p.log);
             let Some(log) = guard.as_mut() else {
                 continue;
             };
+            let producers = p.lock().producers.clone();
             log.flush()?;
             let snapshot = ProducerSnapshot {
                 offset: log.log_end_offset(),

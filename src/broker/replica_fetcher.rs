@@ -283,6 +283,8 @@ async fn handle_partition(
         if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
             let data = whole_batches(records);
             if !data.is_empty() {
+                // The leader may lose office, or this replica become leader, meanwhile.
+                runtime::buggify_delay("follower append").await;
                 partition
                     .append_as_follower(data, pos.leader_epoch)
                     .await
@@ -393,6 +395,8 @@ pub async fn run_isr_sender(broker: Arc<Broker>) {
 }
 
 async fn send_isr_changes(broker: &Broker, batch: Vec<IsrProposal>) {
+    // The proposal may reach the controller after the leader's epoch or the ISR moved on.
+    runtime::buggify_delay("alter partition").await;
     let me = broker.config.node_id;
     let broker_epoch = broker
         .image()

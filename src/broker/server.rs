@@ -68,6 +68,8 @@ pub async fn run(
                 if rx.changed().await.is_err() {
                     return;
                 }
+                // A broker may apply the committed metadata well after its peers.
+                runtime::buggify_delay("apply metadata").await;
             }
         }));
     }

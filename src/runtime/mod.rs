@@ -112,6 +112,45 @@ where
     }
 }
 
+/// Whether [`buggify_delay`] fires: set by the simulator for each run (see [`set_buggify`]).
+#[cfg(madsim)]
+static BUGGIFY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns [`buggify_delay`] on or off for the simulated run about to start. (madsim's own
+/// `buggify::enable` is not used: it also delays one in ten of every network send and accept by
+/// 1 to 5 s, which starves every session and lease of a whole cluster rather than reordering a
+/// chosen point.)
+#[cfg(madsim)]
+pub fn set_buggify(on: bool) {
+    BUGGIFY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// BUGGIFY (FoundationDB's name for it): under the simulator, when the run has turned it on
+/// ([`set_buggify`]), a seeded pause of 1 to 200 ms at a point in the node where the order of
+/// events matters, one time in twenty; so that a seed explores interleavings a fast simulated
+/// network and disk would not show (a fetch answer applied after its leader lost office, an
+/// answer sent long after its record was appended). Outside the simulator it is nothing.
+/// `site` names the point in the node's debug log.
+#[inline]
+pub async fn buggify_delay(site: &'static str) {
+    #[cfg(madsim)]
+    {
+        use madsim::rand::Rng;
+        if BUGGIFY.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut rng = madsim::rand::thread_rng();
+            if rng.gen_bool(0.05) {
+                let delay_ms = rng.gen_range(1..=200);
+                tracing::debug!(site, delay_ms, "buggify: delayed");
+                madsim::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+        }
+    }
+    #[cfg(not(madsim))]
+    {
+        let _ = site;
+    }
+}
+
 /// 16 bytes of operating-system entropy, for identifiers such as a cluster id or directory id.
 /// Never used by the cores: the simulator derives its ids from the run's seed instead.
 pub fn random_bytes_16() -> std::io::Result<[u8; 16]> {

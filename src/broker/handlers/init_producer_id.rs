@@ -25,7 +25,10 @@ async fn next_id(broker: &Broker) -> Option<i64> {
         }
         // Ask for a new block while holding the lock: one request at a time.
         let node = broker.config.node_id;
-        let epoch = broker.image().brokers.get(&node)?.broker_epoch;
+        let Some(epoch) = broker.image().brokers.get(&node).map(|b| b.broker_epoch) else {
+            tracing::warn!("producer id block: this broker is not registered yet");
+            return None;
+        };
         let request = AllocateProducerIdsRequest::default()
             .with_broker_id(BrokerId(node))
             .with_broker_epoch(epoch);
