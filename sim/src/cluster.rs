@@ -1440,7 +1440,7 @@ async fn liveness_and_final_checks(
         }
         let mut views = Vec::new();
         for b in &brokers {
-            match kafka::metadata(&mut client, Some(b)).await {
+            match kafka::metadata_all(&mut client, b).await {
                 Ok(v) => {
                     lock(world).observe_view(b, &v);
                     views.push(v);
@@ -1468,8 +1468,17 @@ async fn liveness_and_final_checks(
             last_problem = format!("partitions not all led with a full ISR: {:?}", v.partitions);
             continue;
         }
-        if views.iter().any(|v| v.partitions != views[0].partitions) {
-            last_problem = "brokers' Metadata differ".to_string();
+        // Every broker's image converges to the same one: the same live brokers, and every
+        // topic (the internal ones too) with the same leaders, epochs, replicas and ISRs.
+        if let Some(v) = views.iter().find(|v| {
+            v.partitions != views[0].partitions
+                || v.brokers != views[0].brokers
+                || v.others != views[0].others
+        }) {
+            last_problem = format!(
+                "brokers' Metadata differ: {:?} / {:?} against {:?} / {:?}",
+                v.brokers, v.others, views[0].brokers, views[0].others
+            );
             continue;
         }
         settled = views.into_iter().next();

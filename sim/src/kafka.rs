@@ -46,6 +46,8 @@ pub struct PartitionView {
 pub struct View {
     pub brokers: BTreeMap<i32, String>,
     pub partitions: BTreeMap<i32, PartitionView>,
+    /// Every other topic (`__consumer_offsets`), when the request asked for all of them.
+    pub others: BTreeMap<String, BTreeMap<i32, PartitionView>>,
 }
 
 impl View {
@@ -63,11 +65,14 @@ fn view_of(m: &MetadataResponse) -> View {
             .insert(b.node_id.0, format!("{}:{}", b.host, b.port));
     }
     for t in &m.topics {
-        if t.name.as_ref().map(|n| n.0.as_str()) != Some(TOPIC) {
-            continue;
-        }
+        let topic = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        let partitions = if topic == TOPIC {
+            &mut v.partitions
+        } else {
+            v.others.entry(topic).or_default()
+        };
         for p in &t.partitions {
-            v.partitions.insert(
+            partitions.insert(
                 p.partition_index,
                 PartitionView {
                     error: p.error_code,
@@ -103,6 +108,17 @@ pub async fn metadata(client: &mut Client, addr: Option<&str>) -> Result<View, i
         }
     };
     Ok(view_of(&m))
+}
+
+/// Metadata of every topic from `addr`: what its image holds, to compare brokers' images.
+pub async fn metadata_all(client: &mut Client, addr: &str) -> Result<View, i16> {
+    let body = RequestKind::Metadata(
+        kafka_protocol::messages::MetadataRequest::default().with_topics(None),
+    );
+    match client.send(addr, ApiKey::Metadata, 12, &body).await {
+        Ok(ResponseKind::Metadata(m)) => Ok(view_of(&m)),
+        _ => Err(NETWORK),
+    }
 }
 
 /// CreateTopics for the workload's topic; the topic's error code.
