@@ -471,6 +471,16 @@ impl Log {
     /// Removes every batch whose last offset is at least `offset` (so the new end may be below
     /// `offset` when it falls inside a batch). Durable before it returns. Returns the new log end.
     pub fn truncate_to(&mut self, offset: u64) -> Result<u64, LogError> {
+        let result = self.truncate_steps(offset);
+        // A step that failed (an fsync error) may come after the log end moved down: what is
+        // flushed never lies past the end, or the next flush would find it going back (the
+        // cluster simulation, seed 32261: a follower's truncation failed, then the writer's
+        // flush asserted).
+        self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
+        result
+    }
+
+    fn truncate_steps(&mut self, offset: u64) -> Result<u64, LogError> {
         if offset >= self.log_end_offset() {
             return Ok(self.log_end_offset());
         }
@@ -539,15 +549,16 @@ impl Log {
             self.config.index_interval_bytes,
             self.config.max_batch_bytes,
         )?;
-        let old = std::mem::take(&mut self.segments);
+        // The new segment takes the old ones' place before their files go, so that a failed
+        // removal leaves a log whose end and flushed offset agree.
+        let old = std::mem::replace(&mut self.segments, BTreeMap::from([(offset, segment)]));
+        self.dir_unsynced = true;
+        self.flushed_offset = 0;
         for (base, s) in old {
             if base != offset {
                 s.remove_files(self.disk.as_ref(), &self.dir)?;
             }
         }
-        self.segments.insert(offset, segment);
-        self.dir_unsynced = true;
-        self.flushed_offset = 0;
         self.flush()?;
         Ok(())
     }
