@@ -100,8 +100,8 @@ pub struct Mix {
     /// BUGGIFY: seeded pauses inside the nodes where ordering matters
     /// (`ketch::runtime::buggify_delay`).
     pub buggify: bool,
-    /// The admin adds partitions to the topic and changes its `min.insync.replicas` while the
-    /// workload runs.
+    /// The admin adds partitions to the topic and changes its `min.insync.replicas` or
+    /// `segment.bytes` while the workload runs.
     pub admin_changes: bool,
 }
 
@@ -707,6 +707,12 @@ fn retriable(code: i16) -> bool {
     )
 }
 
+/// The topic's partition count while producers should go on; `None` once they must stop.
+fn producing(world: &World) -> Option<i32> {
+    let w = lock(world);
+    (!w.stop_producing).then_some(w.partitions)
+}
+
 async fn init_producer(world: &World, client: &mut Client) -> Option<(i64, i16)> {
     loop {
         let (code, pid, epoch) = kafka::init_producer_id(client).await;
@@ -733,13 +739,9 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
     let mut sequences: BTreeMap<i32, i32> = BTreeMap::new();
     let mut view = View::default();
     for n in 0u64.. {
-        let (stop, partitions) = {
-            let w = lock(&world);
-            (w.stop_producing, w.partitions)
-        };
-        if stop {
+        let Some(partitions) = producing(&world) else {
             break;
-        }
+        };
         let p = ((n as usize + k) % partitions as usize) as i32;
         let count = rng.gen_range(1..=3usize);
         let values: Vec<String> = (0..count).map(|j| format!("i{k}-{n}-{j}")).collect();
@@ -857,13 +859,9 @@ async fn plain_producer(world: World, seed: u64) {
     let mut client = new_client(&world, "sim-acks1");
     let mut view = View::default();
     for n in 0u64.. {
-        let (stop, partitions) = {
-            let w = lock(&world);
-            (w.stop_producing, w.partitions)
-        };
-        if stop {
+        let Some(partitions) = producing(&world) else {
             break;
-        }
+        };
         let p = (n % partitions as u64) as i32;
         let value = format!("a-{n}");
         let batch = build_batch(0, 1_700_000_000_000, &[(None, value.as_bytes())]);
@@ -907,13 +905,9 @@ async fn acks0_producer(world: World, seed: u64) {
     let mut client = new_client(&world, "sim-acks0");
     let mut view = View::default();
     for n in 0u64.. {
-        let (stop, partitions) = {
-            let w = lock(&world);
-            (w.stop_producing, w.partitions)
-        };
-        if stop {
+        let Some(partitions) = producing(&world) else {
             break;
-        }
+        };
         let p = (n % partitions as u64) as i32;
         match view.leader_addr(p) {
             Some((addr, _, _)) => {
@@ -965,11 +959,11 @@ async fn consumer(world: World, seed: u64) {
         if stop {
             return;
         }
-        // Partitions whose position is past a log that lost power: reset as
-        // `auto.offset.reset=latest` does (seed 62).
-        let mut reset: Vec<(i32, String)> = Vec::new();
         for p in 0..partitions {
             positions.entry(p).or_insert(0);
+            // A position past a log that lost power is reset as `auto.offset.reset=latest`
+            // does (seed 62): from this leader.
+            let mut reset_from: Option<String> = None;
             let Some((addr, _, epoch)) = view.leader_addr(p) else {
                 if let Some(v) = refresh(&world, &mut client).await {
                     view = v;
@@ -1010,7 +1004,7 @@ async fn consumer(world: World, seed: u64) {
                             .unwrap_or(-1);
                         if w.loss_excused(Some(p), 0) {
                             w.event(usize::MAX, &what);
-                            reset.push((p, addr.clone()));
+                            reset_from = Some(addr.clone());
                         } else if epoch < newest {
                             w.event(usize::MAX, &what);
                         } else {
@@ -1020,7 +1014,7 @@ async fn consumer(world: World, seed: u64) {
                     _ => {}
                 }
             }
-            if let Some((_, addr)) = reset.pop() {
+            if let Some(addr) = reset_from {
                 let (code, latest) = kafka::latest_offset(&mut client, &addr, p).await;
                 if code == 0 && latest >= 0 && latest < positions[&p] {
                     let mut w = lock(&world);
