@@ -7,8 +7,10 @@ use ketch::cli::args::{
     QuorumCommand, TopicsArgs,
 };
 use ketch::model::config::ServerConfig;
+use ketch::model::NodeId;
 use ketch::node::{self, NodeEnv};
 use ketch::runtime::{self, Disk, RealDisk};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -74,6 +76,21 @@ enum StorageCommand {
         /// Leave already formatted directories as they are instead of failing.
         #[arg(short = 'g', long = "ignore-formatted")]
         ignore_formatted: bool,
+        /// This controller is the whole quorum (for a config with
+        /// controller.quorum.bootstrap.servers and no controller.quorum.voters).
+        #[arg(short = 's', long, conflicts_with = "initial_controllers")]
+        standalone: bool,
+        /// The quorum's voters, id@host:port:directory-id,... (for a config with
+        /// controller.quorum.bootstrap.servers and no controller.quorum.voters); this node's
+        /// entry gives its metadata directory's id.
+        #[arg(short = 'I', long)]
+        initial_controllers: Option<String>,
+    },
+    /// Shows the state of a node's log directories (formatted or not, their meta.properties).
+    Info {
+        /// The node's server.properties.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
     },
 }
 
@@ -84,19 +101,120 @@ struct DevArgs {
     data_dir: PathBuf,
 }
 
-fn format_storage(cluster_id: &str, path: &Path, ignore_formatted: bool) -> Result<(), String> {
+/// How `storage format` fixes the voter set of a config without `controller.quorum.voters`.
+enum BootstrapVoters {
+    Static,
+    Standalone,
+    Initial(String),
+}
+
+/// Parses `--initial-controllers`: `id@host:port:directory-id,…`.
+fn parse_initial_controllers(
+    text: &str,
+) -> Result<BTreeMap<NodeId, (String, u16, ketch::model::Uuid)>, String> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            format!(
+                "--initial-controllers: '{item}' is not id@host:port:directory-id \
+                 (e.g. 1@localhost:9093:{})",
+                "pbvuBlaTTwKRxS5NLJwRFQ"
+            )
+        };
+        let (id, rest) = item.split_once('@').ok_or_else(bad)?;
+        let id: i32 = id.parse().ok().filter(|n| *n >= 0).ok_or_else(bad)?;
+        let (addr, dir) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let dir =
+            ketch::model::Uuid::parse(dir).map_err(|e| format!("--initial-controllers: {e}"))?;
+        if out
+            .insert(NodeId(id), (host.to_string(), port, dir))
+            .is_some()
+        {
+            return Err(format!("--initial-controllers: voter {id} is given twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("--initial-controllers is empty".into());
+    }
+    Ok(out)
+}
+
+/// `ketch storage format`: the config is checked as `ketch server` checks it (parse, roles,
+/// voters, controller listener) before anything is written.
+fn format_storage(
+    cluster_id: &str,
+    path: &Path,
+    ignore_formatted: bool,
+    bootstrap: BootstrapVoters,
+) -> Result<(), String> {
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
-    let config = ServerConfig::load(disk.as_ref(), path).map_err(|e| e.to_string())?;
-    let done = node::format_storage(
-        &disk,
-        &config,
-        cluster_id,
-        ignore_formatted,
-        node::random_uuid,
-    )
+    let mut config = ServerConfig::load(disk.as_ref(), path).map_err(|e| e.to_string())?;
+    ketch::model::Uuid::parse(cluster_id)
+        .map_err(|e| format!("cluster id: {e} (make one with 'ketch storage random-uuid')"))?;
+    let mut metadata_dir_id = None;
+    let voters_to_write = match bootstrap {
+        BootstrapVoters::Static => None,
+        _ if !config.voters.is_empty() => {
+            return Err(
+                "--standalone and --initial-controllers are for a config without \
+                 controller.quorum.voters (it already fixes the voters); drop the flag"
+                    .into(),
+            )
+        }
+        _ if !config.roles.controller => {
+            return Err(
+                "--standalone and --initial-controllers format controllers; this \
+                        node's process.roles has no controller"
+                    .into(),
+            )
+        }
+        BootstrapVoters::Standalone => {
+            let listener = config.controller_listener().map_err(|e| e.to_string())?;
+            let advertised = config
+                .advertised_listeners
+                .iter()
+                .find(|l| l.name == listener.name)
+                .unwrap_or(listener);
+            let host = if advertised.host.is_empty() {
+                "localhost".to_string()
+            } else {
+                advertised.host.clone()
+            };
+            Some(BTreeMap::from([(config.node_id, (host, advertised.port))]))
+        }
+        BootstrapVoters::Initial(text) => {
+            let parsed = parse_initial_controllers(&text)?;
+            let Some((_, _, dir)) = parsed.get(&config.node_id) else {
+                return Err(format!(
+                    "--initial-controllers does not name this node (node.id {})",
+                    config.node_id
+                ));
+            };
+            metadata_dir_id = Some(*dir);
+            Some(
+                parsed
+                    .into_iter()
+                    .map(|(id, (host, port, _))| (id, (host, port)))
+                    .collect(),
+            )
+        }
+    };
+    if let Some(voters) = &voters_to_write {
+        config.voters = voters.clone();
+    }
+    node::check_roles(&config).map_err(|e| e.to_string())?;
+    let metadata_dir = config.metadata_log_dir.clone();
+    let done = node::format_storage(&disk, &config, cluster_id, ignore_formatted, |dir| {
+        match metadata_dir_id {
+            Some(id) if dir == metadata_dir => Ok(id),
+            _ => node::random_uuid(),
+        }
+    })
     .map_err(|e| e.to_string())?;
-    for (dir, formatted) in done {
-        if formatted {
+    for (dir, formatted) in &done {
+        if *formatted {
             println!(
                 "Formatting {} with cluster.id {cluster_id} and node.id {}",
                 dir.display(),
@@ -106,7 +224,114 @@ fn format_storage(cluster_id: &str, path: &Path, ignore_formatted: bool) -> Resu
             println!("{} is already formatted; left as it is", dir.display());
         }
     }
+    let metadata_formatted_now = done.iter().any(|(d, f)| *f && *d == metadata_dir);
+    if let (Some(voters), true) = (&voters_to_write, metadata_formatted_now) {
+        let written =
+            node::write_bootstrap_voters(&disk, &config, voters).map_err(|e| e.to_string())?;
+        println!(
+            "Wrote the quorum's voters ({}) to {}",
+            voters
+                .iter()
+                .map(|(id, (h, p))| format!("{}@{h}:{p}", id.0))
+                .collect::<Vec<_>>()
+                .join(","),
+            written.display()
+        );
+    }
     Ok(())
+}
+
+/// `ketch storage info`, as `kafka-storage.sh info`: each directory and its meta.properties,
+/// then the problems found (unformatted directories, mismatched ids); problems exit 1.
+fn storage_info(path: &Path) -> Result<(), String> {
+    let disk = RealDisk;
+    let config = ServerConfig::load(&disk, path).map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    let mut metas = BTreeMap::new();
+    for dir in config.all_dirs() {
+        let meta_path = dir.join(ketch::log::META_PROPERTIES);
+        if !disk.exists(&dir) {
+            problems.push(format!("{} does not exist", dir.display()));
+            continue;
+        }
+        found.push(dir.display().to_string());
+        if !disk.exists(&meta_path) {
+            problems.push(format!("{} is not formatted", dir.display()));
+            continue;
+        }
+        let parsed = disk
+            .read_file(&meta_path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                ketch::log::MetaProperties::parse(
+                    &String::from_utf8_lossy(&bytes),
+                    meta_path.clone(),
+                )
+                .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(meta) => {
+                if meta.node_id != config.node_id {
+                    problems.push(format!(
+                        "{} is formatted for node.id {}, but the config says node.id {}",
+                        dir.display(),
+                        meta.node_id,
+                        config.node_id
+                    ));
+                }
+                metas.insert(dir.display().to_string(), meta);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    let cluster_ids: std::collections::BTreeSet<_> =
+        metas.values().map(|m| m.cluster_id.clone()).collect();
+    if cluster_ids.len() > 1 {
+        problems.push(format!(
+            "the directories are formatted for different clusters: {}",
+            cluster_ids.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if !found.is_empty() {
+        println!(
+            "Found log director{}:",
+            if found.len() == 1 { "y" } else { "ies" }
+        );
+        for dir in &found {
+            println!("  {dir}");
+        }
+        println!();
+    }
+    for (dir, meta) in &metas {
+        println!(
+            "Found metadata in {dir}: {{cluster.id={}, directory.id={}, node.id={}, version=1}}",
+            meta.cluster_id, meta.directory_id, meta.node_id
+        );
+    }
+    let voters_path = config.metadata_log_dir.join(node::BOOTSTRAP_VOTERS_FILE);
+    if let Ok(bytes) = disk.read_file(&voters_path) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(line) = text.lines().find(|l| l.starts_with("voters=")) {
+            println!(
+                "Found bootstrap voters in {}: {}",
+                voters_path.display(),
+                &line[7..]
+            );
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    println!();
+    println!(
+        "Found problem{}:",
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in &problems {
+        println!("  {p}");
+    }
+    Err(format!("{} problem(s) found", problems.len()))
 }
 
 /// `ketch dev`: `ketch server` with a built-in single-node config, its data directory
@@ -117,7 +342,7 @@ fn dev(args: DevArgs) -> Result<(), String> {
     let config = ServerConfig::dev(&dir).map_err(|e| e.to_string())?;
     if !disk.exists(&dir.join(ketch::log::META_PROPERTIES)) {
         let cluster_id = node::random_uuid().map_err(|e| e.to_string())?.to_string();
-        node::format_storage(&disk, &config, &cluster_id, false, node::random_uuid)
+        node::format_storage(&disk, &config, &cluster_id, false, |_| node::random_uuid())
             .map_err(|e| e.to_string())?;
         println!("formatted {} (cluster.id {cluster_id})", dir.display());
     }
@@ -142,8 +367,10 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
 static ALLOCATOR: runtime::GuardedAlloc = runtime::GuardedAlloc;
 
 fn main() -> ExitCode {
+    // Colours only for a person at a terminal: escape codes in a file or journald are noise.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -157,7 +384,17 @@ fn main() -> ExitCode {
             cluster_id,
             config,
             ignore_formatted,
-        }) => format_storage(&cluster_id, &config, ignore_formatted),
+            standalone,
+            initial_controllers,
+        }) => {
+            let bootstrap = match (standalone, initial_controllers) {
+                (true, _) => BootstrapVoters::Standalone,
+                (false, Some(text)) => BootstrapVoters::Initial(text),
+                (false, None) => BootstrapVoters::Static,
+            };
+            format_storage(&cluster_id, &config, ignore_formatted, bootstrap)
+        }
+        Command::Storage(StorageCommand::Info { config }) => storage_info(&config),
         Command::Dev(args) => dev(args),
         Command::Server { config } => ServerConfig::load(&RealDisk, &config)
             .map_err(|e| e.to_string())

@@ -80,6 +80,9 @@ impl ServerConfig {
         for w in warnings {
             tracing::warn!("{}: {w}", path.display());
         }
+        for n in &config.notes {
+            tracing::info!("{}: {n}", path.display());
+        }
         Ok(config)
     }
 }
@@ -92,7 +95,7 @@ pub fn format_storage(
     config: &ServerConfig,
     cluster_id: &str,
     ignore_formatted: bool,
-    mut directory_id: impl FnMut() -> Result<crate::model::Uuid, NodeError>,
+    mut directory_id: impl FnMut(&Path) -> Result<crate::model::Uuid, NodeError>,
 ) -> Result<Vec<(PathBuf, bool)>, NodeError> {
     if cluster_id.trim().is_empty() {
         return Err(NodeError::Config(
@@ -104,7 +107,7 @@ pub fn format_storage(
         let meta = crate::log::MetaProperties {
             cluster_id: cluster_id.to_string(),
             node_id: config.node_id,
-            directory_id: directory_id()?,
+            directory_id: directory_id(&dir)?,
         };
         let formatted =
             LogDir::format(Arc::clone(disk), &dir, &meta, ignore_formatted).map_err(|source| {
@@ -116,6 +119,56 @@ pub fn format_storage(
         done.push((dir, formatted));
     }
     Ok(done)
+}
+
+/// The voter set `ketch storage format --standalone|--initial-controllers` fixes, kept in the
+/// metadata log directory for a config that names only `controller.quorum.bootstrap.servers`
+/// (Kafka 4's form). Kafka writes it as a VotersRecord in `bootstrap.checkpoint`; ketch's
+/// quorum has a static voter set (no KIP-853 reconfiguration), so a properties file is enough.
+pub const BOOTSTRAP_VOTERS_FILE: &str = "bootstrap.voters";
+
+/// Writes the bootstrap voter set into the metadata log directory (formatted just before).
+pub fn write_bootstrap_voters(
+    disk: &Arc<dyn Disk>,
+    config: &ServerConfig,
+    voters: &std::collections::BTreeMap<crate::model::NodeId, (String, u16)>,
+) -> Result<PathBuf, NodeError> {
+    let text = voters
+        .iter()
+        .map(|(id, (host, port))| format!("{}@{host}:{port}", id.0))
+        .collect::<Vec<_>>()
+        .join(",");
+    let path = config.metadata_log_dir.join(BOOTSTRAP_VOTERS_FILE);
+    let body = format!(
+        "# The controller quorum's voters, fixed by ketch storage format.\nvoters={text}\n"
+    );
+    disk.write_file_atomic(&path, body.as_bytes())
+        .map_err(|e| NodeError::Config(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// The voters a node runs with: `controller.quorum.voters`, or else the set its storage was
+/// formatted with.
+fn with_bootstrap_voters(
+    mut config: ServerConfig,
+    disk: &Arc<dyn Disk>,
+) -> Result<ServerConfig, NodeError> {
+    if !config.voters.is_empty() {
+        return Ok(config);
+    }
+    let path = config.metadata_log_dir.join(BOOTSTRAP_VOTERS_FILE);
+    if !disk.exists(&path) {
+        return Ok(config);
+    }
+    let text = disk
+        .read_file(&path)
+        .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&text);
+    let props = crate::model::properties::Properties::parse(&text)
+        .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+    config.voters = crate::model::config::parse_voters(props.get("voters").unwrap_or(""))
+        .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+    Ok(config)
 }
 
 /// A random id from the OS's entropy (cluster and directory ids of the real binary).
@@ -177,11 +230,24 @@ impl NodeEnv {
 /// The roles' rules: a controller is a voter with a controller listener; a broker-only node is
 /// not a voter (it follows the metadata log as an observer). Returns the controller listener's
 /// (host, port, name) for a controller.
-fn check_roles(config: &ServerConfig) -> Result<Option<(String, u16, String)>, NodeError> {
+pub fn check_roles(config: &ServerConfig) -> Result<Option<(String, u16, String)>, NodeError> {
     if config.voters.is_empty() {
         return Err(NodeError::Config(
-            "controller.quorum.voters is empty: every node needs the voters, id@host:port,..."
-                .into(),
+            if config.quorum_bootstrap_servers.is_empty() {
+                "controller.quorum.voters is not set: every node needs the voters, \
+             id@host:port,... (e.g. controller.quorum.voters=1@localhost:9093)"
+                    .into()
+            } else if config.roles.controller {
+                "controller.quorum.voters is not set and the storage was not formatted with \
+             --standalone or --initial-controllers: format it so (ketch storage format \
+             --standalone -t ID -c FILE), or set controller.quorum.voters"
+                    .into()
+            } else {
+                "a broker-only node needs controller.quorum.voters (id@host:port,...): ketch's \
+             quorum has a static voter set and does not discover it from \
+             controller.quorum.bootstrap.servers"
+                    .into()
+            },
         ));
     }
     let voter = config.voters.contains_key(&config.node_id);
@@ -380,6 +446,7 @@ pub async fn run(
     mut env: NodeEnv,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
+    let config = with_bootstrap_voters(config, &env.disk)?;
     let controller_listener = check_roles(&config)?;
     let storage = open_storage(&config, &env.disk)?;
     let cluster_id = storage.cluster_id.clone();

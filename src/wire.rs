@@ -128,9 +128,15 @@ pub async fn accept_loop<S: Service>(
                     addr: addr.to_string(),
                 };
                 let max_frame_bytes = limits.max_frame_bytes;
+                tracing::debug!(peer = %peer.addr, listener = %peer.listener, "connection accepted");
                 runtime::spawn(async move {
-                    if let Err(e) = serve(&*service, &peer, stream, max_frame_bytes).await {
-                        tracing::info!(peer = %peer.addr, listener = %peer.listener, "closing a connection: {e}");
+                    match serve(&*service, &peer, stream, max_frame_bytes).await {
+                        Err(e) => {
+                            tracing::info!(peer = %peer.addr, listener = %peer.listener, "closing a connection: {e}")
+                        }
+                        Ok(()) => {
+                            tracing::debug!(peer = %peer.addr, listener = %peer.listener, "connection closed by the peer")
+                        }
                     }
                     service.closed(&peer).await;
                     open.fetch_sub(1, Ordering::Relaxed);

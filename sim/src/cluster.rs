@@ -540,7 +540,7 @@ async fn node_main(world: World, i: usize, seed: u64, bugs: ClusterBugs) {
     };
     let disk: Arc<dyn Disk> = Arc::new(disk);
     let dir_id = Uuid::from_random([i as u8 + 11; 16]);
-    if let Err(e) = node::format_storage(&disk, &config, CLUSTER_ID, true, || Ok(dir_id)) {
+    if let Err(e) = node::format_storage(&disk, &config, CLUSTER_ID, true, |_| Ok(dir_id)) {
         let mut w = lock(&world);
         w.event(i, &format!("cannot format: {e}"));
         w.stopped[i] = true;

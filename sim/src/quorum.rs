@@ -331,7 +331,7 @@ async fn node_main(world: World, i: usize, seed: u64, election_timeout_ms: u64) 
     let disk: Arc<dyn Disk> = Arc::new(disk);
     // Formatted once; later starts find it formatted (ignored) as a restarted server would.
     let dir_id = Uuid::from_random([i as u8 + 7; 16]);
-    if let Err(e) = node::format_storage(&disk, &config, CLUSTER_ID, true, || Ok(dir_id)) {
+    if let Err(e) = node::format_storage(&disk, &config, CLUSTER_ID, true, |_| Ok(dir_id)) {
         lock(&world).event(i, &format!("cannot format: {e}"));
         return;
     }

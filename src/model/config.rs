@@ -34,8 +34,12 @@ pub struct ServerConfig {
     pub log_dirs: Vec<PathBuf>,
     /// `metadata.log.dir`: where the metadata log lives; defaults to the first of `log_dirs`.
     pub metadata_log_dir: PathBuf,
-    /// `controller.quorum.voters`: `id@host:port,…`.
+    /// `controller.quorum.voters`: `id@host:port,…`. Empty when the file names only
+    /// `controller.quorum.bootstrap.servers` (Kafka 4's form): the node then reads the voters
+    /// `ketch storage format --standalone|--initial-controllers` wrote.
     pub voters: BTreeMap<NodeId, (String, u16)>,
+    /// `controller.quorum.bootstrap.servers`: `host:port,…`.
+    pub quorum_bootstrap_servers: Vec<(String, u16)>,
     /// `listeners`.
     pub listeners: Vec<Listener>,
     /// `controller.listener.names`.
@@ -109,8 +113,79 @@ pub struct ServerConfig {
     /// `inter.broker.listener.name`: the listener followers fetch from leaders on (default:
     /// the first listener that is not a controller listener).
     pub inter_broker_listener_name: String,
+    /// Each listener's security protocol (`listener.security.protocol.map`); every one is
+    /// PLAINTEXT, the only protocol ketch implements (the others are refused at parse).
+    pub security_protocols: BTreeMap<String, String>,
     /// The keys the file set (the rest are defaults), for DescribeConfigs' sources.
     pub set_keys: std::collections::BTreeSet<String>,
+    /// Defaults the parse chose that an operator should see in the log (not warnings).
+    pub notes: Vec<String>,
+}
+
+/// The listener name Kafka's example configs give the controller listener.
+pub const DEFAULT_CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// The security protocols Kafka defines; only PLAINTEXT is implemented.
+const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// `listener.security.protocol.map` as Kafka reads it: `NAME:PROTOCOL,…`; without the key, a
+/// listener named after a protocol uses it and a controller listener is PLAINTEXT (Kafka's
+/// KRaft default). A listener whose protocol is not PLAINTEXT is refused: serving it as
+/// plaintext would hand a client that expects TLS or SASL an unauthenticated connection.
+fn parse_security_protocols(
+    map_text: Option<&str>,
+    listeners: &[Listener],
+    controller_listener_names: &[String],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let key = "listener.security.protocol.map";
+    let mut map = BTreeMap::new();
+    if let Some(text) = map_text {
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, protocol) = item.split_once(':').ok_or_else(|| {
+                invalid(key, text, "a comma-separated list of NAME:PROTOCOL, e.g. CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT")
+            })?;
+            let protocol = protocol.trim().to_ascii_uppercase();
+            if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+                return Err(invalid(
+                    key,
+                    text,
+                    "protocols PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                ));
+            }
+            map.insert(name.trim().to_string(), protocol);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for l in listeners {
+        let protocol = match map.get(&l.name) {
+            Some(p) => p.clone(),
+            None if map_text.is_none() && SECURITY_PROTOCOLS.contains(&l.name.as_str()) => {
+                l.name.clone()
+            }
+            None if map_text.is_none() && controller_listener_names.contains(&l.name) => {
+                "PLAINTEXT".to_string()
+            }
+            None => {
+                return Err(ConfigError::Missing {
+                    key: key.into(),
+                    hint: format!(
+                        "listener '{}' is not named after a security protocol, so \
+                         listener.security.protocol.map must give its protocol, e.g. {}:PLAINTEXT",
+                        l.name, l.name
+                    ),
+                })
+            }
+        };
+        if protocol != "PLAINTEXT" {
+            return Err(ConfigError::Unsupported(format!(
+                "listener '{}' uses security protocol {protocol}, which ketch does not implement \
+                 yet (only PLAINTEXT); it is refused rather than served as plaintext",
+                l.name
+            )));
+        }
+        out.insert(l.name.clone(), protocol);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +200,8 @@ pub enum ConfigError {
     },
     #[error("missing required key '{key}': {hint}")]
     Missing { key: String, hint: String },
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Keys ketch knows. Anything else gets a warning (it may be meant for a later version).
@@ -135,6 +212,7 @@ const KNOWN_KEYS: &[&str] = &[
     "log.dir",
     "metadata.log.dir",
     "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
     "controller.listener.names",
     "listeners",
     "advertised.listeners",
@@ -182,7 +260,6 @@ const KNOWN_KEYS: &[&str] = &[
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "controller.quorum.bootstrap.servers",
 ];
 
 fn parse_host_port(text: &str) -> Option<(String, u16)> {
@@ -191,7 +268,9 @@ fn parse_host_port(text: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
-fn parse_voters(text: &str) -> Result<BTreeMap<NodeId, (String, u16)>, ConfigError> {
+/// `id@host:port,…` (`controller.quorum.voters`, and the voters file `storage format
+/// --standalone` writes).
+pub fn parse_voters(text: &str) -> Result<BTreeMap<NodeId, (String, u16)>, ConfigError> {
     let allowed = "a comma-separated list of id@host:port, e.g. 1@localhost:9093,2@localhost:9094";
     let mut voters = BTreeMap::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -224,8 +303,13 @@ fn parse_listeners(text: &str) -> Result<Vec<Listener>, ConfigError> {
         let (name, addr) = item
             .split_once("://")
             .ok_or_else(|| invalid("listeners", text, allowed))?;
-        let (host, port) =
-            parse_host_port(addr).ok_or_else(|| invalid("listeners", text, allowed))?;
+        let (host, port) = parse_host_port(addr).ok_or_else(|| {
+            invalid(
+                "listeners",
+                text,
+                &format!("'{item}' needs a port from 0 to 65535: {allowed}"),
+            )
+        })?;
         if name.is_empty() || out.iter().any(|l| l.name == name) {
             return Err(invalid(
                 "listeners",
@@ -346,7 +430,16 @@ impl ServerConfig {
                 .map(NodeId)
                 .ok_or_else(|| invalid("node.id", v, "a non-negative 32-bit integer"))?,
         };
-        let roles_text = props.get("process.roles").unwrap_or("broker,controller");
+        // Kafka 4 has no ZooKeeper mode to fall back to, and neither does ketch: a node that
+        // does not say what it is would otherwise silently become a combined node.
+        let roles_text = props
+            .get("process.roles")
+            .ok_or_else(|| ConfigError::Missing {
+                key: "process.roles".into(),
+                hint:
+                    "say what this node is: process.roles=broker, controller or broker,controller"
+                        .into(),
+            })?;
         let mut roles = Roles {
             broker: false,
             controller: false,
@@ -364,10 +457,15 @@ impl ServerConfig {
                 }
             }
         }
+        // No default directory: data silently landing in /tmp is worse than an error.
         let dirs_text = props
             .get("log.dirs")
             .or_else(|| props.get("log.dir"))
-            .unwrap_or("/tmp/kraft-combined-logs");
+            .ok_or_else(|| ConfigError::Missing {
+                key: "log.dirs".into(),
+                hint: "the directories that hold this node's logs, e.g. log.dirs=/var/lib/ketch"
+                    .into(),
+            })?;
         let log_dirs: Vec<PathBuf> = dirs_text
             .split(',')
             .map(str::trim)
@@ -386,6 +484,23 @@ impl ServerConfig {
             .map(|d| PathBuf::from(d.trim()))
             .unwrap_or(first_dir);
         let voters = parse_voters(props.get("controller.quorum.voters").unwrap_or(""))?;
+        let quorum_bootstrap_servers = match props.get("controller.quorum.bootstrap.servers") {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|item| {
+                    parse_host_port(item).ok_or_else(|| {
+                        invalid(
+                            "controller.quorum.bootstrap.servers",
+                            text,
+                            "a comma-separated list of host:port (the controllers' listeners)",
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let listeners = parse_listeners(props.get("listeners").unwrap_or(""))?;
         let advertised_listeners = match props.get("advertised.listeners") {
             Some(text) => parse_listeners(text)?,
@@ -401,14 +516,33 @@ impl ServerConfig {
             (None, None, Some(_)) => parse_retention(&props, "log.retention.hours", 3_600_000)?,
             (None, None, None) => 168 * 3_600_000,
         };
-        let controller_listener_names: Vec<String> = props
-            .get("controller.listener.names")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        let mut notes = Vec::new();
+        let controller_listener_names: Vec<String> = match props.get("controller.listener.names") {
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            // Kafka's shipped config/kraft/server.properties sets it to CONTROLLER; a file
+            // written from the quickstart without that line means the same.
+            None if listeners
+                .iter()
+                .any(|l| l.name == DEFAULT_CONTROLLER_LISTENER) =>
+            {
+                notes.push(format!(
+                    "controller.listener.names is not set: using the listener named \
+                     {DEFAULT_CONTROLLER_LISTENER}"
+                ));
+                vec![DEFAULT_CONTROLLER_LISTENER.to_string()]
+            }
+            None => Vec::new(),
+        };
+        let security_protocols = parse_security_protocols(
+            props.get("listener.security.protocol.map"),
+            &listeners,
+            &controller_listener_names,
+        )?;
         let inter_broker_listener_name = match props.get("inter.broker.listener.name") {
             Some(name) => {
                 let name = name.trim().to_string();
@@ -433,6 +567,7 @@ impl ServerConfig {
                 log_dirs,
                 metadata_log_dir,
                 voters,
+                quorum_bootstrap_servers,
                 listeners,
                 controller_listener_names,
                 election_timeout_ms: parse_ms(
@@ -557,7 +692,9 @@ impl ServerConfig {
                     Some(_) => parse_bytes(&props, "log.flush.interval.messages", u64::MAX)?,
                 },
                 inter_broker_listener_name,
+                security_protocols,
                 set_keys: props.iter().map(|(k, _)| k.to_string()).collect(),
+                notes,
             },
             warnings,
         ))
@@ -773,9 +910,23 @@ mod tests {
                 port: 9093
             }
         );
+        assert_eq!(
+            c.controller_listener().map(|l| l.port).ok(),
+            Some(9093),
+            "without controller.listener.names, the listener named CONTROLLER"
+        );
+        assert_eq!(
+            c.notes,
+            vec!["controller.listener.names is not set: using the listener named CONTROLLER"]
+        );
+        let (c, _) = ServerConfig::parse(
+            "process.roles=controller\nnode.id=1\nlog.dirs=/a\nlisteners=QUORUM://:9093\n\
+             listener.security.protocol.map=QUORUM:PLAINTEXT\n",
+        )
+        .unwrap();
         assert!(
             c.controller_listener().is_err(),
-            "no controller.listener.names given"
+            "no default for another name"
         );
     }
 
@@ -800,7 +951,8 @@ mod tests {
                 "controller.quorum.fetch.timeout.ms",
             ),
         ] {
-            let err = ServerConfig::parse(text).unwrap_err().to_string();
+            let text = format!("process.roles=broker\nlog.dirs=/a\n{text}");
+            let err = ServerConfig::parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
     }
@@ -823,7 +975,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("node.id"), "{err}");
-        let err = ServerConfig::parse("node.id=1\nlog.dirs= , \n")
+        let err = ServerConfig::parse("node.id=1\nprocess.roles=broker\nlog.dirs= , \n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("log.dirs"), "{err}");

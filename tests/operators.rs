@@ -1,0 +1,364 @@
+//! What an operator does first, against the real binary: the quickstart's `server.properties`
+//! verbatim and the shipped example configs, `ketch storage format|info` with Kafka 4's
+//! `--standalone` / `--initial-controllers`, and the start-up errors that must say what to do.
+#![allow(clippy::disallowed_methods)] // black-box tests wait on real time
+
+mod common;
+
+use common::{free_port, run, KETCH};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ketch-ops-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `ketch server`, killed on drop.
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn start(config: &Path) -> Server {
+    let log = config.with_extension("log");
+    let child = Command::new(KETCH)
+        .arg("server")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Server { child, log }
+}
+
+/// Waits until kcat's metadata from `bootstrap` lists `brokers` brokers.
+fn wait_for_brokers(bootstrap: &str, brokers: usize, server: &Server) -> String {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let (ok, out, _) = run("kcat", &["-b", bootstrap, "-L", "-m", "2"], None);
+        if ok && out.contains(&format!(" {brokers} brokers:")) {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "no {brokers} brokers at {bootstrap}; log:\n{}",
+        server.log_text()
+    );
+}
+
+fn ketch(args: &[&str]) -> (bool, String, String) {
+    run(KETCH, args, None)
+}
+
+fn format(config: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec!["storage", "format", "-t", CLUSTER_ID, "-c"];
+    let config = config.to_str().unwrap();
+    args.push(config);
+    args.extend_from_slice(extra);
+    ketch(&args)
+}
+
+#[test]
+fn the_seeds_quickstart_config_verbatim_formats_and_serves() {
+    let dir = scratch("verbatim");
+    let (port, controller) = (free_port(), free_port());
+    // The issue's file, exactly, but for ports and the directory (tests run side by side).
+    let text = format!(
+        "process.roles=controller,broker\nnode.id=1\n\
+         controller.quorum.voters=1@localhost:{controller}\n\
+         listeners=PLAINTEXT://:{port},CONTROLLER://:{controller}\nlog.dirs={}\n",
+        dir.join("kafka-logs").display()
+    );
+    let config = dir.join("server.properties");
+    std::fs::write(&config, text).unwrap();
+
+    let (ok, out, err) = ketch(&["storage", "info", "-c", config.to_str().unwrap()]);
+    assert!(!ok, "an unformatted node is a problem: {out}");
+    assert!(
+        out.contains("Found problem") && out.contains("does not exist"),
+        "{out}{err}"
+    );
+
+    let (ok, out, err) = format(&config, &[]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("with cluster.id {CLUSTER_ID} and node.id 1")),
+        "{out}"
+    );
+    assert!(
+        err.contains("controller.listener.names is not set: using the listener named CONTROLLER"),
+        "the default is logged: {err}"
+    );
+    let (ok, out, err) = ketch(&["storage", "info", "-c", config.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Found log directory:"), "{out}");
+    assert!(
+        out.contains(&format!("{{cluster.id={CLUSTER_ID}, directory.id="))
+            && out.contains("node.id=1, version=1}"),
+        "{out}"
+    );
+    let (ok, out, _) = format(&config, &[]);
+    assert!(!ok, "a formatted directory is refused without -g: {out}");
+
+    let server = start(&config);
+    wait_for_brokers(&format!("127.0.0.1:{port}"), 1, &server);
+    assert!(server
+        .log_text()
+        .contains("controller.listener.names is not set: using the listener named CONTROLLER"));
+}
+
+/// The shipped examples, with only their ports and directories replaced.
+fn shipped(name: &str, dir: &Path, ports: &[(u16, u16)], dirs: &[(&str, &Path)]) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in ports {
+        text = text.replace(&format!(":{from}"), &format!(":{to}"));
+    }
+    for (from, to) in dirs {
+        assert!(text.contains(from), "{name} names {from}");
+        text = text.replace(from, to.to_str().unwrap());
+    }
+    let out = dir.join(name);
+    std::fs::write(&out, text).unwrap();
+    out
+}
+
+#[test]
+fn the_shipped_example_configs_run_a_combined_node_and_a_split_cluster() {
+    let dir = scratch("shipped");
+    let (port, controller) = (free_port(), free_port());
+    let combined = shipped(
+        "server.properties",
+        &dir,
+        &[(9092, port), (9093, controller)],
+        &[("/tmp/kraft-combined-logs", &dir.join("combined"))],
+    );
+    let (ok, out, err) = format(&combined, &[]);
+    assert!(ok, "{out}{err}");
+    let server = start(&combined);
+    let metadata = wait_for_brokers(&format!("127.0.0.1:{port}"), 1, &server);
+    assert!(
+        metadata.contains(&format!("broker 1 at localhost:{port}")),
+        "{metadata}"
+    );
+    drop(server);
+
+    let (port, controller) = (free_port(), free_port());
+    let ports = [(9092, port), (9093, controller)];
+    let controller_config = shipped(
+        "controller.properties",
+        &dir,
+        &ports,
+        &[("/tmp/kraft-controller-logs", &dir.join("controller"))],
+    );
+    let broker_config = shipped(
+        "broker.properties",
+        &dir,
+        &ports,
+        &[("/tmp/kraft-broker-logs", &dir.join("broker"))],
+    );
+    for c in [&controller_config, &broker_config] {
+        let (ok, out, err) = format(c, &[]);
+        assert!(ok, "{}: {out}{err}", c.display());
+    }
+    let _controller = start(&controller_config);
+    let broker = start(&broker_config);
+    let metadata = wait_for_brokers(&format!("127.0.0.1:{port}"), 1, &broker);
+    assert!(
+        metadata.contains(&format!("broker 2 at localhost:{port}")),
+        "{metadata}"
+    );
+    let (ok, out, err) = run(
+        KETCH,
+        &[
+            "topics",
+            "--bootstrap-server",
+            &format!("127.0.0.1:{port}"),
+            "--create",
+            "--topic",
+            "split",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn kafka_4s_bootstrap_servers_form_needs_standalone_or_initial_controllers() {
+    let dir = scratch("k4");
+    let (port, controller) = (free_port(), free_port());
+    // Kafka 4's shipped config/server.properties, in the keys that matter here.
+    let text = format!(
+        "process.roles=broker,controller\nnode.id=1\n\
+         controller.quorum.bootstrap.servers=localhost:{controller}\n\
+         listeners=PLAINTEXT://:{port},CONTROLLER://:{controller}\n\
+         inter.broker.listener.name=PLAINTEXT\n\
+         advertised.listeners=PLAINTEXT://localhost:{port},CONTROLLER://localhost:{controller}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
+         num.network.threads=3\nlog.dirs={}\noffsets.topic.replication.factor=1\n",
+        dir.join("logs").display()
+    );
+    let config = dir.join("server.properties");
+    std::fs::write(&config, text).unwrap();
+    let (ok, _, err) = format(&config, &[]);
+    assert!(!ok && err.contains("--standalone"), "{err}");
+    assert!(
+        !dir.join("logs/meta.properties").exists(),
+        "a refused format writes nothing"
+    );
+    let (ok, _, err) = format(
+        &config,
+        &[
+            "--initial-controllers",
+            "2@localhost:1:pbvuBlaTTwKRxS5NLJwRFQ",
+        ],
+    );
+    assert!(!ok && err.contains("does not name this node"), "{err}");
+    let (ok, _, err) = format(&config, &["--initial-controllers", "1@localhost:1"]);
+    assert!(!ok && err.contains("id@host:port:directory-id"), "{err}");
+
+    let (ok, out, err) = format(&config, &["--standalone"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("voters (1@localhost:{controller})")),
+        "{out}"
+    );
+    let (ok, out, _) = ketch(&["storage", "info", "-c", config.to_str().unwrap()]);
+    assert!(ok && out.contains("bootstrap voters in"), "{out}");
+    let server = start(&config);
+    wait_for_brokers(&format!("127.0.0.1:{port}"), 1, &server);
+    drop(server);
+
+    // --initial-controllers: this node's directory id is the metadata directory's.
+    let dir2 = dir.join("two");
+    std::fs::create_dir_all(&dir2).unwrap();
+    let config2 = dir2.join("server.properties");
+    std::fs::write(
+        &config2,
+        std::fs::read_to_string(&config).unwrap().replace(
+            dir.join("logs").to_str().unwrap(),
+            dir2.join("logs").to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let voters = format!("1@localhost:{controller}:pbvuBlaTTwKRxS5NLJwRFQ");
+    let (ok, out, err) = format(&config2, &["--initial-controllers", &voters]);
+    assert!(ok, "{out}{err}");
+    let meta = std::fs::read_to_string(dir2.join("logs/meta.properties")).unwrap();
+    assert!(
+        meta.contains("directory.id=pbvuBlaTTwKRxS5NLJwRFQ"),
+        "{meta}"
+    );
+    let server = start(&config2);
+    wait_for_brokers(&format!("127.0.0.1:{port}"), 1, &server);
+}
+
+#[test]
+fn configs_a_node_cannot_honour_are_refused_with_what_to_do() {
+    let dir = scratch("refused");
+    let logs = dir.join("logs");
+    let base = format!(
+        "node.id=1\ncontroller.quorum.voters=1@localhost:19093\nlog.dirs={}\n",
+        logs.display()
+    );
+    for (extra, expect) in [
+        (
+            "listeners=PLAINTEXT://:19092,CONTROLLER://:19093\n",
+            "missing required key 'process.roles'",
+        ),
+        (
+            "process.roles=broker,controller\nlisteners=SSL://:19092,CONTROLLER://:19093\n",
+            "security protocol SSL, which ketch does not implement",
+        ),
+        (
+            "process.roles=broker,controller\nlisteners=CLIENT://:19092,CONTROLLER://:19093\n\
+             listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:PLAINTEXT\n",
+            "security protocol SASL_SSL, which ketch does not implement",
+        ),
+        (
+            "process.roles=broker,controller\nlisteners=INTERNAL://:19092,CONTROLLER://:19093\n",
+            "listener.security.protocol.map must give its protocol",
+        ),
+        (
+            "process.roles=broker,controller\nlisteners=PLAINTEXT://localhost,CONTROLLER://:19093\n",
+            "'PLAINTEXT://localhost' needs a port",
+        ),
+        (
+            "process.roles=broker\nlisteners=PLAINTEXT://:19092\n",
+            "is a voter in controller.quorum.voters but process.roles has no controller",
+        ),
+        (
+            "process.roles=controller\nlisteners=PLAINTEXT://:19092\n",
+            "controller.listener.names",
+        ),
+    ] {
+        let config = dir.join("server.properties");
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        for args in [
+            vec!["server", config.to_str().unwrap()],
+            vec!["storage", "format", "-t", CLUSTER_ID, "-c", config.to_str().unwrap()],
+        ] {
+            let (ok, _, err) = ketch(&args);
+            assert!(!ok && err.contains(expect), "{args:?} with {extra}: {err}");
+            assert!(!logs.exists(), "{args:?} with {extra} wrote {}", logs.display());
+        }
+    }
+    let config = dir.join("nodirs.properties");
+    std::fs::write(
+        &config,
+        "node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@localhost:19093\n\
+         listeners=PLAINTEXT://:19092,CONTROLLER://:19093\n",
+    )
+    .unwrap();
+    let (ok, _, err) = ketch(&["server", config.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("missing required key 'log.dirs'"),
+        "{err}"
+    );
+
+    let config = dir.join("good.properties");
+    std::fs::write(
+        &config,
+        format!("{base}process.roles=broker,controller\nlisteners=PLAINTEXT://:19092,CONTROLLER://:19093\n"),
+    )
+    .unwrap();
+    for bad in ["x", "MkU3OEVBNTcwNTJENDM2Q", "MkU3OEVBNTcwNTJENDM2Q!"] {
+        let (ok, _, err) = ketch(&[
+            "storage",
+            "format",
+            "-t",
+            bad,
+            "-c",
+            config.to_str().unwrap(),
+        ]);
+        assert!(!ok && err.contains("is not a Kafka UUID"), "{bad}: {err}");
+    }
+    assert!(!logs.exists());
+    // Not a terminal: no colour codes in the log.
+    let (_, _, err) = ketch(&["storage", "info", "-c", config.to_str().unwrap()]);
+    assert!(!err.contains('\u{1b}'), "ANSI escapes in {err:?}");
+}
