@@ -11,6 +11,8 @@
 //!   idempotent producer state. [`group`]: consumer groups' coordinator, sans-IO.
 //! - [`log`]: the segmented partition log over [`runtime::Disk`].
 //! - [`runtime`]: the only module with sockets, files, clocks, tasks and entropy; tokio or madsim.
+//! - [`metrics`]: Prometheus metrics and the `metrics.listener` endpoint; gauges come from
+//!   the node per scrape.
 //! - [`wire`]: Kafka over TCP, one mechanism for both listeners, and the one-request client.
 //! - [`client`]: a minimal Kafka client (one request at a time) for the tools and the simulator.
 //! - [`quorum`]: the KRaft shell: controller listener, Raft member driver, metadata log and
@@ -33,6 +35,7 @@ pub mod controller;
 pub mod fuzzing;
 pub mod group;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod protocol;

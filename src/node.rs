@@ -366,6 +366,7 @@ fn broker_endpoints(config: &ServerConfig) -> Vec<Endpoint> {
 fn build_broker(
     config: &ServerConfig,
     env: &NodeEnv,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     cluster_id: &str,
     storage: (
         Vec<LogDir>,
@@ -437,7 +438,88 @@ fn build_broker(
             config.offsets_topic_num_partitions,
             env.seed ^ 0x6752_0055,
         ),
+        metrics,
     )
+}
+
+/// The node's gauges for one scrape: the broker's (partitions, logs, groups) and the quorum
+/// member's as its last status reported; the controller's only on the active controller, as
+/// Kafka reports them.
+fn node_samples(
+    broker: Option<Arc<Broker>>,
+    status: Arc<Mutex<Option<QuorumStatus>>>,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    is_controller: bool,
+) -> crate::metrics::Collect {
+    use crate::metrics::{Sample, G};
+    Arc::new(move || {
+        let broker = broker.clone();
+        let status = status.lock().ok().and_then(|s| s.clone());
+        let image = Arc::clone(&image.borrow());
+        Box::pin(async move {
+            let mut out = match &broker {
+                Some(b) => crate::broker::stats::samples(b).await,
+                None => Vec::new(),
+            };
+            let active = status
+                .as_ref()
+                .is_some_and(|s| is_controller && s.role == crate::raft::Role::Leader);
+            if let Some(s) = &status {
+                let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                out.push(Sample::new(
+                    G::RaftCurrentLeader,
+                    &[],
+                    s.leader.map_or(-1, |n| i64::from(n.0)),
+                ));
+                out.push(Sample::new(G::RaftCurrentEpoch, &[], i64::from(s.epoch)));
+                out.push(Sample::new(
+                    G::RaftHighWatermark,
+                    &[],
+                    as_i64(s.high_watermark),
+                ));
+                out.push(Sample::new(G::RaftLogEndOffset, &[], as_i64(s.log_end)));
+                let state = match s.role {
+                    crate::raft::Role::Leader => "leader",
+                    crate::raft::Role::Follower if is_controller => "follower",
+                    crate::raft::Role::Follower => "observer",
+                    crate::raft::Role::Candidate => "candidate",
+                    crate::raft::Role::Prospective => "prospective",
+                    crate::raft::Role::Unattached => "unattached",
+                };
+                out.push(Sample::new(G::RaftCurrentState, &[("state", state)], 1));
+            }
+            if is_controller {
+                out.push(Sample::new(
+                    G::ActiveControllerCount,
+                    &[],
+                    i64::from(active),
+                ));
+            }
+            if active {
+                let partitions = image.topics.values().flat_map(|t| t.partitions.values());
+                let offline = partitions.clone().filter(|p| p.leader < 0).count();
+                out.push(Sample::new(G::OfflinePartitionsCount, &[], offline as i64));
+                out.push(Sample::new(
+                    G::GlobalTopicCount,
+                    &[],
+                    image.topics.len() as i64,
+                ));
+                out.push(Sample::new(
+                    G::GlobalPartitionCount,
+                    &[],
+                    partitions.count() as i64,
+                ));
+                let fenced = image.brokers.values().filter(|b| b.fenced).count();
+                out.push(Sample::new(G::FencedBrokerCount, &[], fenced as i64));
+                out.push(Sample::new(
+                    G::ActiveBrokerCount,
+                    &[],
+                    (image.brokers.len() - fenced) as i64,
+                ));
+            }
+            out
+        })
+    })
 }
 
 /// Runs a node until `shutdown` completes (then stops cleanly) or a part of it fails.
@@ -464,10 +546,15 @@ pub async fn run(
         heartbeat_interval_ms: config.broker_heartbeat_interval_ms,
         incarnation_id: env.incarnation_id,
     });
+    let metrics = config
+        .metrics_listener
+        .as_ref()
+        .map(|_| crate::metrics::Metrics::new(env.clock.clone()));
     let broker = config.roles.broker.then(|| {
         Arc::new(build_broker(
             &config,
             &env,
+            metrics.clone(),
             &cluster_id,
             (storage.data_dirs, storage.data_logs),
             image_rx.clone(),
@@ -475,12 +562,19 @@ pub async fn run(
         ))
     });
     let outer_observer = env.observer.take();
+    let last_status = Arc::new(Mutex::new(None::<QuorumStatus>));
     let observer: Observer = {
         let offset = Arc::clone(&metadata_offset);
         let leader = Arc::clone(&leader_hint);
+        let last = metrics.as_ref().map(|_| Arc::clone(&last_status));
         Arc::new(move |s: &QuorumStatus| {
             offset.store(s.metadata_offset, Ordering::Relaxed);
             leader.store(s.leader.map_or(-1, |n| n.0), Ordering::Relaxed);
+            if let Some(last) = &last {
+                if let Ok(mut l) = last.lock() {
+                    *l = Some(s.clone());
+                }
+            }
             if let Some(o) = &outer_observer {
                 o(s);
             }
@@ -525,6 +619,28 @@ pub async fn run(
     let (_proposer, own_proposals) = quorum::proposal_channel();
     let proposals = env.proposals.take().unwrap_or(own_proposals);
 
+    // The scrape endpoint lives as long as the node; it binds before anything serves, so a
+    // port in use stops the start with a clear error.
+    let metrics_task = match (&config.metrics_listener, &metrics) {
+        (Some((host, port)), Some(m)) => {
+            let (listener, addr) = crate::wire::bind(host, *port).await.map_err(|e| {
+                NodeError::Config(format!("metrics.listener {host}:{port}: cannot bind: {e}"))
+            })?;
+            tracing::info!(%addr, "metrics listener ready: GET /metrics");
+            let collect = node_samples(
+                broker.clone(),
+                Arc::clone(&last_status),
+                image_rx.clone(),
+                config.roles.controller,
+            );
+            Some(runtime::spawn(crate::metrics::serve(
+                listener,
+                Arc::clone(m),
+                collect,
+            )))
+        }
+        _ => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -585,6 +701,9 @@ pub async fn run(
         quorum_stop,
     )
     .await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     let failure = broker_failure.lock().ok().and_then(|mut f| f.take());
     match (result, failure) {
         (Err(e), _) => Err(e.into()),

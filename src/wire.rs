@@ -74,6 +74,8 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Connections open at once (`max.connections`); more are closed as they arrive.
     pub max_connections: usize,
+    /// Where each request's count and time go (`metrics.listener` set).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The ApiVersions answer for a table of supported versions.
@@ -128,9 +130,18 @@ pub async fn accept_loop<S: Service>(
                     addr: addr.to_string(),
                 };
                 let max_frame_bytes = limits.max_frame_bytes;
+                let metrics = limits.metrics.clone();
                 tracing::debug!(peer = %peer.addr, listener = %peer.listener, "connection accepted");
                 runtime::spawn(async move {
-                    match serve(&*service, &peer, stream, max_frame_bytes).await {
+                    match serve(
+                        &*service,
+                        &peer,
+                        stream,
+                        max_frame_bytes,
+                        metrics.as_deref(),
+                    )
+                    .await
+                    {
                         Err(e) => {
                             tracing::info!(peer = %peer.addr, listener = %peer.listener, "closing a connection: {e}")
                         }
@@ -155,6 +166,7 @@ async fn serve<S: Service>(
     peer: &Peer,
     mut stream: TcpStream,
     max_frame_bytes: usize,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<(), String> {
     loop {
         let Some(frame) = read_frame(&mut stream, max_frame_bytes)
@@ -189,6 +201,14 @@ async fn serve<S: Service>(
             }
         };
         drop(frame);
+        let started = metrics.map(|m| m.now());
+        let api_name = format!("{:?}", request.api_key);
+        let api_version = request.version;
+        let record = |ok: bool| {
+            if let (Some(m), Some(started)) = (metrics, started) {
+                m.request(&api_name, api_version, started, ok);
+            }
+        };
         let correlation_id = request.header.correlation_id;
         let body = if let RequestKind::ApiVersions(_) = request.body {
             Some(ResponseKind::ApiVersions(api_versions(S::supported, 0)))
@@ -200,9 +220,16 @@ async fn serve<S: Service>(
                 api_key = ?request.api_key,
                 api_version = request.version
             );
-            service.handle(peer, &request).instrument(span).await?
+            match service.handle(peer, &request).instrument(span).await {
+                Ok(body) => body,
+                Err(e) => {
+                    record(false);
+                    return Err(e);
+                }
+            }
         };
         let Some(body) = body else {
+            record(true);
             continue; // acks=0: no answer
         };
         let out = encode_response(correlation_id, request.api_key, request.version, &body)
@@ -213,6 +240,7 @@ async fn serve<S: Service>(
         write_frame(&mut stream, &out)
             .await
             .map_err(|e| e.to_string())?;
+        record(true);
     }
 }
 

@@ -191,7 +191,8 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("replication", &["model"][..]),
         ("group", &["model"][..]),
         ("log", &["runtime", "protocol", "model"][..]),
-        ("wire", &["runtime", "protocol", "model"][..]),
+        ("metrics", &["runtime", "model"][..]),
+        ("wire", &["runtime", "protocol", "model", "metrics"][..]),
         (
             "quorum",
             &[
@@ -215,6 +216,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "model",
                 "runtime",
                 "wire",
+                "metrics",
             ][..],
         ),
         (
@@ -229,6 +231,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "model",
                 "runtime",
                 "wire",
+                "metrics",
             ][..],
         ),
         (

@@ -46,6 +46,8 @@ pub struct Broker {
     pub groups: Groups,
     /// Idempotent producer ids this broker may hand out.
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
+    /// Counters the handlers bump (`metrics.listener` set), else `None`.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// One client connection: the listener it came in on (Metadata answers with each broker's
@@ -60,6 +62,7 @@ impl Broker {
         controller: ControllerClient,
         clock: Clock,
         groups: Groups,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
     ) -> Broker {
         Broker {
             config,
@@ -69,6 +72,7 @@ impl Broker {
             clock,
             groups,
             producer_ids: Default::default(),
+            metrics,
         }
     }
 

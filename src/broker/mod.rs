@@ -19,6 +19,7 @@ pub mod log_writer;
 pub mod partitions;
 pub mod replica_fetcher;
 pub mod server;
+pub mod stats;
 
 use crate::log::LogError;
 

@@ -466,6 +466,19 @@ impl Partition {
         self.lock().high_watermark
     }
 
+    /// The log's (bytes on disk, segments, start offset, end offset), leader or follower;
+    /// `None` while no log is open (a replica being reset).
+    pub fn log_stats(&self) -> Option<(u64, usize, u64, u64)> {
+        let guard = read_log(&self.log);
+        let log = guard.as_ref()?;
+        Some((
+            log.size_bytes(),
+            log.segment_base_offsets().len(),
+            log.log_start_offset(),
+            log.log_end_offset(),
+        ))
+    }
+
     /// Checks a client's view of the leader epoch (KIP-320); -1 means "not given".
     pub fn check_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
         let ours = self.lock().leader_epoch;
@@ -1326,6 +1339,11 @@ impl Partitions {
             isr_tx,
             isr_rx: Mutex::new(Some(isr_rx)),
         }
+    }
+
+    /// A topic's replica settings: its overrides over the broker's defaults.
+    pub fn replica_config(&self, image: &MetadataImage, topic: &str) -> ReplicaConfig {
+        self.defaults.for_topic(image, topic).1
     }
 
     pub fn node_id(&self) -> i32 {

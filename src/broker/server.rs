@@ -40,6 +40,7 @@ pub async fn run(
     let limits = Limits {
         max_frame_bytes: broker.config.socket_request_max_bytes,
         max_connections: broker.config.max_connections,
+        metrics: broker.metrics.clone(),
     };
     for l in &broker.config.listeners {
         let (listener, addr) =

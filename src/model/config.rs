@@ -120,6 +120,19 @@ pub struct ServerConfig {
     pub set_keys: std::collections::BTreeSet<String>,
     /// Defaults the parse chose that an operator should see in the log (not warnings).
     pub notes: Vec<String>,
+    /// `metrics.listener`: `http://host:port` serving Prometheus metrics at `/metrics`; off
+    /// when unset (ketch's own key: Kafka exports JMX).
+    pub metrics_listener: Option<(String, u16)>,
+}
+
+/// `http://host:port` (the scheme may be left out; only plain HTTP is served).
+fn parse_metrics_listener(text: &str) -> Option<(String, u16)> {
+    let text = text.trim();
+    let addr = text.strip_prefix("http://").unwrap_or(text);
+    if addr.contains("://") || addr.contains('/') {
+        return None;
+    }
+    parse_host_port(addr)
 }
 
 /// The listener name Kafka's example configs give the controller listener.
@@ -250,6 +263,7 @@ const KNOWN_KEYS: &[&str] = &[
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
+    "metrics.listener",
     // Kafka quickstart keys that ketch accepts and has no use for (yet).
     "num.network.threads",
     "num.io.threads",
@@ -693,6 +707,16 @@ impl ServerConfig {
                 },
                 inter_broker_listener_name,
                 security_protocols,
+                metrics_listener: match props.get("metrics.listener") {
+                    None => None,
+                    Some(text) => Some(parse_metrics_listener(text).ok_or_else(|| {
+                        invalid(
+                            "metrics.listener",
+                            text,
+                            "http://host:port, e.g. http://127.0.0.1:9308",
+                        )
+                    })?),
+                },
                 set_keys: props.iter().map(|(k, _)| k.to_string()).collect(),
                 notes,
             },
@@ -857,7 +881,8 @@ impl ServerConfig {
             "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\n\
              listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n\
              controller.listener.names=CONTROLLER\nlog.dirs={}\nbroker.heartbeat.interval.ms=500\n\
-             group.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n",
+             group.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n\
+             metrics.listener=http://127.0.0.1:9308\n",
             data_dir.display()
         );
         ServerConfig::parse(&text).map(|(config, _)| config)

@@ -214,6 +214,7 @@ pub async fn run(
             crate::wire::Limits {
                 max_frame_bytes: super::listener::MAX_FRAME_BYTES,
                 max_connections: config.max_connections,
+                metrics: None,
             },
         )));
     }

@@ -145,6 +145,22 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
     )
 }
 
+/// What the answer carries, per topic, into the byte counters.
+fn count_out(broker: &Broker, r: &FetchRequest, response: FetchResponse) -> FetchResponse {
+    if let Some(m) = &broker.metrics {
+        let replica = replica_of(r).is_some();
+        for (t, answered) in r.topics.iter().zip(&response.responses) {
+            let bytes: usize = answered
+                .partitions
+                .iter()
+                .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            m.fetched(&t.topic.0, bytes as u64, replica);
+        }
+    }
+    response
+}
+
 pub async fn handle(broker: &Broker, r: &FetchRequest, version: i16) -> FetchResponse {
     let start_ms = broker.clock.monotonic_ms();
     let max_wait_ms = u64::try_from(r.max_wait_ms).unwrap_or(0);
@@ -155,7 +171,7 @@ pub async fn handle(broker: &Broker, r: &FetchRequest, version: i16) -> FetchRes
         let (response, bytes, end_poll) = read_all(broker, r, version);
         let waited_ms = broker.clock.monotonic_ms().saturating_sub(start_ms);
         if bytes >= min_bytes || end_poll || waited_ms >= max_wait_ms {
-            return response;
+            return count_out(broker, r, response);
         }
         let left = Duration::from_millis(max_wait_ms - waited_ms);
         // Woken by any append or high watermark move on this broker (or the deadline), then
@@ -164,7 +180,7 @@ pub async fn handle(broker: &Broker, r: &FetchRequest, version: i16) -> FetchRes
             .await
             .is_err()
         {
-            return read_all(broker, r, version).0;
+            return count_out(broker, r, read_all(broker, r, version).0);
         }
     }
 }

@@ -84,7 +84,17 @@ async fn append_one(
         .append_as_leader(records.to_vec(), acks == -1)
         .await
     {
-        Ok(appended) => Ok((partition, appended)),
+        Ok(appended) => {
+            if let Some(m) = &broker.metrics {
+                let count = appended.last_offset - appended.first_offset + 1;
+                m.produced(
+                    &tp.topic,
+                    u64::try_from(count).unwrap_or(0),
+                    records.len() as u64,
+                );
+            }
+            Ok((partition, appended))
+        }
         Err(e) => Err(refused(tp, &e)),
     }
 }
@@ -116,6 +126,9 @@ pub async fn handle(
         let mut partitions = Vec::with_capacity(t.partition_data.len());
         for p in &t.partition_data {
             let tp = TopicPartition::new(t.name.0.to_string(), p.index);
+            if let Some(m) = &broker.metrics {
+                m.produce_request(&tp.topic);
+            }
             let outcome = if acks_valid {
                 append_one(broker, &tp, p.records.as_deref(), r.acks).await
             } else {
