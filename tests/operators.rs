@@ -362,3 +362,224 @@ fn configs_a_node_cannot_honour_are_refused_with_what_to_do() {
     let (_, _, err) = ketch(&["storage", "info", "-c", config.to_str().unwrap()]);
     assert!(!err.contains('\u{1b}'), "ANSI escapes in {err:?}");
 }
+
+/// Runs `ketch consumer-groups --bootstrap-server B args…`: (success, stdout, stderr).
+fn groups(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["consumer-groups", "--bootstrap-server", bootstrap];
+    all.extend_from_slice(args);
+    ketch(&all)
+}
+
+/// `groups` with the arguments as one line split on spaces.
+fn g(bootstrap: &str, line: &str) -> (bool, String, String) {
+    groups(bootstrap, &line.split(' ').collect::<Vec<_>>())
+}
+
+/// The NEW-OFFSET or CURRENT-OFFSET column (the fourth) of the table under GROUP.
+fn offsets_column(out: &str) -> Vec<String> {
+    table(out, "GROUP").iter().map(|r| r[3].clone()).collect()
+}
+
+/// The data rows of the table printed under `header_start`, split on whitespace.
+fn table(out: &str, header_start: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(header_start))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn consumer_groups_describe_members_state_reset_delete_as_kafkas_tool() {
+    let node = common::Node::new("groups-tool", "");
+    let b = node.bootstrap();
+    let (ok, out, err) = ketch(&[
+        "topics",
+        "--bootstrap-server",
+        &b,
+        "--create",
+        "--topic",
+        "cg",
+        "--partitions",
+        "2",
+    ]);
+    assert!(ok, "{out}{err}");
+    let hundred: String = (0..100).map(|i| format!("{i}\n")).collect();
+    for (p, n) in [("0", 100), ("1", 50)] {
+        let lines: String = hundred.lines().take(n).map(|l| format!("{l}\n")).collect();
+        let (ok, _, err) = run("kcat", &["-b", &b, "-P", "-t", "cg", "-p", p], Some(&lines));
+        assert!(ok, "{err}");
+    }
+
+    // An inactive group: offsets with Kafka's columns, lag against the log end.
+    let (ok, out, err) = g(
+        &b,
+        "--reset-offsets --group idle --topic cg --to-offset 10 --execute",
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = g(&b, "--describe --group idle");
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("Consumer group 'idle' has no active members."),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        table(&out, "GROUP"),
+        vec![
+            ["idle", "cg", "0", "10", "100", "90", "-", "-", "-"]
+                .map(String::from)
+                .to_vec(),
+            ["idle", "cg", "1", "10", "50", "40", "-", "-", "-"]
+                .map(String::from)
+                .to_vec(),
+        ],
+        "{out}"
+    );
+
+    // Resets: clamped with a note, shifted, by time; dry runs change nothing.
+    let (ok, out, err) = g(
+        &b,
+        "--reset-offsets --group idle --topic cg --to-offset 1000",
+    );
+    assert!(ok && out.contains("dry run"), "{out}{err}");
+    assert!(err.contains("New offset (1000) is higher than latest offset for topic partition cg-0. Value will be set to 100"), "{err}");
+    assert_eq!(offsets_column(&out), ["100", "50"]);
+    let (ok, out, err) = g(
+        &b,
+        "--reset-offsets --group idle --topic cg:1 --shift-by -25 --execute",
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains(
+            "New offset (-15) is lower than earliest offset for topic partition cg-1. Value will be set to 0"
+        ),
+        "{out}{err}"
+    );
+    let (_, out, _) = g(&b, "--describe --group idle");
+    assert_eq!(
+        offsets_column(&out),
+        ["10", "0"],
+        "the dry run left partition 0 at 10; cg:1 shifted from 10 by -25, clamped to 0: {out}"
+    );
+    let (ok, out, err) = g(
+        &b,
+        "--reset-offsets --group idle --all-topics --by-duration PT1H --execute",
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        offsets_column(&out),
+        ["0", "0"],
+        "everything was written within the hour: {out}"
+    );
+    let (ok, out, err) = g(
+        &b,
+        "--reset-offsets --group idle --topic cg --to-datetime 2999-01-01T00:00:00.000 --execute",
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        offsets_column(&out),
+        ["100", "50"],
+        "nothing at or after 2999: the log end: {out}"
+    );
+    let (ok, _, err) = g(
+        &b,
+        "--reset-offsets --group idle --topic cg --to-datetime tomorrow",
+    );
+    assert!(!ok && err.contains("YYYY-MM-DDTHH:mm:SS"), "{err}");
+
+    // A live member (kcat's balanced consumer): its id, host and client id, --members, --state.
+    let mut member = Command::new("kcat")
+        .args(["-b", &b, "-G", "live", "cg", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let state = loop {
+        let (_, out, _) = g(&b, "--describe --group live --state");
+        let rows = table(&out, "GROUP");
+        if rows
+            .first()
+            .is_some_and(|r| r.contains(&"Stable".to_string()))
+            || start.elapsed() > Duration::from_secs(20)
+        {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state[0][0], "live");
+    assert!(
+        state[0].ends_with(&["range".to_string(), "Stable".to_string(), "1".to_string()]),
+        "{state:?}"
+    );
+    let (ok, out, _) = g(&b, "--describe --group live --members --verbose");
+    assert!(
+        ok && out.contains("GROUP CONSUMER-ID") && out.contains("#PARTITIONS ASSIGNMENT"),
+        "{out}"
+    );
+    let rows = table(&out, "GROUP");
+    assert!(
+        rows.len() == 1
+            && rows[0][2] == "/127.0.0.1"
+            && rows[0][3] == "rdkafka"
+            && rows[0][4] == "2"
+            && rows[0][5] == "cg(0,1)",
+        "{out}"
+    );
+    let (_, out, _) = g(&b, "--describe --group live");
+    let rows = table(&out, "GROUP");
+    assert!(
+        rows.len() == 2
+            && rows
+                .iter()
+                .all(|r| r[6].starts_with("rdkafka-") && r[8] == "rdkafka"),
+        "{out}"
+    );
+    let (ok, _, err) = g(&b, "--delete --group live");
+    assert!(
+        !ok && err.contains("Group 'live' could not be deleted due to: NON_EMPTY_GROUP"),
+        "{err}"
+    );
+    let (ok, _, err) = g(
+        &b,
+        "--reset-offsets --group live --topic cg --to-earliest --execute",
+    );
+    assert!(!ok && err.contains("inactive"), "{err}");
+    let (ok, out, _) = g(&b, "--list --state");
+    assert!(ok && table(&out, "GROUP").len() == 2, "{out}");
+    let _ = member.kill();
+    let _ = member.wait();
+
+    // Offsets of one partition, then the whole group, deleted; a missing group is an error.
+    let (ok, out, err) = g(&b, "--delete-offsets --group idle --topic cg:1");
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("Request succeed for deleting offsets with topic cg group idle"),
+        "{out}"
+    );
+    assert_eq!(
+        table(&out, "TOPIC"),
+        vec![["cg", "1", "Successful"].map(String::from).to_vec()]
+    );
+    let (_, out, _) = g(&b, "--describe --group idle");
+    assert_eq!(table(&out, "GROUP").len(), 1, "{out}");
+    let (ok, out, err) = g(&b, "--delete --group idle");
+    assert!(
+        ok && out.contains("Deletion of requested consumer groups ('idle') was successful."),
+        "{out}{err}"
+    );
+    let (ok, _, err) = g(&b, "--describe --group idle");
+    assert!(
+        !ok && err.contains("Consumer group 'idle' does not exist."),
+        "{err}"
+    );
+    let (ok, _, err) = g(&b, "--describe");
+    assert!(!ok && err.contains("--group G or --all-groups"), "{err}");
+}

@@ -79,25 +79,69 @@ pub struct ConsoleConsumerArgs {
 pub struct ConsumerGroupsArgs {
     #[arg(long)]
     pub bootstrap_server: String,
-    #[arg(long, conflicts_with_all = ["describe", "reset_offsets"])]
+    /// Lists the groups (with --state, their states).
+    #[arg(long, conflicts_with_all = ["describe", "reset_offsets", "delete", "delete_offsets"])]
     pub list: bool,
-    #[arg(long, requires = "group")]
+    /// Describes groups: offsets and lag (default), --members or --state.
+    #[arg(long, conflicts_with_all = ["reset_offsets", "delete", "delete_offsets"])]
     pub describe: bool,
-    #[arg(long, requires_all = ["group", "topic"])]
+    /// Deletes groups (only empty ones, as Kafka).
+    #[arg(long, conflicts_with_all = ["reset_offsets", "delete_offsets"])]
+    pub delete: bool,
+    /// Deletes a group's committed offsets of --topic (a group not subscribed to it).
+    #[arg(long, conflicts_with = "reset_offsets")]
+    pub delete_offsets: bool,
+    /// Resets committed offsets (a dry run unless --execute).
+    #[arg(long)]
     pub reset_offsets: bool,
+    /// The group (repeatable).
     #[arg(long)]
-    pub group: Option<String>,
+    pub group: Vec<String>,
+    /// Every group the cluster has.
+    #[arg(long, conflicts_with = "group")]
+    pub all_groups: bool,
+    /// The topic, or topic:0,1 for some partitions (repeatable).
     #[arg(long)]
-    pub topic: Option<String>,
+    pub topic: Vec<String>,
+    /// With --reset-offsets: every topic the group has committed offsets for.
+    #[arg(long, conflicts_with = "topic")]
+    pub all_topics: bool,
+    /// With --describe: members and their assignments.
+    #[arg(long, conflicts_with = "state")]
+    pub members: bool,
+    /// With --describe --members: each member's partitions.
+    #[arg(long)]
+    pub verbose: bool,
+    /// With --describe: the coordinator, assignment strategy, state and member count; with
+    /// --list: each group's state.
+    #[arg(long)]
+    pub state: bool,
+    /// With --describe: offsets and lag per partition (the default view).
+    #[arg(long)]
+    pub offsets: bool,
     #[arg(long)]
     pub to_earliest: bool,
     #[arg(long)]
     pub to_latest: bool,
     #[arg(long)]
+    pub to_current: bool,
+    #[arg(long, allow_hyphen_values = true)]
     pub to_offset: Option<i64>,
-    /// Without it, --reset-offsets only shows what it would do.
+    /// Moves each committed offset by N (negative: back).
+    #[arg(long, allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// The first offset at or after YYYY-MM-DDTHH:mm:SS.sss (UTC, or with Z / +HH:mm).
     #[arg(long)]
+    pub to_datetime: Option<String>,
+    /// The first offset at or after this long ago: PnDTnHnMnS.
+    #[arg(long)]
+    pub by_duration: Option<String>,
+    /// Without it, --reset-offsets only shows what it would do.
+    #[arg(long, conflicts_with = "dry_run")]
     pub execute: bool,
+    /// Shows what --reset-offsets would do (the default).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -322,32 +366,104 @@ pub fn console_consumer(args: ConsoleConsumerArgs) -> Result<(), String> {
 }
 
 pub fn consumer_groups(args: ConsumerGroupsArgs) -> Result<(), String> {
-    use crate::cli::groups::{GroupsAction, ResetTo};
+    use crate::cli::groups::{
+        parse_datetime, parse_duration, Groups, GroupsAction, ResetTo, TopicSpec, Topics, View,
+    };
+    let groups = |what: &str| {
+        if args.all_groups {
+            Ok(Groups::All)
+        } else if args.group.is_empty() {
+            Err(format!("{what} needs --group G or --all-groups"))
+        } else {
+            Ok(Groups::Named(args.group.clone()))
+        }
+    };
+    let specs = || {
+        args.topic
+            .iter()
+            .map(|t| TopicSpec::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+    };
     let action = if args.list {
-        GroupsAction::List
+        GroupsAction::List { state: args.state }
     } else if args.describe {
         GroupsAction::Describe {
-            group: args.group.ok_or("--describe needs --group")?,
+            groups: groups("--describe")?,
+            view: if args.members {
+                View::Members {
+                    verbose: args.verbose,
+                }
+            } else if args.state {
+                View::State
+            } else {
+                View::Offsets
+            },
+        }
+    } else if args.delete {
+        GroupsAction::Delete {
+            groups: groups("--delete")?,
+        }
+    } else if args.delete_offsets {
+        let [group] = args.group.as_slice() else {
+            return Err("--delete-offsets needs exactly one --group".into());
+        };
+        if args.topic.is_empty() {
+            return Err("--delete-offsets needs --topic T (or T:0,1)".into());
+        }
+        GroupsAction::DeleteOffsets {
+            group: group.clone(),
+            topics: specs()?,
         }
     } else if args.reset_offsets {
-        let to = match (args.to_earliest, args.to_latest, args.to_offset) {
-            (true, false, None) => ResetTo::Earliest,
-            (false, true, None) => ResetTo::Latest,
-            (false, false, Some(n)) => ResetTo::Offset(n),
-            _ => {
-                return Err(
-                    "--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N".into(),
-                )
-            }
+        let mut chosen = Vec::new();
+        if args.to_earliest {
+            chosen.push(ResetTo::Earliest);
+        }
+        if args.to_latest {
+            chosen.push(ResetTo::Latest);
+        }
+        if args.to_current {
+            chosen.push(ResetTo::Current);
+        }
+        if let Some(n) = args.to_offset {
+            chosen.push(ResetTo::Offset(n));
+        }
+        if let Some(n) = args.shift_by {
+            chosen.push(ResetTo::ShiftBy(n));
+        }
+        if let Some(t) = &args.to_datetime {
+            chosen.push(ResetTo::Datetime(parse_datetime(t)?));
+        }
+        if let Some(d) = &args.by_duration {
+            chosen.push(ResetTo::Ago(parse_duration(d)?));
+        }
+        if chosen.len() != 1 {
+            return Err(
+                "--reset-offsets needs exactly one of --to-earliest, --to-latest, \
+                        --to-current, --to-offset N, --shift-by N, --to-datetime T, \
+                        --by-duration D"
+                    .into(),
+            );
+        }
+        let topics = if args.all_topics {
+            Topics::All
+        } else if args.topic.is_empty() {
+            return Err("--reset-offsets needs --topic T (or T:0,1) or --all-topics".into());
+        } else {
+            Topics::Named(specs()?)
         };
         GroupsAction::Reset {
-            group: args.group.ok_or("--reset-offsets needs --group")?,
-            topic: args.topic.ok_or("--reset-offsets needs --topic")?,
-            to,
+            groups: groups("--reset-offsets")?,
+            topics,
+            to: chosen.remove(0),
             execute: args.execute,
         }
     } else {
-        return Err("one of --list, --describe or --reset-offsets is needed".into());
+        return Err(
+            "consumer-groups needs an action: --list, --describe, --delete, --delete-offsets \
+             or --reset-offsets"
+                .into(),
+        );
     };
     crate::cli::groups::run(&args.bootstrap_server, action)
 }
