@@ -222,6 +222,30 @@ pub fn error_name(code: i16) -> &'static str {
         38 => "INVALID_REPLICATION_FACTOR",
         68 => "NON_EMPTY_GROUP",
         69 => "GROUP_ID_NOT_FOUND",
-        _ => "ERROR",
+        _ => other_error_name(code),
     }
+}
+
+/// Kafka's name of any other code (`InvalidConfig` → `INVALID_CONFIG`), leaked once per
+/// distinct code a tool meets (a handful), so names stay `&'static str`.
+fn other_error_name(code: i16) -> &'static str {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static NAMES: Mutex<BTreeMap<i16, &'static str>> = Mutex::new(BTreeMap::new());
+    let Some(e) = kafka_protocol::error::ResponseError::try_from_code(code) else {
+        return "UNKNOWN_SERVER_ERROR";
+    };
+    let Ok(mut names) = NAMES.lock() else {
+        return "ERROR";
+    };
+    names.entry(code).or_insert_with(|| {
+        let mut out = String::new();
+        for (i, c) in format!("{e:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        Box::leak(out.into_boxed_str())
+    })
 }

@@ -3,8 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use ketch::cli::args::{
-    BenchCommand, ConsoleConsumerArgs, ConsoleProducerArgs, ConsumerGroupsArgs, LeaderElectionArgs,
-    QuorumCommand, TopicsArgs,
+    BenchCommand, ConfigsArgs, ConsoleConsumerArgs, ConsoleProducerArgs, ConsumerGroupsArgs,
+    LeaderElectionArgs, QuorumCommand, TopicsArgs,
 };
 use ketch::model::config::ServerConfig;
 use ketch::model::NodeId;
@@ -52,6 +52,8 @@ enum Command {
     ConsoleProducer(ConsoleProducerArgs),
     /// Prints a topic's records, as Kafka's kafka-console-consumer.sh.
     ConsoleConsumer(ConsoleConsumerArgs),
+    /// Describes and alters topic and broker configs, as Kafka's kafka-configs.sh.
+    Configs(ConfigsArgs),
     /// Lists, describes and resets consumer groups, as Kafka's kafka-consumer-groups.sh.
     ConsumerGroups(ConsumerGroupsArgs),
     /// Elects preferred or unclean leaders, as Kafka's kafka-leader-election.sh.
@@ -402,6 +404,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => ketch::cli::args::topics(args),
         Command::ConsoleProducer(args) => ketch::cli::args::console_producer(args),
         Command::ConsoleConsumer(args) => ketch::cli::args::console_consumer(args),
+        Command::Configs(args) => ketch::cli::args::configs(args),
         Command::ConsumerGroups(args) => ketch::cli::args::consumer_groups(args),
         Command::MetadataQuorum {
             bootstrap_server,

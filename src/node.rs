@@ -398,6 +398,7 @@ fn build_broker(
         storage.0,
         storage.1,
         LogDefaults {
+            node_id: config.node_id.0,
             base,
             replica,
             bugs: env.bugs,

@@ -583,3 +583,139 @@ fn consumer_groups_describe_members_state_reset_delete_as_kafkas_tool() {
     let (ok, _, err) = g(&b, "--describe");
     assert!(!ok && err.contains("--group G or --all-groups"), "{err}");
 }
+
+#[test]
+fn configs_and_topics_alter_describe_and_apply_without_a_restart() {
+    let node = common::Node::new("configs-tool", "");
+    let b = node.bootstrap();
+    let k = |line: &str| {
+        let mut args = line.split(' ').collect::<Vec<_>>();
+        args.insert(1, "--bootstrap-server");
+        args.insert(2, &b);
+        ketch(&args)
+    };
+    let (ok, out, err) = k("topics --create --topic ct --config retention.ms=1000");
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = k("topics --create --topic ct");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    assert!(k("topics --create --topic ct --if-not-exists").0);
+    let (ok, out, err) = k(
+        "topics --alter --topic ct --config segment.bytes=1048576 --delete-config retention.ms --partitions 2",
+    );
+    assert!(
+        ok && out.contains("Updated config for topic ct."),
+        "{out}{err}"
+    );
+    let (ok, out, _) = k("topics --describe --topic ct");
+    assert!(ok, "{out}");
+    let header = out.lines().next().unwrap_or("");
+    assert!(
+        header.starts_with("Topic: ct\t")
+            && header.ends_with(
+                "\tPartitionCount: 2\tReplicationFactor: 1\tConfigs: segment.bytes=1048576"
+            ),
+        "{out}"
+    );
+    let (ok, out, _) = k("topics --describe --under-replicated-partitions");
+    assert!(
+        ok && out.trim().is_empty(),
+        "one broker, RF 1: nothing under-replicated: {out}"
+    );
+    let (ok, out, _) = k("topics --describe --unavailable-partitions");
+    assert!(ok && out.trim().is_empty(), "{out}");
+    assert!(k("topics --alter --topic nope --partitions 3 --if-exists").0);
+    let (ok, _, err) = k("topics --delete --topic nope");
+    assert!(!ok && err.contains("error code 3"), "{err}");
+    let (ok, _, err) = k("topics --delete --topic __consumer_offsets");
+    assert!(!ok && err.contains("internal topic"), "{err}");
+    let (ok, _, err) = k("topics");
+    assert!(!ok && err.contains("topics needs an action"), "{err}");
+
+    // kafka-configs.sh: topic overrides and their synonyms.
+    let (ok, out, err) = k("configs --entity-type topics --entity-name ct --alter --add-config retention.ms=60000,max.message.bytes=2000000");
+    assert!(
+        ok && out.contains("Completed updating config for topic ct."),
+        "{out}{err}"
+    );
+    let (ok, out, _) = k("configs --entity-type topics --entity-name ct --describe");
+    assert!(
+        ok && out.starts_with("Dynamic configs for topic ct are:\n"),
+        "{out}"
+    );
+    assert!(out.contains("  retention.ms=60000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=60000, DEFAULT_CONFIG:log.retention.ms=604800000}"), "{out}");
+    assert!(out.contains("  segment.bytes=1048576 "), "{out}");
+    let (ok, _, err) = k(
+        "configs --entity-type topics --entity-name ct --alter --add-config cleanup.policy=compact",
+    );
+    assert!(
+        !ok && err.contains("log compaction is not implemented"),
+        "{err}"
+    );
+
+    // Dynamic broker configs: the cluster default and this broker's own, applied at once.
+    let (ok, out, err) = k("configs --entity-type brokers --entity-default --alter --add-config log.retention.ms=3600000,min.insync.replicas=2");
+    assert!(
+        ok && out.contains("Completed updating default config for brokers in the cluster."),
+        "{out}{err}"
+    );
+    let (ok, out, err) = k("configs --entity-type brokers --entity-name 1 --alter --add-config log.retention.bytes=1000000");
+    assert!(
+        ok && out.contains("Completed updating config for broker 1."),
+        "{out}{err}"
+    );
+    let (ok, out, _) = k("configs --entity-type brokers --entity-default --describe");
+    assert!(
+        ok && out.contains("Default configs for brokers in the cluster are:")
+            && out.contains("  log.retention.ms=3600000 ")
+            && !out.contains("log.retention.bytes"),
+        "{out}"
+    );
+    let (ok, out, _) = k("configs --entity-type brokers --entity-name 1 --describe");
+    assert!(
+        ok && out.contains("Dynamic configs for broker 1 are:")
+            && out.contains("  log.retention.bytes=1000000 ")
+            && out.contains("  min.insync.replicas=2 "),
+        "{out}"
+    );
+    let (ok, out, _) = k("configs --entity-type topics --entity-name ct --describe --all");
+    assert!(ok && out.contains("  min.insync.replicas=2 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=2"), "the topic falls back to the dynamic default: {out}");
+    // min.insync.replicas=2 on a one-broker cluster: acks=all is refused, then accepted once
+    // the dynamic default is removed, without a restart.
+    let produce = || {
+        run(
+            "kcat",
+            &[
+                "-b",
+                &b,
+                "-P",
+                "-t",
+                "ct",
+                "-p",
+                "0",
+                "-X",
+                "acks=all",
+                "-X",
+                "message.timeout.ms=3000",
+            ],
+            Some("x\n"),
+        )
+    };
+    let (ok, _, err) = produce();
+    assert!(
+        !ok || err.contains("Delivery failed"),
+        "acks=all with 1 of 2 in-sync replicas: {err}"
+    );
+    let (ok, out, err) = k("configs --entity-type brokers --entity-default --alter --delete-config min.insync.replicas");
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = produce();
+    assert!(ok && !err.contains("Delivery failed"), "{err}");
+    let (ok, _, err) =
+        k("configs --entity-type brokers --entity-name 1 --alter --add-config num.partitions=3");
+    assert!(
+        !ok && err.contains("Cannot update num.partitions without a restart")
+            && err.contains("INVALID_CONFIG"),
+        "{err}"
+    );
+    let (ok, _, err) = k("configs --entity-type users --entity-name u --describe");
+    assert!(!ok && err.contains("not implemented"), "{err}");
+}

@@ -1185,6 +1185,8 @@ fn check_epoch(current_leader_epoch: i32, ours: i32) -> Result<(), PartitionErro
 /// per partition.
 #[derive(Clone, Debug)]
 pub struct LogDefaults {
+    /// This broker: its own dynamic configs (resource BROKER named by its id) apply.
+    pub node_id: i32,
     pub base: LogConfig,
     pub replica: ReplicaConfig,
     /// Planted bugs (simulator only), handed to every partition.
@@ -1192,7 +1194,8 @@ pub struct LogDefaults {
 }
 
 impl LogDefaults {
-    /// The config of a partition of `topic`: the defaults with the topic's overrides.
+    /// The config of a partition of `topic`: `server.properties`, then the cluster-wide and
+    /// this broker's dynamic broker configs, then the topic's overrides (Kafka's order).
     pub fn for_topic(&self, image: &MetadataImage, topic: &str) -> (LogConfig, ReplicaConfig) {
         let mut c = self.base.clone();
         let mut r = self.replica.clone();
@@ -1203,8 +1206,26 @@ impl LogDefaults {
                 interval_ms,
             } => (messages, interval_ms),
         };
-        if let Some(overrides) = image.configs.get(&("topic".to_string(), topic.to_string())) {
-            for (k, v) in overrides {
+        // A dynamic broker key is its topic key's default: applied first, under the topic's.
+        let broker_layers = [String::new(), self.node_id.to_string()]
+            .into_iter()
+            .filter_map(|name| image.configs.get(&("broker".to_string(), name)))
+            .flat_map(|layer| {
+                layer.iter().filter_map(|(k, v)| {
+                    crate::controller::topic_configs::DYNAMIC_BROKER_CONFIGS
+                        .iter()
+                        .find(|(broker_key, _)| broker_key == k)
+                        .map(|(_, topic_key)| (topic_key.to_string(), v.clone()))
+                })
+            });
+        let topic_layer = image
+            .configs
+            .get(&("topic".to_string(), topic.to_string()))
+            .into_iter()
+            .flat_map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let layers: Vec<(String, String)> = broker_layers.chain(topic_layer).collect();
+        {
+            for (k, v) in &layers {
                 let v = v.trim();
                 match k.as_str() {
                     "retention.ms" => c.retention_ms = v.parse().unwrap_or(c.retention_ms),

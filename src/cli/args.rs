@@ -32,9 +32,88 @@ pub struct TopicsArgs {
     /// Replicas per partition (default `default.replication.factor`).
     #[arg(long)]
     pub replication_factor: Option<i16>,
-    /// Topic configs, key=value (repeatable).
+    /// Topic configs, key=value (repeatable): set at --create, or changed by --alter.
     #[arg(long = "config")]
     pub configs: Vec<String>,
+    /// With --alter: topic configs to remove (back to the broker's default).
+    #[arg(long = "delete-config")]
+    pub delete_configs: Vec<String>,
+    /// With --create: a topic that exists already is not an error.
+    #[arg(long)]
+    pub if_not_exists: bool,
+    /// With --alter or --delete: a topic that does not exist is not an error.
+    #[arg(long)]
+    pub if_exists: bool,
+    /// With --describe: only partitions whose ISR is smaller than their replica set.
+    #[arg(long)]
+    pub under_replicated_partitions: bool,
+    /// With --describe: only partitions without a live leader.
+    #[arg(long)]
+    pub unavailable_partitions: bool,
+}
+
+#[derive(Args)]
+pub struct ConfigsArgs {
+    /// A broker, host:port of its client listener.
+    #[arg(long, required_unless_present = "bootstrap_controller")]
+    pub bootstrap_server: Option<String>,
+    /// Or the controllers (for --alter).
+    #[arg(long, conflicts_with = "bootstrap_server")]
+    pub bootstrap_controller: Option<String>,
+    /// topics or brokers.
+    #[arg(long)]
+    pub entity_type: String,
+    /// The topic name or broker id (describe: every one when left out).
+    #[arg(long)]
+    pub entity_name: Option<String>,
+    /// Brokers: the cluster-wide dynamic default.
+    #[arg(long)]
+    pub entity_default: bool,
+    #[arg(long, conflicts_with = "alter")]
+    pub describe: bool,
+    /// With --describe: every config with its source, not only the dynamic ones.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub alter: bool,
+    /// k=v,k2=v2 (a list value as [a,b]).
+    #[arg(long)]
+    pub add_config: Vec<String>,
+    /// k,k2.
+    #[arg(long, value_delimiter = ',')]
+    pub delete_config: Vec<String>,
+}
+
+pub fn configs(args: ConfigsArgs) -> Result<(), String> {
+    use crate::cli::configs::{parse_add_config, ConfigsCommand, EntityType};
+    let entity_type = match args.entity_type.as_str() {
+        "topics" | "topic" => EntityType::Topics,
+        "brokers" | "broker" => EntityType::Brokers,
+        other => {
+            return Err(format!(
+                "--entity-type takes topics or brokers, not '{other}' (users, clients, ips and \
+                 client-metrics are not implemented)"
+            ))
+        }
+    };
+    if args.describe == args.alter {
+        return Err("configs needs exactly one of --describe or --alter".into());
+    }
+    let mut add = Vec::new();
+    for a in &args.add_config {
+        add.extend(parse_add_config(a)?);
+    }
+    crate::cli::configs::run(ConfigsCommand {
+        bootstrap_server: args.bootstrap_server,
+        bootstrap_controller: args.bootstrap_controller,
+        entity_type,
+        entity_name: args.entity_name,
+        entity_default: args.entity_default,
+        describe: args.describe,
+        all: args.all,
+        add,
+        delete: args.delete_config,
+    })
 }
 
 #[derive(Args)]
@@ -279,11 +358,25 @@ pub fn leader_election(args: LeaderElectionArgs) -> Result<(), String> {
 
 pub fn topics(args: TopicsArgs) -> Result<(), String> {
     use crate::cli::TopicsAction;
+    if !(args.create || args.delete || args.alter || args.list || args.describe) {
+        return Err(
+            "topics needs an action: --list, --describe, --create, --delete or --alter".into(),
+        );
+    }
     let bootstrap = args
         .bootstrap_server
         .clone()
         .or(args.bootstrap_controller.clone())
         .ok_or("--bootstrap-server is needed")?;
+    let key_values = |list: &[String]| {
+        list.iter()
+            .map(|c| {
+                c.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .ok_or_else(|| format!("--config takes key=value, not '{c}'"))
+            })
+            .collect::<Result<Vec<_>, String>>()
+    };
     if args.list || args.describe {
         let server = args
             .bootstrap_server
@@ -292,33 +385,53 @@ pub fn topics(args: TopicsArgs) -> Result<(), String> {
         return if args.list {
             crate::cli::list_topics(server)
         } else {
-            crate::cli::describe_topics(server, args.topic.as_deref())
+            crate::cli::describe_topics(
+                server,
+                args.topic.as_deref(),
+                crate::cli::DescribeFilter {
+                    under_replicated: args.under_replicated_partitions,
+                    unavailable: args.unavailable_partitions,
+                },
+            )
         };
     }
-    let topic = args.topic.clone().ok_or("--topic is needed")?;
+    let topic = args
+        .topic
+        .clone()
+        .ok_or("--create, --delete and --alter need --topic")?;
+    if args.delete && topic == crate::model::CONSUMER_OFFSETS {
+        return Err(format!(
+            "Topic {topic} is a kafka internal topic and is not allowed to be marked for deletion."
+        ));
+    }
     let action = if args.create {
-        let mut configs = Vec::new();
-        for c in &args.configs {
-            let (k, v) = c
-                .split_once('=')
-                .ok_or_else(|| format!("--config takes key=value, not '{c}'"))?;
-            configs.push((k.to_string(), v.to_string()));
-        }
         TopicsAction::Create {
             partitions: args.partitions.unwrap_or(-1),
             replication_factor: args.replication_factor.unwrap_or(-1),
-            configs,
+            configs: key_values(&args.configs)?,
         }
     } else if args.delete {
         TopicsAction::Delete
-    } else if args.alter {
-        TopicsAction::Alter {
-            partitions: args.partitions.ok_or("--alter needs --partitions")?,
-        }
     } else {
-        return Err("one of --create, --delete, --alter, --list or --describe is needed".into());
+        let configs = key_values(&args.configs)?;
+        if args.partitions.is_none() && configs.is_empty() && args.delete_configs.is_empty() {
+            return Err(
+                "--alter needs --partitions N and/or --config k=v / --delete-config k".into(),
+            );
+        }
+        TopicsAction::Alter {
+            partitions: args.partitions,
+            configs,
+            delete_configs: args.delete_configs.clone(),
+        }
     };
-    crate::cli::topics(&bootstrap, &topic, action)
+    match crate::cli::topics(&bootstrap, &topic, action) {
+        Err(e) if args.if_not_exists && args.create && e.contains("error code 36") => Ok(()),
+        Err(e) if args.if_exists && (args.delete || args.alter) && e.contains("error code 3)") => {
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 fn property<'a>(properties: &'a [String], key: &str) -> Option<&'a str> {

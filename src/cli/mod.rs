@@ -4,6 +4,7 @@
 
 use kafka_protocol::error::ResponseError;
 pub mod args;
+pub mod configs;
 
 pub mod console;
 pub mod groups;
@@ -17,6 +18,7 @@ use kafka_protocol::messages::{
     describe_quorum_request, ApiKey, DescribeQuorumRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const DESCRIBE_QUORUM_VERSION: i16 = 2;
@@ -152,15 +154,24 @@ pub enum TopicsAction {
         configs: Vec<(String, String)>,
     },
     Delete,
-    /// Grow to this many partitions.
+    /// Grow to this many partitions, and/or set and remove topic configs.
     Alter {
-        partitions: i32,
+        partitions: Option<i32>,
+        configs: Vec<(String, String)>,
+        delete_configs: Vec<String>,
     },
+}
+
+/// `topics --describe` filters: only the partitions that need attention.
+#[derive(Clone, Copy, Default)]
+pub struct DescribeFilter {
+    pub under_replicated: bool,
+    pub unavailable: bool,
 }
 
 /// Sends one controller request to the active controller among `bootstrap` (comma-separated
 /// host:port list): the others answer NOT_CONTROLLER (41).
-fn to_active_controller(
+pub(crate) fn to_active_controller(
     bootstrap: &str,
     api_key: ApiKey,
     version: i16,
@@ -191,6 +202,7 @@ fn to_active_controller(
                 ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code == ResponseError::NotController.code()),
                 ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code == ResponseError::NotController.code()),
                 ResponseKind::ElectLeaders(r) => r.error_code == ResponseError::NotController.code(),
+                ResponseKind::IncrementalAlterConfigs(r) => r.responses.iter().any(|t| t.error_code == ResponseError::NotController.code()),
                 _ => false,
             };
             if !not_controller {
@@ -267,26 +279,50 @@ pub fn topics(bootstrap: &str, topic: &str, action: TopicsAction) -> Result<(), 
                 t.error_message.as_ref().map(|m| m.to_string()),
             )
         }
-        TopicsAction::Alter { partitions } => {
-            let body = RequestKind::CreatePartitions(
-                CreatePartitionsRequest::default()
-                    .with_timeout_ms(30_000)
-                    .with_topics(vec![
-                        create_partitions_request::CreatePartitionsTopic::default()
-                            .with_name(name)
-                            .with_count(partitions),
-                    ]),
-            );
-            let ResponseKind::CreatePartitions(r) =
-                to_active_controller(bootstrap, ApiKey::CreatePartitions, 3, &body)?
-            else {
-                return Err("unexpected response".into());
-            };
-            let t = r.results.first().ok_or("empty response")?;
-            (
-                t.error_code,
-                t.error_message.as_ref().map(|m| m.to_string()),
-            )
+        TopicsAction::Alter {
+            partitions,
+            configs,
+            delete_configs,
+        } => {
+            let mut outcome = (0, None);
+            if let Some(count) = partitions {
+                let body = RequestKind::CreatePartitions(
+                    CreatePartitionsRequest::default()
+                        .with_timeout_ms(30_000)
+                        .with_topics(vec![
+                            create_partitions_request::CreatePartitionsTopic::default()
+                                .with_name(name)
+                                .with_count(count),
+                        ]),
+                );
+                let ResponseKind::CreatePartitions(r) =
+                    to_active_controller(bootstrap, ApiKey::CreatePartitions, 3, &body)?
+                else {
+                    return Err("unexpected response".into());
+                };
+                let t = r.results.first().ok_or("empty response")?;
+                outcome = (
+                    t.error_code,
+                    t.error_message.as_ref().map(|m| m.to_string()),
+                );
+            }
+            if outcome.0 == 0 && !(configs.is_empty() && delete_configs.is_empty()) {
+                let body = configs::alter_body(2, topic, &configs, &delete_configs);
+                let ResponseKind::IncrementalAlterConfigs(r) =
+                    to_active_controller(bootstrap, ApiKey::IncrementalAlterConfigs, 1, &body)?
+                else {
+                    return Err("unexpected response".into());
+                };
+                let t = r.responses.first().ok_or("empty response")?;
+                if t.error_code == 0 {
+                    println!("Updated config for topic {topic}.");
+                }
+                outcome = (
+                    t.error_code,
+                    t.error_message.as_ref().map(|m| m.to_string()),
+                );
+            }
+            outcome
         }
     };
     if code != 0 {
@@ -398,15 +434,58 @@ pub fn list_topics(bootstrap: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `ketch topics --bootstrap-server H:P --describe [--topic T]`, as kafka-topics.sh prints it.
-pub fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<(), String> {
+/// A topic's overrides (DescribeConfigs entries whose source is the topic), `k=v,…`.
+async fn topic_overrides(
+    client: &mut crate::client::Client,
+    topic: &str,
+) -> Result<String, String> {
+    use kafka_protocol::messages::{describe_configs_request, DescribeConfigsRequest};
+    let body = RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(
+        vec![describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configuration_keys(None)],
+    ));
+    let ResponseKind::DescribeConfigs(r) =
+        client.send_any(ApiKey::DescribeConfigs, 4, &body).await?
+    else {
+        return Err("not a DescribeConfigs response".into());
+    };
+    Ok(r.results
+        .iter()
+        .flat_map(|res| res.configs.iter())
+        .filter(|c| c.config_source == 1)
+        .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+/// `ketch topics --bootstrap-server H:P --describe [--topic T]`, as kafka-topics.sh prints it:
+/// a line per topic with its overrides in `Configs:`, then one per partition; with a filter,
+/// only the matching partitions' lines (as Kafka).
+pub fn describe_topics(
+    bootstrap: &str,
+    topic: Option<&str>,
+    filter: DescribeFilter,
+) -> Result<(), String> {
     let wanted: Option<Vec<String>> = topic.map(|t| vec![t.to_string()]);
-    let m = runtime::block_on(async {
-        crate::client::Client::new(bootstrap, "ketch-topics")
-            .metadata(wanted.as_deref())
-            .await
+    let (m, overrides) = runtime::block_on(async {
+        let mut client = crate::client::Client::new(bootstrap, "ketch-topics");
+        let m = client.metadata(wanted.as_deref()).await?;
+        let mut overrides = BTreeMap::new();
+        for t in &m.topics {
+            if let (Some(name), 0) = (&t.name, t.error_code) {
+                overrides.insert(
+                    name.0.to_string(),
+                    topic_overrides(&mut client, name).await?,
+                );
+            }
+        }
+        Ok::<_, String>((m, overrides))
     })
     .map_err(|e| e.to_string())??;
+    let live: BTreeSet<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+    let filtering = filter.under_replicated || filter.unavailable;
     let mut topics: Vec<_> = m.topics.iter().collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     for t in topics {
@@ -419,11 +498,14 @@ pub fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<(), Strin
             ));
         }
         let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
-        println!(
-            "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: ",
-            crate::model::Uuid(*t.topic_id.as_bytes()),
-            t.partitions.len()
-        );
+        if !filtering {
+            println!(
+                "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
+                crate::model::Uuid(*t.topic_id.as_bytes()),
+                t.partitions.len(),
+                overrides.get(&name).map_or("", String::as_str)
+            );
+        }
         let mut partitions: Vec<_> = t.partitions.iter().collect();
         partitions.sort_by_key(|p| p.partition_index);
         let ids = |v: &[kafka_protocol::messages::BrokerId]| {
@@ -433,6 +515,13 @@ pub fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<(), Strin
                 .join(",")
         };
         for p in partitions {
+            let under = p.isr_nodes.len() < p.replica_nodes.len();
+            let unavailable = p.leader_id.0 < 0 || !live.contains(&p.leader_id.0);
+            if filtering
+                && !((filter.under_replicated && under) || (filter.unavailable && unavailable))
+            {
+                continue;
+            }
             println!(
                 "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
                 p.partition_index,

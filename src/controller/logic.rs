@@ -880,6 +880,41 @@ impl Controller {
         Ok(self.finish(records))
     }
 
+    /// IncrementalAlterConfigs on a broker (`name` an id) or the cluster default (`name` ""):
+    /// each key set or deleted, all or nothing.
+    pub fn alter_broker_configs(
+        &mut self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Vec<MetadataRecord>, ApiError> {
+        if !name.is_empty() && name.parse::<i32>().map_or(true, |id| id < 0) {
+            return Err(ApiError::InvalidConfig(format!(
+                "'{name}' is not a broker id (or \"\" for the cluster-wide default)"
+            )));
+        }
+        for (key, value) in changes {
+            match value {
+                Some(v) => super::topic_configs::validate_broker_config(key, v),
+                None => super::topic_configs::DYNAMIC_BROKER_CONFIGS
+                    .iter()
+                    .any(|(k, _)| k == key)
+                    .then_some(())
+                    .ok_or_else(|| format!("{key} is not a dynamic broker config")),
+            }
+            .map_err(ApiError::InvalidConfig)?;
+        }
+        let records = changes
+            .iter()
+            .map(|(key, value)| MetadataRecord::Config {
+                resource: "broker".into(),
+                name: name.to_string(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        Ok(self.finish(records))
+    }
+
     pub fn delete_topics(
         &mut self,
         names: &[String],
@@ -890,6 +925,13 @@ impl Controller {
                 let topic = self.image.topic_by_name(name).ok_or_else(|| {
                     ApiError::UnknownTopic(format!("This server does not host this topic: {name}"))
                 })?;
+                // The group coordinator's log: deleting it loses every group's offsets.
+                if name == crate::model::CONSUMER_OFFSETS {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "Topic {name} is a kafka internal topic and is not allowed to be \
+                         marked for deletion."
+                    )));
+                }
                 let records = vec![MetadataRecord::RemoveTopic {
                     topic_id: topic.topic_id.clone(),
                 }];

@@ -271,6 +271,50 @@ fn delete_and_grow_topics() {
     );
     // A deleted name can be used again, with a new id.
     c.create_topics(&[topic("t", 1, 1)])[0].as_ref().unwrap();
+    // The offsets topic is internal: never deleted.
+    c.create_topics(&[topic("__consumer_offsets", 2, 1)])[0]
+        .as_ref()
+        .unwrap();
+    let refused = c.delete_topics(&["__consumer_offsets".to_string()]);
+    assert_eq!(refused[0].as_ref().unwrap_err().code(), 42);
+    assert!(c.image().topic_by_name("__consumer_offsets").is_some());
+}
+
+#[test]
+fn dynamic_broker_configs_are_checked_and_recorded() {
+    let (mut c, _) = with_brokers(1);
+    let set = |k: &str, v: &str| vec![(k.to_string(), Some(v.to_string()))];
+    c.alter_broker_configs("", &set("log.retention.ms", "60000"))
+        .unwrap();
+    c.alter_broker_configs("1", &set("min.insync.replicas", "2"))
+        .unwrap();
+    assert_eq!(
+        c.image().configs[&("broker".to_string(), String::new())]["log.retention.ms"],
+        "60000"
+    );
+    assert_eq!(
+        c.image().configs[&("broker".to_string(), "1".to_string())]["min.insync.replicas"],
+        "2"
+    );
+    for (name, key, value) in [
+        ("", "num.partitions", "3"),
+        ("", "log.retention.ms", "soon"),
+        ("x", "log.retention.ms", "1"),
+    ] {
+        assert_eq!(
+            c.alter_broker_configs(name, &set(key, value))
+                .unwrap_err()
+                .code(),
+            40,
+            "{name} {key}={value}"
+        );
+    }
+    c.alter_broker_configs("", &[("log.retention.ms".to_string(), None)])
+        .unwrap();
+    assert!(!c
+        .image()
+        .configs
+        .contains_key(&("broker".to_string(), String::new())));
 }
 
 #[test]

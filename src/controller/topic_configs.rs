@@ -70,6 +70,35 @@ pub const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
     ),
 ];
 
+/// The broker settings that can change without a restart (`ketch configs --entity-type
+/// brokers`), cluster-wide (`--entity-default`, resource name "") or per broker id, as
+/// (broker key, the topic key it is the default of). Stored as ConfigRecords of resource type
+/// BROKER; a broker layers them, default then its own, over `server.properties` and under
+/// each topic's overrides.
+pub const DYNAMIC_BROKER_CONFIGS: &[(&str, &str)] = &[
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("min.insync.replicas", "min.insync.replicas"),
+];
+
+/// Checks one dynamic broker config: a key of [`DYNAMIC_BROKER_CONFIGS`] with a value its
+/// topic key would accept.
+pub fn validate_broker_config(key: &str, value: &str) -> Result<(), String> {
+    let Some((_, topic_key)) = DYNAMIC_BROKER_CONFIGS.iter().find(|(k, _)| *k == key) else {
+        let known: Vec<&str> = DYNAMIC_BROKER_CONFIGS.iter().map(|(k, _)| *k).collect();
+        return Err(format!(
+            "Cannot update {key} without a restart: the broker configs that can are {}",
+            known.join(", ")
+        ));
+    };
+    validate_topic_config(topic_key, value).map_err(|e| e.replace(topic_key, key))
+}
+
 /// Checks one topic config; the error says what is allowed.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
     let Some((_, _, _, kind)) = TOPIC_CONFIGS.iter().find(|(k, ..)| *k == key) else {
@@ -130,5 +159,14 @@ mod tests {
         assert!(validate_topic_config("segment.bytes", "1048576").is_ok());
         assert!(validate_topic_config("no.such.key", "1").is_err());
         assert!(validate_topic_config("unclean.leader.election.enable", "maybe").is_err());
+        assert!(validate_broker_config("log.retention.ms", "60000").is_ok());
+        let err = validate_broker_config("log.retention.ms", "soon").unwrap_err();
+        assert!(
+            err.contains("log.retention.ms") && !err.contains(" retention.ms"),
+            "{err}"
+        );
+        assert!(validate_broker_config("num.partitions", "3")
+            .unwrap_err()
+            .contains("without a restart"));
     }
 }

@@ -613,7 +613,8 @@ impl ControllerDriver {
         }
     }
 
-    /// Topic config changes (IncrementalAlterConfigs, 44): SET and DELETE, validated.
+    /// Topic and dynamic broker config changes (IncrementalAlterConfigs, 44): SET and DELETE,
+    /// validated.
     fn alter_configs(
         &mut self,
         r: &IncrementalAlterConfigsRequest,
@@ -621,9 +622,9 @@ impl ControllerDriver {
         let mut results = Vec::new();
         let mut records = Vec::new();
         for res in &r.resources {
-            let outcome = if res.resource_type != 2 {
+            let outcome = if res.resource_type != 2 && res.resource_type != 4 {
                 Err(ApiError::InvalidConfig(format!(
-                    "resource type {} cannot be altered (topics only)",
+                    "resource type {} cannot be altered (topics and brokers only)",
                     res.resource_type
                 )))
             } else {
@@ -644,6 +645,9 @@ impl ControllerDriver {
                 match bad {
                     Some(e) => Err(e),
                     None if r.validate_only => Ok(Vec::new()),
+                    None if res.resource_type == 4 => self
+                        .controller
+                        .alter_broker_configs(&res.resource_name, &changes),
                     None => self
                         .controller
                         .alter_topic_configs(&res.resource_name, &changes),

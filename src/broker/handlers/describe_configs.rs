@@ -1,6 +1,7 @@
-//! DescribeConfigs (32): every config of a topic (its override, else the broker's setting,
-//! else Kafka's default, each with its source) and of a broker (as `server.properties` set it
-//! or by default).
+//! DescribeConfigs (32): every config of a topic (its override, else the broker's dynamic or
+//! `server.properties` setting, else Kafka's default, each with its source), of a broker (its
+//! dynamic configs over `server.properties` and defaults) and of the cluster-wide broker
+//! default (resource name "": only the dynamic defaults set, as Kafka answers).
 
 use crate::broker::context::Broker;
 use kafka_protocol::error::ResponseError;
@@ -19,10 +20,27 @@ const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 
 // Config sources (DescribeConfigs v1+).
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
-use crate::controller::topic_configs::{STRING, TOPIC_CONFIGS};
+use crate::controller::topic_configs::{DYNAMIC_BROKER_CONFIGS, STRING, TOPIC_CONFIGS};
+use crate::controller::MetadataImage;
+
+/// A dynamic broker config's value for broker `node_id`: its own, else the cluster default.
+fn dynamic_value(image: &MetadataImage, node_id: i32, key: &str) -> Option<(String, i8)> {
+    let layer = |name: String| {
+        image
+            .configs
+            .get(&("broker".to_string(), name))?
+            .get(key)
+            .cloned()
+    };
+    layer(node_id.to_string())
+        .map(|v| (v, DYNAMIC_BROKER_CONFIG))
+        .or_else(|| layer(String::new()).map(|v| (v, DYNAMIC_DEFAULT_BROKER_CONFIG)))
+}
 
 fn entry(
     name: &str,
@@ -93,8 +111,12 @@ pub fn handle(
                         .map(|(key, broker_key, default, ty)| {
                             let set = overrides.and_then(|o| o.get(*key));
                             let from_broker = broker_value(broker_key);
+                            let dynamic = dynamic_value(&image, broker.config.node_id, broker_key);
                             let (value, source) = match (set, &from_broker) {
                                 (Some(v), _) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
+                                (None, _) if dynamic.is_some() => {
+                                    dynamic.clone().unwrap_or_default()
+                                }
                                 (None, Some((v, false))) => (v.clone(), STATIC_BROKER_CONFIG),
                                 (None, Some((v, true))) => (v.clone(), DEFAULT_CONFIG),
                                 (None, None) => (default.to_string(), DEFAULT_CONFIG),
@@ -108,6 +130,9 @@ pub fn handle(
                                         v.clone(),
                                         DYNAMIC_TOPIC_CONFIG,
                                     ));
+                                }
+                                if let Some((v, s)) = &dynamic {
+                                    synonyms.push((broker_key.to_string(), v.clone(), *s));
                                 }
                                 if let Some((v, false)) = &from_broker {
                                     synonyms.push((
@@ -138,8 +163,19 @@ pub fn handle(
                         .collect();
                     result.with_configs(configs)
                 }
+                BROKER if name.is_empty() => {
+                    // The cluster-wide default: only what was set dynamically.
+                    let defaults = image.configs.get(&("broker".to_string(), String::new()));
+                    let configs = defaults
+                        .into_iter()
+                        .flatten()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| entry(k, v, DYNAMIC_DEFAULT_BROKER_CONFIG, STRING, false))
+                        .collect();
+                    result.with_configs(configs)
+                }
                 BROKER => {
-                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                    if name != broker.config.node_id.to_string() {
                         return result
                             .with_error_code(INVALID_REQUEST)
                             .with_error_message(Some(StrBytes::from_string(format!(
@@ -147,25 +183,39 @@ pub fn handle(
                                 broker.config.node_id
                             ))));
                     }
-                    let configs = broker
+                    let is_dynamic = |k: &str| DYNAMIC_BROKER_CONFIGS.iter().any(|(d, _)| *d == k);
+                    let mut configs: Vec<DescribeConfigsResourceResult> = broker
                         .config
                         .described
                         .iter()
                         .filter(|(k, ..)| wanted(k))
                         .map(|(k, v, default)| {
-                            entry(
-                                k,
-                                v,
-                                if *default {
-                                    DEFAULT_CONFIG
-                                } else {
-                                    STATIC_BROKER_CONFIG
-                                },
-                                STRING,
-                                true,
-                            )
+                            match dynamic_value(&image, broker.config.node_id, k) {
+                                Some((v, source)) => entry(k, &v, source, STRING, false),
+                                None => entry(
+                                    k,
+                                    v,
+                                    if *default {
+                                        DEFAULT_CONFIG
+                                    } else {
+                                        STATIC_BROKER_CONFIG
+                                    },
+                                    STRING,
+                                    !is_dynamic(k),
+                                ),
+                            }
                         })
                         .collect();
+                    // Dynamic keys server.properties does not list (log.roll.ms), when set.
+                    for (k, _) in DYNAMIC_BROKER_CONFIGS {
+                        if wanted(k) && !broker.config.described.iter().any(|(d, ..)| d == k) {
+                            if let Some((v, source)) =
+                                dynamic_value(&image, broker.config.node_id, k)
+                            {
+                                configs.push(entry(k, &v, source, STRING, false));
+                            }
+                        }
+                    }
                     result.with_configs(configs)
                 }
                 other => result

@@ -67,8 +67,8 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
             let RequestKind::IncrementalAlterConfigs(req) = &request.body else {
                 return answer;
             };
-            // Each altered topic's configs, as the image must show them.
-            let wanted: Vec<(String, String, Option<String>)> = req
+            // Each altered resource's configs, as the image must show them.
+            let wanted: Vec<(String, String, String, Option<String>)> = req
                 .resources
                 .iter()
                 .filter(|res| {
@@ -77,8 +77,14 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
                         .any(|x| x.resource_name == res.resource_name && x.error_code == 0)
                 })
                 .flat_map(|res| {
-                    res.configs.iter().map(|c| {
+                    let resource = if res.resource_type == 4 {
+                        "broker"
+                    } else {
+                        "topic"
+                    };
+                    res.configs.iter().map(move |c| {
                         (
+                            resource.to_string(),
                             res.resource_name.to_string(),
                             c.name.to_string(),
                             (c.config_operation == 0)
@@ -91,9 +97,9 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
             if !req.validate_only {
                 broker
                     .wait_for_image(timeout, |img| {
-                        wanted.iter().all(|(topic, key, value)| {
+                        wanted.iter().all(|(resource, name, key, value)| {
                             img.configs
-                                .get(&("topic".to_string(), topic.clone()))
+                                .get(&(resource.clone(), name.clone()))
                                 .and_then(|c| c.get(key))
                                 == value.as_ref()
                         })
