@@ -195,6 +195,67 @@ impl Client {
     }
 }
 
+/// What a listener serves, as its ApiVersions says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// A broker's client listener (it answers Metadata).
+    Broker,
+    /// A controller listener (it answers Vote, not Metadata).
+    Controller,
+}
+
+/// Asks `addr` for its ApiVersions (v0, which every Kafka listener answers).
+pub async fn listener_kind(addr: &str) -> Option<ListenerKind> {
+    let mut client = Client::new(addr, "ketch-probe");
+    client.set_timeout(Duration::from_secs(3));
+    let body = RequestKind::ApiVersions(Default::default());
+    let ResponseKind::ApiVersions(r) = client
+        .send(addr, ApiKey::ApiVersions, 0, &body)
+        .await
+        .ok()?
+    else {
+        return None;
+    };
+    let has = |k: ApiKey| r.api_keys.iter().any(|a| a.api_key == k as i16);
+    if has(ApiKey::Metadata) {
+        Some(ListenerKind::Broker)
+    } else if has(ApiKey::Vote) {
+        Some(ListenerKind::Controller)
+    } else {
+        None
+    }
+}
+
+/// What to tell a person who gave a controller listener where a broker's was wanted.
+pub async fn explain_failure(addr: &str, error: String) -> String {
+    match listener_kind(addr).await {
+        Some(ListenerKind::Controller) => format!(
+            "{error}: {addr} is a controller listener (it serves the metadata quorum, not Kafka \
+             clients); give --bootstrap-server a broker's listener (e.g. PLAINTEXT://:9092), or \
+             use --bootstrap-controller {addr} where the tool takes it"
+        ),
+        _ => error,
+    }
+}
+
+/// Refuses a broker's client listener given as `--bootstrap-controller`.
+pub async fn check_controller_listeners(bootstrap: &str) -> Result<(), String> {
+    for addr in bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
+        if listener_kind(addr).await == Some(ListenerKind::Broker) {
+            return Err(format!(
+                "{addr} is a broker's client listener: --bootstrap-controller takes the \
+                 controllers' listeners (controller.listener.names, e.g. CONTROLLER://:9093); \
+                 for a broker use --bootstrap-server {addr}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// host:port of broker `id` in a Metadata response.
 pub fn broker_addr(m: &MetadataResponse, id: i32) -> Option<String> {
     m.brokers

@@ -40,9 +40,13 @@ enum Command {
     },
     /// Inspects the metadata quorum, as Kafka's kafka-metadata-quorum.sh.
     MetadataQuorum {
-        /// A controller's host:port (the controller listener).
-        #[arg(long, alias = "bootstrap-controller")]
-        bootstrap_server: String,
+        /// A broker's host:port (its client listener); it forwards to the quorum leader.
+        #[arg(long, required_unless_present = "bootstrap_controller")]
+        bootstrap_server: Option<String>,
+        /// Or a controller's host:port (its controller listener); a follower forwards to the
+        /// leader.
+        #[arg(long, conflicts_with = "bootstrap_server")]
+        bootstrap_controller: Option<String>,
         #[command(subcommand)]
         command: QuorumCommand,
     },
@@ -364,6 +368,18 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// A tool's failure, with a hint when `--bootstrap-server` named a controller listener (it
+/// closes the connection on a broker API, which alone says nothing).
+fn explained(bootstrap: Option<&str>, result: Result<(), String>) -> Result<(), String> {
+    match (result, bootstrap) {
+        (Err(e), Some(b)) if e.contains("closed the connection") => {
+            let first = b.split(',').next().unwrap_or(b).trim().to_string();
+            Err(runtime::block_on(ketch::client::explain_failure(&first, e.clone())).unwrap_or(e))
+        }
+        (result, _) => result,
+    }
+}
+
 /// One hostile request must not abort the node through a huge allocation (see runtime/alloc.rs).
 #[global_allocator]
 static ALLOCATOR: runtime::GuardedAlloc = runtime::GuardedAlloc;
@@ -401,19 +417,58 @@ fn main() -> ExitCode {
         Command::Server { config } => ServerConfig::load(&RealDisk, &config)
             .map_err(|e| e.to_string())
             .and_then(run_server),
-        Command::Topics(args) => ketch::cli::args::topics(args),
-        Command::ConsoleProducer(args) => ketch::cli::args::console_producer(args),
-        Command::ConsoleConsumer(args) => ketch::cli::args::console_consumer(args),
-        Command::Configs(args) => ketch::cli::args::configs(args),
-        Command::ConsumerGroups(args) => ketch::cli::args::consumer_groups(args),
+        Command::Topics(args) => {
+            let server = args.bootstrap_server.clone();
+            let checked = match &args.bootstrap_controller {
+                Some(c) => runtime::block_on(ketch::client::check_controller_listeners(c))
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r),
+                None => Ok(()),
+            };
+            explained(
+                server.as_deref(),
+                checked.and_then(|()| ketch::cli::args::topics(args)),
+            )
+        }
+        Command::ConsoleProducer(args) => {
+            let server = args.bootstrap_server.clone();
+            explained(Some(&server), ketch::cli::args::console_producer(args))
+        }
+        Command::ConsoleConsumer(args) => {
+            let server = args.bootstrap_server.clone();
+            explained(Some(&server), ketch::cli::args::console_consumer(args))
+        }
+        Command::Configs(args) => {
+            let server = args.bootstrap_server.clone();
+            explained(server.as_deref(), ketch::cli::args::configs(args))
+        }
+        Command::ConsumerGroups(args) => {
+            let server = args.bootstrap_server.clone();
+            explained(Some(&server), ketch::cli::args::consumer_groups(args))
+        }
         Command::MetadataQuorum {
             bootstrap_server,
+            bootstrap_controller,
             command:
                 QuorumCommand::Describe {
                     status,
                     replication,
+                    local,
                 },
-        } => ketch::cli::describe_quorum(&bootstrap_server, status || !replication, replication),
+        } => {
+            let checked = match &bootstrap_controller {
+                Some(c) => runtime::block_on(ketch::client::check_controller_listeners(c))
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r),
+                None => Ok(()),
+            };
+            let addr = bootstrap_server
+                .or(bootstrap_controller)
+                .unwrap_or_default();
+            checked.and_then(|()| {
+                ketch::cli::describe_quorum(&addr, status || !replication, replication, local)
+            })
+        }
         Command::LeaderElection(args) => ketch::cli::args::leader_election(args),
         Command::Bench(command) => command.run(),
     };

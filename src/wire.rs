@@ -244,6 +244,11 @@ async fn serve<S: Service>(
     }
 }
 
+/// The client id of a DescribeQuorum that is answered by the controller it reaches, never
+/// forwarded to the leader: a follower's forwards (one hop, so two members that each think
+/// the other leads cannot bounce one) and `metadata-quorum describe --local`.
+pub const NO_FORWARD_CLIENT_ID: &str = "ketch-quorum-no-forward";
+
 /// One request on a fresh connection to `addr` and its answer; `None` on any failure or once
 /// `timeout` has passed (the callers retry or try another node).
 pub async fn call_once(

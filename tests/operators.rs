@@ -719,3 +719,80 @@ fn configs_and_topics_alter_describe_and_apply_without_a_restart() {
     let (ok, _, err) = k("configs --entity-type users --entity-name u --describe");
     assert!(!ok && err.contains("not implemented"), "{err}");
 }
+
+#[test]
+fn metadata_quorum_through_a_broker_and_a_follower_shows_the_leaders_view() {
+    let dir = scratch("quorum-tool");
+    let broker_port = free_port();
+    let mut cluster = common::build_cluster(&dir, 4, |i, _, port| {
+        if i < 3 {
+            format!(
+                "process.roles=controller\nlisteners=CONTROLLER://127.0.0.1:{port}\n\
+                 controller.listener.names=CONTROLLER\n"
+            )
+        } else {
+            format!(
+                "process.roles=broker\nlisteners=PLAINTEXT://127.0.0.1:{broker_port}\n\
+                 controller.listener.names=CONTROLLER\n"
+            )
+        }
+    });
+    for i in 0..4 {
+        cluster.start(i);
+    }
+    let (leader, _, _) = cluster.wait_for_leader(0, Duration::from_secs(20));
+    let broker = format!("127.0.0.1:{broker_port}");
+    let start = Instant::now();
+    let describe = |flag: &str, addr: &str, extra: &[&str]| {
+        let mut args = vec!["metadata-quorum", flag, addr, "describe", "--status"];
+        args.extend_from_slice(extra);
+        ketch(&args)
+    };
+    // Through the broker (forwarded to the leader), once the broker follows the log.
+    let via_broker = loop {
+        let (ok, out, err) = describe("--bootstrap-server", &broker, &[]);
+        if ok && out.contains("CurrentObservers:       [4]") {
+            break out;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{out}{err}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        via_broker.contains(&format!("LeaderId:               {leader}")),
+        "{via_broker}"
+    );
+    assert!(
+        via_broker.contains("CurrentVoters:          [1,2,3]"),
+        "{via_broker}"
+    );
+    for (i, port) in cluster.ports.iter().enumerate() {
+        let addr = format!("127.0.0.1:{port}");
+        let (ok, out, err) = describe("--bootstrap-controller", &addr, &[]);
+        assert!(ok, "{out}{err}");
+        assert!(
+            out.contains(&format!("LeaderId:               {leader}")) && !out.contains("unknown"),
+            "node {}: a follower forwards to the leader: {out}",
+            i + 1
+        );
+        let (ok, out, _) = describe("--bootstrap-controller", &addr, &["--local"]);
+        assert!(ok, "{out}");
+        assert_eq!(
+            out.contains("MaxFollowerLag:         unknown"),
+            i as i32 + 1 != leader,
+            "--local is node {}'s own view: {out}",
+            i + 1
+        );
+    }
+    let (ok, _, err) = describe("--bootstrap-controller", &broker, &[]);
+    assert!(
+        !ok && err.contains("is a broker's client listener"),
+        "{err}"
+    );
+    let (ok, _, err) = ketch(&[
+        "topics",
+        "--bootstrap-server",
+        &format!("127.0.0.1:{}", cluster.ports[0]),
+        "--list",
+    ]);
+    assert!(!ok && err.contains("is a controller listener"), "{err}");
+}

@@ -41,6 +41,12 @@ fn not_controller(response: &ResponseKind) -> bool {
         ResponseKind::IncrementalAlterConfigs(r) => {
             r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER)
         }
+        // A quorum follower's own view: try the others for the leader's.
+        ResponseKind::DescribeQuorum(r) => r.topics.iter().any(|t| {
+            t.partitions
+                .iter()
+                .any(|p| p.error_code == ResponseError::NotLeaderOrFollower.code())
+        }),
         _ => false,
     }
 }

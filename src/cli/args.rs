@@ -233,6 +233,10 @@ pub enum QuorumCommand {
         /// Each replica's log end offset and lag.
         #[arg(long)]
         replication: bool,
+        /// With --bootstrap-controller: that controller's own view, not forwarded to the
+        /// leader (what does this member think?).
+        #[arg(long)]
+        local: bool,
     },
 }
 

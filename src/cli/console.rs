@@ -70,6 +70,19 @@ async fn layout(client: &mut Client, topic: &str, create: bool) -> Result<Layout
         if t.error_code == 3 {
             return Err(format!("topic '{topic}' does not exist"));
         }
+        // Not retriable: an illegal name, a refused auto-creation.
+        if t.error_code == 17 {
+            return Err(format!(
+                "topic '{topic}': INVALID_TOPIC_EXCEPTION (a topic name is 1 to 249 characters \
+                 of [a-zA-Z0-9._-], and not '.' or '..')"
+            ));
+        }
+        if matches!(t.error_code, 29 | 37 | 38 | 40 | 42) {
+            return Err(format!(
+                "topic '{topic}': {}",
+                crate::client::error_name(t.error_code)
+            ));
+        }
         let leaders: BTreeMap<i32, String> = t
             .partitions
             .iter()

@@ -25,7 +25,12 @@ const DESCRIBE_QUORUM_VERSION: i16 = 2;
 
 /// `ketch metadata-quorum --bootstrap-server HOST:PORT describe [--status] [--replication]`,
 /// printed as Kafka's `kafka-metadata-quorum.sh` prints it.
-pub fn describe_quorum(bootstrap: &str, status: bool, replication: bool) -> Result<(), String> {
+pub fn describe_quorum(
+    bootstrap: &str,
+    status: bool,
+    replication: bool,
+    local: bool,
+) -> Result<(), String> {
     let response = runtime::block_on(async {
         let mut stream =
             tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(bootstrap))
@@ -41,7 +46,11 @@ pub fn describe_quorum(bootstrap: &str, status: bool, replication: bool) -> Resu
             ]));
         let frame = encode_request(
             1,
-            "ketch-metadata-quorum",
+            if local {
+                crate::wire::NO_FORWARD_CLIENT_ID
+            } else {
+                "ketch-metadata-quorum"
+            },
             ApiKey::DescribeQuorum,
             DESCRIBE_QUORUM_VERSION,
             &body,

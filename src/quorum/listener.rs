@@ -12,6 +12,7 @@ use super::wire::{
 };
 use crate::protocol::frame::Request;
 use crate::wire::{Peer, Service};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +28,11 @@ pub struct ControllerListener {
     pub cluster_id: String,
     /// Brokers' heartbeat connections, to tell the driver when one closes.
     pub heartbeats: std::sync::Mutex<HeartbeatConnections>,
+    /// The voters' controller listeners: a follower forwards DescribeQuorum to the leader.
+    pub voters: std::collections::BTreeMap<crate::model::NodeId, (String, u16)>,
 }
+
+use crate::wire::NO_FORWARD_CLIENT_ID;
 
 /// How long a closed heartbeat connection waits for the broker to heartbeat on a new one
 /// before the driver is told the broker is gone: a live broker that lost its connection (a
@@ -113,9 +118,40 @@ impl Service for ControllerListener {
     async fn handle(&self, peer: &Peer, request: &Request) -> Result<Option<ResponseKind>, String> {
         let inbound = &self.inbound;
         let body = match &request.body {
-            RequestKind::DescribeQuorum(_) => ResponseKind::DescribeQuorum(
-                ask(inbound, |reply| Inbound::Describe { reply }).await?,
-            ),
+            RequestKind::DescribeQuorum(_) => {
+                let ours = ask(inbound, |reply| Inbound::Describe { reply }).await?;
+                // A follower knows only its own view (no follower lags): the leader's answer,
+                // when it can be had, is what the tools want.
+                let leader = ours
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .find(|p| p.error_code == ResponseError::NotLeaderOrFollower.code())
+                    .map(|p| crate::model::NodeId(p.leader_id.0));
+                let forwarded = request.header.client_id.as_deref() == Some(NO_FORWARD_CLIENT_ID);
+                let target = leader
+                    .filter(|_| !forwarded)
+                    .and_then(|id| self.voters.get(&id));
+                let from_leader = match target {
+                    Some((host, port)) => {
+                        crate::wire::call_once(
+                            &format!("{host}:{port}"),
+                            NO_FORWARD_CLIENT_ID,
+                            request.api_key,
+                            request.version,
+                            &request.body,
+                            MAX_FRAME_BYTES,
+                            REPLY_TIMEOUT,
+                        )
+                        .await
+                    }
+                    None => None,
+                };
+                match from_leader {
+                    Some(answer @ ResponseKind::DescribeQuorum(_)) => answer,
+                    _ => ResponseKind::DescribeQuorum(ours),
+                }
+            }
             RequestKind::BrokerHeartbeat(h) => {
                 let request = request.body.clone();
                 let answer = ask(inbound, |reply| Inbound::Controller { request, reply }).await?;

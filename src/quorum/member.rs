@@ -206,6 +206,7 @@ pub async fn run(
             inbound: inbound_tx.clone(),
             cluster_id: config.cluster_id.clone(),
             heartbeats: Default::default(),
+            voters: config.voters.clone(),
         });
         tasks.0.push(runtime::spawn(crate::wire::accept_loop(
             service,

@@ -77,10 +77,11 @@ impl Cluster {
         let out = Command::new(KETCH)
             .args([
                 "metadata-quorum",
-                "--bootstrap-server",
+                "--bootstrap-controller",
                 &format!("127.0.0.1:{}", self.ports[i]),
             ])
-            .args(["describe", "--status"])
+            // Node i's own view: the tests compare what each member thinks.
+            .args(["describe", "--status", "--local"])
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -102,10 +103,10 @@ impl Cluster {
         let Ok(out) = Command::new(KETCH)
             .args([
                 "metadata-quorum",
-                "--bootstrap-server",
+                "--bootstrap-controller",
                 &format!("127.0.0.1:{}", self.ports[i]),
             ])
-            .args(["describe", "--replication"])
+            .args(["describe", "--replication", "--local"])
             .output()
         else {
             return Vec::new();

@@ -38,6 +38,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ElectLeaders => (0, 2),
         ApiKey::DescribeConfigs => (1, 4),
         ApiKey::IncrementalAlterConfigs => (0, 1),
+        ApiKey::DescribeQuorum => (0, 2),
         ApiKey::InitProducerId => (0, 4),
         ApiKey::FindCoordinator => (0, 4),
         ApiKey::JoinGroup => (0, 9),
@@ -80,6 +81,33 @@ pub async fn handle(
         | RequestKind::CreatePartitions(_)
         | RequestKind::IncrementalAlterConfigs(_)
         | RequestKind::ElectLeaders(_) => topics::handle(broker, request).await,
+        // As Kafka's brokers: forwarded to the quorum, the leader's answer relayed.
+        RequestKind::DescribeQuorum(_) => {
+            match broker
+                .controller
+                .call(
+                    ApiKey::DescribeQuorum,
+                    version,
+                    &request.body,
+                    std::time::Duration::from_secs(10),
+                )
+                .await
+            {
+                Some(answer @ ResponseKind::DescribeQuorum(_)) => answer,
+                _ => ResponseKind::DescribeQuorum(
+                    kafka_protocol::messages::DescribeQuorumResponse::default()
+                        .with_error_code(
+                            kafka_protocol::error::ResponseError::RequestTimedOut.code(),
+                        )
+                        // error_message exists from v2: the encoder refuses it before.
+                        .with_error_message((version >= 2).then(|| {
+                            kafka_protocol::protocol::StrBytes::from_static_str(
+                                "no quorum leader answered DescribeQuorum",
+                            )
+                        })),
+                ),
+            }
+        }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r))
         }
