@@ -56,6 +56,29 @@ enum Command {
     ConsoleProducer(ConsoleProducerArgs),
     /// Prints a topic's records, as Kafka's kafka-console-consumer.sh.
     ConsoleConsumer(ConsoleConsumerArgs),
+    /// Offsets of partitions at a time, as Kafka's kafka-get-offsets.sh.
+    GetOffsets {
+        #[arg(long)]
+        bootstrap_server: String,
+        /// The topic (default: every topic but the internal ones).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only these partitions, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        partitions: Option<Vec<i32>>,
+        /// -1 or latest, -2 or earliest, -3 or max-timestamp, or a timestamp in ms.
+        #[arg(long, default_value = "-1", allow_hyphen_values = true)]
+        time: String,
+    },
+    /// Prints the batches of segment files (offline), as Kafka's kafka-dump-log.sh.
+    DumpLog {
+        /// Segment files (.log), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        files: Vec<String>,
+        /// Also each record of uncompressed batches: offset, timestamp, key, payload.
+        #[arg(long)]
+        print_data_log: bool,
+    },
     /// Describes and alters topic and broker configs, as Kafka's kafka-configs.sh.
     Configs(ConfigsArgs),
     /// Lists, describes and resets consumer groups, as Kafka's kafka-consumer-groups.sh.
@@ -438,6 +461,26 @@ fn main() -> ExitCode {
             let server = args.bootstrap_server.clone();
             explained(Some(&server), ketch::cli::args::console_consumer(args))
         }
+        Command::GetOffsets {
+            bootstrap_server,
+            topic,
+            partitions,
+            time,
+        } => ketch::cli::tools::parse_time(&time).and_then(|time| {
+            explained(
+                Some(&bootstrap_server),
+                ketch::cli::tools::get_offsets(
+                    &bootstrap_server,
+                    topic.as_deref(),
+                    partitions.as_deref(),
+                    time,
+                ),
+            )
+        }),
+        Command::DumpLog {
+            files,
+            print_data_log,
+        } => ketch::cli::tools::dump_log(&files, print_data_log),
         Command::Configs(args) => {
             let server = args.bootstrap_server.clone();
             explained(server.as_deref(), ketch::cli::args::configs(args))

@@ -796,3 +796,92 @@ fn metadata_quorum_through_a_broker_and_a_follower_shows_the_leaders_view() {
     ]);
     assert!(!ok && err.contains("is a controller listener"), "{err}");
 }
+
+#[test]
+fn get_offsets_and_dump_log_as_kafkas_tools() {
+    let node = common::Node::new("offsets-tool", "");
+    let b = node.bootstrap();
+    let (ok, out, err) = ketch(&[
+        "topics",
+        "--bootstrap-server",
+        &b,
+        "--create",
+        "--topic",
+        "dl",
+        "--partitions",
+        "2",
+    ]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(
+        "kcat",
+        &["-b", &b, "-P", "-t", "dl", "-p", "0", "-K", ":"],
+        Some("a:1\nb:2\nc:3\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = ketch(&["get-offsets", "--bootstrap-server", &b, "--topic", "dl"]);
+    assert!(ok && out == "dl:0:3\ndl:1:0\n", "{out}{err}");
+    let (ok, out, _) = ketch(&[
+        "get-offsets",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "dl",
+        "--partitions",
+        "0",
+        "--time",
+        "earliest",
+    ]);
+    assert!(ok && out == "dl:0:0\n", "{out}");
+    let (ok, _, err) = ketch(&[
+        "get-offsets",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "dl",
+        "--time",
+        "soon",
+    ]);
+    assert!(!ok && err.contains("--time takes"), "{err}");
+
+    let segment = node.dir.join("data/dl-0/00000000000000000000.log");
+    let (ok, out, err) = ketch(&[
+        "dump-log",
+        "--files",
+        segment.to_str().unwrap(),
+        "--print-data-log",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Log starting offset: 0"), "{out}");
+    assert!(
+        out.contains("baseOffset: 0 lastOffset: 2 count: 3 baseSequence:")
+            && out.contains(" position: 0 CreateTime: ")
+            && out.contains("compresscodec: none crc: ")
+            && out.contains("isvalid: true"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| offset: 1 CreateTime: ")
+            && out.contains("keySize: 1 valueSize: 1 sequence: ")
+            && out.contains(" key: b payload: 2"),
+        "{out}"
+    );
+    // A flipped byte fails the CRC check; trailing garbage is reported.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 0]);
+    let copy = node.dir.join("00000000000000000000.log");
+    std::fs::write(&copy, &bytes).unwrap();
+    let (ok, out, err) = ketch(&["dump-log", "--files", copy.to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("isvalid: false (CRC-32C mismatch"),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains("Found 9 invalid bytes at the end of 00000000000000000000.log"),
+        "{out}"
+    );
+    let index = node.dir.join("data/dl-0/00000000000000000000.index");
+    let (ok, _, err) = ketch(&["dump-log", "--files", index.to_str().unwrap()]);
+    assert!(!ok && err.contains("only .log segments"), "{err}");
+}

@@ -9,6 +9,7 @@ pub mod configs;
 pub mod console;
 pub mod groups;
 pub mod perf;
+pub mod tools;
 
 use crate::model::METADATA_TOPIC;
 use crate::protocol::frame::{decode_response, encode_request};

@@ -1,0 +1,205 @@
+//! Small operator tools, each as its Kafka namesake: `get-offsets` (kafka-get-offsets.sh:
+//! `topic:partition:offset` per partition at a time) and `dump-log` (kafka-dump-log.sh: the
+//! batches of segment files, offline, with their CRC checked and optionally the records).
+
+use super::console::list_offsets;
+use crate::client::{broker_addr, error_name, Client};
+use crate::protocol::record_batch::{records, BatchHeader, RecordBatch};
+use crate::runtime::{self, Disk, RealDisk};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `--time`: latest (-1), earliest (-2), max-timestamp (-3) or a timestamp in ms.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    match text {
+        "latest" => Ok(-1),
+        "earliest" => Ok(-2),
+        "max-timestamp" => Ok(-3),
+        n => n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= -3)
+            .ok_or_else(|| {
+                format!("--time takes -1/latest, -2/earliest, -3/max-timestamp or a timestamp in ms, not '{n}'")
+            }),
+    }
+}
+
+/// `ketch get-offsets --bootstrap-server B [--topic T] [--partitions 0,1] [--time -1]`.
+pub fn get_offsets(
+    bootstrap: &str,
+    topic: Option<&str>,
+    partitions: Option<&[i32]>,
+    time: i64,
+) -> Result<(), String> {
+    runtime::block_on(async move {
+        let mut client = Client::new(bootstrap, "ketch-get-offsets");
+        let wanted = topic.map(|t| vec![t.to_string()]);
+        let m = client.metadata(wanted.as_deref()).await?;
+        let mut topics: Vec<_> = m.topics.iter().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        for t in topics {
+            let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            if t.error_code != 0 {
+                return Err(format!("topic '{name}': {}", error_name(t.error_code)));
+            }
+            if topic.is_none() && name.starts_with("__") {
+                continue; // kafka-get-offsets.sh leaves internal topics out unless named
+            }
+            let mut leaders = BTreeMap::new();
+            for p in &t.partitions {
+                if partitions.is_some_and(|ps| !ps.contains(&p.partition_index)) {
+                    continue;
+                }
+                let addr = broker_addr(&m, p.leader_id.0)
+                    .ok_or_else(|| format!("{name}-{} has no leader", p.partition_index))?;
+                leaders.insert(p.partition_index, addr);
+            }
+            if let Some(p) = partitions.and_then(|ps| {
+                ps.iter()
+                    .find(|p| !t.partitions.iter().any(|x| x.partition_index == **p))
+            }) {
+                return Err(format!("topic '{name}' has no partition {p}"));
+            }
+            let offsets = list_offsets(&mut client, &leaders, &name, time).await?;
+            for (p, offset) in offsets {
+                // No offset for the time: Kafka's tool prints nothing for that partition.
+                if offset >= 0 {
+                    println!("{name}:{p}:{offset}");
+                }
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
+
+fn codec(compression: u8) -> &'static str {
+    match compression {
+        0 => "none",
+        1 => "gzip",
+        2 => "snappy",
+        3 => "lz4",
+        4 => "zstd",
+        _ => "unknown",
+    }
+}
+
+/// `ketch dump-log --files F[,F…] [--print-data-log]`: each `.log` segment's batches.
+/// Returns an error when a file holds an invalid batch or trailing bytes (after printing it).
+pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
+    let disk = RealDisk;
+    let mut problems = Vec::new();
+    for file in files {
+        let path = Path::new(file);
+        println!("Dumping {file}");
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(stem) = name.strip_suffix(".log") else {
+            return Err(format!(
+                "{file}: only .log segments are dumped (index and time index files are not yet)"
+            ));
+        };
+        let base: u64 = stem.parse().map_err(|_| {
+            format!("{file}: a segment is named by its base offset, e.g. 00000000000000000000.log")
+        })?;
+        println!("Log starting offset: {base}");
+        let bytes = disk.read_file(path).map_err(|e| format!("{file}: {e}"))?;
+        let mut position = 0usize;
+        while position < bytes.len() {
+            let rest = &bytes[position..];
+            let header = match BatchHeader::parse(rest, usize::MAX) {
+                Ok(h) if h.size() <= rest.len() => h,
+                _ => {
+                    println!("Found {} invalid bytes at the end of {name}", rest.len());
+                    problems.push(format!(
+                        "{file}: {} invalid bytes at position {position}",
+                        rest.len()
+                    ));
+                    break;
+                }
+            };
+            let size = header.size();
+            match RecordBatch::parse(&rest[..size], usize::MAX) {
+                Ok((batch, _)) => {
+                    let count = batch.records_count();
+                    let last_sequence = if batch.base_sequence() >= 0 {
+                        batch.base_sequence() + batch.last_offset_delta()
+                    } else {
+                        -1
+                    };
+                    println!(
+                        "baseOffset: {} lastOffset: {} count: {count} baseSequence: {} \
+                         lastSequence: {last_sequence} producerId: {} producerEpoch: {} \
+                         partitionLeaderEpoch: {} isTransactional: {} isControl: {} \
+                         position: {position} {}: {} size: {size} magic: 2 compresscodec: {} \
+                         crc: {} isvalid: true",
+                        batch.base_offset(),
+                        batch.last_offset(),
+                        batch.base_sequence(),
+                        batch.producer_id(),
+                        batch.producer_epoch(),
+                        batch.partition_leader_epoch(),
+                        batch.is_transactional(),
+                        batch.is_control(),
+                        if batch.is_log_append_time() {
+                            "LogAppendTime"
+                        } else {
+                            "CreateTime"
+                        },
+                        batch.max_timestamp(),
+                        codec(batch.compression()),
+                        batch.crc(),
+                    );
+                    if print_data {
+                        match records(&batch) {
+                            Ok(rs) => {
+                                for r in rs {
+                                    let sequence = if batch.base_sequence() >= 0 {
+                                        i64::from(batch.base_sequence()) + r.offset_delta
+                                    } else {
+                                        -1
+                                    };
+                                    let len = |b: Option<&[u8]>| b.map_or(-1, |b| b.len() as i64);
+                                    let mut line = format!(
+                                        "| offset: {} CreateTime: {} keySize: {} valueSize: {} sequence: {sequence}",
+                                        batch.base_offset() + r.offset_delta,
+                                        batch.base_timestamp() + r.timestamp_delta,
+                                        len(r.key),
+                                        len(r.value),
+                                    );
+                                    if let Some(k) = r.key {
+                                        line.push_str(&format!(
+                                            " key: {}",
+                                            String::from_utf8_lossy(k)
+                                        ));
+                                    }
+                                    line.push_str(&format!(
+                                        " payload: {}",
+                                        r.value
+                                            .map_or("null".into(), |v| String::from_utf8_lossy(v)
+                                                .into_owned())
+                                    ));
+                                    println!("{line}");
+                                }
+                            }
+                            Err(e) => println!("| (records not shown: {e})"),
+                        }
+                    }
+                }
+                Err(e) => {
+                    println!(
+                        "baseOffset: ? lastOffset: {} position: {position} size: {size} isvalid: false ({e})",
+                        header.last_offset()
+                    );
+                    problems.push(format!("{file}: invalid batch at position {position}: {e}"));
+                }
+            }
+            position += size;
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
