@@ -70,6 +70,20 @@ enum Command {
         #[arg(long, default_value = "-1", allow_hyphen_values = true)]
         time: String,
     },
+    /// Each broker's log directories and the partitions in them, as Kafka's kafka-log-dirs.sh.
+    LogDirs {
+        #[arg(long)]
+        bootstrap_server: String,
+        /// The only action kafka-log-dirs.sh has.
+        #[arg(long, required = true)]
+        describe: bool,
+        /// Only these brokers, comma-separated ids.
+        #[arg(long, value_delimiter = ',')]
+        broker_list: Option<Vec<i32>>,
+        /// Only these topics, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        topic_list: Option<Vec<String>>,
+    },
     /// Prints the batches of segment files (offline), as Kafka's kafka-dump-log.sh.
     DumpLog {
         /// Segment files (.log), comma-separated.
@@ -477,6 +491,19 @@ fn main() -> ExitCode {
                 ),
             )
         }),
+        Command::LogDirs {
+            bootstrap_server,
+            describe: _,
+            broker_list,
+            topic_list,
+        } => explained(
+            Some(&bootstrap_server),
+            ketch::cli::tools::log_dirs(
+                &bootstrap_server,
+                broker_list.as_deref(),
+                topic_list.as_deref(),
+            ),
+        ),
         Command::DumpLog {
             files,
             print_data_log,

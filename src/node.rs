@@ -423,6 +423,7 @@ fn build_broker(
             log_flush_interval_ms: config.log_flush_interval_ms,
             offsets_topic_replication_factor: config.offsets_topic_replication_factor,
             inter_broker_listener_name: config.inter_broker_listener_name.clone(),
+            log_dirs: config.log_dirs.clone(),
             described: config.described(),
             bugs: env.bugs,
         },

@@ -881,6 +881,40 @@ fn get_offsets_and_dump_log_as_kafkas_tools() {
         out.contains("Found 9 invalid bytes at the end of 00000000000000000000.log"),
         "{out}"
     );
+    // kafka-log-dirs.sh: the JSON document, sizes as on disk.
+    let (ok, out, err) = ketch(&[
+        "log-dirs",
+        "--bootstrap-server",
+        &b,
+        "--describe",
+        "--topic-list",
+        "dl",
+    ]);
+    assert!(ok, "{out}{err}");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Querying brokers for log directories information")
+    );
+    assert_eq!(
+        lines.next(),
+        Some("Received log directory information from brokers 1")
+    );
+    let doc: serde_json::Value = serde_json::from_str(lines.next().unwrap_or("")).unwrap();
+    let dir = &doc["brokers"][0]["logDirs"][0];
+    assert_eq!(
+        dir["logDir"],
+        node.dir.join("data").display().to_string(),
+        "{doc}"
+    );
+    let partitions = dir["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2, "dl's two partitions only: {doc}");
+    assert_eq!(partitions[0]["partition"], "dl-0");
+    assert_eq!(
+        partitions[0]["size"].as_u64(),
+        Some(std::fs::metadata(&segment).unwrap().len()),
+        "{doc}"
+    );
     let index = node.dir.join("data/dl-0/00000000000000000000.index");
     let (ok, _, err) = ketch(&["dump-log", "--files", index.to_str().unwrap()]);
     assert!(!ok && err.contains("only .log segments"), "{err}");

@@ -30,6 +30,8 @@ pub struct BrokerConfig {
     pub inter_broker_listener_name: String,
     /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
     pub offsets_topic_replication_factor: i16,
+    /// `log.dirs`, for DescribeLogDirs.
+    pub log_dirs: Vec<std::path::PathBuf>,
     /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.
     pub described: Vec<(String, String, bool)>,
     /// Planted bugs (simulator only): `commit_before_append`.

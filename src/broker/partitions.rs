@@ -466,6 +466,13 @@ impl Partition {
         self.lock().high_watermark
     }
 
+    /// The directory the log lives in (a `log.dirs` entry) and its bytes on disk.
+    pub fn log_dir_and_size(&self) -> Option<(std::path::PathBuf, u64)> {
+        let guard = read_log(&self.log);
+        let log = guard.as_ref()?;
+        Some((log.dir().parent()?.to_path_buf(), log.size_bytes()))
+    }
+
     /// The log's (bytes on disk, segments, start offset, end offset), leader or follower;
     /// `None` while no log is open (a replica being reset).
     pub fn log_stats(&self) -> Option<(u64, usize, u64, u64)> {

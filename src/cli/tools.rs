@@ -203,3 +203,88 @@ pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
         Err(problems.join("\n"))
     }
 }
+
+/// `ketch log-dirs --bootstrap-server B --describe [--broker-list 1,2] [--topic-list t1,t2]`:
+/// each broker's DescribeLogDirs, printed as kafka-log-dirs.sh prints it (a JSON document).
+pub fn log_dirs(
+    bootstrap: &str,
+    brokers: Option<&[i32]>,
+    topics: Option<&[String]>,
+) -> Result<(), String> {
+    use kafka_protocol::messages::{
+        describe_log_dirs_request::DescribableLogDirTopic, ApiKey, DescribeLogDirsRequest,
+        RequestKind, ResponseKind, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    runtime::block_on(async move {
+        let mut client = Client::new(bootstrap, "ketch-log-dirs");
+        let m = client.metadata(None).await?;
+        // The partitions asked about: every partition of the named topics (null: all).
+        let request_topics = topics.map(|names| {
+            m.topics
+                .iter()
+                .filter(|t| t.name.as_ref().is_some_and(|n| names.iter().any(|x| x == n.as_str())))
+                .map(|t| {
+                    DescribableLogDirTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(
+                            t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                        )))
+                        .with_partitions(t.partitions.iter().map(|p| p.partition_index).collect())
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut targets: Vec<(i32, String)> = m
+            .brokers
+            .iter()
+            .filter(|b| brokers.is_none_or(|ids| ids.contains(&b.node_id.0)))
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+            .collect();
+        targets.sort();
+        if let Some(missing) = brokers.and_then(|ids| ids.iter().find(|id| !targets.iter().any(|(t, _)| t == *id))) {
+            return Err(format!("broker {missing} is not in the cluster's metadata"));
+        }
+        println!("Querying brokers for log directories information");
+        let mut out = Vec::new();
+        for (id, addr) in &targets {
+            let body = RequestKind::DescribeLogDirs(
+                DescribeLogDirsRequest::default().with_topics(request_topics.clone()),
+            );
+            let ResponseKind::DescribeLogDirs(r) =
+                client.send(addr, ApiKey::DescribeLogDirs, 4, &body).await?
+            else {
+                return Err("not a DescribeLogDirs response".into());
+            };
+            let dirs: Vec<serde_json::Value> = r
+                .results
+                .iter()
+                .map(|d| {
+                    let partitions: Vec<serde_json::Value> = d
+                        .topics
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions.iter().map(move |p| {
+                                serde_json::json!({
+                                    "partition": format!("{}-{}", t.name.0, p.partition_index),
+                                    "size": p.partition_size,
+                                    "offsetLag": p.offset_lag,
+                                    "isFuture": p.is_future_key,
+                                })
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "partitions": partitions,
+                        "error": if d.error_code == 0 { serde_json::Value::Null } else { error_name(d.error_code).into() },
+                        "logDir": d.log_dir.to_string(),
+                    })
+                })
+                .collect();
+            out.push(serde_json::json!({ "broker": id, "logDirs": dirs }));
+        }
+        let ids: Vec<String> = targets.iter().map(|(id, _)| id.to_string()).collect();
+        println!("Received log directory information from brokers {}", ids.join(","));
+        println!("{}", serde_json::json!({ "brokers": out, "version": 1 }));
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}

@@ -6,6 +6,7 @@
 
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_admin;
@@ -39,6 +40,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeConfigs => (1, 4),
         ApiKey::IncrementalAlterConfigs => (0, 1),
         ApiKey::DescribeQuorum => (0, 2),
+        ApiKey::DescribeLogDirs => (1, 4),
         ApiKey::InitProducerId => (0, 4),
         ApiKey::FindCoordinator => (0, 4),
         ApiKey::JoinGroup => (0, 9),
@@ -81,6 +83,9 @@ pub async fn handle(
         | RequestKind::CreatePartitions(_)
         | RequestKind::IncrementalAlterConfigs(_)
         | RequestKind::ElectLeaders(_) => topics::handle(broker, request).await,
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r))
+        }
         // As Kafka's brokers: forwarded to the quorum, the leader's answer relayed.
         RequestKind::DescribeQuorum(_) => {
             match broker
