@@ -919,3 +919,201 @@ fn get_offsets_and_dump_log_as_kafkas_tools() {
     let (ok, _, err) = ketch(&["dump-log", "--files", index.to_str().unwrap()]);
     assert!(!ok && err.contains("only .log segments"), "{err}");
 }
+
+#[test]
+fn console_tools_take_kafkas_properties_partitions_and_offsets() {
+    let node = common::Node::new("console-tool", "");
+    let b = node.bootstrap();
+    let (ok, out, err) = ketch(&[
+        "topics",
+        "--bootstrap-server",
+        &b,
+        "--create",
+        "--topic",
+        "cc",
+        "--partitions",
+        "3",
+    ]);
+    assert!(ok, "{out}{err}");
+    // Keyless records: sticky per batch.size, so they spread over the partitions.
+    let lines: String = (0..3000).map(|i| format!("{i}\n")).collect();
+    let (ok, _, err) = run(
+        KETCH,
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "cc",
+            "--producer-property",
+            "batch.size=2000",
+        ],
+        Some(&lines),
+    );
+    assert!(ok, "{err}");
+    let (_, out, _) = ketch(&["get-offsets", "--bootstrap-server", &b, "--topic", "cc"]);
+    let ends: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.rsplit(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(ends.iter().sum::<u64>(), 3000, "{out}");
+    assert!(
+        ends.iter().all(|n| *n > 0),
+        "every partition got keyless records: {out}"
+    );
+    // Keys (murmur2 partitioned) and a null value through null.marker.
+    let (ok, _, err) = run(
+        KETCH,
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "cc",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--property",
+            "null.marker=NULL",
+        ],
+        Some("k1:v1\nk1:NULL\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(
+        "kcat",
+        &[
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            "cc",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k=%S %p\n",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let keyed: Vec<&str> = out.lines().filter(|l| l.starts_with("k1=")).collect();
+    assert_eq!(keyed.len(), 2, "{out}");
+    assert!(
+        keyed[0].ends_with(keyed[1].rsplit(' ').next().unwrap()),
+        "one key, one partition: {keyed:?}"
+    );
+    assert!(
+        keyed[1].starts_with("k1=-1 "),
+        "kcat prints a null value's size as -1: {keyed:?}"
+    );
+
+    // The formatter's columns, a partition and an offset.
+    let (ok, out, err) = ketch(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "cc",
+        "--partition",
+        "0",
+        "--offset",
+        "2",
+        "--max-messages",
+        "2",
+        "--property",
+        "print.timestamp=true",
+        "--property",
+        "print.partition=true",
+        "--property",
+        "print.offset=true",
+        "--property",
+        "print.key=true",
+        "--property",
+        "key.separator=|",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split('|').collect()).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows[0][0].starts_with("CreateTime:")
+            && rows[0][1] == "Partition:0"
+            && rows[0][2] == "Offset:2"
+            && rows[0][3] == "null",
+        "{out}"
+    );
+    assert_eq!(rows[1][2], "Offset:3", "{out}");
+    // An offset past the log follows auto.offset.reset.
+    let (ok, out, err) = ketch(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "cc",
+        "--partition",
+        "1",
+        "--offset",
+        "99999",
+        "--max-messages",
+        "1",
+        "--consumer-property",
+        "auto.offset.reset=earliest",
+        "--property",
+        "print.offset=true",
+        "--property",
+        "print.value=false",
+    ]);
+    assert!(ok && out == "Offset:0\n", "{out}{err}");
+    assert!(
+        err.contains(
+            "Fetch position 99999 is out of range for partition cc-1, resetting offset to 0"
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = ketch(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "cc",
+        "--partition",
+        "1",
+        "--offset",
+        "99999",
+        "--max-messages",
+        "1",
+        "--consumer-property",
+        "auto.offset.reset=none",
+    ]);
+    assert!(!ok && err.contains("OFFSET_OUT_OF_RANGE"), "{err}");
+    for (flag, prop) in [
+        ("--property", "frobnicate=1"),
+        ("--consumer-property", "fetch.min.bytes=1"),
+    ] {
+        let (ok, _, err) = ketch(&[
+            "console-consumer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "cc",
+            flag,
+            prop,
+        ]);
+        assert!(!ok && err.contains("unknown property"), "{err}");
+    }
+    let (ok, _, err) = run(
+        KETCH,
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "cc",
+            "--producer-property",
+            "linger.ms=5",
+        ],
+        Some(""),
+    );
+    assert!(!ok && err.contains("unknown property"), "{err}");
+}

@@ -4,6 +4,7 @@
 //! `main.rs` only parses and dispatches.
 
 use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -125,9 +126,12 @@ pub struct ConsoleProducerArgs {
     /// Split each line into key and value at the first occurrence of this separator.
     #[arg(long)]
     pub key_separator: Option<String>,
-    /// Kafka-style properties: parse.key=true, key.separator=SEP, acks=N.
+    /// Line reader properties: parse.key=true, key.separator=SEP, null.marker=M.
     #[arg(long = "property")]
     pub properties: Vec<String>,
+    /// Producer properties: acks, client.id, batch.size, compression.type=none.
+    #[arg(long = "producer-property")]
+    pub producer_properties: Vec<String>,
     /// 0, 1 or -1 (all).
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     pub acks: i16,
@@ -142,16 +146,26 @@ pub struct ConsoleConsumerArgs {
     #[arg(long)]
     pub from_beginning: bool,
     /// Start at this group's committed offsets and commit as records are printed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "partition")]
     pub group: Option<String>,
+    /// Only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// With --partition: earliest, latest or an offset (beyond the log: auto.offset.reset).
+    #[arg(long, requires = "partition", allow_hyphen_values = true)]
+    pub offset: Option<String>,
     #[arg(long)]
     pub max_messages: Option<usize>,
     /// Stop after this long without a record.
     #[arg(long)]
     pub timeout_ms: Option<u64>,
-    /// Kafka-style properties: print.key=true.
+    /// Formatter properties: print.key, print.value, print.partition, print.offset,
+    /// print.timestamp (true/false), key.separator, line.separator, null.literal.
     #[arg(long = "property")]
     pub properties: Vec<String>,
+    /// Consumer properties: group.id, client.id, auto.offset.reset (earliest|latest|none).
+    #[arg(long = "consumer-property")]
+    pub consumer_properties: Vec<String>,
 }
 
 #[derive(Args)]
@@ -438,47 +452,165 @@ pub fn topics(args: TopicsArgs) -> Result<(), String> {
     }
 }
 
-fn property<'a>(properties: &'a [String], key: &str) -> Option<&'a str> {
-    properties
-        .iter()
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v)
+/// `k=v` properties, each key one of `known` (an unknown key is an error, as Kafka's tools
+/// refuse what they would ignore).
+fn properties<'a>(
+    list: &'a [String],
+    flag: &str,
+    known: &[&str],
+) -> Result<BTreeMap<&'a str, &'a str>, String> {
+    let mut out = BTreeMap::new();
+    for p in list {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("{flag} takes key=value, not '{p}'"))?;
+        let k = k.trim();
+        if !known.contains(&k) {
+            return Err(format!(
+                "{flag} {k}: unknown property (known: {})",
+                known.join(", ")
+            ));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+fn flag(props: &BTreeMap<&str, &str>, key: &str, default: bool) -> Result<bool, String> {
+    match props.get(key).map(|v| v.trim()) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(format!("{key}={v}: expected true or false")),
+    }
 }
 
 pub fn console_producer(args: ConsoleProducerArgs) -> Result<(), String> {
-    let parse_key = property(&args.properties, "parse.key") == Some("true");
-    let key_separator = args.key_separator.clone().or_else(|| {
-        parse_key.then(|| {
-            property(&args.properties, "key.separator")
-                .unwrap_or("\t")
-                .to_string()
-        })
-    });
-    let acks = match property(&args.properties, "acks") {
+    let reader = properties(
+        &args.properties,
+        "--property",
+        &["parse.key", "key.separator", "null.marker"],
+    )?;
+    let producer = properties(
+        &args.producer_properties,
+        "--producer-property",
+        &["acks", "client.id", "batch.size", "compression.type"],
+    )?;
+    let parse_key = flag(&reader, "parse.key", false)?;
+    let key_separator = args
+        .key_separator
+        .clone()
+        .or_else(|| parse_key.then(|| reader.get("key.separator").unwrap_or(&"\t").to_string()));
+    let acks = match producer.get("acks").copied() {
         Some("all") => -1,
         Some(v) => v
             .parse()
-            .map_err(|_| format!("acks={v}: expected 0, 1, -1 or all"))?,
+            .ok()
+            .filter(|a| matches!(a, -1..=1))
+            .ok_or_else(|| format!("acks={v}: expected 0, 1, -1 or all"))?,
         None => args.acks,
+    };
+    if let Some(c) = producer.get("compression.type").filter(|c| **c != "none") {
+        return Err(format!(
+            "compression.type={c}: the console producer sends uncompressed batches (none)"
+        ));
+    }
+    let batch_bytes = match producer.get("batch.size") {
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("batch.size={v}: expected a positive number of bytes"))?,
+        None => 16_384,
     };
     crate::cli::console::produce(crate::cli::console::ProducerOptions {
         bootstrap: args.bootstrap_server,
         topic: args.topic,
         key_separator,
+        null_marker: reader.get("null.marker").map(|s| s.to_string()),
         acks,
+        client_id: producer
+            .get("client.id")
+            .map_or("console-producer".to_string(), |s| s.to_string()),
+        batch_bytes,
     })
 }
 
 pub fn console_consumer(args: ConsoleConsumerArgs) -> Result<(), String> {
+    use crate::cli::console::{Reset, StartAt};
+    let format = properties(
+        &args.properties,
+        "--property",
+        &[
+            "print.key",
+            "print.value",
+            "print.partition",
+            "print.offset",
+            "print.timestamp",
+            "key.separator",
+            "line.separator",
+            "null.literal",
+        ],
+    )?;
+    let consumer = properties(
+        &args.consumer_properties,
+        "--consumer-property",
+        &["group.id", "client.id", "auto.offset.reset"],
+    )?;
+    let reset = match consumer.get("auto.offset.reset").copied() {
+        None if args.from_beginning => Reset::Earliest,
+        None | Some("latest") => Reset::Latest,
+        Some("earliest") => Reset::Earliest,
+        Some("none") => Reset::None,
+        Some(v) => {
+            return Err(format!(
+                "auto.offset.reset={v}: expected earliest, latest or none"
+            ))
+        }
+    };
+    let start = match args.offset.as_deref() {
+        None if args.from_beginning => StartAt::Earliest,
+        None => match reset {
+            Reset::Earliest => StartAt::Earliest,
+            _ => StartAt::Latest,
+        },
+        Some("earliest") => StartAt::Earliest,
+        Some("latest") => StartAt::Latest,
+        Some(n) => StartAt::Offset(
+            n.parse()
+                .map_err(|_| format!("--offset takes earliest, latest or an offset, not '{n}'"))?,
+        ),
+    };
+    let group = args
+        .group
+        .clone()
+        .or_else(|| consumer.get("group.id").map(|g| g.to_string()));
+    if group.is_some() && args.partition.is_some() {
+        return Err("a group (--group or group.id) cannot be used with --partition".into());
+    }
+    let unescape = |s: &str| s.replace("\\t", "\t").replace("\\n", "\n");
     crate::cli::console::consume(crate::cli::console::ConsumerOptions {
-        print_key: property(&args.properties, "print.key") == Some("true"),
         bootstrap: args.bootstrap_server,
         topic: args.topic,
-        from_beginning: args.from_beginning,
-        group: args.group,
+        start,
+        reset,
+        partition: args.partition,
+        group,
         max_messages: args.max_messages,
         timeout_ms: args.timeout_ms,
+        client_id: consumer
+            .get("client.id")
+            .map_or("console-consumer".to_string(), |s| s.to_string()),
+        format: crate::cli::console::Format {
+            key: flag(&format, "print.key", false)?,
+            value: flag(&format, "print.value", true)?,
+            partition: flag(&format, "print.partition", false)?,
+            offset: flag(&format, "print.offset", false)?,
+            timestamp: flag(&format, "print.timestamp", false)?,
+            key_separator: unescape(format.get("key.separator").unwrap_or(&"\t")),
+            line_separator: unescape(format.get("line.separator").unwrap_or(&"\n")),
+            null_literal: format.get("null.literal").unwrap_or(&"null").to_string(),
+        },
     })
 }
 

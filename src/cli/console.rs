@@ -96,21 +96,29 @@ async fn layout(client: &mut Client, topic: &str, create: bool) -> Result<Layout
     Err(format!("topic '{topic}' has partitions without a leader"))
 }
 
-type KeyValue = (Option<Vec<u8>>, Vec<u8>);
+type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 pub struct ProducerOptions {
     pub bootstrap: String,
     pub topic: String,
     pub key_separator: Option<String>,
+    /// A key or value equal to this is sent as null.
+    pub null_marker: Option<String>,
     pub acks: i16,
+    pub client_id: String,
+    /// Keyless records stick to one partition until this many bytes went to it (Kafka's
+    /// built-in sticky partitioner, KIP-794, switches partitions per batch.size).
+    pub batch_bytes: usize,
 }
 
 pub fn produce(o: ProducerOptions) -> Result<(), String> {
     runtime::block_on(async move {
-        let mut client = Client::new(&o.bootstrap, "ketch-console-producer");
+        let mut client = Client::new(&o.bootstrap, &o.client_id);
         let layout = layout(&mut client, &o.topic, true).await?;
         let partitions: Vec<i32> = layout.leaders.keys().copied().collect();
-        let mut round_robin = 0usize;
+        // The sticky partition for keyless records and the bytes it has taken.
+        let mut sticky = 0usize;
+        let mut sticky_bytes = 0usize;
         let stdin = std::io::stdin();
         let mut lines = stdin.lock().lines();
         let mut sent = 0usize;
@@ -127,12 +135,23 @@ pub fn produce(o: ProducerOptions) -> Result<(), String> {
                     },
                     None => (None, line.into_bytes()),
                 };
+                let is_null =
+                    |b: &[u8]| o.null_marker.as_deref().is_some_and(|m| m.as_bytes() == b);
+                let key = key.filter(|k| !is_null(k));
+                let value = (!is_null(&value)).then_some(value);
                 let partition = match &key {
                     Some(k) => {
                         let i = (murmur2(k) & 0x7fff_ffff) as usize % partitions.len().max(1);
                         partitions[i]
                     }
-                    None => partitions[round_robin % partitions.len().max(1)],
+                    None => {
+                        if sticky_bytes >= o.batch_bytes {
+                            sticky += 1;
+                            sticky_bytes = 0;
+                        }
+                        sticky_bytes += value.as_ref().map_or(0, Vec::len);
+                        partitions[sticky % partitions.len().max(1)]
+                    }
                 };
                 by_partition
                     .entry(partition)
@@ -146,12 +165,11 @@ pub fn produce(o: ProducerOptions) -> Result<(), String> {
             if n == 0 {
                 break;
             }
-            round_robin += 1;
             let now = Clock::system().wall_ms();
             for (partition, recs) in by_partition {
                 let refs: Vec<RecordRef<'_>> = recs
                     .iter()
-                    .map(|(k, v)| (k.as_deref(), Some(v.as_slice())))
+                    .map(|(k, v)| (k.as_deref(), v.as_deref()))
                     .collect();
                 let batch = encode_batch(0, now, &refs);
                 let body = RequestKind::Produce(
@@ -207,14 +225,47 @@ pub fn produce(o: ProducerOptions) -> Result<(), String> {
     .map_err(|e| e.to_string())?
 }
 
+/// Where a consumer without a committed offset starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    Earliest,
+    Latest,
+    Offset(i64),
+}
+
+/// `auto.offset.reset`: where a position outside the log goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reset {
+    Earliest,
+    Latest,
+    None,
+}
+
+/// Kafka's DefaultMessageFormatter: `CreateTime:ts`, `Partition:p`, `Offset:o`, key, value,
+/// each printed one separated by `key.separator`, the record ended by `line.separator`.
+pub struct Format {
+    pub key: bool,
+    pub value: bool,
+    pub partition: bool,
+    pub offset: bool,
+    pub timestamp: bool,
+    pub key_separator: String,
+    pub line_separator: String,
+    pub null_literal: String,
+}
+
 pub struct ConsumerOptions {
     pub bootstrap: String,
     pub topic: String,
-    pub from_beginning: bool,
+    pub start: StartAt,
+    pub reset: Reset,
+    /// Only this partition.
+    pub partition: Option<i32>,
     pub group: Option<String>,
     pub max_messages: Option<usize>,
     pub timeout_ms: Option<u64>,
-    pub print_key: bool,
+    pub client_id: String,
+    pub format: Format,
 }
 
 async fn coordinator(client: &mut Client, group: &str) -> Result<String, String> {
@@ -369,11 +420,20 @@ pub async fn list_offsets(
 
 pub fn consume(o: ConsumerOptions) -> Result<(), String> {
     runtime::block_on(async move {
-        let mut client = Client::new(&o.bootstrap, "ketch-console-consumer");
-        let layout = layout(&mut client, &o.topic, false).await?;
+        let mut client = Client::new(&o.bootstrap, &o.client_id);
+        let mut layout = layout(&mut client, &o.topic, false).await?;
+        if let Some(p) = o.partition {
+            if !layout.leaders.contains_key(&p) {
+                return Err(format!("topic '{}' has no partition {p}", o.topic));
+            }
+            layout.leaders.retain(|x, _| *x == p);
+        }
         let partitions: Vec<i32> = layout.leaders.keys().copied().collect();
-        let start = if o.from_beginning { -2 } else { -1 };
-        let mut positions = list_offsets(&mut client, &layout.leaders, &o.topic, start).await?;
+        let mut positions = match o.start {
+            StartAt::Earliest => list_offsets(&mut client, &layout.leaders, &o.topic, -2).await?,
+            StartAt::Latest => list_offsets(&mut client, &layout.leaders, &o.topic, -1).await?,
+            StartAt::Offset(n) => partitions.iter().map(|p| (*p, n)).collect(),
+        };
         let coordinator = match &o.group {
             Some(g) => {
                 let c = coordinator(&mut client, g).await?;
@@ -436,6 +496,27 @@ pub fn consume(o: ConsumerOptions) -> Result<(), String> {
                 };
                 for t in &r.responses {
                     for p in &t.partitions {
+                        // Outside the log: auto.offset.reset, as Kafka's consumer does.
+                        if p.error_code == 1 && o.reset != Reset::None {
+                            let at = if o.reset == Reset::Earliest { -2 } else { -1 };
+                            let one: BTreeMap<i32, String> = layout
+                                .leaders
+                                .iter()
+                                .filter(|(x, _)| **x == p.partition_index)
+                                .map(|(x, a)| (*x, a.clone()))
+                                .collect();
+                            let reset = list_offsets(&mut client, &one, &o.topic, at).await?;
+                            if let Some(to) = reset.get(&p.partition_index) {
+                                eprintln!(
+                                    "Fetch position {} is out of range for partition {}-{}, resetting offset to {to}",
+                                    positions.get(&p.partition_index).copied().unwrap_or(-1),
+                                    o.topic,
+                                    p.partition_index
+                                );
+                                positions.insert(p.partition_index, *to);
+                            }
+                            continue;
+                        }
                         if p.error_code != 0 {
                             return Err(format!(
                                 "fetching {}-{}: {}",
@@ -474,12 +555,40 @@ pub fn consume(o: ConsumerOptions) -> Result<(), String> {
                                 if o.max_messages.is_some_and(|m| printed >= m) {
                                     break 'outer;
                                 }
-                                if o.print_key {
-                                    let key = rec.key.map(String::from_utf8_lossy);
-                                    let _ = write!(out, "{}\t", key.as_deref().unwrap_or("null"));
+                                let f = &o.format;
+                                let text = |b: Option<&[u8]>| {
+                                    b.map_or(f.null_literal.clone(), |b| {
+                                        String::from_utf8_lossy(b).into_owned()
+                                    })
+                                };
+                                let mut columns = Vec::new();
+                                if f.timestamp {
+                                    let kind = if batch.is_log_append_time() {
+                                        "LogAppendTime"
+                                    } else {
+                                        "CreateTime"
+                                    };
+                                    let ts = batch.base_timestamp() + rec.timestamp_delta;
+                                    columns.push(format!("{kind}:{ts}"));
                                 }
-                                let value = rec.value.map(String::from_utf8_lossy);
-                                let _ = writeln!(out, "{}", value.as_deref().unwrap_or("null"));
+                                if f.partition {
+                                    columns.push(format!("Partition:{}", p.partition_index));
+                                }
+                                if f.offset {
+                                    columns.push(format!("Offset:{offset}"));
+                                }
+                                if f.key {
+                                    columns.push(text(rec.key));
+                                }
+                                if f.value {
+                                    columns.push(text(rec.value));
+                                }
+                                let _ = write!(
+                                    out,
+                                    "{}{}",
+                                    columns.join(&f.key_separator),
+                                    f.line_separator
+                                );
                                 printed += 1;
                                 *position = offset + 1;
                             }
