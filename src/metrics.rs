@@ -517,11 +517,11 @@ mod tests {
         for line in [
             "kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"} 5",
             "kafka_server_brokertopicmetrics_messagesin_total{topic=\"audit\"} 1",
-            "kafka_server_brokertopicmetrics_messagesin_total 6",
-            "kafka_server_brokertopicmetrics_bytesin_total 410",
+            "kafka_server_brokertopicmetrics_messagesin_total{} 6",
+            "kafka_server_brokertopicmetrics_bytesin_total{} 410",
             "kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"9\"} 1",
             "kafka_network_requestmetrics_totaltimems_count{request=\"Produce\"} 1",
-            "kafka_server_replicamanager_leadercount 4",
+            "kafka_server_replicamanager_leadercount{} 4",
             "kafka_log_log_size{topic=\"orders\",partition=\"0\"} 400",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");

@@ -465,7 +465,7 @@ fn node_samples(
             };
             let active = status
                 .as_ref()
-                .is_some_and(|s| is_controller && s.role == crate::raft::Role::Leader);
+                .is_some_and(|s| is_controller && s.role == crate::quorum::Role::Leader);
             if let Some(s) = &status {
                 let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
                 out.push(Sample::new(
@@ -481,12 +481,12 @@ fn node_samples(
                 ));
                 out.push(Sample::new(G::RaftLogEndOffset, &[], as_i64(s.log_end)));
                 let state = match s.role {
-                    crate::raft::Role::Leader => "leader",
-                    crate::raft::Role::Follower if is_controller => "follower",
-                    crate::raft::Role::Follower => "observer",
-                    crate::raft::Role::Candidate => "candidate",
-                    crate::raft::Role::Prospective => "prospective",
-                    crate::raft::Role::Unattached => "unattached",
+                    crate::quorum::Role::Leader => "leader",
+                    crate::quorum::Role::Follower if is_controller => "follower",
+                    crate::quorum::Role::Follower => "observer",
+                    crate::quorum::Role::Candidate => "candidate",
+                    crate::quorum::Role::Prospective => "prospective",
+                    crate::quorum::Role::Unattached => "unattached",
                 };
                 out.push(Sample::new(G::RaftCurrentState, &[("state", state)], 1));
             }

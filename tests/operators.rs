@@ -370,6 +370,25 @@ fn groups(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
     ketch(&all)
 }
 
+/// A combined node with `topic` of `partitions` partitions, and its bootstrap address.
+fn node_with_topic(name: &str, topic: &str, partitions: u32) -> (common::Node, String) {
+    let node = common::Node::new(name, "");
+    let b = node.bootstrap();
+    let partitions = partitions.to_string();
+    let (ok, out, err) = ketch(&[
+        "topics",
+        "--bootstrap-server",
+        &b,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions,
+    ]);
+    assert!(ok, "{out}{err}");
+    (node, b)
+}
+
 /// `groups` with the arguments as one line split on spaces.
 fn g(bootstrap: &str, line: &str) -> (bool, String, String) {
     groups(bootstrap, &line.split(' ').collect::<Vec<_>>())
@@ -392,19 +411,7 @@ fn table(out: &str, header_start: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn consumer_groups_describe_members_state_reset_delete_as_kafkas_tool() {
-    let node = common::Node::new("groups-tool", "");
-    let b = node.bootstrap();
-    let (ok, out, err) = ketch(&[
-        "topics",
-        "--bootstrap-server",
-        &b,
-        "--create",
-        "--topic",
-        "cg",
-        "--partitions",
-        "2",
-    ]);
-    assert!(ok, "{out}{err}");
+    let (node, b) = node_with_topic("groups-tool", "cg", 2);
     let hundred: String = (0..100).map(|i| format!("{i}\n")).collect();
     for (p, n) in [("0", 100), ("1", 50)] {
         let lines: String = hundred.lines().take(n).map(|l| format!("{l}\n")).collect();
@@ -799,19 +806,7 @@ fn metadata_quorum_through_a_broker_and_a_follower_shows_the_leaders_view() {
 
 #[test]
 fn get_offsets_and_dump_log_as_kafkas_tools() {
-    let node = common::Node::new("offsets-tool", "");
-    let b = node.bootstrap();
-    let (ok, out, err) = ketch(&[
-        "topics",
-        "--bootstrap-server",
-        &b,
-        "--create",
-        "--topic",
-        "dl",
-        "--partitions",
-        "2",
-    ]);
-    assert!(ok, "{out}{err}");
+    let (node, b) = node_with_topic("offsets-tool", "dl", 2);
     let (ok, _, err) = run(
         "kcat",
         &["-b", &b, "-P", "-t", "dl", "-p", "0", "-K", ":"],
@@ -922,19 +917,7 @@ fn get_offsets_and_dump_log_as_kafkas_tools() {
 
 #[test]
 fn console_tools_take_kafkas_properties_partitions_and_offsets() {
-    let node = common::Node::new("console-tool", "");
-    let b = node.bootstrap();
-    let (ok, out, err) = ketch(&[
-        "topics",
-        "--bootstrap-server",
-        &b,
-        "--create",
-        "--topic",
-        "cc",
-        "--partitions",
-        "3",
-    ]);
-    assert!(ok, "{out}{err}");
+    let (node, b) = node_with_topic("console-tool", "cc", 3);
     // Keyless records: sticky per batch.size, so they spread over the partitions.
     let lines: String = (0..3000).map(|i| format!("{i}\n")).collect();
     let (ok, _, err) = run(

@@ -17,6 +17,8 @@ pub mod snapshot_file;
 pub mod storage;
 pub mod wire;
 
+/// A member's role in `QuorumStatus`, for those that read the status (the node's metrics).
+pub use crate::raft::Role;
 pub use member::{
     proposal_channel, run, Observer, Proposal, QuorumBugs, QuorumConfig, QuorumHandle, QuorumStatus,
 };
