@@ -411,7 +411,7 @@ fn table(out: &str, header_start: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn consumer_groups_describe_members_state_reset_delete_as_kafkas_tool() {
-    let (node, b) = node_with_topic("groups-tool", "cg", 2);
+    let (_node, b) = node_with_topic("groups-tool", "cg", 2);
     let hundred: String = (0..100).map(|i| format!("{i}\n")).collect();
     for (p, n) in [("0", 100), ("1", 50)] {
         let lines: String = hundred.lines().take(n).map(|l| format!("{l}\n")).collect();
@@ -917,7 +917,7 @@ fn get_offsets_and_dump_log_as_kafkas_tools() {
 
 #[test]
 fn console_tools_take_kafkas_properties_partitions_and_offsets() {
-    let (node, b) = node_with_topic("console-tool", "cc", 3);
+    let (_node, b) = node_with_topic("console-tool", "cc", 3);
     // Keyless records: sticky per batch.size, so they spread over the partitions.
     let lines: String = (0..3000).map(|i| format!("{i}\n")).collect();
     let (ok, _, err) = run(
