@@ -69,6 +69,9 @@ enum Command {
         /// -1 or latest, -2 or earliest, -3 or max-timestamp, or a timestamp in ms.
         #[arg(long, default_value = "-1", allow_hyphen_values = true)]
         time: String,
+        /// Leave out internal topics (__consumer_offsets).
+        #[arg(long)]
+        exclude_internal_topics: bool,
     },
     /// Each broker's log directories and the partitions in them, as Kafka's kafka-log-dirs.sh.
     LogDirs {
@@ -480,6 +483,7 @@ fn main() -> ExitCode {
             topic,
             partitions,
             time,
+            exclude_internal_topics,
         } => ketch::cli::tools::parse_time(&time).and_then(|time| {
             explained(
                 Some(&bootstrap_server),
@@ -488,6 +492,7 @@ fn main() -> ExitCode {
                     topic.as_deref(),
                     partitions.as_deref(),
                     time,
+                    exclude_internal_topics,
                 ),
             )
         }),
@@ -530,13 +535,29 @@ fn main() -> ExitCode {
                 Some(c) => runtime::block_on(ketch::client::check_controller_listeners(c))
                     .map_err(|e| e.to_string())
                     .and_then(|r| r),
+                None if local => Err("--local is a controller's own view: it takes \
+                                      --bootstrap-controller (a broker forwards to the leader)"
+                    .to_string()),
                 None => Ok(()),
             };
-            let addr = bootstrap_server
+            let addrs = bootstrap_server
                 .or(bootstrap_controller)
                 .unwrap_or_default();
+            // The first address of the list that answers, as Kafka's tool takes a list.
             checked.and_then(|()| {
-                ketch::cli::describe_quorum(&addr, status || !replication, replication, local)
+                let mut last = Err(format!("no address in '{addrs}'"));
+                for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                    last = ketch::cli::describe_quorum(
+                        addr,
+                        status || !replication,
+                        replication,
+                        local,
+                    );
+                    if last.is_ok() {
+                        break;
+                    }
+                }
+                last
             })
         }
         Command::LeaderElection(args) => ketch::cli::args::leader_election(args),

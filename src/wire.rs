@@ -202,7 +202,9 @@ async fn serve<S: Service>(
         };
         drop(frame);
         let started = metrics.map(|m| m.now());
-        let api_name = format!("{:?}", request.api_key);
+        let api_name = metrics
+            .map(|_| format!("{:?}", request.api_key))
+            .unwrap_or_default();
         let api_version = request.version;
         let record = |ok: bool| {
             if let (Some(m), Some(started)) = (metrics, started) {

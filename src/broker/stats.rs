@@ -56,7 +56,15 @@ pub async fn samples(broker: &Broker) -> Vec<Sample> {
     let mut members = Vec::new();
     {
         let inner = broker.groups.lock().await;
-        for group in inner.core.groups() {
+        // Only groups this broker coordinates now: one whose offsets partition moved away may
+        // linger in the coordinator until it is unloaded, and must not be reported twice.
+        let coordinating = |group_id: &str| {
+            image
+                .topic_by_name(crate::model::CONSUMER_OFFSETS)
+                .and_then(|t| t.partitions.get(&broker.groups.partition_of(group_id)))
+                .is_some_and(|p| p.leader == me)
+        };
+        for group in inner.core.groups().filter(|g| coordinating(&g.group_id)) {
             members.push((group.group_id.clone(), group.members.len() as i64));
             for ((topic, partition), value) in &group.offsets {
                 committed.insert(

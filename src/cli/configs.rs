@@ -156,8 +156,14 @@ async fn describe_one(
             res.error_message.as_deref().unwrap_or("")
         ));
     }
-    // Without --all, what was set dynamically (Kafka's "Dynamic configs").
-    let dynamic = |s: i8| matches!(s, 1..=3);
+    // Without --all, what was set dynamically on this entity (Kafka's "Dynamic configs"):
+    // a topic's own overrides, a broker's own settings, or the cluster default's.
+    let own_source = match (kind, name.is_empty()) {
+        (EntityType::Topics, _) => 1,
+        (EntityType::Brokers, false) => 2,
+        (EntityType::Brokers, true) => 3,
+    };
+    let dynamic = |s: i8| s == own_source;
     let heading = match (all, kind, name.is_empty()) {
         (_, EntityType::Brokers, true) => {
             "Default configs for brokers in the cluster are:".to_string()

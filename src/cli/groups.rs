@@ -800,7 +800,13 @@ pub fn parse_datetime(text: &str) -> Result<i64, String> {
         t.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
         t.next().and_then(|x| x.parse().ok()).unwrap_or(0),
     );
-    let ms: i64 = format!("{millis:0<3}")[..3].parse().map_err(|_| bad())?;
+    if !millis.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let ms: i64 = format!("{millis:0<3}")
+        .get(..3)
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(bad)?;
     if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || s > 60 {
         return Err(bad());
     }

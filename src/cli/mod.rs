@@ -444,7 +444,7 @@ pub fn list_topics(bootstrap: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A topic's overrides (DescribeConfigs entries whose source is the topic), `k=v,…`.
+/// A topic's configs that are not Kafka's defaults, `k=v,…`, as kafka-topics.sh prints them.
 async fn topic_overrides(
     client: &mut crate::client::Client,
     topic: &str,
@@ -464,7 +464,9 @@ async fn topic_overrides(
     Ok(r.results
         .iter()
         .flat_map(|res| res.configs.iter())
-        .filter(|c| c.config_source == 1)
+        // As kafka-topics.sh: every value not Kafka's default (topic overrides, and what the
+        // brokers set, dynamically or in server.properties).
+        .filter(|c| c.config_source != 5)
         .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
         .collect::<Vec<_>>()
         .join(","))

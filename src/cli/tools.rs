@@ -31,6 +31,7 @@ pub fn get_offsets(
     topic: Option<&str>,
     partitions: Option<&[i32]>,
     time: i64,
+    exclude_internal: bool,
 ) -> Result<(), String> {
     runtime::block_on(async move {
         let mut client = Client::new(bootstrap, "ketch-get-offsets");
@@ -43,8 +44,8 @@ pub fn get_offsets(
             if t.error_code != 0 {
                 return Err(format!("topic '{name}': {}", error_name(t.error_code)));
             }
-            if topic.is_none() && name.starts_with("__") {
-                continue; // kafka-get-offsets.sh leaves internal topics out unless named
+            if exclude_internal && t.is_internal {
+                continue;
             }
             let mut leaders = BTreeMap::new();
             for p in &t.partitions {
@@ -122,8 +123,17 @@ pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
             match RecordBatch::parse(&rest[..size], usize::MAX) {
                 Ok((batch, _)) => {
                     let count = batch.records_count();
+                    let time_kind = if batch.is_log_append_time() {
+                        "LogAppendTime"
+                    } else {
+                        "CreateTime"
+                    };
+                    // Sequences wrap at i32::MAX back to 0, as Kafka's do.
+                    let wrap = |base: i32, delta: i64| {
+                        ((i64::from(base) + delta) % (i64::from(i32::MAX) + 1)) as i32
+                    };
                     let last_sequence = if batch.base_sequence() >= 0 {
-                        batch.base_sequence() + batch.last_offset_delta()
+                        wrap(batch.base_sequence(), i64::from(batch.last_offset_delta()))
                     } else {
                         -1
                     };
@@ -131,7 +141,8 @@ pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
                         "baseOffset: {} lastOffset: {} count: {count} baseSequence: {} \
                          lastSequence: {last_sequence} producerId: {} producerEpoch: {} \
                          partitionLeaderEpoch: {} isTransactional: {} isControl: {} \
-                         position: {position} {}: {} size: {size} magic: 2 compresscodec: {} \
+                         deleteHorizonMs: OptionalLong.empty position: {position} {}: {} \
+                         size: {size} magic: 2 compresscodec: {} \
                          crc: {} isvalid: true",
                         batch.base_offset(),
                         batch.last_offset(),
@@ -141,11 +152,7 @@ pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
                         batch.partition_leader_epoch(),
                         batch.is_transactional(),
                         batch.is_control(),
-                        if batch.is_log_append_time() {
-                            "LogAppendTime"
-                        } else {
-                            "CreateTime"
-                        },
+                        time_kind,
                         batch.max_timestamp(),
                         codec(batch.compression()),
                         batch.crc(),
@@ -155,15 +162,21 @@ pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
                             Ok(rs) => {
                                 for r in rs {
                                     let sequence = if batch.base_sequence() >= 0 {
-                                        i64::from(batch.base_sequence()) + r.offset_delta
+                                        wrap(batch.base_sequence(), r.offset_delta)
                                     } else {
                                         -1
                                     };
                                     let len = |b: Option<&[u8]>| b.map_or(-1, |b| b.len() as i64);
                                     let mut line = format!(
-                                        "| offset: {} CreateTime: {} keySize: {} valueSize: {} sequence: {sequence}",
-                                        batch.base_offset() + r.offset_delta,
-                                        batch.base_timestamp() + r.timestamp_delta,
+                                        "| offset: {} {}: {} keySize: {} valueSize: {} sequence: {sequence} headerKeys: []",
+                                        batch.base_offset().saturating_add(r.offset_delta),
+                                        time_kind,
+                                        // LogAppendTime: every record has the batch's time.
+                                        if batch.is_log_append_time() {
+                                            batch.max_timestamp()
+                                        } else {
+                                            batch.base_timestamp().saturating_add(r.timestamp_delta)
+                                        },
                                         len(r.key),
                                         len(r.value),
                                     );

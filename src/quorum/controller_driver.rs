@@ -644,7 +644,22 @@ impl ControllerDriver {
                 }
                 match bad {
                     Some(e) => Err(e),
-                    None if r.validate_only => Ok(Vec::new()),
+                    // Checked as a real change would be, nothing recorded.
+                    None if r.validate_only => changes
+                        .iter()
+                        .try_for_each(|(k, v)| {
+                            let v = v.as_deref().unwrap_or("");
+                            match (res.resource_type, v.is_empty()) {
+                                (4, true) => Ok(()),
+                                (4, false) => {
+                                    crate::controller::topic_configs::validate_broker_config(k, v)
+                                }
+                                (_, true) => Ok(()),
+                                _ => crate::controller::topic_configs::validate_topic_config(k, v),
+                            }
+                        })
+                        .map(|()| Vec::new())
+                        .map_err(ApiError::InvalidConfig),
                     None if res.resource_type == 4 => self
                         .controller
                         .alter_broker_configs(&res.resource_name, &changes),

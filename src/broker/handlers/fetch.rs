@@ -149,7 +149,12 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
 fn count_out(broker: &Broker, r: &FetchRequest, response: FetchResponse) -> FetchResponse {
     if let Some(m) = &broker.metrics {
         let replica = replica_of(r).is_some();
+        let image = broker.image();
         for (t, answered) in r.topics.iter().zip(&response.responses) {
+            // Only topics that exist get a series (a client may name any).
+            if image.topic_by_name(&t.topic.0).is_none() {
+                continue;
+            }
             let bytes: usize = answered
                 .partitions
                 .iter()

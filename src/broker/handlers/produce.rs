@@ -126,7 +126,13 @@ pub async fn handle(
         let mut partitions = Vec::with_capacity(t.partition_data.len());
         for p in &t.partition_data {
             let tp = TopicPartition::new(t.name.0.to_string(), p.index);
-            if let Some(m) = &broker.metrics {
+            // Only topics that exist get a series: random names from a client must not grow
+            // the metric families.
+            if let Some(m) = broker
+                .metrics
+                .as_ref()
+                .filter(|_| broker.image().topic_by_name(&tp.topic).is_some())
+            {
                 m.produce_request(&tp.topic);
             }
             let outcome = if acks_valid {
