@@ -408,6 +408,13 @@ fn run_server(config: ServerConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Refuses a broker's client listener given as `--bootstrap-controller`.
+fn controller_listeners(bootstrap: &str) -> Result<(), String> {
+    runtime::block_on(ketch::client::check_controller_listeners(bootstrap))
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+}
+
 /// A tool's failure, with a hint when `--bootstrap-server` named a controller listener (it
 /// closes the connection on a broker API, which alone says nothing).
 fn explained(bootstrap: Option<&str>, result: Result<(), String>) -> Result<(), String> {
@@ -460,9 +467,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => {
             let server = args.bootstrap_server.clone();
             let checked = match &args.bootstrap_controller {
-                Some(c) => runtime::block_on(ketch::client::check_controller_listeners(c))
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r),
+                Some(c) => controller_listeners(c),
                 None => Ok(()),
             };
             explained(
@@ -532,9 +537,7 @@ fn main() -> ExitCode {
                 },
         } => {
             let checked = match &bootstrap_controller {
-                Some(c) => runtime::block_on(ketch::client::check_controller_listeners(c))
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r),
+                Some(c) => controller_listeners(c),
                 None if local => Err("--local is a controller's own view: it takes \
                                       --bootstrap-controller (a broker forwards to the leader)"
                     .to_string()),

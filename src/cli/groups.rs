@@ -101,12 +101,19 @@ pub enum ResetTo {
 }
 
 async fn coordinator_of(client: &mut Client, group: &str) -> Result<String, String> {
+    coordinator_and_id(client, group)
+        .await
+        .map(|(addr, _)| addr)
+}
+
+/// The group's coordinator: its host:port and broker id.
+async fn coordinator_and_id(client: &mut Client, group: &str) -> Result<(String, i32), String> {
     let body = RequestKind::FindCoordinator(
         FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
     );
     match client.send_any(ApiKey::FindCoordinator, 3, &body).await? {
         ResponseKind::FindCoordinator(r) if r.error_code == 0 => {
-            Ok(format!("{}:{}", r.host, r.port))
+            Ok((format!("{}:{}", r.host, r.port), r.node_id.0))
         }
         ResponseKind::FindCoordinator(r) => Err(format!(
             "no coordinator for group '{group}': {}",
@@ -217,22 +224,7 @@ fn decode_assignment(bytes: &mut bytes::Bytes) -> Option<Vec<(String, i32)>> {
 }
 
 async fn describe(client: &mut Client, group: &str) -> Result<Described, String> {
-    let body = RequestKind::FindCoordinator(
-        FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
-    );
-    let (coordinator, coordinator_id) =
-        match client.send_any(ApiKey::FindCoordinator, 3, &body).await? {
-            ResponseKind::FindCoordinator(r) if r.error_code == 0 => {
-                (format!("{}:{}", r.host, r.port), r.node_id.0)
-            }
-            ResponseKind::FindCoordinator(r) => {
-                return Err(format!(
-                    "no coordinator for group '{group}': {}",
-                    error_name(r.error_code)
-                ))
-            }
-            _ => return Err("not a FindCoordinator response".into()),
-        };
+    let (coordinator, coordinator_id) = coordinator_and_id(client, group).await?;
     let body = RequestKind::DescribeGroups(
         DescribeGroupsRequest::default()
             .with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]),
