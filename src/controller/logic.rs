@@ -100,6 +100,23 @@ pub enum ApiError {
     EligibleLeadersNotAvailable(String),
 }
 
+/// One ConfigRecord per change of `resource` `name` (a `None` value deletes the key).
+fn config_records(
+    resource: &str,
+    name: &str,
+    changes: &[(String, Option<String>)],
+) -> Vec<MetadataRecord> {
+    changes
+        .iter()
+        .map(|(key, value)| MetadataRecord::Config {
+            resource: resource.to_string(),
+            name: name.to_string(),
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
 impl ApiError {
     /// Kafka's error code.
     pub fn code(&self) -> i16 {
@@ -868,16 +885,7 @@ impl Controller {
             }
             .map_err(ApiError::InvalidConfig)?;
         }
-        let records = changes
-            .iter()
-            .map(|(key, value)| MetadataRecord::Config {
-                resource: "topic".into(),
-                name: name.to_string(),
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect();
-        Ok(self.finish(records))
+        Ok(self.finish(config_records("topic", name, changes)))
     }
 
     /// IncrementalAlterConfigs on a broker (`name` an id) or the cluster default (`name` ""):
@@ -903,16 +911,7 @@ impl Controller {
             }
             .map_err(ApiError::InvalidConfig)?;
         }
-        let records = changes
-            .iter()
-            .map(|(key, value)| MetadataRecord::Config {
-                resource: "broker".into(),
-                name: name.to_string(),
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect();
-        Ok(self.finish(records))
+        Ok(self.finish(config_records("broker", name, changes)))
     }
 
     pub fn delete_topics(
