@@ -23,8 +23,8 @@ use crate::model::bugs::ClusterBugs;
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{producer_fields_of_header, BatchError, BatchHeader};
 use crate::replication::{
-    producer_state::last_sequence, BatchRange, EpochCache, LeaderState, PendingIsr, ProducerStates,
-    SequenceError, Verdict,
+    producer_state::last_sequence, BatchRange, EpochCache, IsrAnswer, LeaderState, PendingIsr,
+    ProducerStates, SequenceError, Verdict,
 };
 use crate::runtime::{self, Clock, Disk};
 use kafka_protocol::error::ResponseError;
@@ -1034,15 +1034,10 @@ impl Partition {
         f(log, hw).map_err(|e| PartitionError::Storage(e.to_string()))
     }
 
-    /// The controller's answer to this leader's AlterPartition, or refused (`None`).
-    /// `answered`: whether the controller answered at all (refused, when `result` is `None`);
-    /// a proposal that got no answer may have been committed and stays pending.
-    pub fn on_isr_result(
-        &self,
-        leader_epoch: i32,
-        result: Option<(Vec<i32>, i32)>,
-        answered: bool,
-    ) {
+    /// What the controller made of this leader's AlterPartition (see [`IsrAnswer`]): only a
+    /// refusal that says nothing was applied forgets the proposal; one that got no answer, or
+    /// was refused because the partition moved on, may have been committed and stays pending.
+    pub fn on_isr_result(&self, leader_epoch: i32, answer: IsrAnswer) {
         let mut s = self.lock();
         if s.leader_epoch != leader_epoch {
             return;
@@ -1050,8 +1045,11 @@ impl Partition {
         let Role::Leader(leader) = &mut s.role else {
             return;
         };
-        match result {
-            Some((isr, partition_epoch)) => {
+        match answer {
+            IsrAnswer::Committed {
+                isr,
+                partition_epoch,
+            } => {
                 if leader.on_isr_committed(isr.clone(), partition_epoch) {
                     let hw = leader.high_watermark();
                     raise_high_watermark(&mut s.high_watermark, hw, &self.tp);
@@ -1062,8 +1060,9 @@ impl Partition {
                     s.partition_epoch = partition_epoch;
                 }
             }
-            None if answered => leader.on_isr_change_failed(),
-            None => leader.on_isr_change_lost(),
+            IsrAnswer::NotApplied => leader.on_isr_change_failed(),
+            IsrAnswer::Stale => leader.on_isr_change_stale(),
+            IsrAnswer::Lost => leader.on_isr_change_lost(),
         }
         drop(s);
         self.bump();

@@ -19,6 +19,7 @@ use super::partitions::{IsrProposal, Partition};
 use crate::model::TopicPartition;
 use crate::protocol::frame::{decode_response, encode_request};
 use crate::protocol::responses::wire_topic_id;
+use crate::replication::IsrAnswer;
 use crate::runtime::net::{read_frame, write_frame, TcpStream};
 use crate::runtime::{self};
 use bytes::Bytes;
@@ -441,31 +442,20 @@ async fn send_isr_changes(broker: &Broker, batch: Vec<IsrProposal>) {
             Duration::from_secs(5),
         )
         .await;
-    // (topic id, partition) → the ISR and partition epoch the controller committed, or refused.
-    type Decided = BTreeMap<(String, i32), Option<(Vec<i32>, i32)>>;
-    let mut decided: Decided = BTreeMap::new();
-    // No answer, or NOT_CONTROLLER (a controller that lost its leadership after proposing
-    // answers so, and the next leader can still commit what it proposed): the changes may
-    // have been committed, and KIP-497's leaders resend rather than forget them.
-    let answered = matches!(
-        &answer,
-        Some(ResponseKind::AlterPartition(r)) if r.error_code != ResponseError::NotController.code()
-    );
+    // (topic id, partition) → what the controller made of the change. A partition it does not
+    // mention, no answer, or a request-level error (NOT_CONTROLLER: a controller that lost its
+    // leadership after proposing answers so, and the next leader can still commit what it
+    // proposed) may have been committed, and KIP-497's leaders resend rather than forget it.
+    let mut decided: BTreeMap<(String, i32), IsrAnswer> = BTreeMap::new();
     match answer {
         Some(ResponseKind::AlterPartition(r)) if r.error_code == 0 => {
             for t in &r.topics {
                 let id = crate::model::Uuid(*t.topic_id.as_bytes()).to_string();
                 for p in &t.partitions {
-                    let outcome = (p.error_code == 0).then(|| {
-                        (
-                            p.isr.iter().map(|b| b.0).collect::<Vec<i32>>(),
-                            p.partition_epoch,
-                        )
-                    });
                     if p.error_code != 0 {
                         tracing::info!(topic_id = %id, partition = p.partition_index, code = p.error_code, "ISR change refused by the controller");
                     }
-                    decided.insert((id.clone(), p.partition_index), outcome);
+                    decided.insert((id.clone(), p.partition_index), isr_answer(p));
                 }
             }
         }
@@ -477,7 +467,7 @@ async fn send_isr_changes(broker: &Broker, batch: Vec<IsrProposal>) {
     let failed = batch.iter().any(|p| {
         !matches!(
             decided.get(&(p.topic_id.clone(), p.tp.partition)),
-            Some(Some(_))
+            Some(IsrAnswer::Committed { .. })
         )
     });
     if failed {
@@ -487,9 +477,38 @@ async fn send_isr_changes(broker: &Broker, batch: Vec<IsrProposal>) {
     for p in &batch {
         let outcome = decided
             .remove(&(p.topic_id.clone(), p.tp.partition))
-            .flatten();
+            .unwrap_or(IsrAnswer::Lost);
         if let Some(partition) = broker.partitions.get(&p.tp) {
-            partition.on_isr_result(p.leader_epoch, outcome, answered);
+            partition.on_isr_result(p.leader_epoch, outcome);
         }
+    }
+}
+
+/// One partition's part of an AlterPartition answer, as Kafka's leaders read it
+/// (`Partition.handleAlterPartitionError`): only INELIGIBLE_REPLICA and OPERATION_NOT_ATTEMPTED
+/// say the change was not applied at the leader's partition epoch; a refusal because the
+/// partition moved on says nothing of an earlier copy whose answer was lost; anything else may
+/// pass and is sent again.
+fn isr_answer(p: &kafka_protocol::messages::alter_partition_response::PartitionData) -> IsrAnswer {
+    let code = p.error_code;
+    if code == 0 {
+        IsrAnswer::Committed {
+            isr: p.isr.iter().map(|b| b.0).collect(),
+            partition_epoch: p.partition_epoch,
+        }
+    } else if code == ResponseError::IneligibleReplica.code()
+        || code == ResponseError::OperationNotAttempted.code()
+    {
+        IsrAnswer::NotApplied
+    } else if code == ResponseError::FencedLeaderEpoch.code()
+        || code == ResponseError::InvalidUpdateVersion.code()
+        || code == ResponseError::NotLeaderOrFollower.code()
+        || code == ResponseError::UnknownTopicOrPartition.code()
+        || code == ResponseError::UnknownTopicId.code()
+        || code == ResponseError::InvalidRequest.code()
+    {
+        IsrAnswer::Stale
+    } else {
+        IsrAnswer::Lost
     }
 }

@@ -32,6 +32,20 @@ pub struct FollowerProgress {
     pub last_fetch_ms: Option<u64>,
 }
 
+/// What became of an ISR change sent to the controller, as the shell reads its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsrAnswer {
+    /// Committed: the partition's ISR at `partition_epoch`.
+    Committed { isr: Vec<i32>, partition_epoch: i32 },
+    /// Refused, with nothing applied at this leader's partition epoch (INELIGIBLE_REPLICA,
+    /// OPERATION_NOT_ATTEMPTED): [`LeaderState::on_isr_change_failed`].
+    NotApplied,
+    /// Refused because the partition moved on: [`LeaderState::on_isr_change_stale`].
+    Stale,
+    /// No answer (or NOT_CONTROLLER, or an error that may pass): [`LeaderState::on_isr_change_lost`].
+    Lost,
+}
+
 /// An ISR change waiting for the controller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingIsr {
@@ -310,9 +324,24 @@ impl LeaderState {
         self.advance_high_watermark()
     }
 
-    /// The proposal in flight was refused: forget it so the next check proposes anew.
+    /// The controller refused the proposal in flight and said it applied nothing at the
+    /// partition epoch this leader has (INELIGIBLE_REPLICA, OPERATION_NOT_ATTEMPTED): forget it
+    /// so the next check proposes anew, as Kafka resets to the last committed state only for
+    /// these two answers.
     pub fn on_isr_change_failed(&mut self) {
         self.pending = None;
+        self.resend_pending = false;
+    }
+
+    /// The controller refused the proposal in flight because the partition moved on (another
+    /// leader epoch, another partition epoch, the topic gone). An earlier copy of this same
+    /// proposal, whose answer was lost, may have been committed before it moved on, so the
+    /// proposal stays pending (its ISR keeps counting for the high watermark) and is not sent
+    /// again: the metadata image will bring the partition as it stands, which ends it
+    /// ([`Self::on_isr_committed`] with a newer partition epoch) or this leadership. Forgetting
+    /// it let a leader cut off from the controller advance the high watermark alone past a
+    /// follower the controller had added and then elected (cluster simulation, seed 50378).
+    pub fn on_isr_change_stale(&mut self) {
         self.resend_pending = false;
     }
 
@@ -361,6 +390,30 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_after_a_lost_answer_keeps_the_expansion_until_the_image_says() {
+        // Replica 2 is proposed into ISR [1]; the answer is lost, and the resend is refused
+        // because the partition moved on (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
+        // INVALID_UPDATE_VERSION): the first copy may have been committed.
+        let mut l = leader(vec![1], 1);
+        l.on_local_append(10);
+        l.on_follower_fetch(2, 10, 10, 1);
+        let p = l.propose_isr_change(1).unwrap();
+        l.on_isr_change_lost();
+        assert_eq!(l.propose_isr_change(2), Some(p));
+        l.on_isr_change_stale();
+        l.on_local_append(20);
+        assert_eq!(l.high_watermark(), 10, "replica 2 may be in the ISR");
+        assert_eq!(l.propose_isr_change(3), None, "not sent again");
+        assert_eq!(l.maximal_isr(), vec![1, 2]);
+        // The image brings the partition as the controller has it: the expansion was
+        // committed, and replica 2 now counts as a member.
+        assert!(!l.on_isr_committed(vec![1, 2], 1));
+        assert!(l.pending().is_none());
+        l.on_follower_fetch(2, 20, 20, 4);
+        assert_eq!(l.high_watermark(), 20);
+    }
+
+    #[test]
     fn high_watermark_is_the_slowest_in_sync_replica() {
         let mut l = leader(vec![1, 2, 3], 2);
         l.on_local_append(10);
@@ -400,8 +453,17 @@ mod tests {
         Append(u64),
         Fetch(i32, u64),
         Tick(u64),
+        /// The controller commits the proposal in flight and the leader hears so.
         Commit,
-        Fail,
+        /// The controller commits it but the answer is lost.
+        CommitLost,
+        /// The request is lost before the controller sees it.
+        Lose,
+        /// The controller refuses it: INELIGIBLE_REPLICA when it is at the leader's
+        /// partition epoch, otherwise (it moved on) INVALID_UPDATE_VERSION.
+        Refuse,
+        /// The metadata image brings the partition as the controller has it.
+        Image,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -410,7 +472,10 @@ mod tests {
             (2i32..=3, 0u64..200).prop_map(|(r, o)| Op::Fetch(r, o)),
             (1u64..800).prop_map(Op::Tick),
             Just(Op::Commit),
-            Just(Op::Fail),
+            Just(Op::CommitLost),
+            Just(Op::Lose),
+            Just(Op::Refuse),
+            Just(Op::Image),
         ]
     }
 
@@ -426,6 +491,9 @@ mod tests {
             let mut ends: BTreeMap<i32, u64> = [(1, 0), (2, 0), (3, 0)].into_iter().collect();
             let mut now = 0u64;
             let mut hw = 0u64;
+            // The controller's view: the ISR it has committed and at which partition epoch.
+            let mut ctl_isr = vec![1, 2, 3];
+            let mut ctl_epoch = 0;
             for op in ops {
                 match op {
                     Op::Append(n) => {
@@ -444,13 +512,37 @@ mod tests {
                         now += ms;
                         let _ = l.propose_isr_change(now);
                     }
-                    Op::Commit => {
+                    Op::Commit | Op::CommitLost => {
                         if let Some(p) = l.pending().cloned() {
-                            let epoch = l.partition_epoch() + 1;
-                            l.on_isr_committed(p.isr, epoch);
+                            if p.partition_epoch == ctl_epoch {
+                                ctl_isr = p.isr.clone();
+                                ctl_epoch += 1;
+                                if matches!(op, Op::Commit) {
+                                    l.on_isr_committed(p.isr, ctl_epoch);
+                                } else {
+                                    l.on_isr_change_lost();
+                                }
+                            } else if p.partition_epoch + 1 == ctl_epoch && p.isr == ctl_isr {
+                                // A resend of what was committed: the controller says so.
+                                l.on_isr_committed(ctl_isr.clone(), ctl_epoch);
+                            } else {
+                                l.on_isr_change_stale();
+                            }
                         }
                     }
-                    Op::Fail => l.on_isr_change_failed(),
+                    Op::Lose => l.on_isr_change_lost(),
+                    Op::Refuse => {
+                        if let Some(p) = l.pending().cloned() {
+                            if p.partition_epoch == ctl_epoch {
+                                l.on_isr_change_failed();
+                            } else {
+                                l.on_isr_change_stale();
+                            }
+                        }
+                    }
+                    Op::Image => {
+                        l.on_isr_committed(ctl_isr.clone(), ctl_epoch);
+                    }
                 }
                 prop_assert!(l.high_watermark() >= hw, "high watermark went back");
                 if l.high_watermark() > hw {
@@ -460,6 +552,11 @@ mod tests {
                 prop_assert!(hw <= ends[&1]);
                 for r in l.isr() {
                     prop_assert!(ends[r] >= hw, "ISR member {} holds {} < hw {}", r, ends[r], hw);
+                }
+                // The controller may elect any member of the ISR it committed, whatever this
+                // leader has heard of it.
+                for r in &ctl_isr {
+                    prop_assert!(ends[r] >= hw, "committed ISR member {} holds {} < hw {}", r, ends[r], hw);
                 }
             }
         }

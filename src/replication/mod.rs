@@ -9,5 +9,5 @@ pub mod leader;
 pub mod producer_state;
 
 pub use epochs::EpochCache;
-pub use leader::{LeaderState, PendingIsr};
+pub use leader::{IsrAnswer, LeaderState, PendingIsr};
 pub use producer_state::{BatchRange, ProducerStates, SequenceError, Verdict};
