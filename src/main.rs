@@ -87,6 +87,16 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         topic_list: Option<Vec<String>>,
     },
+    /// Moves partitions' log starts (deletes the records below), as Kafka's
+    /// kafka-delete-records.sh. Exits 1 if any partition failed.
+    DeleteRecords {
+        #[arg(long)]
+        bootstrap_server: String,
+        /// {"partitions": [{"topic": "t", "partition": 0, "offset": 5}], "version": 1};
+        /// offset -1 is the high watermark.
+        #[arg(long)]
+        offset_json_file: String,
+    },
     /// Prints the batches of segment files (offline), as Kafka's kafka-dump-log.sh.
     DumpLog {
         /// Segment files (.log), comma-separated.
@@ -513,6 +523,13 @@ fn main() -> ExitCode {
                 broker_list.as_deref(),
                 topic_list.as_deref(),
             ),
+        ),
+        Command::DeleteRecords {
+            bootstrap_server,
+            offset_json_file,
+        } => explained(
+            Some(&bootstrap_server),
+            ketch::cli::tools::delete_records(&bootstrap_server, &offset_json_file),
         ),
         Command::DumpLog {
             files,

@@ -950,3 +950,65 @@ fn a_preferred_election_moves_leadership_back() {
     assert_eq!(try_produce(&r, "p", "all")["error"], Value::Null);
     stop_all(r);
 }
+
+/// DeleteRecords (`ketch delete-records`, as kafka-delete-records.sh) on an RF=3 topic: the
+/// answer's low watermark reaches the asked offset only once every replica has moved its log
+/// start (followers take the leader's from their fetches), so a new leader after a SIGKILL of
+/// the old one starts at the same offset; an offset past the high watermark is refused.
+#[test]
+fn delete_records_moves_every_replicas_log_start() {
+    let mut r = Replicated::new("delrec", "");
+    r.start_all();
+    r.create_topic("d", 1, &[]);
+    for _ in 0..10 {
+        assert_eq!(try_produce(&r, "d", "all")["error"], Value::Null);
+    }
+    let file = r.cluster.dir.join("offsets.json");
+    let write = |offset: i64| {
+        std::fs::write(
+            &file,
+            format!(r#"{{"partitions": [{{"topic": "d", "partition": 0, "offset": {offset}}}], "version": 1}}"#),
+        )
+        .unwrap();
+    };
+    write(6);
+    let file_arg = file.to_string_lossy().to_string();
+    let delete = |r: &Replicated| {
+        r.ketch(&[
+            "delete-records",
+            "--bootstrap-server",
+            &r.live_bootstrap(),
+            "--offset-json-file",
+            &file_arg,
+        ])
+    };
+    let (ok, out) = delete(&r);
+    assert!(ok, "{out}");
+    assert!(out.contains("partition: d-0\tlow_watermark: 6"), "{out}");
+    let earliest = |r: &Replicated| {
+        r.ketch(&[
+            "get-offsets",
+            "--bootstrap-server",
+            &r.live_bootstrap(),
+            "--topic",
+            "d",
+            "--time",
+            "earliest",
+        ])
+    };
+    assert_eq!(earliest(&r).1.trim(), "d:0:6");
+    let leader = r.describe("d")[&0].0;
+    r.cluster.kill(r.node_of(leader));
+    r.wait_for("d", Duration::from_secs(20), "a new leader", |d| {
+        d[&0].0 > 0 && d[&0].0 != leader
+    });
+    assert_eq!(earliest(&r).1.trim(), "d:0:6", "the new leader's log start");
+    write(1_000);
+    let (ok, out) = delete(&r);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("partition: d-0\terror: OFFSET_OUT_OF_RANGE"),
+        "{out}"
+    );
+    stop_all(r);
+}

@@ -732,6 +732,7 @@ impl Partition {
         fetch_offset: i64,
         last_fetched_epoch: i32,
         current_leader_epoch: i32,
+        follower_log_start: i64,
         max_bytes: usize,
         now_ms: u64,
     ) -> Result<(FollowerRead, Option<IsrProposal>), PartitionError> {
@@ -774,6 +775,10 @@ impl Partition {
                     let hw = leader.high_watermark();
                     raise_high_watermark(&mut s.high_watermark, hw, &self.tp);
                     moved = true;
+                }
+                // A DeleteRecords waits for it.
+                if follower_log_start >= 0 {
+                    moved |= leader.on_follower_log_start(replica_id, follower_log_start as u64);
                 }
             }
             let proposal = leader.propose_isr_change(now_ms).map(|change| IsrProposal {
@@ -884,6 +889,106 @@ impl Partition {
             if hw > s.high_watermark {
                 s.high_watermark = hw;
             }
+        }
+    }
+
+    /// This replica's log start offset.
+    pub fn log_start(&self) -> u64 {
+        self.lock().log_start
+    }
+
+    /// A follower takes its leader's log start (moved by DeleteRecords or retention), up to its
+    /// own high watermark, as Kafka's fetcher does. Returns whether the start moved inside a
+    /// segment (the caller then checkpoints it).
+    pub fn follower_log_start(&self, leader_log_start: i64) -> Result<bool, PartitionError> {
+        let target = {
+            let s = self.lock();
+            if !matches!(s.role, Role::Follower) || s.deleted || leader_log_start < 0 {
+                return Ok(false);
+            }
+            let target = (leader_log_start as u64).min(s.high_watermark);
+            if target <= s.log_start {
+                return Ok(false);
+            }
+            target
+        };
+        self.advance_log_start(target)
+    }
+
+    /// DeleteRecords on the leader: moves the log start to `offset` (-1: the high watermark),
+    /// which must not pass the high watermark (OFFSET_OUT_OF_RANGE). Returns the log start and
+    /// whether it lies inside a segment (to checkpoint).
+    pub fn delete_records(&self, offset: i64) -> Result<(u64, bool), PartitionError> {
+        let target = {
+            let s = self.lock();
+            if s.deleted {
+                return Err(PartitionError::UnknownTopicOrPartition);
+            }
+            if !matches!(s.role, Role::Leader(_)) {
+                return Err(PartitionError::NotLeader);
+            }
+            let hw = s.high_watermark;
+            match offset {
+                -1 => hw,
+                o if o >= 0 && o as u64 <= hw => o as u64,
+                o => {
+                    return Err(PartitionError::OffsetOutOfRange {
+                        offset: o,
+                        log_start: s.log_start,
+                        log_end: hw,
+                    })
+                }
+            }
+        };
+        let inside = self.advance_log_start(target)?;
+        Ok((self.log_start(), inside))
+    }
+
+    /// Moves the log start up to `target` in the log and the state, cutting the epoch cache
+    /// below it as retention does.
+    fn advance_log_start(&self, target: u64) -> Result<bool, PartitionError> {
+        // The log's lock first, then the state (the writer's order).
+        let mut guard = write_log(&self.log);
+        let Some(log) = guard.as_mut() else {
+            return Err(PartitionError::UnknownTopicOrPartition);
+        };
+        let start = match log.advance_start_to(target) {
+            Ok(start) => start,
+            Err(e) => {
+                let what = e.to_string();
+                self.fail(&what);
+                return Err(PartitionError::Storage(what));
+            }
+        };
+        let inside = log.start_inside_segment();
+        let mut s = self.lock();
+        if start > s.log_start {
+            s.log_start = start;
+            tracing::info!(partition = %self.tp, log_start = start, "log start moved");
+        }
+        if s.epochs.truncate_from_start(start) {
+            let epochs = s.epochs.clone();
+            drop(s);
+            if let Err(PartitionError::Storage(e)) = write_epochs(self.disk.as_ref(), log, &epochs)
+            {
+                self.fail(&e);
+                return Err(PartitionError::Storage(e));
+            }
+        } else {
+            drop(s);
+        }
+        drop(guard);
+        self.bump();
+        Ok(inside)
+    }
+
+    /// DeleteRecords' low watermark on the leader: the smallest log start over the replicas
+    /// `live` says are alive (see [`LeaderState::low_watermark`]).
+    pub fn low_watermark(&self, live: impl Fn(i32) -> bool) -> Result<u64, PartitionError> {
+        let s = self.lock();
+        match &s.role {
+            Role::Leader(l) if !s.deleted => Ok(l.low_watermark(s.log_start, live)),
+            _ => Err(PartitionError::NotLeader),
         }
     }
 
@@ -1300,6 +1405,8 @@ pub struct Partitions {
     leadership: watch::Sender<u64>,
     /// One `apply_image` at a time: two would both create the same log.
     applying: Mutex<()>,
+    /// One writer of the `log-start-offset-checkpoint` files at a time.
+    log_starts_written: Mutex<()>,
     /// A log writer's fatal error (a failed fsync): the broker must stop.
     fatal: watch::Sender<Option<String>>,
     /// ISR changes leaders propose, for the task that sends them to the controller.
@@ -1362,6 +1469,7 @@ impl Partitions {
             appended: Arc::new(watch::channel(0).0),
             leadership: watch::channel(0).0,
             applying: Mutex::new(()),
+            log_starts_written: Mutex::new(()),
             fatal: watch::channel(None).0,
             isr_tx,
             isr_rx: Mutex::new(Some(isr_rx)),
@@ -1733,6 +1841,7 @@ impl Partitions {
                 .map_err(|e| LogError::Io { path, source: e })?;
         }
         self.write_recovery_points(&partitions)?;
+        self.write_log_starts()?;
         self.write_high_watermarks()
     }
 
@@ -1757,6 +1866,36 @@ impl Partitions {
                 &dir.path().join(crate::log::RECOVERY_POINT_CHECKPOINT),
                 &map,
             )?;
+        }
+        Ok(())
+    }
+
+    /// Writes each dir's `log-start-offset-checkpoint`: the log starts that lie inside a
+    /// segment (DeleteRecords, or a follower taking its leader's). One writer at a time, as
+    /// the file is rewritten whole.
+    pub fn write_log_starts(&self) -> Result<(), LogError> {
+        let _one = self
+            .log_starts_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let partitions = self.all();
+        for (i, dir) in self.dirs.iter().enumerate() {
+            let mut starts: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+            for p in partitions.iter().filter(|p| p.dir_index == i) {
+                if let Some(log) = read_log(&p.log).as_ref() {
+                    if log.start_inside_segment() {
+                        starts.insert(p.tp.clone(), log.log_start_offset());
+                    }
+                }
+            }
+            for (tp, (index, _, log)) in
+                self.strays.lock().unwrap_or_else(|p| p.into_inner()).iter()
+            {
+                if *index == i && log.start_inside_segment() {
+                    starts.insert(tp.clone(), log.log_start_offset());
+                }
+            }
+            dir.write_log_starts(&starts)?;
         }
         Ok(())
     }

@@ -234,7 +234,8 @@ fn fetch_request(me: i32, positions: &BTreeMap<TopicPartition, Position>) -> Req
                 .with_current_leader_epoch(pos.leader_epoch)
                 .with_fetch_offset(pos.fetch_offset as i64)
                 .with_last_fetched_epoch(last_fetched_epoch)
-                .with_log_start_offset(-1)
+                // The leader's DeleteRecords waits until each replica reports the new start.
+                .with_log_start_offset(pos.partition.log_start() as i64)
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
         );
     }
@@ -294,6 +295,16 @@ async fn handle_partition(
             }
         }
         partition.follower_high_watermark(pd.high_watermark);
+        // The leader's log start moved (DeleteRecords, retention): this replica's follows.
+        if partition
+            .follower_log_start(pd.log_start_offset)
+            .map_err(|e| e.to_string())?
+        {
+            broker
+                .partitions
+                .write_log_starts()
+                .map_err(|e| e.to_string())?;
+        }
         return Ok(moved);
     }
     if code == ResponseError::OffsetOutOfRange.code() {

@@ -1,4 +1,6 @@
-//! Small operator tools, each as its Kafka namesake: `get-offsets` (kafka-get-offsets.sh:
+//! Small operator tools, each as its Kafka namesake: `delete-records` (kafka-delete-records.sh:
+//! a JSON file of partitions and offsets, sent to each leader), `log-dirs` (kafka-log-dirs.sh),
+//! `get-offsets` (kafka-get-offsets.sh:
 //! `topic:partition:offset` per partition at a time) and `dump-log` (kafka-dump-log.sh: the
 //! batches of segment files, offline, with their CRC checked and optionally the records).
 
@@ -300,4 +302,174 @@ pub fn log_dirs(
         Ok(())
     })
     .map_err(|e| e.to_string())?
+}
+
+/// `ketch delete-records --bootstrap-server B --offset-json-file F`, as
+/// kafka-delete-records.sh: F holds `{"partitions": [{"topic": T, "partition": P, "offset":
+/// O}, …], "version": 1}` (offset -1: the high watermark); each partition's leader moves its log
+/// start there. Prints each partition's low watermark, or its error (then exits 1).
+pub fn delete_records(bootstrap: &str, offset_json_file: &str) -> Result<(), String> {
+    use kafka_protocol::messages::{
+        delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
+        ApiKey, DeleteRecordsRequest, RequestKind, ResponseKind, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let bytes = RealDisk
+        .read_file(Path::new(offset_json_file))
+        .map_err(|e| format!("{offset_json_file}: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{offset_json_file}: not UTF-8"))?;
+    let wanted =
+        parse_delete_records_json(&text).map_err(|e| format!("{offset_json_file}: {e}"))?;
+    runtime::block_on(async move {
+        let mut client = Client::new(bootstrap, "ketch-delete-records");
+        let topics: Vec<String> = wanted
+            .iter()
+            .map(|(t, _, _)| t.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let m = client.metadata(Some(&topics)).await?;
+        // leader address → topic → [(partition, offset)]
+        let mut by_leader: BTreeMap<String, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
+        let mut results: BTreeMap<(String, i32), Result<i64, String>> = BTreeMap::new();
+        for (topic, partition, offset) in &wanted {
+            let meta = m
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic));
+            let leader = match meta {
+                Some(t) if t.error_code != 0 => Err(error_name(t.error_code).to_string()),
+                None => Err("UNKNOWN_TOPIC_OR_PARTITION".to_string()),
+                Some(t) => match t
+                    .partitions
+                    .iter()
+                    .find(|p| p.partition_index == *partition)
+                {
+                    None => Err("UNKNOWN_TOPIC_OR_PARTITION".to_string()),
+                    Some(p) => broker_addr(&m, p.leader_id.0)
+                        .ok_or_else(|| "LEADER_NOT_AVAILABLE".to_string()),
+                },
+            };
+            match leader {
+                Ok(addr) => by_leader
+                    .entry(addr)
+                    .or_default()
+                    .entry(topic.clone())
+                    .or_default()
+                    .push((*partition, *offset)),
+                Err(e) => {
+                    results.insert((topic.clone(), *partition), Err(e));
+                }
+            }
+        }
+        println!("Executing records delete operation");
+        for (addr, topics) in &by_leader {
+            let request = DeleteRecordsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(name, ps)| {
+                            DeleteRecordsTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(name.clone())))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|(p, o)| {
+                                            DeleteRecordsPartition::default()
+                                                .with_partition_index(*p)
+                                                .with_offset(*o)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let ResponseKind::DeleteRecords(r) = client
+                .send(
+                    addr,
+                    ApiKey::DeleteRecords,
+                    2,
+                    &RequestKind::DeleteRecords(request),
+                )
+                .await?
+            else {
+                return Err("not a DeleteRecords response".into());
+            };
+            for t in &r.topics {
+                for p in &t.partitions {
+                    let outcome = if p.error_code == 0 {
+                        Ok(p.low_watermark)
+                    } else {
+                        Err(error_name(p.error_code).to_string())
+                    };
+                    results.insert((t.name.to_string(), p.partition_index), outcome);
+                }
+            }
+        }
+        println!("Records delete operation completed:");
+        let mut failed = false;
+        for (topic, partition, _) in &wanted {
+            match results.get(&(topic.clone(), *partition)) {
+                Some(Ok(low)) => println!("partition: {topic}-{partition}\tlow_watermark: {low}"),
+                Some(Err(e)) => {
+                    failed = true;
+                    println!("partition: {topic}-{partition}\terror: {e}");
+                }
+                None => {
+                    failed = true;
+                    println!("partition: {topic}-{partition}\terror: no answer from its leader");
+                }
+            }
+        }
+        if failed {
+            return Err("some partitions' records were not deleted".into());
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?
+}
+
+/// The `--offset-json-file` document: (topic, partition, offset) in file order; duplicates and
+/// offsets below -1 are refused, as kafka-delete-records.sh does.
+pub fn parse_delete_records_json(text: &str) -> Result<Vec<(String, i32, i64)>, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let entries = doc
+        .get("partitions")
+        .and_then(|p| p.as_array())
+        .ok_or("expected {\"partitions\": [{\"topic\": …, \"partition\": …, \"offset\": …}], \"version\": 1}")?;
+    if let Some(v) = doc.get("version") {
+        if v.as_i64() != Some(1) {
+            return Err(format!("unsupported version {v} (expected 1)"));
+        }
+    }
+    let mut out: Vec<(String, i32, i64)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let topic = e.get("topic").and_then(|t| t.as_str());
+        let partition = e
+            .get("partition")
+            .and_then(|p| p.as_i64())
+            .and_then(|p| i32::try_from(p).ok());
+        let offset = e.get("offset").and_then(|o| o.as_i64());
+        let (Some(topic), Some(partition), Some(offset)) = (topic, partition, offset) else {
+            return Err(format!(
+                "partitions[{i}] needs \"topic\" (a string), \"partition\" and \"offset\" (integers)"
+            ));
+        };
+        if offset < -1 {
+            return Err(format!(
+                "{topic}-{partition}: offset {offset} (use -1 for the high watermark)"
+            ));
+        }
+        if out.iter().any(|(t, p, _)| t == topic && *p == partition) {
+            return Err(format!(
+                "Offset json file contains duplicate topic partitions: {topic}-{partition}"
+            ));
+        }
+        out.push((topic.to_string(), partition, offset));
+    }
+    if out.is_empty() {
+        return Err("no partitions given".into());
+    }
+    Ok(out)
 }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Each log's start offset, where DeleteRecords (or a leader's) moved it inside a segment.
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 
 #[derive(Debug)]
 pub struct LogDir {
@@ -101,6 +103,7 @@ impl LogDir {
         }
         let checkpoints =
             read_offset_checkpoint(disk.as_ref(), &path.join(RECOVERY_POINT_CHECKPOINT))?;
+        let starts = read_offset_checkpoint(disk.as_ref(), &path.join(LOG_START_CHECKPOINT))?;
         let mut logs = BTreeMap::new();
         let mut notes = Vec::new();
         for name in disk.list(path).map_err(|e| LogError::io(path, e))? {
@@ -112,13 +115,27 @@ impl LogDir {
                 continue;
             }
             let recovery_point = checkpoints.get(&tp).copied().unwrap_or(0);
-            let (log, log_notes) = Log::open(
+            let (mut log, log_notes) = Log::open(
                 Arc::clone(&disk),
                 &log_path,
                 config_for(&tp),
                 recovery_point,
             )?;
             notes.extend(log_notes);
+            if let Some(&start) = starts.get(&tp) {
+                if start > log.log_end_offset() {
+                    // What lay below the checkpointed start was deleted; what followed it did
+                    // not survive (writes not fsynced): start over empty there, as Kafka does.
+                    notes.push(format!(
+                        "{}: log end {} is below the checkpointed log start {start}: starting empty at it",
+                        log_path.display(),
+                        log.log_end_offset()
+                    ));
+                    log.reset_to(start)?;
+                } else {
+                    log.advance_start_to(start)?;
+                }
+            }
             logs.insert(tp, log);
         }
         let dir = LogDir {
@@ -158,6 +175,18 @@ impl LogDir {
         self.disk
             .sync_dir(&self.path)
             .map_err(|e| LogError::io(&self.path, e))
+    }
+
+    /// Records log start offsets (`log-start-offset-checkpoint`): the caller passes those
+    /// that lie inside a segment ([`Log::start_inside_segment`]); for the others the segments
+    /// on disk say it.
+    pub fn write_log_starts(&self, starts: &BTreeMap<TopicPartition, u64>) -> Result<(), LogError> {
+        write_offset_checkpoint(
+            self.disk.as_ref(),
+            &self.path.join(LOG_START_CHECKPOINT),
+            starts,
+        )?;
+        Ok(())
     }
 
     /// Records how far each log is known durable, so the next start scans only what follows.

@@ -18,7 +18,7 @@ mod partition_log;
 mod segment;
 
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint, CheckpointError};
-pub use log_dir::{LogDir, RECOVERY_POINT_CHECKPOINT};
+pub use log_dir::{LogDir, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 pub use meta::{MetaProperties, MetaPropertiesError, META_PROPERTIES};
 pub use partition_log::{AppendInfo, Log, RetentionReport};
 

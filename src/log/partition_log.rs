@@ -56,6 +56,10 @@ pub struct Log {
     last_flush_mono_ms: u64,
     /// Segments were created or removed since the directory was last synced.
     dir_unsynced: bool,
+    /// A log start offset moved inside the first segment (DeleteRecords, or a follower taking
+    /// its leader's): offsets below it are gone to readers though their segment is not.
+    /// The log start is the larger of this and the first segment's base.
+    start_floor: u64,
 }
 
 impl Log {
@@ -163,6 +167,7 @@ impl Log {
             appends_since_flush: 0,
             last_flush_mono_ms: 0,
             dir_unsynced,
+            start_floor: 0,
         };
         // Everything recovered is valid; make it the durable baseline before accepting appends.
         log.flush()?;
@@ -194,7 +199,33 @@ impl Log {
     }
     /// First offset still in the log.
     pub fn log_start_offset(&self) -> u64 {
-        self.segments.keys().next().copied().unwrap_or(0)
+        let first_base = self.segments.keys().next().copied().unwrap_or(0);
+        first_base.max(self.start_floor.min(self.log_end_offset()))
+    }
+
+    /// Whether the log start lies inside the first segment, not at its base: only then must it
+    /// be checkpointed, as reopening the segments alone would not give it back.
+    pub fn start_inside_segment(&self) -> bool {
+        self.log_start_offset() > self.segments.keys().next().copied().unwrap_or(0)
+    }
+
+    /// Moves the log start up to `offset` (at most the log end): everything below it is gone to
+    /// readers, and the segments wholly below it are deleted, never the active one (Kafka's
+    /// `maybeIncrementLogStartOffset` and the deletion that follows). The caller checkpoints the
+    /// new start (`log-start-offset-checkpoint`) when [`Self::start_inside_segment`]. Returns
+    /// the log start.
+    pub fn advance_start_to(&mut self, offset: u64) -> Result<u64, LogError> {
+        let offset = offset.min(self.log_end_offset());
+        if offset <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        // What stays readable from the new start on is durable first: recovery trusts the log
+        // below its flushed offset, which never lies under the log start.
+        if offset > self.flushed_offset {
+            self.flush()?;
+        }
+        self.start_floor = offset;
+        self.delete_segments_below(offset)
     }
     /// One past the last offset in the log (Kafka's log end offset).
     pub fn log_end_offset(&self) -> u64 {
@@ -498,6 +529,12 @@ impl Log {
             }
         }
         let new_end = self.active_mut().truncate_to(offset)?;
+        if new_end < self.start_floor {
+            // The cut fell inside the batch holding the log start: nothing readable is left.
+            let start = self.start_floor;
+            self.reset_to(start)?;
+            return Ok(start);
+        }
         if self.active().is_empty() && self.segments.len() > 1 {
             if let Some((base, segment)) = self.segments.pop_last() {
                 segment.remove_files(self.disk.as_ref(), &self.dir)?;
@@ -552,6 +589,7 @@ impl Log {
         // The new segment takes the old ones' place before their files go, so that a failed
         // removal leaves a log whose end and flushed offset agree.
         let old = std::mem::replace(&mut self.segments, BTreeMap::from([(offset, segment)]));
+        self.start_floor = offset;
         self.dir_unsynced = true;
         self.flushed_offset = 0;
         for (base, s) in old {

@@ -30,6 +30,8 @@ pub struct FollowerProgress {
     /// The leader's log end when the follower last fetched (what the next fetch must reach).
     pub leader_end_at_last_fetch: u64,
     pub last_fetch_ms: Option<u64>,
+    /// The follower's log start offset as its fetches report it; `None` before any.
+    pub log_start: Option<u64>,
 }
 
 /// What became of an ISR change sent to the controller, as the shell reads its answer.
@@ -104,6 +106,7 @@ impl LeaderState {
                         last_caught_up_ms: if isr.contains(r) { now_ms } else { 0 },
                         leader_end_at_last_fetch: log_end,
                         last_fetch_ms: None,
+                        log_start: None,
                     },
                 )
             })
@@ -261,6 +264,29 @@ impl LeaderState {
         self.advance_high_watermark()
     }
 
+    /// A follower's fetch reported its log start offset. Returns whether it moved.
+    pub fn on_follower_log_start(&mut self, replica: i32, log_start: u64) -> bool {
+        match self.followers.get_mut(&replica) {
+            Some(f) if f.log_start != Some(log_start) => {
+                f.log_start = Some(log_start);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// DeleteRecords' low watermark (Kafka's `lowWatermarkIfLeader`): the smallest log start
+    /// over this leader (`own_log_start`) and every follower `live` says is alive, a follower
+    /// that has reported none counting as 0 — a DeleteRecords waits until each live replica
+    /// has moved its start.
+    pub fn low_watermark(&self, own_log_start: u64, live: impl Fn(i32) -> bool) -> u64 {
+        self.followers
+            .iter()
+            .filter(|(r, _)| live(**r))
+            .map(|(_, f)| f.log_start.unwrap_or(0))
+            .fold(own_log_start, u64::min)
+    }
+
     /// The ISR change to propose now, if any (and none is in flight): followers that have not
     /// caught up for `replica.lag.time.max.ms` out, followers that reached the high watermark
     /// in. Marks it pending.
@@ -387,6 +413,23 @@ mod tests {
         assert_eq!(l.high_watermark(), 10);
         l.on_local_append(30);
         assert_eq!(l.high_watermark(), 30);
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_smallest_log_start_of_the_live_replicas() {
+        let mut l = leader(vec![1, 2, 3], 1);
+        assert_eq!(l.low_watermark(10, |_| true), 0, "no follower has reported");
+        assert!(l.on_follower_log_start(2, 10));
+        assert!(!l.on_follower_log_start(2, 10), "unchanged");
+        assert_eq!(l.low_watermark(10, |_| true), 0, "replica 3 has not");
+        assert!(l.on_follower_log_start(3, 7));
+        assert_eq!(l.low_watermark(10, |_| true), 7);
+        assert_eq!(
+            l.low_watermark(10, |r| r != 3),
+            10,
+            "a dead replica does not count"
+        );
+        assert!(!l.on_follower_log_start(9, 1), "not a replica");
     }
 
     #[test]

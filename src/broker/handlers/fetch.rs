@@ -62,6 +62,7 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
                             p.fetch_offset,
                             p.last_fetched_epoch,
                             p.current_leader_epoch,
+                            p.log_start_offset,
                             limit.max(1),
                             now_ms,
                         )

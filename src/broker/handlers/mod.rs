@@ -4,6 +4,7 @@
 //! depend on [`super::context`], never on the listener; they turn internal errors into Kafka
 //! error codes and never panic on input.
 
+pub mod delete_records;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
@@ -41,6 +42,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::IncrementalAlterConfigs => (0, 1),
         ApiKey::DescribeQuorum => (0, 2),
         ApiKey::DescribeLogDirs => (1, 4),
+        ApiKey::DeleteRecords => (0, 2),
         ApiKey::InitProducerId => (0, 4),
         ApiKey::FindCoordinator => (0, 4),
         ApiKey::JoinGroup => (0, 9),
@@ -85,6 +87,9 @@ pub async fn handle(
         | RequestKind::ElectLeaders(_) => topics::handle(broker, request).await,
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r))
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(broker, r).await)
         }
         // As Kafka's brokers: forwarded to the quorum, the leader's answer relayed.
         RequestKind::DescribeQuorum(_) => {
