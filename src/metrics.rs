@@ -214,9 +214,21 @@ pub struct Metrics {
     requests: Family<Labels, Counter>,
     request_errors: Family<Labels, Counter>,
     request_time_ms: HistogramFamily,
+    raft_commit_latency: Histogram,
+    /// Metadata log entries this node appended as leader and not yet committed.
+    uncommitted: std::sync::Mutex<Uncommitted>,
     gauges: Vec<(G, Family<Labels, Gauge>)>,
     /// One scrape at a time: a scrape clears and refills the gauges.
     scrape: tokio::sync::Mutex<()>,
+}
+
+/// A quorum leader's appended, not yet committed stretches of the metadata log: (end offset,
+/// when the step that appended them began, monotonic ms), oldest first.
+#[derive(Debug, Default)]
+struct Uncommitted {
+    epoch: Option<i32>,
+    log_end: u64,
+    appended: std::collections::VecDeque<(u64, u64)>,
 }
 
 fn request_time_histogram() -> Histogram {
@@ -279,6 +291,15 @@ impl Metrics {
             "Time from a request read to its response written, in milliseconds, per API",
             request_time_ms.clone(),
         );
+        // 0.125 ms … ~4 s: an fsync and a follower's fetch round trip. In seconds, as
+        // Prometheus names units (promtool refuses `_ms`).
+        let raft_commit_latency = Histogram::new(exponential_buckets(0.000_125, 2.0, 16));
+        registry.register(
+            "kafka_server_raft_metrics_commit_latency_seconds",
+            "Time from the quorum leader appending a metadata log entry to its commit, in \
+             seconds (Kafka's commit-latency-avg is rate(_sum) / rate(_count), times 1000)",
+            raft_commit_latency.clone(),
+        );
         let gauges = G::ALL
             .iter()
             .map(|&g| {
@@ -300,6 +321,8 @@ impl Metrics {
             requests,
             request_errors,
             request_time_ms,
+            raft_commit_latency,
+            uncommitted: Default::default(),
             gauges,
             scrape: tokio::sync::Mutex::new(()),
         })
@@ -355,6 +378,44 @@ impl Metrics {
         self.request_time_ms
             .get_or_create(&api_label)
             .observe(elapsed.as_secs_f64() * 1000.0);
+    }
+
+    /// The quorum member's state after a step (`leader`: this node leads `epoch`; the step
+    /// began at `step_started_ms`): times each stretch this leader appended from that step's
+    /// start to the step after which the high watermark covers it. A follower, or a new
+    /// epoch, starts over (what an earlier leader appended is not this one's to time).
+    pub fn quorum_step(
+        &self,
+        leader: bool,
+        epoch: i32,
+        log_end: u64,
+        high_watermark: u64,
+        step_started_ms: u64,
+    ) {
+        let Ok(mut u) = self.uncommitted.lock() else {
+            return;
+        };
+        if !leader || u.epoch != Some(epoch) {
+            *u = Uncommitted {
+                epoch: leader.then_some(epoch),
+                log_end,
+                appended: Default::default(),
+            };
+            return;
+        }
+        if log_end > u.log_end {
+            u.appended.push_back((log_end, step_started_ms));
+        }
+        u.log_end = log_end;
+        let now_ms = self.clock.monotonic_ms();
+        while let Some(&(end, at_ms)) = u.appended.front() {
+            if end > high_watermark {
+                break;
+            }
+            u.appended.pop_front();
+            self.raft_commit_latency
+                .observe(now_ms.saturating_sub(at_ms) as f64 / 1000.0);
+        }
     }
 
     /// The exposition: the gauges replaced by `samples`, then everything encoded.
@@ -500,6 +561,34 @@ fn classic_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_latency_times_what_this_leader_appended_until_the_high_watermark_covers_it() {
+        let m = Metrics::new(Clock::system());
+        let count = |m: &Metrics| {
+            let text = runtime::block_on(m.render(Vec::new())).unwrap();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("kafka_server_raft_metrics_commit_latency_seconds_count ")
+                })
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let now = m.clock.monotonic_ms();
+        // Leader of epoch 3 from log end 10 (the earlier leader's entries are not timed).
+        m.quorum_step(true, 3, 10, 4, now);
+        m.quorum_step(true, 3, 12, 10, now); // appended 10..12; the old ones commit
+        assert_eq!(count(&m), "0");
+        m.quorum_step(true, 3, 15, 11, now); // appended 12..15; 10..12 not whole yet
+        assert_eq!(count(&m), "0");
+        m.quorum_step(true, 3, 15, 15, now);
+        assert_eq!(count(&m), "2", "both stretches committed");
+        // A new epoch, or a follower, starts over.
+        m.quorum_step(true, 4, 20, 15, now);
+        m.quorum_step(false, 4, 20, 20, now);
+        m.quorum_step(true, 5, 21, 21, now);
+        assert_eq!(count(&m), "2");
+    }
 
     #[test]
     fn names_are_the_jmx_exporters_and_gauges_are_replaced_per_scrape() {

@@ -569,6 +569,7 @@ pub async fn run(
         let offset = Arc::clone(&metadata_offset);
         let leader = Arc::clone(&leader_hint);
         let last = metrics.as_ref().map(|_| Arc::clone(&last_status));
+        let metrics = metrics.clone();
         Arc::new(move |s: &QuorumStatus| {
             offset.store(s.metadata_offset, Ordering::Relaxed);
             leader.store(s.leader.map_or(-1, |n| n.0), Ordering::Relaxed);
@@ -576,6 +577,15 @@ pub async fn run(
                 if let Ok(mut l) = last.lock() {
                     *l = Some(s.clone());
                 }
+            }
+            if let Some(m) = &metrics {
+                m.quorum_step(
+                    s.role == crate::quorum::Role::Leader,
+                    s.epoch,
+                    s.log_end,
+                    s.high_watermark,
+                    s.step_started_ms,
+                );
             }
             if let Some(o) = &outer_observer {
                 o(s);

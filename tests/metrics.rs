@@ -279,4 +279,14 @@ fn prometheus_scrapes_the_workload_a_node_served() {
         timed.len() == 1 && (timed[0].1 - produce[0].1).abs() < 1e-9,
         "every produce request was timed: {timed:?} vs {produce:?}"
     );
+    // The single voter leads the metadata quorum and committed the topics' records (and the
+    // broker's registration and heartbeats): each appended stretch was timed to its commit.
+    let commits = query(
+        prometheus_port,
+        "kafka_server_raft_metrics_commit_latency_seconds_count",
+    );
+    assert!(
+        commits.len() == 1 && commits[0].1 >= 2.0,
+        "metadata commits were timed: {commits:?}"
+    );
 }

@@ -51,6 +51,9 @@ pub struct QuorumStatus {
     pub snapshots_installed: u64,
     /// The last metadata offset replayed into this member's image (-1 before any).
     pub metadata_offset: i64,
+    /// When the step this status follows began (monotonic ms): entries it appended arrived
+    /// then, which times their commit (the metrics' commit latency).
+    pub step_started_ms: u64,
 }
 
 /// Called with the member's status after every step; must be quick.
@@ -385,6 +388,7 @@ pub async fn run(
                 log_start: node.log().start_offset(),
                 snapshots_installed,
                 metadata_offset: metadata.replayed_offset(),
+                step_started_ms: now,
             });
         }
         let view = (node.role(), node.epoch(), node.leader());
