@@ -99,7 +99,7 @@ enum Command {
     },
     /// Prints the batches of segment files (offline), as Kafka's kafka-dump-log.sh.
     DumpLog {
-        /// Segment files (.log), comma-separated.
+        /// Segment files (.log, .index, .timeindex), comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         files: Vec<String>,
         /// Also each record of uncompressed batches: offset, timestamp, key, payload.

@@ -935,9 +935,73 @@ fn get_offsets_and_dump_log_as_kafkas_tools() {
         Some(std::fs::metadata(&segment).unwrap().len()),
         "{doc}"
     );
-    let index = node.dir.join("data/dl-0/00000000000000000000.index");
-    let (ok, _, err) = ketch(&["dump-log", "--files", index.to_str().unwrap()]);
-    assert!(!ok && err.contains("only .log segments"), "{err}");
+    // The indexes: enough small batches into dl-1 for several entries, flushed by a stop.
+    let lines: String = (0..400).map(|i| format!("{i:0>100}\n")).collect();
+    let (ok, _, err) = run(
+        "kcat",
+        &[
+            "-b",
+            &b,
+            "-P",
+            "-t",
+            "dl",
+            "-p",
+            "1",
+            "-X",
+            "batch.num.messages=20",
+        ],
+        Some(&lines),
+    );
+    assert!(ok, "{err}");
+    let mut node = node;
+    assert!(node.stop().success());
+    let data = node.dir.join("data/dl-1");
+    let index = data.join("00000000000000000000.index");
+    let (ok, out, err) = ketch(&["dump-log", "--files", index.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let entries: Vec<&str> = out.lines().skip(1).collect();
+    assert!(
+        entries.len() >= 2
+            && entries
+                .iter()
+                .all(|l| l.starts_with("offset: ") && l.contains(" position: ")),
+        "{out}"
+    );
+    let timeindex = data.join("00000000000000000000.timeindex");
+    let (ok, out, err) = ketch(&["dump-log", "--files", timeindex.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.lines()
+            .skip(1)
+            .all(|l| l.starts_with("timestamp: ") && l.contains(" offset: ")),
+        "{out}"
+    );
+    // An entry pointing at the wrong batch is a mismatch (exit 1), checked against the segment.
+    let bad = node.dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::copy(
+        data.join("00000000000000000000.log"),
+        bad.join("00000000000000000000.log"),
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(&index).unwrap();
+    bytes[7] = bytes[7].wrapping_add(1); // the first entry's position, one byte on
+    let bad_index = bad.join("00000000000000000000.index");
+    std::fs::write(&bad_index, &bytes).unwrap();
+    let (ok, out, err) = ketch(&["dump-log", "--files", bad_index.to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("Mismatches in :") && out.contains("no valid batch at position"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = ketch(&[
+        "dump-log",
+        "--files",
+        data.join("partition.metadata").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("reads .log, .index and .timeindex"),
+        "{err}"
+    );
 }
 
 #[test]

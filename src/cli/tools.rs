@@ -97,14 +97,30 @@ pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
         let path = Path::new(file);
         println!("Dumping {file}");
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let Some(stem) = name.strip_suffix(".log") else {
-            return Err(format!(
-                "{file}: only .log segments are dumped (index and time index files are not yet)"
-            ));
+        let (stem, kind) = match name.rsplit_once('.') {
+            Some((stem, kind @ ("log" | "index" | "timeindex"))) => (stem, kind),
+            _ => {
+                return Err(format!(
+                    "{file}: dump-log reads .log, .index and .timeindex files"
+                ))
+            }
         };
         let base: u64 = stem.parse().map_err(|_| {
-            format!("{file}: a segment is named by its base offset, e.g. 00000000000000000000.log")
+            format!(
+                "{file}: a segment is named by its base offset, e.g. 00000000000000000000.{kind}"
+            )
         })?;
+        if kind != "log" {
+            let segment = path.with_extension("log");
+            problems.extend(dump_index(
+                &disk,
+                path,
+                &segment,
+                base,
+                kind == "timeindex",
+            )?);
+            continue;
+        }
         println!("Log starting offset: {base}");
         let bytes = disk.read_file(path).map_err(|e| format!("{file}: {e}"))?;
         let mut position = 0usize;
@@ -217,6 +233,111 @@ pub fn dump_log(files: &[String], print_data: bool) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
+}
+
+/// The batch of `segment` (its bytes) starting at `position`: (last offset, max timestamp).
+fn batch_at(segment: &[u8], position: usize) -> Option<(i64, i64)> {
+    let (batch, _) = RecordBatch::parse(segment.get(position..)?, usize::MAX).ok()?;
+    Some((batch.last_offset(), batch.max_timestamp()))
+}
+
+/// An `.index` (`offset: O position: P`) or `.timeindex` (`timestamp: T offset: O`) file, as
+/// kafka-dump-log.sh prints it, each entry checked against the segment beside it when there is
+/// one (an offset entry must point at the batch ending at its offset; a time entry must hold
+/// that batch's max timestamp and rise). Returns the mismatches, which it also prints.
+fn dump_index(
+    disk: &RealDisk,
+    path: &Path,
+    segment: &Path,
+    base: u64,
+    time: bool,
+) -> Result<Vec<String>, String> {
+    let file = path.display().to_string();
+    let bytes = disk.read_file(path).map_err(|e| format!("{file}: {e}"))?;
+    let log = disk.read_file(segment).ok();
+    let entry_size = if time { 12 } else { 8 };
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    // (offset, log batch last offset) / (timestamp, what the log says), as Kafka reports them.
+    let mut mismatches: Vec<String> = Vec::new();
+    let mut positions: BTreeMap<i64, usize> = BTreeMap::new();
+    if time {
+        // Where each batch ends, to find a time entry's batch by its offset.
+        if let Some(log) = &log {
+            let mut at = 0usize;
+            while let Ok(h) = BatchHeader::parse(&log[at..], usize::MAX) {
+                positions.insert(h.last_offset(), at);
+                at += h.size();
+                if at >= log.len() {
+                    break;
+                }
+            }
+        }
+    }
+    let mut previous_timestamp: Option<i64> = None;
+    for (i, e) in bytes.chunks(entry_size).enumerate() {
+        if e.len() < entry_size {
+            mismatches.push(format!("{} trailing bytes", e.len()));
+            break;
+        }
+        if time {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&e[..8]);
+            let timestamp = i64::from_be_bytes(ts);
+            let offset = base as i64 + i64::from(be32(&e[8..]));
+            if i > 0 && timestamp == 0 && be32(&e[8..]) == 0 {
+                break; // a zero-filled tail
+            }
+            println!("timestamp: {timestamp} offset: {offset}");
+            if let Some(prev) = previous_timestamp.filter(|p| timestamp <= *p) {
+                mismatches.push(format!(
+                    "Found out of order timestamp: Index timestamp: {timestamp}, Previously indexed timestamp: {prev}"
+                ));
+            }
+            previous_timestamp = Some(timestamp);
+            if let Some(log) = &log {
+                match positions.get(&offset).and_then(|p| batch_at(log, *p)) {
+                    Some((_, max)) if max == timestamp => {}
+                    Some((_, max)) => mismatches.push(format!(
+                        "Found timestamp mismatch: Index timestamp: {timestamp}, log timestamp: {max}"
+                    )),
+                    None => mismatches.push(format!(
+                        "Index offset: {offset}, no batch of the log ends there"
+                    )),
+                }
+            }
+        } else {
+            let offset = base as i64 + i64::from(be32(e));
+            let position = be32(&e[4..]) as usize;
+            if i > 0 && position == 0 {
+                break; // a zero-filled tail
+            }
+            println!("offset: {offset} position: {position}");
+            if let Some(log) = &log {
+                match batch_at(log, position) {
+                    Some((last, _)) if last == offset => {}
+                    Some((last, _)) => {
+                        mismatches.push(format!("Index offset: {offset}, log offset: {last}"))
+                    }
+                    None => mismatches.push(format!(
+                        "Index offset: {offset}, no valid batch at position {position}"
+                    )),
+                }
+            }
+        }
+    }
+    if log.is_none() {
+        println!("(no {} beside it: entries not checked)", segment.display());
+    }
+    if !mismatches.is_empty() {
+        println!("Mismatches in :{file}");
+        for m in &mismatches {
+            println!("  {m}");
+        }
+    }
+    Ok(mismatches
+        .into_iter()
+        .map(|m| format!("{file}: {m}"))
+        .collect())
 }
 
 /// `ketch log-dirs --bootstrap-server B --describe [--broker-list 1,2] [--topic-list t1,t2]`:
