@@ -1237,23 +1237,7 @@ fn delete_records_moves_the_log_start_and_survives_a_kill() {
             "earliest",
         ]);
         assert_eq!(out.trim(), "dr:0:4");
-        let (ok, out, err) = run(
-            "kcat",
-            &[
-                "-C",
-                "-b",
-                b,
-                "-t",
-                "dr",
-                "-o",
-                "beginning",
-                "-e",
-                "-f",
-                "%o %s\n",
-            ],
-            None,
-        );
-        assert!(ok, "{err}");
+        let out = common::kcat_read_all(b, "dr");
         assert_eq!(out, "4 v4\n5 v5\n6 v6\n7 v7\n8 v8\n9 v9\n");
     };
     check(&b);

@@ -150,6 +150,31 @@ impl Replicated {
         )
     }
 
+    /// `ketch delete-records` with the offsets in `file`.
+    fn delete_records(&self, file: &Path) -> (bool, String) {
+        self.ketch(&[
+            "delete-records",
+            "--bootstrap-server",
+            &self.live_bootstrap(),
+            "--offset-json-file",
+            &file.to_string_lossy(),
+        ])
+    }
+
+    /// `ketch get-offsets --time earliest` of `topic`: `topic:partition:offset` lines.
+    fn earliest(&self, topic: &str) -> String {
+        let (_, out) = self.ketch(&[
+            "get-offsets",
+            "--bootstrap-server",
+            &self.live_bootstrap(),
+            "--topic",
+            topic,
+            "--time",
+            "earliest",
+        ]);
+        out.trim().to_string()
+    }
+
     /// (leader, ISR) of each partition of `topic`, as `ketch topics --describe` shows it.
     fn describe(&self, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>)> {
         let (_, out) = self.ketch(&[
@@ -972,43 +997,76 @@ fn delete_records_moves_every_replicas_log_start() {
         .unwrap();
     };
     write(6);
-    let file_arg = file.to_string_lossy().to_string();
-    let delete = |r: &Replicated| {
-        r.ketch(&[
-            "delete-records",
-            "--bootstrap-server",
-            &r.live_bootstrap(),
-            "--offset-json-file",
-            &file_arg,
-        ])
-    };
-    let (ok, out) = delete(&r);
+    let (ok, out) = r.delete_records(&file);
     assert!(ok, "{out}");
     assert!(out.contains("partition: d-0\tlow_watermark: 6"), "{out}");
-    let earliest = |r: &Replicated| {
-        r.ketch(&[
-            "get-offsets",
-            "--bootstrap-server",
-            &r.live_bootstrap(),
-            "--topic",
-            "d",
-            "--time",
-            "earliest",
-        ])
-    };
-    assert_eq!(earliest(&r).1.trim(), "d:0:6");
+    assert_eq!(r.earliest("d"), "d:0:6");
     let leader = r.describe("d")[&0].0;
     r.cluster.kill(r.node_of(leader));
     r.wait_for("d", Duration::from_secs(20), "a new leader", |d| {
         d[&0].0 > 0 && d[&0].0 != leader
     });
-    assert_eq!(earliest(&r).1.trim(), "d:0:6", "the new leader's log start");
+    assert_eq!(r.earliest("d"), "d:0:6", "the new leader's log start");
     write(1_000);
-    let (ok, out) = delete(&r);
+    let (ok, out) = r.delete_records(&file);
     assert!(!ok, "{out}");
     assert!(
         out.contains("partition: d-0\terror: OFFSET_OUT_OF_RANGE"),
         "{out}"
     );
+    stop_all(r);
+}
+
+/// A follower that was down while DeleteRecords moved the log start into the middle of a
+/// batch comes back below that start: it resets its log to the leader's start, is sent the
+/// whole batch holding it (which begins below), starts its log at the batch's base keeping the
+/// start (as Kafka's followers do), rejoins the ISR, and once it alone is left it serves from
+/// that start.
+#[test]
+fn a_follower_behind_a_deleted_start_inside_a_batch_catches_up_from_it() {
+    let mut r = Replicated::split("delrec-behind", "");
+    r.start_all();
+    r.create_topic("d", 1, &[]);
+    let (leader, isr) = r.describe("d")[&0].clone();
+    let behind = *isr.iter().find(|b| **b != leader).unwrap();
+    r.cluster.kill(r.node_of(behind));
+    r.wait_for(
+        "d",
+        Duration::from_secs(20),
+        "the ISR without the stopped follower",
+        |d| !d[&0].1.contains(&behind),
+    );
+    // One batch of ten records (kcat sends them together; acks=all by default).
+    let lines: String = (0..10).map(|i| format!("v{i}\n")).collect();
+    let (ok, _, err) = common::run(
+        "kcat",
+        &["-b", &r.live_bootstrap(), "-P", "-t", "d", "-p", "0"],
+        Some(&lines),
+    );
+    assert!(ok, "{err}");
+    let file = r.cluster.dir.join("offsets.json");
+    std::fs::write(
+        &file,
+        r#"{"partitions": [{"topic": "d", "partition": 0, "offset": 4}], "version": 1}"#,
+    )
+    .unwrap();
+    let (ok, out) = r.delete_records(&file);
+    assert!(ok && out.contains("low_watermark: 4"), "{out}");
+    r.cluster.start(r.node_of(behind));
+    r.wait_full_isr("d", Duration::from_secs(30));
+    for b in (4..=6).filter(|b| *b != behind) {
+        r.cluster.kill(r.node_of(b));
+    }
+    r.wait_for(
+        "d",
+        Duration::from_secs(20),
+        "the returned follower leading",
+        |d| d[&0].0 == behind,
+    );
+    assert_eq!(r.earliest("d"), "d:0:4");
+    let out = common::kcat_read_all(&r.live_bootstrap(), "d");
+    assert_eq!(out, "4 v4\n5 v5\n6 v6\n7 v7\n8 v8\n9 v9\n");
+    let log = std::fs::read_to_string(r.cluster.dir.join(format!("node-{behind}.log"))).unwrap();
+    assert!(log.contains("the log starts over at its base"), "{log}");
     stop_all(r);
 }

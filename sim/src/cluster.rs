@@ -1,8 +1,9 @@
 //! The cluster simulation: whole `ketch server` nodes (quorum, controller, broker, replication,
 //! groups) started through `ketch::node::run` on madsim TCP with a [`SimDisk`] and a skewed clock
 //! each, and simulated Kafka clients on a node of their own that talk to the brokers' client
-//! listeners as real clients do: an admin creating the topic (and in some seeds growing it and
-//! changing its configs while the workload runs), idempotent acks=all producers that retry the
+//! listeners as real clients do: an admin creating the topic (and in some seeds growing it,
+//! changing its configs and deleting records below part of what the consumer read while the
+//! workload runs, with DeleteRecords), idempotent acks=all producers that retry the
 //! same batch until it is acknowledged, a plain acks=1 and an acks=0 producer, and a consumer
 //! that reads every partition from its leader and commits its positions in a group.
 //!
@@ -282,6 +283,9 @@ struct Shared {
     polled: BTreeMap<i32, BTreeMap<i64, String>>,
     /// The consumer's position per partition.
     consumed: BTreeMap<i32, i64>,
+    /// The largest offset the admin sent a DeleteRecords for, per partition, whether or not it
+    /// was answered: records below it may be gone.
+    deleted_below: BTreeMap<i32, i64>,
     /// Acknowledged commits per partition, in order.
     commits: BTreeMap<i32, Vec<CommitAck>>,
     /// Offsets of commits that got no answer, per partition: they may land late.
@@ -294,6 +298,8 @@ struct Shared {
 struct Counts {
     consumer_resets: u64,
     admin_changes: u64,
+    /// DeleteRecords answered with the asked low watermark.
+    records_deleted: u64,
     produce_attempts: u64,
     produce_errors: u64,
     producer_resets: u64,
@@ -671,6 +677,8 @@ async fn admin_changes(world: &World, client: &mut Client, seed: u64) {
             w.partitions = target;
             w.counts.admin_changes += 1;
             w.event(usize::MAX, &format!("topic grown to {target} partitions"));
+        } else if rng.gen_bool(0.3) {
+            delete_records(world, client, &mut rng, partitions).await;
         } else {
             let (key, value) = if rng.gen_bool(0.6) {
                 ("min.insync.replicas", rng.gen_range(1..=rf).to_string())
@@ -693,6 +701,64 @@ async fn admin_changes(world: &World, client: &mut Client, seed: u64) {
             w.event(usize::MAX, &format!("topic config {key}={value}"));
         }
         lock(world).admin_pending = false;
+    }
+}
+
+/// DeleteRecords below part of what the consumer has read of one partition (so below a high
+/// watermark a leader reported), sent to its leader until answered or refused for good. The
+/// offset counts as possibly deleted from the moment it is sent.
+async fn delete_records(world: &World, client: &mut Client, rng: &mut ChaCha8Rng, partitions: i32) {
+    let p = rng.gen_range(0..partitions);
+    let read = lock(world).consumed.get(&p).copied().unwrap_or(0);
+    let target = (read as f64 * rng.gen_range(0.3..1.0)) as i64;
+    if target <= 0 {
+        return;
+    }
+    {
+        let mut w = lock(world);
+        let below = w.deleted_below.entry(p).or_insert(0);
+        *below = (*below).max(target);
+    }
+    for _ in 0..10 {
+        let Some(v) = refresh(world, client).await else {
+            sleep_ms(200).await;
+            continue;
+        };
+        let Some((addr, leader, _)) = v.leader_addr(p) else {
+            sleep_ms(200).await;
+            continue;
+        };
+        let (code, low) = kafka::delete_records(client, &addr, p, target).await;
+        let mut w = lock(world);
+        match code {
+            0 => {
+                if low < target {
+                    w.violation(format!(
+                        "partition {p}: DeleteRecords below {target} answered with the low watermark {low}"
+                    ));
+                }
+                w.counts.records_deleted += 1;
+                w.counts.admin_changes += 1;
+                w.event(
+                    usize::MAX,
+                    &format!("partition {p}: records below {target} deleted (node {leader}, low watermark {low})"),
+                );
+                return;
+            }
+            // OFFSET_OUT_OF_RANGE: a new leader's high watermark has not caught up yet;
+            // REQUEST_TIMED_OUT: a replica did not move its start in time (it may be down).
+            1 | 7 => {
+                w.event(
+                    usize::MAX,
+                    &format!("partition {p}: DeleteRecords below {target}: error {code}"),
+                );
+                return;
+            }
+            _ => {
+                drop(w);
+                sleep_ms(200).await;
+            }
+        }
     }
 }
 
@@ -964,6 +1030,8 @@ async fn consumer(world: World, seed: u64) {
             // A position past a log that lost power is reset as `auto.offset.reset=latest`
             // does (seed 62): from this leader.
             let mut reset_from: Option<String> = None;
+            // A position below a log start DeleteRecords moved: `auto.offset.reset=earliest`.
+            let mut reset_to_start_from: Option<String> = None;
             let Some((addr, _, epoch)) = view.leader_addr(p) else {
                 if let Some(v) = refresh(&world, &mut client).await {
                     view = v;
@@ -1002,7 +1070,13 @@ async fn consumer(world: World, seed: u64) {
                             .map(|(_, e)| *e)
                             .max()
                             .unwrap_or(-1);
-                        if w.loss_excused(Some(p), 0) {
+                        if position < w.deleted_below.get(&p).copied().unwrap_or(0) {
+                            w.event(
+                                usize::MAX,
+                                &format!("{what} (below a DeleteRecords offset)"),
+                            );
+                            reset_to_start_from = Some(addr.clone());
+                        } else if w.loss_excused(Some(p), 0) {
                             w.event(usize::MAX, &what);
                             reset_from = Some(addr.clone());
                         } else if epoch < newest {
@@ -1012,6 +1086,19 @@ async fn consumer(world: World, seed: u64) {
                         }
                     }
                     _ => {}
+                }
+            }
+            if let Some(addr) = reset_to_start_from {
+                let (code, earliest) = kafka::earliest_offset(&mut client, &addr, p).await;
+                if code == 0 && earliest > positions[&p] {
+                    let mut w = lock(&world);
+                    w.counts.consumer_resets += 1;
+                    w.event(
+                        usize::MAX,
+                        &format!("partition {p}: consumer reset to {earliest} (earliest)"),
+                    );
+                    positions.insert(p, earliest);
+                    w.consumed.insert(p, earliest);
                 }
             }
             if let Some(addr) = reset_from {
@@ -1617,6 +1704,15 @@ async fn read_final(
             continue;
         };
         let f = kafka::fetch(client, &addr, p, position, epoch, 0).await;
+        let deleted_below = lock(world).deleted_below.get(&p).copied().unwrap_or(0);
+        if f.error == 1 && position < deleted_below {
+            // Below the log start DeleteRecords moved: read from it.
+            let (code, earliest) = kafka::earliest_offset(client, &addr, p).await;
+            if code == 0 && earliest > position {
+                position = earliest;
+                continue;
+            }
+        }
         if f.error != 0 {
             last_error = f.error;
             sleep_ms(100).await;
@@ -1722,11 +1818,15 @@ fn check_replicas_identical(
                 Err(e) => findings.push(format!("partition {p}, replica {r}: {e}")),
             }
         }
+        // Below a log start DeleteRecords moved, a replica may keep batches that diverged
+        // (its truncation stops at the leader's earliest cached epoch, as Kafka's does): no
+        // reader sees them, so the comparison starts above.
         let from = copies
             .iter()
             .filter_map(|(_, b)| b.first().map(|(base, _, _)| *base))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(w.deleted_below.get(p).copied().unwrap_or(0));
         let below = |batches: &[(i64, i64, Vec<u8>)]| -> BTreeMap<i64, Vec<u8>> {
             batches
                 .iter()
@@ -1773,11 +1873,19 @@ fn check_replicas_identical(
 }
 
 fn check_final_logs(w: &mut Shared, logs: &BTreeMap<i32, (i64, BTreeMap<i64, String>)>) {
-    // Offsets contiguous from 0 (no retention or compaction here), each value once.
+    // Offsets contiguous from the log start (no retention or compaction here), which lies at
+    // or below the largest DeleteRecords offset (0 without one); each value once.
     let mut where_is: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
     let mut findings = Vec::new();
     for (p, (hw, records)) in logs {
-        let mut expected = 0i64;
+        let deleted_below = w.deleted_below.get(p).copied().unwrap_or(0);
+        let first = records.keys().next().copied().unwrap_or(*hw);
+        if first > deleted_below {
+            findings.push(format!(
+                "partition {p}: the final log starts at {first}, above every DeleteRecords offset ({deleted_below})"
+            ));
+        }
+        let mut expected = first;
         for (o, v) in records {
             if *o != expected {
                 findings.push(format!(
@@ -1813,6 +1921,8 @@ fn check_final_logs(w: &mut Shared, logs: &BTreeMap<i32, (i64, BTreeMap<i64, Str
                 a.value, a.partition, a.offset
             )),
             None if !a.acks_all => {}
+            None if a.offset >= 0
+                && a.offset < w.deleted_below.get(&a.partition).copied().unwrap_or(0) => {}
             None if w.loss_excused(Some(a.partition), a.at_ms) => w.counts.excused_losses += 1,
             None => {
                 lost += 1;
@@ -1836,7 +1946,11 @@ fn check_final_logs(w: &mut Shared, logs: &BTreeMap<i32, (i64, BTreeMap<i64, Str
         let Some((_, records)) = logs.get(p) else {
             continue;
         };
+        let deleted_below = w.deleted_below.get(p).copied().unwrap_or(0);
         for (o, v) in seen {
+            if *o < deleted_below && records.get(o).is_none() {
+                continue; // deleted by DeleteRecords
+            }
             if records.get(o) != Some(v) {
                 unseen += 1;
                 if unseen <= 5 {
@@ -1885,6 +1999,7 @@ pub fn run(options: Options) -> Report {
         topic_ready: false,
         partitions: mix.partitions,
         admin_pending: false,
+        deleted_below: BTreeMap::new(),
         healed_at: None,
         checks_done: false,
         stop_producing: false,
@@ -1914,7 +2029,7 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE ({} consumer resets), {} commits acknowledged, {} commit read-backs; {} admin changes; {} caught-up replica logs compared; {} losses excused by the page-cache rule; {} violations",
+            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE ({} consumer resets), {} commits acknowledged, {} commit read-backs; {} admin changes ({} DeleteRecords); {} caught-up replica logs compared; {} losses excused by the page-cache rule; {} violations",
             options.seed,
             w.events,
             w.crashes,
@@ -1936,6 +2051,7 @@ pub fn run(options: Options) -> Report {
             w.commits.values().map(Vec::len).sum::<usize>(),
             w.commit_checks,
             c.admin_changes,
+            c.records_deleted,
             c.replicas_compared,
             c.excused_losses,
             w.violations.len()

@@ -182,6 +182,21 @@ pub async fn set_topic_config(client: &mut Client, key: &str, value: &str) -> i1
 /// ListOffsets latest (-1) of one partition from `addr`, as a consumer asks it (replica -1,
 /// read_uncommitted: the high watermark): (error, offset).
 pub async fn latest_offset(client: &mut Client, addr: &str, partition: i32) -> (i16, i64) {
+    list_offset(client, addr, partition, -1).await
+}
+
+/// ListOffsets EARLIEST (-2): the partition's log start, as a consumer resetting to
+/// `earliest` asks it.
+pub async fn earliest_offset(client: &mut Client, addr: &str, partition: i32) -> (i16, i64) {
+    list_offset(client, addr, partition, -2).await
+}
+
+async fn list_offset(
+    client: &mut Client,
+    addr: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64) {
     let body = RequestKind::ListOffsets(
         ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -191,7 +206,7 @@ pub async fn latest_offset(client: &mut Client, addr: &str, partition: i32) -> (
                     list_offsets_request::ListOffsetsPartition::default()
                         .with_partition_index(partition)
                         .with_current_leader_epoch(-1)
-                        .with_timestamp(-1),
+                        .with_timestamp(timestamp),
                 ])]),
     );
     match client.send(addr, ApiKey::ListOffsets, 2, &body).await {
@@ -201,6 +216,37 @@ pub async fn latest_offset(client: &mut Client, addr: &str, partition: i32) -> (
             .flat_map(|t| t.partitions.iter())
             .find(|p| p.partition_index == partition)
             .map_or((NETWORK, -1), |p| (p.error_code, p.offset)),
+        _ => (NETWORK, -1),
+    }
+}
+
+/// DeleteRecords of one partition below `offset`, to its leader at `addr`: (error, low
+/// watermark).
+pub async fn delete_records(
+    client: &mut Client,
+    addr: &str,
+    partition: i32,
+    offset: i64,
+) -> (i16, i64) {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let body = RequestKind::DeleteRecords(
+        kafka_protocol::messages::DeleteRecordsRequest::default()
+            .with_timeout_ms(2_000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset)])]),
+    );
+    match client.send(addr, ApiKey::DeleteRecords, 2, &body).await {
+        Ok(ResponseKind::DeleteRecords(r)) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .map_or((NETWORK, -1), |p| (p.error_code, p.low_watermark)),
         _ => (NETWORK, -1),
     }
 }

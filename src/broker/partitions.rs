@@ -844,6 +844,7 @@ impl Partition {
         self: &Arc<Self>,
         data: Vec<u8>,
         leader_epoch: i32,
+        leader_log_start: i64,
     ) -> Result<u64, PartitionError> {
         let me = Arc::clone(self);
         let written = self
@@ -855,18 +856,48 @@ impl Partition {
                 {
                     return Err(PartitionError::NotLeader);
                 }
+                // The leader serves the whole batch holding the offset asked, so a follower at
+                // or below the leader's log start (it was reset to a start DeleteRecords moved
+                // into a batch, or truncated to the start of the leader's earliest cached
+                // epoch, which lies there too) can be sent a batch that begins below its end.
+                // All it holds below the leader's start is deleted: it starts its log over at
+                // the batch's base and keeps the leader's start, as Kafka's followers do for an
+                // empty log (`UnexpectedAppendOffsetException`). Refusing it stopped the broker
+                // on every restart (cluster simulation, seeds 1 and 3515).
+                let end = log.log_end_offset() as i64;
+                let straddling_base =
+                    crate::protocol::record_batch::BatchHeader::parse(&data, usize::MAX)
+                        .ok()
+                        .filter(|h| {
+                            h.base_offset < end
+                                && h.last_offset() >= end
+                                && end <= leader_log_start
+                        })
+                        .map(|h| h.base_offset.max(0) as u64);
+                if let Some(base) = straddling_base {
+                    tracing::info!(partition = %me.tp, base, log_end = end, leader_log_start,
+                        "the leader's first batch begins below this log's end, at or below the leader's log start: the log starts over at its base");
+                    log.reset_to(base)
+                        .map_err(|e| PartitionError::Storage(e.to_string()))?;
+                    s.producers = ProducerStates::new();
+                    s.epochs.clear();
+                }
                 let segment_before = log.active_segment_base();
                 log.append_verbatim(&data, now_ms).map_err(append_error)?;
+                if straddling_base.is_some() {
+                    log.advance_start_to(leader_log_start.max(0) as u64)
+                        .map_err(|e| PartitionError::Storage(e.to_string()))?;
+                }
                 for (pid, pepoch, range) in idempotent_batches(&data) {
                     s.producers.record(pid, pepoch, range);
                 }
                 // The state follows the log before anything else can fail.
                 s.log_end = log.log_end_offset();
                 s.log_start = log.log_start_offset();
-                if log.active_segment_base() != segment_before {
+                if straddling_base.is_some() || log.active_segment_base() != segment_before {
                     write_producer_snapshot(me.disk.as_ref(), log, &s.producers)?;
                 }
-                let mut epochs_changed = false;
+                let mut epochs_changed = straddling_base.is_some();
                 for (epoch, base, _) in batch_epochs(&data) {
                     epochs_changed |= s.epochs.assign(epoch, base);
                 }
@@ -1048,9 +1079,22 @@ impl Partition {
                         "truncating below the high watermark (acknowledged data not fsynced, or an unclean election)");
                     s.high_watermark = offset;
                 }
-                let end = log
-                    .truncate_to(offset)
-                    .map_err(|e| PartitionError::Storage(e.to_string()))?;
+                // Below this log's start (the leader lost what lay there, or never had it): the
+                // leader's log is the truth, so this one starts over empty at the offset, as
+                // Kafka's `truncateFullyAndStartAt`. Cutting at the start instead left a
+                // follower whose DeleteRecords start lay past a new leader's end truncating to
+                // it forever (cluster simulation, seed 35).
+                let end = if offset < log.log_start_offset() {
+                    log.reset_to(offset)
+                        .map_err(|e| PartitionError::Storage(e.to_string()))?;
+                    s.epochs.clear();
+                    write_epochs(me.disk.as_ref(), log, &s.epochs)?;
+                    offset
+                } else {
+                    log.truncate_to(offset)
+                        .map_err(|e| PartitionError::Storage(e.to_string()))?
+                };
+                s.log_start = log.log_start_offset();
                 s.producers.truncate_to(end as i64);
                 // The producer snapshot on disk may hold the cut history's batches: replaced,
                 // or recovery would start from it and let a retried batch of the new history in

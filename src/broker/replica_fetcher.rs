@@ -119,6 +119,8 @@ struct Position {
     partition: Arc<Partition>,
     leader_epoch: i32,
     fetch_offset: u64,
+    /// The log start when the fetch was sent (reported to the leader in it).
+    log_start: u64,
 }
 
 async fn fetcher(broker: Arc<Broker>, leader: i32) {
@@ -142,6 +144,7 @@ async fn fetcher(broker: Arc<Broker>, leader: i32) {
                             partition: Arc::clone(&p),
                             leader_epoch: epoch,
                             fetch_offset: offset,
+                            log_start: p.log_start(),
                         },
                     );
                 }
@@ -235,7 +238,7 @@ fn fetch_request(me: i32, positions: &BTreeMap<TopicPartition, Position>) -> Req
                 .with_fetch_offset(pos.fetch_offset as i64)
                 .with_last_fetched_epoch(last_fetched_epoch)
                 // The leader's DeleteRecords waits until each replica reports the new start.
-                .with_log_start_offset(pos.partition.log_start() as i64)
+                .with_log_start_offset(pos.log_start as i64)
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
         );
     }
@@ -270,6 +273,25 @@ async fn handle_partition(
     pd: &kafka_protocol::messages::fetch_response::PartitionData,
 ) -> Result<bool, String> {
     let partition = &pos.partition;
+    let moved = handle_partition_data(broker, leader, addr, pos, pd).await?;
+    // A truncation or reset may have moved the log start either way: its checkpoint follows.
+    if partition.log_start() != pos.log_start {
+        broker
+            .partitions
+            .write_log_starts()
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(moved)
+}
+
+async fn handle_partition_data(
+    broker: &Broker,
+    leader: i32,
+    addr: &str,
+    pos: &Position,
+    pd: &kafka_protocol::messages::fetch_response::PartitionData,
+) -> Result<bool, String> {
+    let partition = &pos.partition;
     let code = pd.error_code;
     if code == 0 {
         if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
@@ -288,23 +310,18 @@ async fn handle_partition(
                 // The leader may lose office, or this replica become leader, meanwhile.
                 runtime::buggify_delay("follower append").await;
                 partition
-                    .append_as_follower(data, pos.leader_epoch)
+                    .append_as_follower(data, pos.leader_epoch, pd.log_start_offset)
                     .await
                     .map_err(|e| e.to_string())?;
                 moved = true;
             }
         }
         partition.follower_high_watermark(pd.high_watermark);
-        // The leader's log start moved (DeleteRecords, retention): this replica's follows.
-        if partition
+        // The leader's log start moved (DeleteRecords, retention): this replica's follows
+        // (and its checkpoint, after).
+        partition
             .follower_log_start(pd.log_start_offset)
-            .map_err(|e| e.to_string())?
-        {
-            broker
-                .partitions
-                .write_log_starts()
-                .map_err(|e| e.to_string())?;
-        }
+            .map_err(|e| e.to_string())?;
         return Ok(moved);
     }
     if code == ResponseError::OffsetOutOfRange.code() {

@@ -360,6 +360,28 @@ impl Drop for Node {
     }
 }
 
+/// Every record of `topic` from the beginning, as kcat prints `offset value` lines.
+pub fn kcat_read_all(bootstrap: &str, topic: &str) -> String {
+    let (ok, out, err) = run(
+        "kcat",
+        &[
+            "-C",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%o %s\n",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    out
+}
+
 /// Runs `program` with `args`, `stdin` written to it: (success, stdout, stderr).
 pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(program)
