@@ -319,20 +319,34 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
     state
 }
 
-/// The epoch cache of `log`: from its checkpoint, cut to the log, or — without one (a log an
-/// earlier ketch wrote) — rebuilt from the batches' partition leader epochs.
+/// The epoch cache of `log`: from its checkpoint, cut to the log, and extended with the
+/// epochs of the batches above the recovery point the log was opened with (as Kafka's log
+/// recovery assigns them: the checkpoint may lag the log after a storage error); or —
+/// without one (a log an earlier ketch wrote) — rebuilt from every batch's partition leader
+/// epoch.
 fn recover_epochs(disk: &dyn Disk, log: &Log) -> EpochCache {
     let from_file = disk
         .read_file(&log.dir().join(LEADER_EPOCH_CHECKPOINT))
         .ok()
         .and_then(|bytes| EpochCache::from_checkpoint(&String::from_utf8_lossy(&bytes)).ok());
-    if let Some(mut cache) = from_file {
-        cache.truncate_from_end(log.log_end_offset());
-        cache.truncate_from_start(log.log_start_offset());
-        return cache;
-    }
-    let mut cache = EpochCache::new();
-    let mut offset = log.log_start_offset();
+    let (mut cache, from) = match from_file {
+        Some(mut cache) => {
+            cache.truncate_from_end(log.log_end_offset());
+            cache.truncate_from_start(log.log_start_offset());
+            (
+                cache,
+                log.opened_recovery_point().max(log.log_start_offset()),
+            )
+        }
+        None => (EpochCache::new(), log.log_start_offset()),
+    };
+    assign_epochs_from(&mut cache, log, from);
+    cache
+}
+
+/// Assigns the partition leader epoch of every batch from `from` to the log end.
+fn assign_epochs_from(cache: &mut EpochCache, log: &Log, from: u64) {
+    let mut offset = from;
     while offset < log.log_end_offset() {
         let Ok(bytes) = log.read(offset, 4 << 20, None) else {
             break;
@@ -350,7 +364,6 @@ fn recover_epochs(disk: &dyn Disk, log: &Log) -> EpochCache {
         }
         offset = next;
     }
-    cache
 }
 
 fn write_epochs(disk: &dyn Disk, log: &Log, epochs: &EpochCache) -> Result<(), PartitionError> {
@@ -422,6 +435,20 @@ impl Partition {
         let what = e.to_string();
         self.fail(&what);
         PartitionError::Storage(what)
+    }
+
+    /// Once a storage error stopped the broker, its partitions take no more writes and serve
+    /// no followers, as Kafka takes the log directory offline: a leader whose epoch checkpoint
+    /// failed went on appending in that epoch until the process ended, its followers took
+    /// the high watermark from it, and after the restart its epoch cache lacked the epoch
+    /// they had fetched in — they truncated below it (cluster simulation, seed 5215).
+    fn check_not_stopping(&self) -> Result<(), PartitionError> {
+        match self.fatal.borrow().as_ref() {
+            Some(what) => Err(PartitionError::Storage(format!(
+                "the broker is stopping after a storage error: {what}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Passes `result` on, stopping the broker first if it is a storage error.
@@ -591,6 +618,7 @@ impl Partition {
         epoch: i32,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
+        self.check_not_stopping()?;
         let mut guard = self.lock();
         let s = &mut *guard;
         if s.leader_epoch != epoch || !matches!(s.role, Role::Leader(_)) || s.deleted {
@@ -736,6 +764,7 @@ impl Partition {
         max_bytes: usize,
         now_ms: u64,
     ) -> Result<(FollowerRead, Option<IsrProposal>), PartitionError> {
+        self.check_not_stopping()?;
         let (diverging, proposal, hw, end, moved) = {
             let mut guard = self.lock();
             let s = &mut *guard;
@@ -950,6 +979,7 @@ impl Partition {
     /// which must not pass the high watermark (OFFSET_OUT_OF_RANGE). Returns the log start and
     /// whether it lies inside a segment (to checkpoint).
     pub fn delete_records(&self, offset: i64) -> Result<(u64, bool), PartitionError> {
+        self.check_not_stopping()?;
         let target = {
             let s = self.lock();
             if s.deleted {
@@ -1890,6 +1920,12 @@ impl Partitions {
     }
 
     fn write_recovery_points(&self, partitions: &[Arc<Partition>]) -> Result<(), LogError> {
+        // After a storage error the files beside the logs (epoch checkpoints, producer
+        // snapshots) may lag them: the next start re-reads what follows the last recovery
+        // points and rebuilds what it finds there.
+        if self.fatal.borrow().is_some() {
+            return Ok(());
+        }
         for (i, dir) in self.dirs.iter().enumerate() {
             // Recovery points are taken from each log under its lock, then written together.
             let mut map: BTreeMap<TopicPartition, u64> = BTreeMap::new();
@@ -2019,5 +2055,34 @@ impl Partitions {
             log.close()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogConfig;
+    use crate::protocol::record_batch::build_batch;
+    use crate::runtime::{DiskFaults, SimDisk};
+
+    #[test]
+    fn recovery_takes_epochs_the_checkpoint_lacks_from_the_batches_above_the_recovery_point() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(1, DiskFaults::default()));
+        let dir = Path::new("/data/t-0");
+        let (mut log, _) = Log::open(Arc::clone(&disk), dir, LogConfig::default(), 0).unwrap();
+        for epoch in [0, 0, 3, 3] {
+            let mut b = build_batch(0, 1, &[(None, b"v".as_slice())]);
+            log.append(&mut b, Some(epoch), 0).unwrap();
+        }
+        log.flush().unwrap();
+        // The checkpoint was written before epoch 3 began (its write then failed).
+        let mut stale = EpochCache::new();
+        stale.assign(0, 0);
+        write_epochs(disk.as_ref(), &log, &stale).unwrap();
+        drop(log);
+        // Reopened from recovery point 1: the batches at 1.. are read again, epoch 3 among them.
+        let (log, _) = Log::open(Arc::clone(&disk), dir, LogConfig::default(), 1).unwrap();
+        let cache = recover_epochs(disk.as_ref(), &log);
+        assert_eq!(cache.entries(), &[(0, 0), (3, 2)]);
     }
 }

@@ -60,6 +60,8 @@ pub struct Log {
     /// its leader's): offsets below it are gone to readers though their segment is not.
     /// The log start is the larger of this and the first segment's base.
     start_floor: u64,
+    /// The recovery point this log was opened with: what lies above it was re-read then.
+    opened_recovery_point: u64,
 }
 
 impl Log {
@@ -168,6 +170,7 @@ impl Log {
             last_flush_mono_ms: 0,
             dir_unsynced,
             start_floor: 0,
+            opened_recovery_point: recovery_point,
         };
         // Everything recovered is valid; make it the durable baseline before accepting appends.
         log.flush()?;
@@ -201,6 +204,12 @@ impl Log {
     pub fn log_start_offset(&self) -> u64 {
         let first_base = self.segments.keys().next().copied().unwrap_or(0);
         first_base.max(self.start_floor.min(self.log_end_offset()))
+    }
+
+    /// The recovery point the log was opened with: batches above it were re-read at open, and
+    /// the files kept beside the log (epoch checkpoint, producer snapshot) may not know them.
+    pub fn opened_recovery_point(&self) -> u64 {
+        self.opened_recovery_point
     }
 
     /// Whether the log start lies inside the first segment, not at its base: only then must it
