@@ -367,6 +367,10 @@ async fn describe_one(client: &mut Client, group: &str, view: &View) -> Result<(
                     let mut row = vec![
                         group.to_string(),
                         m.member_id.to_string(),
+                        // Static membership (KIP-345): the member's group.instance.id.
+                        m.group_instance_id
+                            .as_ref()
+                            .map_or("-".to_string(), |id| id.to_string()),
                         m.client_host.to_string(),
                         m.client_id.to_string(),
                         assigned.len().to_string(),
@@ -389,7 +393,14 @@ async fn describe_one(client: &mut Client, group: &str, view: &View) -> Result<(
                     row
                 })
                 .collect();
-            let mut header = vec!["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"];
+            let mut header = vec![
+                "GROUP",
+                "CONSUMER-ID",
+                "GROUP-INSTANCE-ID",
+                "HOST",
+                "CLIENT-ID",
+                "#PARTITIONS",
+            ];
             if *verbose {
                 header.push("ASSIGNMENT");
             }
