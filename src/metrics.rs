@@ -218,6 +218,8 @@ pub struct Metrics {
     /// Metadata log entries this node appended as leader and not yet committed.
     uncommitted: std::sync::Mutex<Uncommitted>,
     gauges: Vec<(G, Family<Labels, Gauge>)>,
+    /// Topics with per-topic counter series, so a deleted topic's can be removed.
+    topics_seen: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// One scrape at a time: a scrape clears and refills the gauges.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -324,11 +326,17 @@ impl Metrics {
             raft_commit_latency,
             uncommitted: Default::default(),
             gauges,
+            topics_seen: Default::default(),
             scrape: tokio::sync::Mutex::new(()),
         })
     }
 
-    fn per_topic(family: &Family<Labels, Counter>, topic: &str, n: u64) {
+    fn per_topic(&self, family: &Family<Labels, Counter>, topic: &str, n: u64) {
+        if let Ok(mut seen) = self.topics_seen.lock() {
+            if !seen.contains(topic) {
+                seen.insert(topic.to_string());
+            }
+        }
         family
             .get_or_create(&vec![("topic".to_string(), topic.to_string())])
             .inc_by(n);
@@ -337,22 +345,48 @@ impl Metrics {
 
     /// A batch a producer appended to `topic`.
     pub fn produced(&self, topic: &str, records: u64, bytes: u64) {
-        Self::per_topic(&self.messages_in, topic, records);
-        Self::per_topic(&self.bytes_in, topic, bytes);
+        self.per_topic(&self.messages_in, topic, records);
+        self.per_topic(&self.bytes_in, topic, bytes);
     }
 
     /// A partition of `topic` in a Produce request (appended or not).
     pub fn produce_request(&self, topic: &str) {
-        Self::per_topic(&self.produce_requests, topic, 1);
+        self.per_topic(&self.produce_requests, topic, 1);
     }
 
     /// Bytes of `topic` a fetch returned; `replica` when a follower fetched.
     pub fn fetched(&self, topic: &str, bytes: u64, replica: bool) {
         if replica {
-            Self::per_topic(&self.replication_bytes_out, topic, bytes);
+            self.per_topic(&self.replication_bytes_out, topic, bytes);
         } else {
-            Self::per_topic(&self.fetch_requests, topic, 1);
-            Self::per_topic(&self.bytes_out, topic, bytes);
+            self.per_topic(&self.fetch_requests, topic, 1);
+            self.per_topic(&self.bytes_out, topic, bytes);
+        }
+    }
+
+    /// Removes the per-topic counter series of topics not in `existing` (deleted), as Kafka
+    /// removes a deleted topic's BrokerTopicMetrics; the totals keep what they counted.
+    pub fn retain_topics(&self, existing: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = match self.topics_seen.lock() {
+            Ok(mut seen) => {
+                let gone = seen.iter().filter(|t| !existing(t)).cloned().collect();
+                seen.retain(|t| existing(t));
+                gone
+            }
+            Err(_) => return,
+        };
+        for topic in gone {
+            let labels = vec![("topic".to_string(), topic)];
+            for family in [
+                &self.messages_in,
+                &self.bytes_in,
+                &self.bytes_out,
+                &self.replication_bytes_out,
+                &self.produce_requests,
+                &self.fetch_requests,
+            ] {
+                family.remove(&labels);
+            }
         }
     }
 
@@ -561,6 +595,18 @@ fn classic_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_topics_series_go_and_the_totals_stay() {
+        let m = Metrics::new(Clock::system());
+        m.produced("kept", 1, 10);
+        m.produced("gone", 2, 20);
+        m.retain_topics(|t| t == "kept");
+        let text = runtime::block_on(m.render(Vec::new())).unwrap();
+        assert!(text.contains("kafka_server_brokertopicmetrics_messagesin_total{topic=\"kept\"} 1"));
+        assert!(!text.contains("topic=\"gone\""), "{text}");
+        assert!(text.contains("kafka_server_brokertopicmetrics_messagesin_total{} 3"));
+    }
 
     #[test]
     fn commit_latency_times_what_this_leader_appended_until_the_high_watermark_covers_it() {

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 pub async fn samples(broker: &Broker) -> Vec<Sample> {
     let image = broker.image();
     let me = broker.config.node_id;
+    if let Some(m) = &broker.metrics {
+        m.retain_topics(|t| image.topics.values().any(|topic| topic.name == t));
+    }
     let mut out = Vec::new();
     let (mut hosted, mut leading, mut under, mut under_min) = (0, 0, 0, 0);
     for topic in image.topics.values() {
