@@ -202,8 +202,17 @@ async fn serve<S: Service>(
         };
         drop(frame);
         let started = metrics.map(|m| m.now());
+        // Kafka's request metrics tell a consumer's fetch from a follower's.
         let api_name = metrics
-            .map(|_| format!("{:?}", request.api_key))
+            .map(|_| match &request.body {
+                RequestKind::Fetch(f)
+                    if f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0 =>
+                {
+                    "FetchFollower".to_string()
+                }
+                RequestKind::Fetch(_) => "FetchConsumer".to_string(),
+                _ => format!("{:?}", request.api_key),
+            })
             .unwrap_or_default();
         let api_version = request.version;
         let record = |ok: bool| {

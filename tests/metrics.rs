@@ -279,6 +279,15 @@ fn prometheus_scrapes_the_workload_a_node_served() {
         timed.len() == 1 && (timed[0].1 - produce[0].1).abs() < 1e-9,
         "every produce request was timed: {timed:?} vs {produce:?}"
     );
+    // Fetches are named as Kafka's request metrics name them: a consumer's FetchConsumer.
+    let fetches = query(
+        prometheus_port,
+        "sum(kafka_network_requestmetrics_requests_total{request=\"FetchConsumer\"})",
+    );
+    assert!(
+        fetches.len() == 1 && fetches[0].1 >= 1.0,
+        "kcat's fetches were counted as FetchConsumer: {fetches:?}"
+    );
     // The single voter leads the metadata quorum and committed the topics' records (and the
     // broker's registration and heartbeats): each appended stretch was timed to its commit.
     let commits = query(
