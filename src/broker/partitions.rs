@@ -958,8 +958,8 @@ impl Partition {
     }
 
     /// A follower takes its leader's log start (moved by DeleteRecords or retention), up to its
-    /// own high watermark, as Kafka's fetcher does. Returns whether the start moved inside a
-    /// segment (the caller then checkpoints it).
+    /// own high watermark, as Kafka's fetcher does. Returns whether the start now lies inside
+    /// a segment; the fetcher rewrites the checkpoint whenever the start moved.
     pub fn follower_log_start(&self, leader_log_start: i64) -> Result<bool, PartitionError> {
         let target = {
             let s = self.lock();
