@@ -958,21 +958,21 @@ impl Partition {
     }
 
     /// A follower takes its leader's log start (moved by DeleteRecords or retention), up to its
-    /// own high watermark, as Kafka's fetcher does. Returns whether the start now lies inside
-    /// a segment; the fetcher rewrites the checkpoint whenever the start moved.
-    pub fn follower_log_start(&self, leader_log_start: i64) -> Result<bool, PartitionError> {
+    /// own high watermark, as Kafka's fetcher does; the fetcher rewrites the checkpoint
+    /// whenever the start moved.
+    pub fn follower_log_start(&self, leader_log_start: i64) -> Result<(), PartitionError> {
         let target = {
             let s = self.lock();
             if !matches!(s.role, Role::Follower) || s.deleted || leader_log_start < 0 {
-                return Ok(false);
+                return Ok(());
             }
             let target = (leader_log_start as u64).min(s.high_watermark);
             if target <= s.log_start {
-                return Ok(false);
+                return Ok(());
             }
             target
         };
-        self.advance_log_start(target)
+        self.advance_log_start(target).map(|_| ())
     }
 
     /// DeleteRecords on the leader: moves the log start to `offset` (-1: the high watermark),

@@ -218,6 +218,16 @@ async fn fetcher(broker: Arc<Broker>, leader: i32) {
                 }
             }
         }
+        // A truncation, reset or the leader's start may have moved log starts either way:
+        // their checkpoint follows, once per answer.
+        if positions
+            .values()
+            .any(|pos| pos.partition.log_start() != pos.log_start)
+        {
+            if let Err(e) = broker.partitions.write_log_starts() {
+                tracing::warn!(leader, "replica fetch: checkpointing log starts: {e}");
+            }
+        }
         if !progressed {
             runtime::sleep(BACKOFF).await;
         }
@@ -273,25 +283,6 @@ async fn handle_partition(
     pd: &kafka_protocol::messages::fetch_response::PartitionData,
 ) -> Result<bool, String> {
     let partition = &pos.partition;
-    let moved = handle_partition_data(broker, leader, addr, pos, pd).await?;
-    // A truncation or reset may have moved the log start either way: its checkpoint follows.
-    if partition.log_start() != pos.log_start {
-        broker
-            .partitions
-            .write_log_starts()
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(moved)
-}
-
-async fn handle_partition_data(
-    broker: &Broker,
-    leader: i32,
-    addr: &str,
-    pos: &Position,
-    pd: &kafka_protocol::messages::fetch_response::PartitionData,
-) -> Result<bool, String> {
-    let partition = &pos.partition;
     let code = pd.error_code;
     if code == 0 {
         if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
@@ -317,8 +308,7 @@ async fn handle_partition_data(
             }
         }
         partition.follower_high_watermark(pd.high_watermark);
-        // The leader's log start moved (DeleteRecords, retention): this replica's follows
-        // (and its checkpoint, after).
+        // The leader's log start moved (DeleteRecords, retention): this replica's follows.
         partition
             .follower_log_start(pd.log_start_offset)
             .map_err(|e| e.to_string())?;
