@@ -52,3 +52,8 @@ fn metadata_records_corpus() {
 fn snapshot_file_corpus() {
     replay("snapshot_file", ketch::fuzzing::snapshot_file);
 }
+
+#[test]
+fn decoded_batch_corpus() {
+    replay("decoded_batch", ketch::fuzzing::decoded_batch);
+}

@@ -444,5 +444,7 @@ fn put_varlong(out: &mut Vec<u8>, v: i64) {
     out.push(z as u8);
 }
 
+pub mod decoded;
+
 #[cfg(test)]
 mod tests;
