@@ -11,6 +11,7 @@
 //! [`crate::runtime::Disk`], so the simulator can crash it.
 
 mod checkpoint;
+mod cleaner;
 mod index;
 mod log_dir;
 mod meta;
@@ -18,6 +19,7 @@ mod partition_log;
 mod segment;
 
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint, CheckpointError};
+pub use cleaner::{CleanReport, CleanedGroup, Cleaning, Dirtiness, Step};
 pub use log_dir::{LogDir, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 pub use meta::{MetaProperties, MetaPropertiesError, META_PROPERTIES};
 pub use partition_log::{AppendInfo, Log, RetentionReport};
@@ -53,6 +55,53 @@ pub struct LogConfig {
     /// `max.message.bytes`: largest batch accepted.
     pub max_batch_bytes: usize,
     pub flush: FlushPolicy,
+    /// Whether batch offsets may jump (a Kafka partition log: compaction removes batches, and
+    /// followers copy the gaps). A Raft log must run without gaps, so it checks for them.
+    pub offset_gaps_allowed: bool,
+    /// `cleanup.policy`: which of retention and compaction apply.
+    pub cleanup: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio`, in parts per million (a config must compare equal).
+    pub min_cleanable_dirty_ratio_ppm: u32,
+    /// `min.compaction.lag.ms`: a record this young is never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record this old is compacted whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone outlives the clean that first retains it.
+    pub delete_retention_ms: i64,
+}
+
+/// Kafka's `cleanup.policy`: `delete`, `compact` or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Parses Kafka's list value (`delete`, `compact`, `compact,delete`, `[compact, delete]`).
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.trim_matches(|c| c == '[' || c == ']').split(',') {
+            match item.trim() {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        (policy.delete || policy.compact).then_some(policy)
+    }
 }
 
 impl Default for LogConfig {
@@ -68,6 +117,12 @@ impl Default for LogConfig {
                 messages: u64::MAX,
                 interval_ms: u64::MAX,
             },
+            offset_gaps_allowed: false,
+            cleanup: CleanupPolicy::DELETE,
+            min_cleanable_dirty_ratio_ppm: 500_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -117,5 +172,7 @@ impl LogError {
     }
 }
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod tests;

@@ -46,11 +46,11 @@ pub struct RetentionReport {
 /// `flushed_offset` has been fsynced (with its directory entry) and survives any crash.
 #[derive(Debug)]
 pub struct Log {
-    disk: Arc<dyn Disk>,
-    dir: PathBuf,
-    config: LogConfig,
+    pub(super) disk: Arc<dyn Disk>,
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
     /// Keyed by base offset; never empty. The last one is the active segment.
-    segments: BTreeMap<u64, Segment>,
+    pub(super) segments: BTreeMap<u64, Segment>,
     flushed_offset: u64,
     appends_since_flush: u64,
     last_flush_mono_ms: u64,
@@ -62,6 +62,9 @@ pub struct Log {
     start_floor: u64,
     /// The recovery point this log was opened with: what lies above it was re-read then.
     opened_recovery_point: u64,
+    /// Below this the cleaner has compacted the log (in memory only: after a restart the whole
+    /// log counts as dirty once, which costs a clean, never a key).
+    pub(super) first_dirty_offset: u64,
 }
 
 impl Log {
@@ -87,7 +90,11 @@ impl Log {
                 disk.sync_dir(parent).map_err(|e| LogError::io(parent, e))?;
             }
         }
-        let names = disk.list(dir).map_err(|e| LogError::io(dir, e))?;
+        let mut names = disk.list(dir).map_err(|e| LogError::io(dir, e))?;
+        // A cleaner's swap that was committed (its `.log.swap` is durable) is finished first.
+        if super::cleaner::finish_swaps(disk.as_ref(), dir, &names, &mut notes)? {
+            names = disk.list(dir).map_err(|e| LogError::io(dir, e))?;
+        }
         let mut bases: Vec<u64> = Vec::new();
         for name in &names {
             if let Some(base) = parse_log_file_name(name) {
@@ -97,7 +104,7 @@ impl Log {
         // Leftovers of interrupted work, and indexes whose segment is gone.
         let mut removed_any = false;
         for name in &names {
-            let stale = [".tmp", ".deleted", ".swap", ".cleaned"]
+            let stale = [".tmp", ".deleted", ".cleaned"]
                 .iter()
                 .any(|s| name.ends_with(s));
             let orphan = ["index", "timeindex"].iter().any(|suffix| {
@@ -117,7 +124,9 @@ impl Log {
         let mut truncated = false;
         let mut expected_base: Option<u64> = None;
         for base in bases {
-            let contiguous = expected_base.is_none_or(|e| e == base);
+            // Compaction leaves gaps between segments too, never overlaps.
+            let contiguous =
+                expected_base.is_none_or(|e| e == base || (config.offset_gaps_allowed && e < base));
             if truncated || !contiguous {
                 let seg_path = dir.join(file_name(base, "log"));
                 for suffix in ["log", "index", "timeindex"] {
@@ -140,6 +149,7 @@ impl Log {
                 recovery_point,
                 config.index_interval_bytes,
                 config.max_batch_bytes,
+                config.offset_gaps_allowed,
             )?;
             if let Some(note) = note {
                 notes.push(note);
@@ -156,6 +166,7 @@ impl Log {
                 0,
                 config.index_interval_bytes,
                 config.max_batch_bytes,
+                config.offset_gaps_allowed,
             )?;
             segments.insert(0, segment);
             dir_unsynced = true;
@@ -171,6 +182,7 @@ impl Log {
             dir_unsynced,
             start_floor: 0,
             opened_recovery_point: recovery_point,
+            first_dirty_offset: 0,
         };
         // Everything recovered is valid; make it the durable baseline before accepting appends.
         log.flush()?;
@@ -314,7 +326,11 @@ impl Log {
             let position = data.len() - rest.len();
             let (batch, tail) = RecordBatch::parse(rest, self.config.max_batch_bytes)
                 .map_err(|reason| LogError::InvalidBatch { position, reason })?;
-            if batch.base_offset() as u64 != expected {
+            let base = batch.base_offset() as u64;
+            // A compacted leader's log has gaps, and its followers copy them.
+            let continues =
+                base == expected || (self.config.offset_gaps_allowed && base > expected);
+            if !continues {
                 return Err(LogError::NonContiguous {
                     expected,
                     got: batch.base_offset() as u64,
@@ -344,9 +360,9 @@ impl Log {
             batches: batches.len(),
             bytes: data.len(),
         };
-        assert_eq!(
-            info.first_offset,
-            self.log_end_offset(),
+        assert!(
+            info.first_offset == self.log_end_offset()
+                || (self.config.offset_gaps_allowed && info.first_offset > self.log_end_offset()),
             "appends continue the log end"
         );
         if self.should_roll(data.len() as u64, info.last_offset, now_ms) {
@@ -364,9 +380,18 @@ impl Log {
             return false;
         }
         let too_big = active.size_bytes() + incoming_bytes > self.config.segment_bytes_max;
+        // A compacted log also rolls by `max.compaction.lag.ms`, so the cleaner can reach
+        // records that old (the active segment is never cleaned).
+        let roll_ms = if self.config.cleanup.compact {
+            self.config
+                .segment_ms
+                .min(self.config.max_compaction_lag_ms)
+        } else {
+            self.config.segment_ms
+        };
         let too_old = active
             .first_batch_timestamp_ms()
-            .is_some_and(|t| now_ms.saturating_sub(t) > self.config.segment_ms);
+            .is_some_and(|t| now_ms.saturating_sub(t) > roll_ms);
         let offsets_overflow = last_offset - active.base_offset > u64::from(u32::MAX);
         let index_full = active.index_entry_count() >= MAX_INDEX_ENTRIES;
         too_big || too_old || offsets_overflow || index_full
@@ -378,8 +403,10 @@ impl Log {
             return Ok(());
         }
         let base = self.log_end_offset();
-        // The finished segment's indexes go to its files now; its data is synced by the next
-        // flush, which covers every segment written since the last one.
+        // The finished segment is durable before the next one exists: a crash can then lose
+        // only the tail of the active segment, never a stretch between two segments, which a
+        // log with gaps could not tell from a compacted one.
+        self.flush()?;
         self.active_mut().persist_indexes(false)?;
         let segment = Segment::create(
             self.disk.as_ref(),
@@ -387,6 +414,7 @@ impl Log {
             base,
             self.config.index_interval_bytes,
             self.config.max_batch_bytes,
+            self.config.offset_gaps_allowed,
         )?;
         self.segments.insert(base, segment);
         self.dir_unsynced = true;
@@ -594,6 +622,7 @@ impl Log {
             offset,
             self.config.index_interval_bytes,
             self.config.max_batch_bytes,
+            self.config.offset_gaps_allowed,
         )?;
         // The new segment takes the old ones' place before their files go, so that a failed
         // removal leaves a log whose end and flushed offset agree.
@@ -619,6 +648,10 @@ impl Log {
         delete_below: u64,
     ) -> Result<RetentionReport, LogError> {
         let mut report = RetentionReport::default();
+        if !self.config.cleanup.delete {
+            report.log_start_offset = self.log_start_offset();
+            return Ok(report);
+        }
         let mut size = self.size_bytes();
         while self.segments.len() > 1 {
             let Some(oldest) = self.segments.values().next() else {

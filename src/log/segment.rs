@@ -10,7 +10,17 @@ use crate::protocol::record_batch::{
 use crate::runtime::{Disk, DiskFile};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Identities for segments: a segment gets a new one whenever its bytes change other than by
+/// an append (created, opened, truncated), so the cleaner can tell that a segment it read is
+/// still the one in the log before it swaps in the cleaned copy.
+static SEGMENT_IDS: AtomicU64 = AtomicU64::new(1);
+
+fn next_segment_id() -> u64 {
+    SEGMENT_IDS.fetch_add(1, Ordering::Relaxed)
+}
 
 /// How many more times recovery reads a batch that fails its checks before believing it.
 const REREADS_ON_FAILURE: usize = 2;
@@ -54,6 +64,10 @@ pub(crate) struct Segment {
     unsynced: bool,
     index_interval_bytes: u64,
     max_batch_bytes: usize,
+    /// Whether a batch may start past the offset the one before it ended at (see
+    /// [`super::LogConfig::offset_gaps_allowed`]).
+    gaps_allowed: bool,
+    id: u64,
 }
 
 /// What a scan of a segment's bytes found.
@@ -67,10 +81,16 @@ struct Scan {
 
 impl Segment {
     fn paths(dir: &Path, base_offset: u64) -> [PathBuf; 3] {
+        Self::paths_with(dir, base_offset, "")
+    }
+
+    /// The segment's three files with `suffix` after each name (the cleaner's `.cleaned` and
+    /// `.swap`), the log file last.
+    pub fn paths_with(dir: &Path, base_offset: u64, suffix: &str) -> [PathBuf; 3] {
         [
-            dir.join(file_name(base_offset, "log")),
-            dir.join(file_name(base_offset, "index")),
-            dir.join(file_name(base_offset, "timeindex")),
+            dir.join(format!("{}{suffix}", file_name(base_offset, "log"))),
+            dir.join(format!("{}{suffix}", file_name(base_offset, "index"))),
+            dir.join(format!("{}{suffix}", file_name(base_offset, "timeindex"))),
         ]
     }
 
@@ -81,8 +101,30 @@ impl Segment {
         base_offset: u64,
         index_interval_bytes: u64,
         max_batch_bytes: usize,
+        gaps_allowed: bool,
     ) -> Result<Segment, LogError> {
-        let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
+        Self::create_with(
+            disk,
+            dir,
+            base_offset,
+            "",
+            index_interval_bytes,
+            max_batch_bytes,
+            gaps_allowed,
+        )
+    }
+
+    /// [`Segment::create`] under names with `suffix` (the cleaner writes `.cleaned` files).
+    pub fn create_with(
+        disk: &dyn Disk,
+        dir: &Path,
+        base_offset: u64,
+        suffix: &str,
+        index_interval_bytes: u64,
+        max_batch_bytes: usize,
+        gaps_allowed: bool,
+    ) -> Result<Segment, LogError> {
+        let [log_path, index_path, time_path] = Self::paths_with(dir, base_offset, suffix);
         let open_fresh = |p: &Path| -> Result<Arc<dyn DiskFile>, LogError> {
             let f = disk.open_or_create(p).map_err(|e| LogError::io(p, e))?;
             f.truncate(0).map_err(|e| LogError::io(p, e))?;
@@ -108,7 +150,33 @@ impl Segment {
             unsynced: true,
             index_interval_bytes,
             max_batch_bytes,
+            gaps_allowed,
+            id: next_segment_id(),
         })
+    }
+
+    /// The segment's files were renamed to their final names (the cleaner's swap).
+    pub fn set_final_path(&mut self, dir: &Path) {
+        self.path = dir.join(file_name(self.base_offset, "log"));
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The log file, for the cleaner's reads outside the log's lock: a segment below the
+    /// active one changes only by truncation, which gives it a new [`Segment::id`].
+    pub fn log_file(&self) -> Arc<dyn DiskFile> {
+        Arc::clone(&self.log)
+    }
+
+    /// Whether a batch starting at `base` may follow one that ended just below `expected`.
+    fn follows(&self, base: u64, expected: u64) -> bool {
+        if self.gaps_allowed {
+            base >= expected
+        } else {
+            base == expected
+        }
     }
 
     /// Opens an existing segment. Data below `recovery_point` was fsynced and is trusted; from
@@ -126,6 +194,7 @@ impl Segment {
         recovery_point: u64,
         index_interval_bytes: u64,
         max_batch_bytes: usize,
+        gaps_allowed: bool,
     ) -> Result<(Segment, Option<String>), LogError> {
         let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
         let log = disk
@@ -172,6 +241,8 @@ impl Segment {
             unsynced: false,
             index_interval_bytes,
             max_batch_bytes,
+            gaps_allowed,
+            id: next_segment_id(),
         };
         // Resume the scan at the batch the last trusted index entry points at.
         let (start_position, start_offset) = match segment.index.last() {
@@ -276,16 +347,31 @@ impl Segment {
             }
             let mut verdict = self.check_batch(&chunk[in_chunk..], next_offset, first);
             // A failed check may be a bit flipped on the way in rather than on the disk: read the
-            // batch again before believing it. Torn writes fail every time.
+            // batch again before believing it. Torn writes fail every time. A gap in the offsets
+            // is legal where batches were compacted away, but the base offset lies outside the
+            // CRC, where a flipped bit reads as a gap: a gap is believed once a re-read agrees.
+            let is_gap = |v: &Result<(BatchHeader, i64), String>| {
+                !first
+                    && v.as_ref()
+                        .is_ok_and(|(h, _)| h.base_offset as u64 != next_offset)
+            };
             for _ in 0..REREADS_ON_FAILURE {
-                if verdict.is_ok() {
+                if verdict.is_ok() && !is_gap(&verdict) {
                     break;
                 }
                 let fresh = self.read_chunk(position, chunk.len() - in_chunk)?;
-                verdict = self.check_batch(&fresh, next_offset, first);
+                let again = self.check_batch(&fresh, next_offset, first);
+                let same_gap = is_gap(&verdict)
+                    && again.as_ref().ok().map(|(h, _)| h.base_offset)
+                        == verdict.as_ref().ok().map(|(h, _)| h.base_offset);
+                if same_gap {
+                    break;
+                }
+                verdict = again;
                 if verdict.is_ok() {
                     chunk = fresh;
                     chunk_start = position;
+                    in_chunk = 0;
                 }
             }
             if let Err(reason) = &verdict {
@@ -358,7 +444,7 @@ impl Segment {
         let contiguous = if first {
             base >= next_offset
         } else {
-            base == next_offset
+            self.follows(base, next_offset)
         };
         if !contiguous {
             return Err(format!(
@@ -423,8 +509,8 @@ impl Segment {
         let Some((_, last, _)) = batches.last() else {
             return Ok(());
         };
-        assert_eq!(
-            batches[0].1.base_offset as u64, self.next_offset,
+        assert!(
+            self.follows(batches[0].1.base_offset as u64, self.next_offset),
             "append must continue the segment's offsets"
         );
         if let Err(e) = self.log.write_at(bytes, self.size_bytes) {
@@ -485,7 +571,7 @@ impl Segment {
                     reason: "unreadable batch header inside the valid region".into(),
                 })?;
             let base = header.base_offset as u64;
-            if expected.is_some_and(|e| e != base)
+            if expected.is_some_and(|e| !self.follows(base, e))
                 || header.last_offset() as u64 >= self.next_offset
             {
                 return Err(LogError::Corrupt {
@@ -540,8 +626,9 @@ impl Segment {
             }
             let base = header.base_offset as u64;
             let fits = match expected {
+                None if self.gaps_allowed => base >= self.base_offset,
                 None => base <= offset.max(self.base_offset) && base >= self.base_offset,
-                Some(e) => base == e,
+                Some(e) => self.follows(base, e),
             };
             if !fits || header.last_offset() as u64 >= self.next_offset {
                 return Err(LogError::Corrupt {
@@ -628,7 +715,9 @@ impl Segment {
         let Some((position, header)) = self.position_of(offset)? else {
             return Ok(self.next_offset);
         };
-        let new_end = header.base_offset as u64;
+        // In a log with gaps the batch holding the cut may start past it.
+        let new_end = (header.base_offset as u64).min(offset.max(self.base_offset));
+        self.id = next_segment_id();
         self.log
             .truncate(position)
             .map_err(|e| LogError::io(&self.path, e))?;
