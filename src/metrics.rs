@@ -215,6 +215,10 @@ pub struct Metrics {
     request_errors: Family<Labels, Counter>,
     request_time_ms: HistogramFamily,
     raft_commit_latency: Histogram,
+    cleaner_read_bytes: Counter,
+    cleaner_written_bytes: Counter,
+    cleaner_records_removed: Counter,
+    cleaner_clean_time: Histogram,
     /// Metadata log entries this node appended as leader and not yet committed.
     uncommitted: std::sync::Mutex<Uncommitted>,
     gauges: Vec<(G, Family<Labels, Gauge>)>,
@@ -302,6 +306,32 @@ impl Metrics {
              seconds (Kafka's commit-latency-avg is rate(_sum) / rate(_count), times 1000)",
             raft_commit_latency.clone(),
         );
+        let plain_counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let cleaner_read_bytes = plain_counter(
+            &mut registry,
+            "kafka_log_logcleaner_read_bytes",
+            "Bytes of segments the log cleaner read (both of its passes)",
+        );
+        let cleaner_written_bytes = plain_counter(
+            &mut registry,
+            "kafka_log_logcleaner_written_bytes",
+            "Bytes of cleaned segments the log cleaner swapped in",
+        );
+        let cleaner_records_removed = plain_counter(
+            &mut registry,
+            "kafka_log_logcleaner_records_removed",
+            "Records compaction removed (superseded, keyless, or tombstones past their horizon)",
+        );
+        let cleaner_clean_time = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "kafka_log_logcleaner_clean_time_seconds",
+            "Time one clean of one log took, in seconds (Kafka's max-clean-time-secs is its max)",
+            cleaner_clean_time.clone(),
+        );
         let gauges = G::ALL
             .iter()
             .map(|&g| {
@@ -324,6 +354,10 @@ impl Metrics {
             request_errors,
             request_time_ms,
             raft_commit_latency,
+            cleaner_read_bytes,
+            cleaner_written_bytes,
+            cleaner_records_removed,
+            cleaner_clean_time,
             uncommitted: Default::default(),
             gauges,
             topics_seen: Default::default(),
@@ -344,6 +378,14 @@ impl Metrics {
     }
 
     /// A batch a producer appended to `topic`.
+    /// One log was cleaned.
+    pub fn log_cleaned(&self, report: &crate::log::CleanReport, elapsed_ms: u64) {
+        self.cleaner_read_bytes.inc_by(report.bytes_read);
+        self.cleaner_written_bytes.inc_by(report.bytes_after);
+        self.cleaner_records_removed.inc_by(report.records_removed);
+        self.cleaner_clean_time.observe(elapsed_ms as f64 / 1000.0);
+    }
+
     pub fn produced(&self, topic: &str, records: u64, bytes: u64) {
         self.per_topic(&self.messages_in, topic, records);
         self.per_topic(&self.bytes_in, topic, bytes);

@@ -284,7 +284,11 @@ fn log_config_at_open(tp: &TopicPartition, config: &ServerConfig) -> LogConfig {
             ..LogConfig::default()
         }
     } else {
-        LogConfig::default()
+        // Kafka partition logs may have offset gaps (compaction); the metadata log may not.
+        LogConfig {
+            offset_gaps_allowed: true,
+            ..LogConfig::default()
+        }
     }
 }
 
@@ -384,6 +388,13 @@ fn build_broker(
             config.log_flush_interval_messages,
             config.log_flush_interval_ms.unwrap_or(u64::MAX),
         ),
+        offset_gaps_allowed: true,
+        cleanup: crate::log::CleanupPolicy::parse(&config.cleaner.cleanup_policy)
+            .unwrap_or(crate::log::CleanupPolicy::DELETE),
+        min_cleanable_dirty_ratio_ppm: config.cleaner.min_cleanable_ratio_ppm,
+        min_compaction_lag_ms: config.cleaner.min_compaction_lag_ms,
+        max_compaction_lag_ms: config.cleaner.max_compaction_lag_ms,
+        delete_retention_ms: config.cleaner.delete_retention_ms,
         ..LogConfig::default()
     };
     let replica = ReplicaConfig {
@@ -425,6 +436,7 @@ fn build_broker(
             inter_broker_listener_name: config.inter_broker_listener_name.clone(),
             log_dirs: config.log_dirs.clone(),
             described: config.described(),
+            cleaner: config.cleaner.clone(),
             bugs: env.bugs,
         },
         image,

@@ -283,7 +283,47 @@ fn topic_configs_are_altered_described_and_applied() {
     let node = Node::new("configs", "log.retention.check.interval.ms=500\n");
     let r = scenario(&node, &["configs", "retained"]);
     assert!(r["log_start"].as_i64().unwrap() > 0, "{r}");
-    assert!(r["refused"].as_str().unwrap().contains("compact"), "{r}");
+    assert!(
+        r["refused"].as_str().unwrap().contains("compression.type"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_compacted_topic_keeps_the_latest_value_per_key_for_real_clients() {
+    let node = Node::new("compaction", "log.cleaner.backoff.ms=200\n");
+    let data = node.dir.join("data");
+    let r = scenario(&node, &["compaction", "table", data.to_str().unwrap()]);
+    eprintln!("compaction: {r}");
+}
+
+#[test]
+fn an_idle_group_keeps_its_offsets_past_retention() {
+    // Everything rolls every 2 KiB and retention deletes what is older than a second, checked
+    // every 200 ms; __consumer_offsets is compacted instead, so the idle group's commit stays.
+    let mut node = Node::new(
+        "idle-group",
+        "log.segment.bytes=2048\nlog.retention.ms=1000\nlog.retention.check.interval.ms=200\n\
+         log.cleaner.backoff.ms=200\n",
+    );
+    let r_commit = scenario(&node, &["idle-group", "idle", "commit"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let partition = r_commit["partition"].as_i64().unwrap();
+    let offsets_dir = node
+        .dir
+        .join(format!("data/__consumer_offsets-{partition}"));
+    let segments = std::fs::read_dir(&offsets_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+        .count();
+    node.kill();
+    node.start();
+    let r = scenario(&node, &["idle-group", "idle", "check"]);
+    assert_eq!(r["committed"], 7, "{r}");
+    eprintln!("__consumer_offsets-{partition} had {segments} segments before the restart");
 }
 
 #[test]

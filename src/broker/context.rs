@@ -34,6 +34,8 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<std::path::PathBuf>,
     /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.
     pub described: Vec<(String, String, bool)>,
+    /// The log cleaner's settings (`log.cleaner.*`).
+    pub cleaner: crate::model::config::CleanerSettings,
     /// Planted bugs (simulator only): `commit_before_append`.
     pub bugs: crate::model::bugs::ClusterBugs,
 }

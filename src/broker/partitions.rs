@@ -81,6 +81,10 @@ pub enum PartitionError {
     Timeout,
     #[error("storage error: {0}")]
     Storage(String),
+    #[error("{0}")]
+    PolicyViolation(String),
+    #[error("{0}")]
+    InvalidRecord(String),
 }
 
 impl PartitionError {
@@ -105,6 +109,8 @@ impl PartitionError {
             }
             PartitionError::Timeout => ResponseError::RequestTimedOut.code(),
             PartitionError::Storage(_) => ResponseError::KafkaStorageError.code(),
+            PartitionError::PolicyViolation(_) => ResponseError::PolicyViolation.code(),
+            PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
         }
     }
 }
@@ -1199,6 +1205,47 @@ impl Partition {
         Ok(s.epochs.end_offset_for(epoch, s.log_end))
     }
 
+    /// The log's `cleanup.policy`.
+    pub fn cleanup_policy(&self) -> Option<crate::log::CleanupPolicy> {
+        read_log(&self.log).as_ref().map(|l| l.config().cleanup)
+    }
+
+    /// How dirty this replica's log is, if its topic is compacted (leaders and followers
+    /// compact independently, as in Kafka: each below its own high watermark).
+    pub fn dirtiness(&self, now_ms: i64) -> Option<crate::log::Dirtiness> {
+        let hw = self.high_watermark();
+        read_log(&self.log).as_ref()?.dirtiness(now_ms, hw)
+    }
+
+    /// Snapshots the segments the cleaner should clean now, if any (see [`crate::log::Cleaning`]).
+    pub fn start_cleaning(&self, now_ms: i64) -> Option<crate::log::Cleaning> {
+        if self.fatal.borrow().is_some() {
+            return None;
+        }
+        let hw = self.high_watermark();
+        read_log(&self.log)
+            .as_ref()?
+            .start_cleaning(now_ms, hw, false)
+    }
+
+    /// Swaps a cleaned group in (under the log's write lock, briefly). A storage error stops
+    /// the broker, as any other; a group whose segments changed meanwhile is dropped.
+    pub fn install_cleaned(
+        &self,
+        group: Box<crate::log::CleanedGroup>,
+    ) -> Result<bool, PartitionError> {
+        self.check_not_stopping()?;
+        let mut guard = write_log(&self.log);
+        let Some(log) = guard.as_mut() else {
+            return Ok(false);
+        };
+        let result = log
+            .install_cleaned(group)
+            .map_err(|e| PartitionError::Storage(e.to_string()));
+        drop(guard);
+        self.check_storage(result)
+    }
+
     /// Runs `f` on the log (read-only) with the high watermark, as the leader: ListOffsets'
     /// timestamp lookups.
     pub fn with_log<T>(
@@ -1408,7 +1455,14 @@ impl LogDefaults {
             .get(&("topic".to_string(), topic.to_string()))
             .into_iter()
             .flat_map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let layers: Vec<(String, String)> = broker_layers.chain(topic_layer).collect();
+        let mut layers: Vec<(String, String)> = broker_layers.chain(topic_layer).collect();
+        // The group coordinator's log is compacted whatever it was created with (a cluster an
+        // earlier ketch made has it without the config), unless an operator chose otherwise.
+        if topic == crate::model::CONSUMER_OFFSETS
+            && !layers.iter().any(|(k, _)| k == "cleanup.policy")
+        {
+            layers.push(("cleanup.policy".into(), "compact".into()));
+        }
         {
             for (k, v) in &layers {
                 let v = v.trim();
@@ -1429,6 +1483,23 @@ impl LogDefaults {
                     }
                     "unclean.leader.election.enable" => {
                         r.unclean_leader_election = v == "true";
+                    }
+                    "cleanup.policy" => {
+                        c.cleanup = crate::log::CleanupPolicy::parse(v).unwrap_or(c.cleanup)
+                    }
+                    "min.cleanable.dirty.ratio" => {
+                        if let Ok(r) = v.parse::<f64>() {
+                            c.min_cleanable_dirty_ratio_ppm = (r.clamp(0.0, 1.0) * 1e6) as u32;
+                        }
+                    }
+                    "min.compaction.lag.ms" => {
+                        c.min_compaction_lag_ms = v.parse().unwrap_or(c.min_compaction_lag_ms)
+                    }
+                    "max.compaction.lag.ms" => {
+                        c.max_compaction_lag_ms = v.parse().unwrap_or(c.max_compaction_lag_ms)
+                    }
+                    "delete.retention.ms" => {
+                        c.delete_retention_ms = v.parse().unwrap_or(c.delete_retention_ms)
                     }
                     _ => {}
                 }

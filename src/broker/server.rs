@@ -96,6 +96,17 @@ pub async fn run(
             }
         }));
     }
+    // The log cleaner: `log.cleaner.threads` tasks sharing one IO throttle.
+    if broker.config.cleaner.enable {
+        let shared =
+            super::cleaner::CleanerShared::new(broker.config.cleaner.io_max_bytes_per_second);
+        for _ in 0..broker.config.cleaner.threads {
+            tasks.push(runtime::spawn(super::cleaner::run(
+                Arc::clone(&broker),
+                Arc::clone(&shared),
+            )));
+        }
+    }
     // Replication: fetchers for the partitions this broker follows, the leaders' ISR changes
     // to the controller, the periodic check for followers that stopped catching up, and the
     // high watermark checkpoint (Kafka's replica.high.watermark.checkpoint.interval.ms, 5 s).

@@ -1,13 +1,13 @@
 //! The topic configs ketch knows, with the broker setting each defaults to and Kafka's
-//! default, and the values it accepts. A value ketch would store but not honour (compaction,
-//! broker-side recompression, LogAppendTime) is refused with INVALID_CONFIG rather than
-//! silently ignored.
+//! default, and the values it accepts. A value ketch would store but not honour (broker-side
+//! recompression, LogAppendTime) is refused with INVALID_CONFIG rather than silently ignored.
 
 // Config types, as DescribeConfigs v3+ reports them.
 pub const BOOLEAN: i8 = 1;
 pub const STRING: i8 = 2;
 pub const INT: i8 = 3;
 pub const LONG: i8 = 5;
+pub const DOUBLE: i8 = 6;
 pub const LIST: i8 = 7;
 
 /// (topic key, broker key it defaults to, Kafka's default, type).
@@ -44,12 +44,30 @@ pub const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
         "4096",
         INT,
     ),
+    (
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        "9223372036854775807",
+        LONG,
+    ),
     ("max.message.bytes", "message.max.bytes", "1048588", INT),
     (
         "message.timestamp.type",
         "log.message.timestamp.type",
         "CreateTime",
         STRING,
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        "0.5",
+        DOUBLE,
+    ),
+    (
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "0",
+        LONG,
     ),
     ("min.insync.replicas", "min.insync.replicas", "1", INT),
     ("retention.bytes", "log.retention.bytes", "-1", LONG),
@@ -84,6 +102,14 @@ pub const DYNAMIC_BROKER_CONFIGS: &[(&str, &str)] = &[
     ("log.flush.interval.ms", "flush.ms"),
     ("message.max.bytes", "max.message.bytes"),
     ("min.insync.replicas", "min.insync.replicas"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+    ),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
 ];
 
 /// Checks one dynamic broker config: a key of [`DYNAMIC_BROKER_CONFIGS`] with a value its
@@ -111,9 +137,17 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
         ))
     };
     match (key, *kind) {
-        ("cleanup.policy", _) if v != "delete" => {
-            invalid("only 'delete' (log compaction is not implemented)")
+        ("cleanup.policy", _) if crate::model::config::CleanupPolicy::parse(v).is_none() => {
+            invalid("delete, compact or compact,delete")
         }
+        ("min.cleanable.dirty.ratio", _) => match v.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+            _ => invalid("a number from 0 to 1"),
+        },
+        ("max.compaction.lag.ms", _) => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => invalid("a positive integer"),
+        },
         ("compression.type", _) if v != "producer" => {
             invalid("only 'producer' (batches are stored as produced)")
         }
@@ -155,7 +189,13 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "-1").is_ok());
         assert!(validate_topic_config("retention.ms", "-2").is_err());
         assert!(validate_topic_config("retention.ms", "soon").is_err());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "[delete, compact]").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "0.01").is_ok());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_topic_config("max.compaction.lag.ms", "0").is_err());
         assert!(validate_topic_config("segment.bytes", "1048576").is_ok());
         assert!(validate_topic_config("no.such.key", "1").is_err());
         assert!(validate_topic_config("unclean.leader.election.enable", "maybe").is_err());

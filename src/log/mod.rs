@@ -18,6 +18,7 @@ mod meta;
 mod partition_log;
 mod segment;
 
+pub use crate::model::config::CleanupPolicy;
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint, CheckpointError};
 pub use cleaner::{CleanReport, CleanedGroup, Cleaning, Dirtiness, Step};
 pub use log_dir::{LogDir, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
@@ -68,40 +69,6 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// `delete.retention.ms`: how long a tombstone outlives the clean that first retains it.
     pub delete_retention_ms: i64,
-}
-
-/// Kafka's `cleanup.policy`: `delete`, `compact` or both.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CleanupPolicy {
-    pub delete: bool,
-    pub compact: bool,
-}
-
-impl CleanupPolicy {
-    pub const DELETE: CleanupPolicy = CleanupPolicy {
-        delete: true,
-        compact: false,
-    };
-    pub const COMPACT: CleanupPolicy = CleanupPolicy {
-        delete: false,
-        compact: true,
-    };
-
-    /// Parses Kafka's list value (`delete`, `compact`, `compact,delete`, `[compact, delete]`).
-    pub fn parse(value: &str) -> Option<CleanupPolicy> {
-        let mut policy = CleanupPolicy {
-            delete: false,
-            compact: false,
-        };
-        for item in value.trim_matches(|c| c == '[' || c == ']').split(',') {
-            match item.trim() {
-                "delete" => policy.delete = true,
-                "compact" => policy.compact = true,
-                _ => return None,
-            }
-        }
-        (policy.delete || policy.compact).then_some(policy)
-    }
 }
 
 impl Default for LogConfig {

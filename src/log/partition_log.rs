@@ -20,6 +20,24 @@ fn header_of(batch: &RecordBatch<'_>) -> record_batch::BatchHeader {
     }
 }
 
+/// Whether any batch in `bytes` (whole batches) holds a record, and the offset after the last.
+fn records_and_end(bytes: &[u8]) -> (bool, Option<u64>) {
+    let mut rest = bytes;
+    let mut has_records = false;
+    let mut next = None;
+    while let Ok(h) = record_batch::BatchHeader::parse(rest, usize::MAX) {
+        if rest.len() < h.size() || rest.len() < record_batch::HEADER_LEN {
+            break;
+        }
+        // recordsCount: the last field of the header.
+        let count = &rest[record_batch::HEADER_LEN - 4..record_batch::HEADER_LEN];
+        has_records |= i32::from_be_bytes([count[0], count[1], count[2], count[3]]) > 0;
+        next = Some(h.last_offset() as u64 + 1);
+        rest = &rest[h.size()..];
+    }
+    (has_records, next)
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -487,6 +505,8 @@ impl Log {
             });
         }
         let max_offset = max_offset.unwrap_or(end).min(end);
+        let mut out: Vec<u8> = Vec::new();
+        let mut from = offset;
         for (_, segment) in self
             .segments
             .range(..=offset)
@@ -494,15 +514,32 @@ impl Log {
             .into_iter()
             .chain(self.segments.range(offset + 1..))
         {
-            let bytes = segment.read(offset, max_bytes, max_offset)?;
-            if !bytes.is_empty() {
-                return Ok(bytes);
-            }
-            if segment.next_offset() > offset {
+            let room = max_bytes.saturating_sub(out.len());
+            if !out.is_empty() && room == 0 {
                 break;
             }
+            let bytes = segment.read(from, room, max_offset)?;
+            if bytes.is_empty() {
+                if segment.next_offset() > from {
+                    break;
+                }
+                continue;
+            }
+            if !out.is_empty() && bytes.len() > room {
+                break; // only the first batch of a read may exceed max_bytes
+            }
+            let (has_records, next) = records_and_end(&bytes);
+            out.extend_from_slice(&bytes);
+            // A compacted log can hold segments of nothing but empty batches (a producer's
+            // last, kept for its sequence numbers); a read that returned only those goes on to
+            // the next segment, as a client that got no record would take the answer for a
+            // record too large to fetch (librdkafka gives up after ten such answers).
+            if has_records || next.is_none_or(|n| n <= from) {
+                break;
+            }
+            from = next.unwrap_or(from);
         }
-        Ok(Vec::new())
+        Ok(out)
     }
 
     /// The first batch at or after `from_offset` whose max timestamp is at least `timestamp_ms`

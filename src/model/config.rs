@@ -123,6 +123,131 @@ pub struct ServerConfig {
     /// `metrics.listener`: `http://host:port` serving Prometheus metrics at `/metrics`; off
     /// when unset (ketch's own key: Kafka exports JMX).
     pub metrics_listener: Option<(String, u16)>,
+    /// The log cleaner's settings (`log.cleanup.policy`, `log.cleaner.*`).
+    pub cleaner: CleanerSettings,
+}
+
+/// Kafka's `cleanup.policy`: `delete`, `compact` or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Parses Kafka's list value (`delete`, `compact`, `compact,delete`, `[compact, delete]`).
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.trim_matches(|c| c == '[' || c == ']').split(',') {
+            match item.trim() {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        (policy.delete || policy.compact).then_some(policy)
+    }
+}
+
+/// `log.cleanup.policy` and the `log.cleaner.*` keys, as Kafka names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanerSettings {
+    /// `log.cleanup.policy`, as written (`delete`, `compact` or `compact,delete`).
+    pub cleanup_policy: String,
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.threads`: logs cleaned at the same time.
+    pub threads: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: read and write throttle over all cleaner
+    /// threads; `None` is unthrottled (Kafka's default, Double.MaxValue).
+    pub io_max_bytes_per_second: Option<u64>,
+    /// `log.cleaner.min.cleanable.ratio`, in parts per million.
+    pub min_cleanable_ratio_ppm: u32,
+    /// `log.cleaner.delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `log.cleaner.backoff.ms`: how long a cleaner thread sleeps when no log needs cleaning.
+    pub backoff_ms: u64,
+}
+
+/// Parses the cleaner's keys; see [`CleanerSettings`].
+fn parse_cleaner(props: &Properties) -> Result<CleanerSettings, ConfigError> {
+    let policy = props.get("log.cleanup.policy").unwrap_or("delete").trim();
+    let known = policy
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .all(|p| matches!(p.trim(), "delete" | "compact"));
+    if !known || policy.is_empty() {
+        return Err(invalid(
+            "log.cleanup.policy",
+            policy,
+            "delete, compact or compact,delete",
+        ));
+    }
+    let long = |key: &str, default: i64, min: i64| -> Result<i64, ConfigError> {
+        match props.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| invalid(key, v, &format!("an integer of at least {min}"))),
+        }
+    };
+    let ratio = match props.get("log.cleaner.min.cleanable.ratio") {
+        None => 0.5,
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .ok_or_else(|| invalid("log.cleaner.min.cleanable.ratio", v, "a number from 0 to 1"))?,
+    };
+    let io_max = match props.get("log.cleaner.io.max.bytes.per.second") {
+        None => None,
+        Some(v) => {
+            let rate = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0)
+                .ok_or_else(|| {
+                    invalid(
+                        "log.cleaner.io.max.bytes.per.second",
+                        v,
+                        "a positive number of bytes per second",
+                    )
+                })?;
+            (rate < 1e18).then_some(rate as u64)
+        }
+    };
+    Ok(CleanerSettings {
+        cleanup_policy: policy.to_string(),
+        enable: parse_bool(props, "log.cleaner.enable", true)?,
+        threads: usize::try_from(long("log.cleaner.threads", 1, 1)?).unwrap_or(1),
+        io_max_bytes_per_second: io_max,
+        min_cleanable_ratio_ppm: (ratio * 1e6).round() as u32,
+        delete_retention_ms: long("log.cleaner.delete.retention.ms", 86_400_000, 0)?,
+        min_compaction_lag_ms: long("log.cleaner.min.compaction.lag.ms", 0, 0)?,
+        max_compaction_lag_ms: long("log.cleaner.max.compaction.lag.ms", i64::MAX, 1)?,
+        backoff_ms: u64::try_from(long("log.cleaner.backoff.ms", 15_000, 1)?).unwrap_or(15_000),
+    })
 }
 
 /// `http://host:port` (the scheme may be left out; only plain HTTP is served).
@@ -264,6 +389,15 @@ const KNOWN_KEYS: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
     "metrics.listener",
+    "log.cleanup.policy",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.backoff.ms",
     // Kafka quickstart keys that ketch accepts and has no use for (yet).
     "num.network.threads",
     "num.io.threads",
@@ -717,6 +851,7 @@ impl ServerConfig {
                         )
                     })?),
                 },
+                cleaner: parse_cleaner(&props)?,
                 set_keys: props.iter().map(|(k, _)| k.to_string()).collect(),
                 notes,
             },
@@ -857,6 +992,35 @@ impl ServerConfig {
             (
                 "inter.broker.listener.name",
                 self.inter_broker_listener_name.clone(),
+            ),
+            ("log.cleanup.policy", self.cleaner.cleanup_policy.clone()),
+            ("log.cleaner.enable", self.cleaner.enable.to_string()),
+            ("log.cleaner.threads", self.cleaner.threads.to_string()),
+            (
+                "log.cleaner.io.max.bytes.per.second",
+                self.cleaner
+                    .io_max_bytes_per_second
+                    .map_or("1.7976931348623157E308".to_string(), |r| r.to_string()),
+            ),
+            (
+                "log.cleaner.min.cleanable.ratio",
+                (f64::from(self.cleaner.min_cleanable_ratio_ppm) / 1e6).to_string(),
+            ),
+            (
+                "log.cleaner.delete.retention.ms",
+                self.cleaner.delete_retention_ms.to_string(),
+            ),
+            (
+                "log.cleaner.min.compaction.lag.ms",
+                self.cleaner.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "log.cleaner.max.compaction.lag.ms",
+                self.cleaner.max_compaction_lag_ms.to_string(),
+            ),
+            (
+                "log.cleaner.backoff.ms",
+                self.cleaner.backoff_ms.to_string(),
             ),
         ];
         entries

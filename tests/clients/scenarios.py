@@ -249,11 +249,11 @@ def configs(bootstrap, topic):
     assert entries["cleanup.policy"].source == ConfigSource.DEFAULT_CONFIG.value
     # A value ketch would not honour is refused, not ignored.
     bad = ConfigResource("TOPIC", topic, incremental_configs=[
-        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+        ConfigEntry("compression.type", "gzip", incremental_operation=AlterConfigOpType.SET)])
     try:
         for f in admin.incremental_alter_configs([bad]).values():
             f.result(timeout=15)
-        raise AssertionError("cleanup.policy=compact was accepted")
+        raise AssertionError("compression.type=gzip was accepted")
     except KafkaException as e:
         refused = str(e)
     # Retention (checked every 500 ms in this test's broker) deletes the expired segments.
@@ -308,7 +308,195 @@ def cooperative(bootstrap, topic):
     out(assignments=assignments, per_consumer=[len(seen[0]), len(seen[1])])
 
 
+def segment_bytes(data_dir, topic):
+    """Bytes of the partition's segment files on disk."""
+    import os
+    d = os.path.join(data_dir, f"{topic}-0")
+    return sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d) if n.endswith(".log"))
+
+
+def restore_table(bootstrap, topic, client):
+    """A Kafka Streams-style restore: read the changelog from offset 0 to its end, keeping the
+    last value of each key and forgetting a key at its tombstone. Returns (table, records read,
+    offsets read)."""
+    table, offsets = {}, []
+    if client == "kafka-python":
+        c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                          enable_auto_commit=False, consumer_timeout_ms=3000)
+        tp = KTopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        end = c.end_offsets([tp])[tp]
+        for m in c:
+            offsets.append(m.offset)
+            if m.value is None:
+                table.pop(m.key, None)
+            else:
+                table[m.key] = m.value
+            if m.offset + 1 >= end:
+                break
+        c.close()
+    else:
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"restore-{time.time()}",
+                      "enable.auto.commit": False, "enable.partition.eof": True})
+        c.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    break
+                raise KafkaException(m.error())
+            offsets.append(m.offset())
+            if m.value() is None:
+                table.pop(m.key(), None)
+            else:
+                table[m.key()] = m.value()
+        c.close()
+    return table, len(offsets), offsets
+
+
+def compaction(bootstrap, topic, data_dir):
+    """A compacted topic written by kafka-python (gzip) and confluent-kafka (snappy, lz4, zstd)
+    with many updates to few keys, and tombstones for two of them: it shrinks on disk, and a
+    restore from offset 0 with either client gets exactly the latest table. After
+    delete.retention.ms and one more clean the tombstones are gone too."""
+    create(bootstrap, topic, 1, **{"cleanup.policy": "compact", "segment.bytes": "8192",
+                                   "min.cleanable.dirty.ratio": "0.01",
+                                   "delete.retention.ms": "2000"})
+    import random
+    rng = random.Random(14)  # incompressible values, so the size on disk is the records'
+    expected = {}
+    written = 0
+    kp = KafkaProducer(bootstrap_servers=bootstrap, compression_type="gzip", linger_ms=5)
+    for i in range(1500):
+        k, v = f"k{i % 10}".encode(), f"kp-{i}-".encode() + rng.randbytes(150)
+        kp.send(topic, key=k, value=v)
+        expected[k] = v
+        written += len(v)
+    kp.flush()
+    kp.close()
+    for codec in ["snappy", "lz4", "zstd"]:
+        p = Producer({"bootstrap.servers": bootstrap, "compression.type": codec,
+                      "linger.ms": 5})
+        for i in range(500):
+            k, v = f"k{i % 10}".encode(), f"{codec}-{i}-".encode() + rng.randbytes(150)
+            p.produce(topic, key=k, value=v)
+            expected[k] = v
+            written += len(v)
+        assert p.flush(15) == 0
+    # Keyless records are refused on a compacted topic, as Kafka refuses them.
+    p = Producer({"bootstrap.servers": bootstrap})
+    errors = []
+    p.produce(topic, value=b"no key", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD, errors
+    for k in [b"k8", b"k9"]:
+        p.produce(topic, key=k, value=None)
+        expected.pop(k)
+    assert p.flush(15) == 0
+    # 3000 values of about 160 bytes went in; ten keys' worth plus the active segment (at most
+    # segment.bytes, never cleaned) may stay.
+    deadline = time.time() + 30
+    while segment_bytes(data_dir, topic) > written // 10 and time.time() < deadline:
+        time.sleep(0.2)
+    after = segment_bytes(data_dir, topic)
+    assert after <= written // 10, (written, after)
+    tables = {}
+    for client in ["kafka-python", "confluent-kafka"]:
+        table, read, offsets = restore_table(bootstrap, topic, client)
+        assert table == expected, (client, sorted(table), sorted(expected))
+        assert read < 3000, (client, read)
+        assert offsets == sorted(offsets), client
+        tables[client] = read
+    # A tombstone outlives the clean that first keeps it (once it is out of the active
+    # segment) by delete.retention.ms; a later clean removes it. Updates to other keys keep
+    # the log dirty, so cleans keep coming.
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    deadline = time.time() + 40
+    keys_seen = None
+    first_check = time.time() + 2.5
+    n = 0
+    while time.time() < deadline:
+        for _ in range(60):
+            k, v = f"k{n % 3}".encode(), f"late-{n}-".encode() + rng.randbytes(150)
+            p.produce(topic, key=k, value=v)
+            expected[k] = v
+            n += 1
+        assert p.flush(15) == 0
+        time.sleep(0.5)
+        if time.time() < first_check:
+            continue
+        c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                          enable_auto_commit=False, consumer_timeout_ms=2000)
+        tp = KTopicPartition(topic, 0)
+        c.assign([tp])
+        keys_seen = {m.key for m in c}
+        c.close()
+        if b"k8" not in keys_seen and b"k9" not in keys_seen:
+            break
+        time.sleep(0.5)
+    assert b"k8" not in keys_seen and b"k9" not in keys_seen, keys_seen
+    table, _, _ = restore_table(bootstrap, topic, "confluent-kafka")
+    assert table == expected, (sorted(table), sorted(expected))
+    out(written=written, after=after, read=tables)
+
+
+def idle_group(bootstrap, topic, phase):
+    """A group commits once and goes idle while another group's commits roll
+    __consumer_offsets' segments and retention (log.retention.ms, tiny in this test's broker)
+    runs: compaction, not retention, governs __consumer_offsets, so the idle group's offsets
+    are still there after the broker restarts and reloads its groups."""
+    tp = KTopicPartition(topic, 0)
+    if phase == "commit":
+        create(bootstrap, topic, 1)
+        p = KafkaProducer(bootstrap_servers=bootstrap)
+        for i in range(10):
+            p.send(topic, value=str(i).encode())
+        p.flush()
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id="idle",
+                          enable_auto_commit=False)
+        c.assign([tp])
+        from kafka.structs import OffsetAndMetadata
+        c.commit({tp: OffsetAndMetadata(7, "", -1)})
+        c.close()
+        # The busy group must share the idle group's __consumer_offsets partition (Kafka's
+        # abs(String.hashCode) % partitions; this test's broker has 5), so that its commits
+        # roll that partition's segments.
+        def partition_of(group):
+            h = 0
+            for ch in group:
+                h = (31 * h + ord(ch)) & 0xFFFFFFFF
+            return (h & 0x7FFFFFFF) % 5
+        busy_id = next(f"busy-{n}" for n in range(1000)
+                       if partition_of(f"busy-{n}") == partition_of("idle"))
+        busy = KafkaConsumer(bootstrap_servers=bootstrap, group_id=busy_id,
+                             enable_auto_commit=False)
+        busy.assign([tp])
+        for i in range(400):
+            busy.commit({tp: OffsetAndMetadata(i % 10, "x" * 100, -1)})
+        busy.close()
+        out(partition=partition_of("idle"))
+    else:
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id="idle",
+                          enable_auto_commit=False)
+        committed = None
+        for _ in range(50):
+            try:
+                committed = c.committed(tp)
+                break
+            except Exception:  # the coordinator may still be loading
+                time.sleep(0.2)
+        c.close()
+        assert committed == 7, committed
+        out(committed=committed)
+
+
 SCENARIOS = {
+    "compaction": compaction,
+    "idle-group": idle_group,
     "cooperative": cooperative,
     "configs": configs,
     "groups-phase1": groups_phase1,

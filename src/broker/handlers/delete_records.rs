@@ -26,9 +26,15 @@ pub async fn handle(broker: &Broker, r: &DeleteRecordsRequest) -> DeleteRecordsR
     for t in &r.topics {
         for p in &t.partitions {
             let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
-            let result = broker
-                .partition(&tp)
-                .and_then(|partition| partition.delete_records(p.offset));
+            let result = broker.partition(&tp).and_then(|partition| {
+                // As Kafka: a compacted topic keeps its keys; only `delete` lets records go.
+                if partition.cleanup_policy().is_some_and(|c| !c.delete) {
+                    return Err(PartitionError::PolicyViolation(format!(
+                        "Records of partition {tp} can not be deleted due to the configured policy"
+                    )));
+                }
+                partition.delete_records(p.offset)
+            });
             match &result {
                 Ok((start, inside)) => {
                     tracing::info!(partition = %tp, offset = p.offset, log_start = start, "DeleteRecords");

@@ -5,9 +5,10 @@
 use super::super::groups::{CONSUMER_OFFSETS, COORDINATOR_NOT_AVAILABLE};
 use crate::broker::context::{Broker, Connection};
 use kafka_protocol::messages::{
-    create_topics_request::CreatableTopic, find_coordinator_response::Coordinator, ApiKey,
-    BrokerId, CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse, RequestKind,
-    TopicName,
+    create_topics_request::{CreatableTopic, CreatableTopicConfig},
+    find_coordinator_response::Coordinator,
+    ApiKey, BrokerId, CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse,
+    RequestKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
@@ -39,7 +40,12 @@ async fn ensure_offsets_topic(broker: &Broker) {
             .with_topics(vec![CreatableTopic::default()
                 .with_name(TopicName(StrBytes::from_static_str(CONSUMER_OFFSETS)))
                 .with_num_partitions(broker.groups.offsets_partitions)
-                .with_replication_factor(rf)]);
+                .with_replication_factor(rf)
+                // As Kafka creates it: compacted, so a group's last commit is kept however
+                // long the group is idle (retention alone would delete it).
+                .with_configs(vec![CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("cleanup.policy"))
+                    .with_value(Some(StrBytes::from_static_str("compact")))])]);
         let answer = broker
             .controller
             .call(

@@ -62,6 +62,29 @@ fn check_batches(data: &[u8]) -> Result<(), Outcome> {
     Ok(())
 }
 
+/// A compacted topic keeps the latest record per key, so every record needs one: Kafka's
+/// leader decodes each batch (decompressing it) to check, and refuses with INVALID_RECORD.
+fn check_keys(tp: &TopicPartition, data: &[u8]) -> Result<(), Outcome> {
+    use crate::protocol::record_batch::decoded::decode;
+    let mut rest = data;
+    while let Ok((batch, tail)) = RecordBatch::parse(rest, usize::MAX) {
+        match decode(&batch) {
+            Ok(d) if d.records.iter().any(|r| r.key.is_none()) => {
+                return Err(failure(
+                    INVALID_RECORD,
+                    format!(
+                    "Compacted topic cannot accept message without key in topic partition {tp}."
+                ),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(failure(INVALID_RECORD, format!("undecodable records: {e}"))),
+        }
+        rest = tail;
+    }
+    Ok(())
+}
+
 /// Phase one for a partition: checks and the leader's append (acknowledgeable by itself).
 async fn append_one(
     broker: &Broker,
@@ -80,6 +103,9 @@ async fn append_one(
         return Err(failure(INVALID_RECORD, "no records"));
     };
     check_batches(records)?;
+    if partition.cleanup_policy().is_some_and(|c| c.compact) {
+        check_keys(tp, records)?;
+    }
     match partition
         .append_as_leader(records.to_vec(), acks == -1)
         .await
