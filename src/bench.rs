@@ -421,3 +421,250 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
     disk.remove_dir_all(dir)?;
     Ok(())
 }
+
+pub struct CleanerBenchOptions {
+    pub size_bytes: u64,
+    pub keys: u64,
+    pub record_bytes: usize,
+    pub segment_bytes: u64,
+    /// `log.cleaner.io.max.bytes.per.second` for the throttled run.
+    pub throttle_bytes_per_second: u64,
+}
+
+/// A compacted log of `size_bytes` of updates to `keys` keys (16 records a batch, in
+/// `codec`), rolled so all of it is cleanable.
+fn compacted_log(
+    shared: &Arc<dyn Disk>,
+    dir: &Path,
+    opts: &CleanerBenchOptions,
+    codec: u8,
+) -> BenchResult<Log> {
+    use crate::protocol::record_batch::decoded::{encode, DecodedBatch, OwnedRecord};
+    let config = LogConfig {
+        segment_bytes_max: opts.segment_bytes,
+        retention_ms: -1,
+        offset_gaps_allowed: true,
+        cleanup: crate::log::CleanupPolicy::COMPACT,
+        min_cleanable_dirty_ratio_ppm: 0,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = Log::open(Arc::clone(shared), dir, config, 0)?;
+    let mut n = 0u64;
+    while log.size_bytes() < opts.size_bytes {
+        let base = log.log_end_offset() as i64;
+        let records = (0..16)
+            .map(|i| {
+                n += 1;
+                // Values vary (xorshift), so compressed batches are not trivially small.
+                let mut v = vec![0u8; opts.record_bytes];
+                let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                for b in v.iter_mut() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *b = b'a' + (x % 16) as u8;
+                }
+                OwnedRecord {
+                    offset: base + i,
+                    timestamp_ms: 1_700_000_000_000,
+                    key: Some(format!("key-{}", (n * 7919) % opts.keys).into_bytes()),
+                    value: Some(v),
+                    headers_raw: vec![0],
+                }
+            })
+            .collect();
+        let mut batch = encode(&DecodedBatch {
+            base_offset: base,
+            partition_leader_epoch: 0,
+            attributes: i16::from(codec),
+            last_offset_delta: 15,
+            base_timestamp_ms: 1_700_000_000_000,
+            max_timestamp_ms: 1_700_000_000_000,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records,
+        })?;
+        log.append(&mut batch, Some(0), 1_700_000_000_000)?;
+    }
+    log.roll()?;
+    log.flush()?;
+    Ok(log)
+}
+
+/// Cleaner throughput (MiB/s of dirty log read and rewritten) for each codec, then the append
+/// latency a producer sees on the same disk while a clean runs the way the broker runs it
+/// (steps outside the log's lock, each group swapped in under it), unthrottled and throttled,
+/// beside no clean at all.
+pub async fn cleaner(dir: &Path, opts: CleanerBenchOptions) -> BenchResult<()> {
+    use crate::log::Step;
+    let disk = RealDisk;
+    let clock = Clock::system();
+    let shared: Arc<dyn Disk> = Arc::new(RealDisk);
+    fresh_dir(&disk, dir)?;
+    println!(
+        "cleaner: {} MiB of 16-record batches of {}-byte values, {} keys, segments of {} MiB",
+        opts.size_bytes >> 20,
+        opts.record_bytes,
+        opts.keys,
+        opts.segment_bytes >> 20
+    );
+    for (name, codec) in [("none", 0u8), ("lz4", 3), ("zstd", 4), ("gzip", 1)] {
+        let mut log = compacted_log(&shared, &dir.join(format!("clean-{name}")), &opts, codec)?;
+        let before = log.size_bytes();
+        let end = log.log_end_offset();
+        let t0 = clock.monotonic();
+        let r = log.clean_now(0, end)?;
+        let took = clock.monotonic() - t0;
+        println!(
+            "  {name:>5}: {:7.1} MiB/s of dirty log ({:.0} MiB in {:.2} s), {} -> {} KiB, {} records removed",
+            mib_per_s(before, took),
+            before as f64 / 1048576.0,
+            took.as_secs_f64(),
+            before >> 10,
+            log.size_bytes() >> 10,
+            r.records_removed
+        );
+    }
+    // Append latency during a clean: a producer appends 16 KiB batches to a second log on the
+    // same disk while the first is cleaned.
+    let batch = sample_batch(16, 1024);
+    for (label, throttle) in [
+        ("no clean", None),
+        ("clean, unthrottled", Some(None)),
+        (
+            "clean, throttled",
+            Some(Some(opts.throttle_bytes_per_second)),
+        ),
+    ] {
+        let table = Arc::new(std::sync::RwLock::new(compacted_log(
+            &shared,
+            &dir.join("latency-table"),
+            &opts,
+            0,
+        )?));
+        let produced = {
+            let config = LogConfig {
+                segment_bytes_max: opts.segment_bytes,
+                retention_ms: -1,
+                ..LogConfig::default()
+            };
+            let p = dir.join("latency-produce");
+            if disk.exists(&p) {
+                disk.remove_dir_all(&p)?;
+            }
+            Arc::new(std::sync::RwLock::new(
+                Log::open(Arc::clone(&shared), &p, config, 0)?.0,
+            ))
+        };
+        let cleaning_done = Arc::new(std::sync::atomic::AtomicBool::new(throttle.is_none()));
+        let cleaner_task = {
+            let table = Arc::clone(&table);
+            let done = Arc::clone(&cleaning_done);
+            let clock = clock.clone();
+            crate::runtime::spawn(async move {
+                let Some(rate) = throttle else {
+                    return (0u64, Duration::ZERO);
+                };
+                let throttle = crate::broker::cleaner::Throttle::new(rate);
+                let t0 = clock.monotonic();
+                let mut bytes = 0;
+                let end = table.read().map(|l| l.log_end_offset()).unwrap_or(0);
+                let cleaning = table
+                    .read()
+                    .ok()
+                    .and_then(|l| l.start_cleaning(0, end, true));
+                let mut cleaning = cleaning;
+                while let Some(mut c) = cleaning.take() {
+                    let budget = throttle.step_bytes();
+                    let (c2, step) = crate::runtime::blocking(move || {
+                        let s = c.step(budget);
+                        (c, s)
+                    })
+                    .await;
+                    c = c2;
+                    match step {
+                        Ok(Step::Progress(n)) => {
+                            bytes += n;
+                            let wait = throttle.delay_after(n, clock.monotonic_ms());
+                            if !wait.is_zero() {
+                                crate::runtime::sleep(wait).await;
+                            }
+                            cleaning = Some(c);
+                        }
+                        Ok(Step::Group(g)) => {
+                            let t = Arc::clone(&table);
+                            let _ = crate::runtime::blocking(move || {
+                                t.write().ok().map(|mut l| l.install_cleaned(g))
+                            })
+                            .await;
+                            cleaning = Some(c);
+                        }
+                        Ok(Step::Done) | Err(_) => {}
+                    }
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                (bytes, clock.monotonic() - t0)
+            })
+        };
+        // The producer: appends until the clean is done (and at least 2 s), timing each.
+        let producer = {
+            let produced = Arc::clone(&produced);
+            let done = Arc::clone(&cleaning_done);
+            let clock = clock.clone();
+            let batch = batch.clone();
+            crate::runtime::blocking(move || {
+                let mut latencies_us = Vec::new();
+                let t0 = clock.monotonic();
+                let mut buf = batch.clone();
+                while !done.load(std::sync::atomic::Ordering::SeqCst)
+                    || clock.monotonic() - t0 < Duration::from_secs(2)
+                {
+                    let a = clock.monotonic();
+                    if let Ok(mut log) = produced.write() {
+                        buf.copy_from_slice(&batch);
+                        let _ = log.append(&mut buf, Some(0), 0);
+                        let _ = log.flush();
+                    }
+                    latencies_us.push((clock.monotonic() - a).as_micros() as u64);
+                    if clock.monotonic() - t0 > Duration::from_secs(120) {
+                        break;
+                    }
+                }
+                latencies_us
+            })
+        };
+        let (mut latencies_us, cleaned) = (producer.await, cleaner_task.await);
+        let (clean_bytes, clean_took) = cleaned.unwrap_or((0, Duration::ZERO));
+        latencies_us.sort_unstable();
+        let pct = |p: f64| {
+            latencies_us[((latencies_us.len() as f64 * p) as usize).min(latencies_us.len() - 1)]
+        };
+        let rate = match throttle {
+            Some(Some(r)) => format!(" at {} MiB/s", r >> 20),
+            _ => String::new(),
+        };
+        println!(
+            "  {label}{rate}: fsynced appends p50 {} us, p99 {} us, max {} us over {} appends{}",
+            pct(0.5),
+            pct(0.99),
+            latencies_us.last().copied().unwrap_or(0),
+            latencies_us.len(),
+            if throttle.is_some() {
+                format!(
+                    "; cleaner read {:.0} MiB in {:.2} s ({:.1} MiB/s)",
+                    clean_bytes as f64 / 1048576.0,
+                    clean_took.as_secs_f64(),
+                    mib_per_s(clean_bytes, clean_took)
+                )
+            } else {
+                String::new()
+            }
+        );
+        drop(table);
+        drop(produced);
+        disk.remove_dir_all(&dir.join("latency-table"))?;
+    }
+    disk.remove_dir_all(dir)?;
+    Ok(())
+}

@@ -379,10 +379,16 @@ impl Metrics {
 
     /// A batch a producer appended to `topic`.
     /// One log was cleaned.
-    pub fn log_cleaned(&self, report: &crate::log::CleanReport, elapsed_ms: u64) {
-        self.cleaner_read_bytes.inc_by(report.bytes_read);
-        self.cleaner_written_bytes.inc_by(report.bytes_after);
-        self.cleaner_records_removed.inc_by(report.records_removed);
+    pub fn log_cleaned(
+        &self,
+        bytes_read: u64,
+        bytes_written: u64,
+        records_removed: u64,
+        elapsed_ms: u64,
+    ) {
+        self.cleaner_read_bytes.inc_by(bytes_read);
+        self.cleaner_written_bytes.inc_by(bytes_written);
+        self.cleaner_records_removed.inc_by(records_removed);
         self.cleaner_clean_time.observe(elapsed_ms as f64 / 1000.0);
     }
 

@@ -47,7 +47,11 @@ fn code_text(text: &str) -> String {
 /// `#[cfg(test)]` (a `mod x;` line, or an item up to its matching closing brace). Files named
 /// `tests.rs` are all test.
 fn production_text(path: &Path) -> String {
-    if path.file_name().is_some_and(|n| n == "tests.rs") {
+    // Test-only modules: `tests.rs`, and `*_tests.rs` beside it for a second suite.
+    if path
+        .file_name()
+        .is_some_and(|n| n == "tests.rs" || n.to_string_lossy().ends_with("_tests.rs"))
+    {
         return String::new();
     }
     let text = code_text(&std::fs::read_to_string(path).unwrap());

@@ -104,6 +104,12 @@ pub struct Mix {
     /// The admin adds partitions to the topic and changes its `min.insync.replicas` or
     /// `segment.bytes` while the workload runs.
     pub admin_changes: bool,
+    /// The topic is `cleanup.policy=compact,delete` and cleaned eagerly, every record keyed by
+    /// its unique value: the latest value of every key is every record, so compaction must
+    /// keep them all, while the cleaner regroups and swaps segments on every replica under
+    /// the faults (the checks of the byte-identical replicas and of every acknowledged write
+    /// then cover its swaps). `__consumer_offsets` is compacted in every run.
+    pub compact: bool,
 }
 
 impl Mix {
@@ -167,10 +173,12 @@ impl Mix {
                 .collect(),
             buggify: false,
             admin_changes: false,
+            compact: false,
         };
         // Drawn last, so that the draws before them stay what they were for older seeds.
         mix.buggify = rng.gen_bool(0.5);
         mix.admin_changes = rng.gen_bool(0.5);
+        mix.compact = rng.gen_bool(0.4);
         mix
     }
 
@@ -195,7 +203,7 @@ impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} voters, {} brokers; topic of {} partitions RF={} min.insync={}; {}; segments {} B; election {} ms, session {} ms, lag {} ms; {} idempotent producers; crash p={:.3} ({:.0}% power loss), clog p={:.3}, pause p={:.3}, clock jumps p={}, fsync EIO {} ppm, ENOSPC {} ppm{}{}",
+            "{} {} voters, {} brokers; topic of {} partitions RF={} min.insync={}; {}; segments {} B; election {} ms, session {} ms, lag {} ms; {} idempotent producers; crash p={:.3} ({:.0}% power loss), clog p={:.3}, pause p={:.3}, clock jumps p={}, fsync EIO {} ppm, ENOSPC {} ppm{}{}{}",
             if self.separate { "separate:" } else { "combined:" },
             self.voters,
             self.brokers,
@@ -217,6 +225,7 @@ impl fmt::Display for Mix {
             self.disk_faults.enospc_ppm,
             if self.buggify { "; buggify" } else { "" },
             if self.admin_changes { "; admin changes" } else { "" },
+            if self.compact { "; compacted" } else { "" },
         )
     }
 }
@@ -518,6 +527,12 @@ fn node_config(mix: &Mix, i: usize) -> Result<ServerConfig, String> {
     if mix.fsync {
         text.push_str("log.flush.interval.messages=1\n");
     }
+    if mix.compact {
+        text.push_str(
+            "log.cleanup.policy=compact,delete\nlog.cleaner.min.cleanable.ratio=0.01\n\
+             log.cleaner.backoff.ms=100\n",
+        );
+    }
     ServerConfig::parse(&text)
         .map(|(config, _)| config)
         .map_err(|e| e.to_string())
@@ -811,8 +826,11 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
         let p = ((n as usize + k) % partitions as usize) as i32;
         let count = rng.gen_range(1..=3usize);
         let values: Vec<String> = (0..count).map(|j| format!("i{k}-{n}-{j}")).collect();
-        let recs: Vec<(Option<&[u8]>, &[u8])> =
-            values.iter().map(|v| (None, v.as_bytes())).collect();
+        let keyed = lock(&world).mix.compact;
+        let recs: Vec<(Option<&[u8]>, &[u8])> = values
+            .iter()
+            .map(|v| (keyed.then_some(v.as_bytes()), v.as_bytes()))
+            .collect();
         let plain = build_batch(0, 1_700_000_000_000 + n as i64, &recs);
         let mut attempt = 0u64;
         let mut sequence_errors = 0;
@@ -930,7 +948,8 @@ async fn plain_producer(world: World, seed: u64) {
         };
         let p = (n % partitions as u64) as i32;
         let value = format!("a-{n}");
-        let batch = build_batch(0, 1_700_000_000_000, &[(None, value.as_bytes())]);
+        let key = lock(&world).mix.compact.then_some(value.as_bytes());
+        let batch = build_batch(0, 1_700_000_000_000, &[(key, value.as_bytes())]);
         match view.leader_addr(p) {
             None => {
                 if let Some(v) = refresh(&world, &mut client).await {
@@ -978,7 +997,8 @@ async fn acks0_producer(world: World, seed: u64) {
         match view.leader_addr(p) {
             Some((addr, _, _)) => {
                 let value = format!("z-{n}");
-                let batch = build_batch(0, 1_700_000_000_000, &[(None, value.as_bytes())]);
+                let key = lock(&world).mix.compact.then_some(value.as_bytes());
+                let batch = build_batch(0, 1_700_000_000_000, &[(key, value.as_bytes())]);
                 lock(&world).counts.acks0_sent += 1;
                 if kafka::produce_acks0(&mut client, &addr, p, Bytes::from(batch))
                     .await

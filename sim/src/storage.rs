@@ -148,6 +148,7 @@ fn log_config(swarm: &Swarm) -> LogConfig {
         index_interval_bytes: 1024,
         max_batch_bytes: 1 << 20,
         flush: FlushPolicy::EveryAppend,
+        ..LogConfig::default()
     }
 }
 

@@ -37,7 +37,7 @@ impl Throttle {
     }
 
     /// How long to wait after `bytes` more at `now_mono_ms` to keep to the rate.
-    fn delay_after(&self, bytes: u64, now_mono_ms: u64) -> Duration {
+    pub fn delay_after(&self, bytes: u64, now_mono_ms: u64) -> Duration {
         let Some(rate) = self.bytes_per_second.filter(|r| *r > 0) else {
             return Duration::ZERO;
         };
@@ -52,7 +52,7 @@ impl Throttle {
     }
 
     /// The step size that keeps sleeps short under the rate.
-    fn step_bytes(&self) -> u64 {
+    pub fn step_bytes(&self) -> u64 {
         self.bytes_per_second
             .map_or(STEP_BYTES_MAX, |r| (r / 10).clamp(4096, STEP_BYTES_MAX))
     }
@@ -191,7 +191,7 @@ async fn clean(
                     "log cleaned"
                 );
                 if let Some(m) = &broker.metrics {
-                    m.log_cleaned(&r, elapsed_ms);
+                    m.log_cleaned(r.bytes_read, r.bytes_after, r.records_removed, elapsed_ms);
                 }
                 return true;
             }

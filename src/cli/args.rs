@@ -321,6 +321,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         replication_factor: i16,
     },
+    /// Log cleaner throughput per codec, and append latency while it cleans (unthrottled and
+    /// under `log.cleaner.io.max.bytes.per.second`).
+    Cleaner {
+        #[arg(long, default_value = "ketch-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 256)]
+        size_mib: u64,
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 1024)]
+        record_bytes: usize,
+        #[arg(long, default_value_t = 64)]
+        segment_mib: u64,
+        /// The throttled run's rate, MiB/s.
+        #[arg(long, default_value_t = 16)]
+        throttle_mib_per_s: u64,
+    },
     /// Log recovery time after a clean shutdown and after crashes with unflushed tails.
     LogRecovery {
         #[arg(long, default_value = "ketch-bench")]
@@ -780,6 +797,23 @@ impl BenchCommand {
             BenchCommand::Quorum { dir, proposals } => {
                 run_async(async move { crate::bench::quorum(&dir, proposals.max(1)).await })
             }
+            BenchCommand::Cleaner {
+                dir,
+                size_mib,
+                keys,
+                record_bytes,
+                segment_mib,
+                throttle_mib_per_s,
+            } => run_async(crate::bench::cleaner(
+                &dir,
+                crate::bench::CleanerBenchOptions {
+                    size_bytes: size_mib << 20,
+                    keys: keys.max(1),
+                    record_bytes: record_bytes.max(8),
+                    segment_bytes: segment_mib.max(1) << 20,
+                    throttle_bytes_per_second: throttle_mib_per_s.max(1) << 20,
+                },
+            )),
             BenchCommand::LogRecovery {
                 dir,
                 size_mib,

@@ -21,7 +21,7 @@ use super::{Log, LogError};
 use crate::protocol::record_batch::decoded::{self, DELETE_HORIZON_FLAG};
 use crate::protocol::record_batch::{BatchHeader, RecordBatch, LOG_OVERHEAD};
 use crate::runtime::{Disk, DiskFile};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -108,10 +108,10 @@ pub struct Cleaning {
     /// Ranges of `segments`, each cleaned into one new segment.
     groups: Vec<std::ops::Range<usize>>,
     /// The latest offset of each key in the cleanable range.
-    latest: HashMap<Vec<u8>, u64>,
+    latest: BTreeMap<Vec<u8>, u64>,
     /// Each producer's last batch (base offset) in the cleanable range: kept, maybe empty, so
     /// its sequence numbers survive (as Kafka's cleaner keeps it).
-    last_batch_of_producer: HashMap<i64, u64>,
+    last_batch_of_producer: BTreeMap<i64, u64>,
     mapping_done: bool,
     /// Where reading is: segment index and position in it.
     at_segment: usize,
@@ -216,8 +216,8 @@ impl Log {
             max_batch_bytes: self.config.max_batch_bytes,
             segments,
             groups,
-            latest: HashMap::new(),
-            last_batch_of_producer: HashMap::new(),
+            latest: BTreeMap::new(),
+            last_batch_of_producer: BTreeMap::new(),
             mapping_done: false,
             at_segment: 0,
             at_position: 0,
