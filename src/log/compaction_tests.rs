@@ -375,3 +375,67 @@ fn a_compacted_log_shrinks_keeps_offsets_and_reopens() {
     );
     assert_eq!(log.log_end_offset(), 400);
 }
+
+/// Kafka keeps each producer's last batch through compaction, empty if need be, so that the
+/// producer's sequence numbers (and so its idempotence) survive: base sequence and last
+/// offset delta stay.
+#[test]
+fn a_producers_last_batch_stays_when_all_its_records_are_superseded() {
+    let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(9, DiskFaults::default()));
+    let (mut log, _) = Log::open(Arc::clone(&disk), &dir(), config(1 << 20), 0).unwrap();
+    let batch = |log: &Log, pid: i64, seq: i32, keys: &[u8]| {
+        let base = log.log_end_offset() as i64;
+        decoded::encode(&DecodedBatch {
+            base_offset: base,
+            partition_leader_epoch: 0,
+            attributes: 0,
+            last_offset_delta: keys.len() as i32 - 1,
+            base_timestamp_ms: 5,
+            max_timestamp_ms: 5,
+            producer_id: pid,
+            producer_epoch: 2,
+            base_sequence: seq,
+            records: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| OwnedRecord {
+                    offset: base + i as i64,
+                    timestamp_ms: 5,
+                    key: Some(vec![*k]),
+                    value: Some(vec![pid as u8]),
+                    headers_raw: vec![0],
+                })
+                .collect(),
+        })
+        .unwrap()
+    };
+    for (pid, seq, keys) in [(5, 0, &b"ab"[..]), (5, 2, b"ab"), (7, 0, b"abc")] {
+        let mut b = batch(&log, pid, seq, keys);
+        log.append(&mut b, Some(0), 5).unwrap();
+    }
+    let mut tail = batch(&log, 8, 0, b"z");
+    log.append(&mut tail, Some(0), 5).unwrap();
+    log.roll().unwrap();
+    let end = log.log_end_offset();
+    log.clean_now(10, end).unwrap();
+    let bytes = log.read(0, 1 << 20, None).unwrap();
+    let batches = decode_all(&bytes);
+    let summary: Vec<(i64, i64, i32, i32, usize)> = batches
+        .iter()
+        .map(|b| {
+            (
+                b.base_offset,
+                b.producer_id,
+                b.base_sequence,
+                b.last_offset_delta,
+                b.records.len(),
+            )
+        })
+        .collect();
+    // Producer 5's first batch goes; its last stays, empty, with its sequence range; producer
+    // 7's batch and the last one stay whole.
+    assert_eq!(
+        summary,
+        vec![(2, 5, 2, 1, 0), (4, 7, 0, 2, 3), (7, 8, 0, 0, 1)]
+    );
+}

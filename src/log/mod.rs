@@ -2,13 +2,13 @@
 //! received, with offsets assigned by rewriting each batch's base offset.
 //!
 //! Owns: segment files and their indexes (`<20-digit base offset>.log|.index|.timeindex`),
-//! rolling, reads by offset and timestamp, truncation, retention, flushing, recovery after a
-//! crash, and the per-directory files Kafka keeps beside the logs (`meta.properties`,
-//! `recovery-point-offset-checkpoint`).
+//! rolling, reads by offset and timestamp, truncation, retention, compaction (`cleaner`, with
+//! its `.cleaned`/`.swap` files), flushing, recovery after a crash, and the per-directory files
+//! Kafka keeps beside the logs (`meta.properties`, `recovery-point-offset-checkpoint`).
 //!
-//! Must not touch: the network, clocks (time is passed in), Raft or replication decisions, or
-//! the contents of records (only batch headers are read). All IO goes through
-//! [`crate::runtime::Disk`], so the simulator can crash it.
+//! Must not touch: the network, clocks (time is passed in), Raft or replication decisions.
+//! Records are decoded only by the cleaner; every other path reads batch headers alone. All IO
+//! goes through [`crate::runtime::Disk`], so the simulator can crash it.
 
 mod checkpoint;
 mod cleaner;

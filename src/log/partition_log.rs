@@ -577,6 +577,8 @@ impl Log {
     /// `offset` when it falls inside a batch). Durable before it returns. Returns the new log end.
     pub fn truncate_to(&mut self, offset: u64) -> Result<u64, LogError> {
         let result = self.truncate_steps(offset);
+        // What is appended from here on is dirty, whatever the cleaner had done above it.
+        self.first_dirty_offset = self.first_dirty_offset.min(self.log_end_offset());
         // A step that failed (an fsync error) may come after the log end moved down: what is
         // flushed never lies past the end, or the next flush would find it going back (the
         // cluster simulation, seed 32261: a follower's truncation failed, then the writer's
@@ -665,6 +667,7 @@ impl Log {
         // removal leaves a log whose end and flushed offset agree.
         let old = std::mem::replace(&mut self.segments, BTreeMap::from([(offset, segment)]));
         self.start_floor = offset;
+        self.first_dirty_offset = self.first_dirty_offset.min(offset);
         self.dir_unsynced = true;
         self.flushed_offset = 0;
         for (base, s) in old {
