@@ -81,6 +81,9 @@ struct Planned {
 pub struct CleanedGroup {
     /// (base offset, identity) of each segment it replaces.
     replaces: Vec<(u64, u64)>,
+    /// (base offset, identity) of the planned segments after the group: the key map that
+    /// decided what the group keeps was built over them too, so they must be unchanged.
+    later: Vec<(u64, u64)>,
     segment: Segment,
     end_offset: u64,
 }
@@ -113,9 +116,17 @@ pub struct Cleaning {
     /// its sequence numbers survive (as Kafka's cleaner keeps it).
     last_batch_of_producer: BTreeMap<i64, u64>,
     mapping_done: bool,
-    /// Where reading is: segment index and position in it.
+    /// A batch could not be decoded: its keys are unknown, so no tombstone may go this time
+    /// (an old value of its key could be in that batch and come back).
+    opaque_seen: bool,
+    /// Every batch's base offset as the map pass read it, for the write pass to check.
+    bases: Vec<u64>,
+    batch_index: usize,
+    /// Where reading is: segment index, position in it, and the offset the next batch may
+    /// start at.
     at_segment: usize,
     at_position: u64,
+    at_offset: u64,
     group: usize,
     out: Option<Segment>,
     pub report: CleanReport,
@@ -219,8 +230,12 @@ impl Log {
             latest: BTreeMap::new(),
             last_batch_of_producer: BTreeMap::new(),
             mapping_done: false,
+            opaque_seen: false,
+            bases: Vec::new(),
+            batch_index: 0,
             at_segment: 0,
             at_position: 0,
+            at_offset: 0,
             group: 0,
             out: None,
             report: CleanReport::default(),
@@ -238,27 +253,37 @@ impl Log {
     pub fn install_cleaned(&mut self, group: Box<CleanedGroup>) -> Result<bool, LogError> {
         let CleanedGroup {
             replaces,
+            later,
             mut segment,
             end_offset,
         } = *group;
         let active = self.active_segment_base();
-        let unchanged = replaces.iter().all(|(base, id)| {
+        let unchanged = replaces.iter().chain(&later).all(|(base, id)| {
             *base != active && self.segments.get(base).is_some_and(|s| s.id() == *id)
         });
         let base = segment.base_offset;
-        if !unchanged {
+        // A cleaned segment keeps the last batch of its group, so it ends where they did; one
+        // that does not is refused, not swapped in (only misread data could make it).
+        let whole = !segment.is_empty() && segment.next_offset() == end_offset;
+        if !unchanged || !whole {
             drop(segment);
             remove_if_present(
                 self.disk.as_ref(),
                 &Segment::paths_with(&self.dir, base, CLEANED),
             )?;
+            if !whole {
+                return Err(LogError::Corrupt {
+                    path: self.dir.clone(),
+                    position: 0,
+                    offset: base,
+                    recovery_point: 0,
+                    reason: format!(
+                        "a cleaned segment does not end at its group's end {end_offset}"
+                    ),
+                });
+            }
             return Ok(false);
         }
-        assert!(
-            !segment.is_empty() && segment.next_offset() == end_offset,
-            "a cleaned segment keeps the last batch of its group, so it ends where they did"
-        );
-        segment.sync_all()?;
         let disk = self.disk.as_ref();
         let cleaned = Segment::paths_with(&self.dir, base, CLEANED);
         let swap = Segment::paths_with(&self.dir, base, SWAP);
@@ -320,54 +345,82 @@ fn remove_if_present(disk: &dyn Disk, paths: &[PathBuf]) -> Result<(), LogError>
     Ok(())
 }
 
-/// Reads the whole batches of `file` from `position`: about `want` bytes, at least one batch.
-/// Each is CRC-checked: these segments were fsynced, so a bad one is corruption.
+/// Reads the whole batches of `seg` from `position` (where a batch starting at `from_offset`
+/// or later begins): about `want` bytes, at least one batch. Each is CRC-checked and must lie
+/// inside the segment, in order: these segments were fsynced, so a bad one is corruption (or a
+/// bit flipped on the way in, which the two passes' cross-check catches for the base offset the
+/// CRC does not cover).
 fn read_batches(
-    file: &dyn DiskFile,
+    seg: &Planned,
     path: &Path,
     position: u64,
-    size_bytes: u64,
+    from_offset: u64,
     want: u64,
-    max_batch_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, LogError> {
-    let corrupt = |reason: String| LogError::Corrupt {
+    let corrupt = |at: usize, reason: String| LogError::Corrupt {
         path: path.to_path_buf(),
-        position,
-        offset: 0,
+        position: position + at as u64,
+        offset: from_offset,
         recovery_point: 0,
         reason,
     };
-    let len = want.clamp(1 << 16, 8 << 20).min(size_bytes - position) as usize;
+    let left = seg.size_bytes.saturating_sub(position);
+    let len = want.clamp(1 << 16, 8 << 20).min(left) as usize;
     let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, position)
+    seg.file
+        .read_exact_at(&mut buf, position)
         .map_err(|e| LogError::io(path, e))?;
     let mut out = Vec::new();
     let mut at = 0;
+    let mut expected = from_offset;
     loop {
         let rest = &buf[at..];
         if rest.len() < BatchHeader::PREFIX_LEN {
             break;
         }
-        let header = BatchHeader::parse(rest, max_batch_bytes.max(1 << 20))
-            .map_err(|e| corrupt(e.to_string()))?;
+        // The segment's own size bounds a batch: the log accepted it under whatever
+        // `max.message.bytes` was then.
+        let header =
+            BatchHeader::parse(rest, usize::MAX).map_err(|e| corrupt(at, e.to_string()))?;
         let size = header.size();
-        if rest.len() < size {
-            if out.is_empty() {
-                // One batch larger than the chunk: read it alone.
-                let mut whole = vec![0u8; size];
-                file.read_exact_at(&mut whole, position)
-                    .map_err(|e| LogError::io(path, e))?;
-                RecordBatch::parse(&whole, usize::MAX).map_err(|e| corrupt(e.to_string()))?;
-                out.push(whole);
-            }
-            break;
+        if size as u64 > left - at as u64 {
+            return Err(corrupt(
+                at,
+                format!("a batch of {size} bytes runs past the segment"),
+            ));
         }
-        RecordBatch::parse(&rest[..size], usize::MAX).map_err(|e| corrupt(e.to_string()))?;
-        out.push(rest[..size].to_vec());
+        let whole;
+        let bytes = if rest.len() >= size {
+            &rest[..size]
+        } else if out.is_empty() {
+            // One batch larger than the chunk: read it alone.
+            let mut b = vec![0u8; size];
+            seg.file
+                .read_exact_at(&mut b, position)
+                .map_err(|e| LogError::io(path, e))?;
+            whole = b;
+            &whole[..]
+        } else {
+            break;
+        };
+        let (batch, _) =
+            RecordBatch::parse(bytes, usize::MAX).map_err(|e| corrupt(at, e.to_string()))?;
+        let (base, last) = (batch.base_offset() as u64, batch.last_offset() as u64);
+        if base < expected || last >= seg.next_offset {
+            return Err(corrupt(
+                at,
+                format!(
+                    "batch at offsets {base}..={last} is out of place (expected from {expected}, segment ends at {})",
+                    seg.next_offset
+                ),
+            ));
+        }
+        expected = last + 1;
+        out.push(bytes.to_vec());
         at += size;
     }
     if out.is_empty() {
-        return Err(corrupt("no whole batch where one must start".into()));
+        return Err(corrupt(at, "no whole batch where one must start".into()));
     }
     Ok(out)
 }
@@ -384,13 +437,32 @@ impl Cleaning {
     /// The whole batches of `seg` from where the cleaner is, about `budget_bytes`.
     fn read_at_cursor(&self, seg: &Planned, budget_bytes: u64) -> Result<Vec<Vec<u8>>, LogError> {
         read_batches(
-            seg.file.as_ref(),
+            seg,
             &Segment::paths_with(&self.dir, seg.base, "")[0],
             self.at_position,
-            seg.size_bytes,
+            self.at_offset.max(seg.base),
             budget_bytes,
-            self.max_batch_bytes,
         )
+    }
+
+    /// The write pass reads every batch again: its base offset (outside the CRC) must be what
+    /// the map pass read, or a flipped bit in one of the reads would misplace a key's latest
+    /// record.
+    fn cross_check(&mut self, base: u64) -> Result<(), LogError> {
+        let seen = self.bases.get(self.batch_index).copied();
+        self.batch_index += 1;
+        if seen == Some(base) {
+            return Ok(());
+        }
+        Err(LogError::Corrupt {
+            path: self.dir.clone(),
+            position: 0,
+            offset: base,
+            recovery_point: 0,
+            reason: format!(
+                "the cleaner read a batch at offset {base} where its first pass read {seen:?}"
+            ),
+        })
     }
 
     /// First pass: the latest offset of each key, and each producer's last batch.
@@ -399,6 +471,7 @@ impl Cleaning {
             self.mapping_done = true;
             self.at_segment = 0;
             self.at_position = 0;
+            self.at_offset = 0;
             return Ok(Step::Progress(0));
         };
         let batches = self.read_at_cursor(&seg, budget_bytes)?;
@@ -408,6 +481,8 @@ impl Cleaning {
             let Ok((batch, _)) = RecordBatch::parse(bytes, usize::MAX) else {
                 continue;
             };
+            self.bases.push(batch.base_offset() as u64);
+            self.at_offset = batch.last_offset() as u64 + 1;
             if batch.producer_id() >= 0 {
                 self.last_batch_of_producer
                     .insert(batch.producer_id(), batch.base_offset() as u64);
@@ -417,12 +492,15 @@ impl Cleaning {
             }
             // A batch the cleaner cannot decode is kept whole, and its keys are not known: a
             // later value of such a key still wins, an earlier one is kept.
-            if let Ok(d) = decoded::decode(&batch) {
-                for r in d.records {
-                    if let Some(key) = r.key {
-                        self.latest.insert(key, r.offset as u64);
+            match decoded::decode(&batch) {
+                Ok(d) => {
+                    for r in d.records {
+                        if let Some(key) = r.key {
+                            self.latest.insert(key, r.offset as u64);
+                        }
                     }
                 }
+                Err(_) => self.opaque_seen = true,
             }
         }
         self.advance(seg.size_bytes, read);
@@ -435,6 +513,7 @@ impl Cleaning {
         if self.at_position >= segment_size {
             self.at_segment += 1;
             self.at_position = 0;
+            self.at_offset = 0;
         }
     }
 
@@ -458,6 +537,13 @@ impl Cleaning {
                 .map(|s| (s.base, s.id))
                 .collect();
             let end_offset = self.segments[range.end - 1].next_offset;
+            let later = self.segments[range.end..]
+                .iter()
+                .map(|s| (s.base, s.id))
+                .collect();
+            // Synced here, outside the log's lock: the swap under it only renames.
+            let mut segment = segment;
+            segment.sync_all()?;
             self.report.segments_cleaned += range.len();
             self.report.bytes_before += self.segments[range.clone()]
                 .iter()
@@ -467,6 +553,7 @@ impl Cleaning {
             self.group += 1;
             return Ok(Step::Group(Box::new(CleanedGroup {
                 replaces,
+                later,
                 segment,
                 end_offset,
             })));
@@ -491,6 +578,12 @@ impl Cleaning {
         let count = batches.len();
         for (i, bytes) in batches.iter().enumerate() {
             let keep_even_if_empty = last_of_group && i + 1 == count;
+            // read_batches parsed it already.
+            let Ok(h) = BatchHeader::parse(bytes, usize::MAX) else {
+                continue;
+            };
+            self.cross_check(h.base_offset as u64)?;
+            self.at_offset = h.last_offset() as u64 + 1;
             if let Some(out_bytes) = self.clean_batch(bytes, keep_even_if_empty) {
                 let (batch, _) = RecordBatch::parse(&out_bytes, usize::MAX).map_err(|e| {
                     LogError::InvalidBatch {
@@ -505,6 +598,15 @@ impl Cleaning {
                 };
                 let max_ts = batch.max_timestamp();
                 if let Some(out) = self.out.as_mut() {
+                    if (header.base_offset as u64) < out.next_offset() {
+                        return Err(LogError::Corrupt {
+                            path: self.dir.clone(),
+                            position: 0,
+                            offset: header.base_offset as u64,
+                            recovery_point: 0,
+                            reason: "a cleaned batch does not follow the one before it".into(),
+                        });
+                    }
                     out.append(&out_bytes, &[(0, header, max_ts)])?;
                 }
             }
@@ -529,7 +631,7 @@ impl Cleaning {
         let producers_last = d.producer_id >= 0
             && self.last_batch_of_producer.get(&d.producer_id) == Some(&(d.base_offset as u64));
         let horizon = d.delete_horizon_ms();
-        let tombstones_expired = horizon.is_some_and(|h| self.now_ms >= h);
+        let tombstones_expired = !self.opaque_seen && horizon.is_some_and(|h| self.now_ms >= h);
         let before = d.records.len();
         let mut tombstones_removed = 0;
         d.records.retain(|r| {
@@ -596,21 +698,54 @@ pub(super) fn finish_swaps(
     notes: &mut Vec<String>,
 ) -> Result<bool, LogError> {
     let mut changed = false;
+    // The newest segment is the active one, which the cleaner never replaces.
+    let newest = names.iter().filter_map(|n| parse_log_file_name(n)).max();
     for name in names {
         let Some(base) = name.strip_suffix(SWAP).and_then(parse_log_file_name) else {
             continue;
         };
         let swap_path = dir.join(name);
-        let file = disk
-            .open(&swap_path)
-            .map_err(|e| LogError::io(&swap_path, e))?;
-        let end = end_of_batches(file.as_ref(), &swap_path, base)?;
-        drop(file);
+        // The range decides which segments go, and base offsets lie outside the CRC: it is
+        // read twice and believed only if both reads agree.
+        let mut reads: Vec<u64> = Vec::new();
+        let mut end = None;
+        let mut last_error = None;
+        for _ in 0..3 {
+            match end_of_batches(disk, &swap_path, base) {
+                Ok(e) if reads.contains(&e) => {
+                    end = Some(e);
+                    break;
+                }
+                Ok(e) => reads.push(e),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let Some(end) = end else {
+            return Err(last_error.unwrap_or(LogError::Corrupt {
+                path: swap_path,
+                position: 0,
+                offset: base,
+                recovery_point: 0,
+                reason: "three reads of the swap file disagree".into(),
+            }));
+        };
         let swap = Segment::paths_with(dir, base, SWAP);
         if end == base {
             // The cleaner never swaps in an empty segment, so this one was not committed.
             remove_if_present(disk, &swap)?;
             continue;
+        }
+        if newest.is_some_and(|n| (base..end).contains(&n) && n != base) {
+            return Err(LogError::Corrupt {
+                path: swap_path,
+                position: 0,
+                offset: base,
+                recovery_point: 0,
+                reason: format!(
+                    "its offsets {base}..{end} would replace the active segment at {}",
+                    newest.unwrap_or(0)
+                ),
+            });
         }
         for other in names {
             if let Some(b) = parse_log_file_name(other) {
@@ -619,6 +754,8 @@ pub(super) fn finish_swaps(
                 }
             }
         }
+        // The swap's own base: an old index may be left where its log already went.
+        remove_if_present(disk, &Segment::paths_with(dir, base, "")[1..])?;
         remove_if_present(disk, &swap[1..])?;
         let finals = Segment::paths_with(dir, base, "");
         disk.rename(&swap[0], &finals[0])
@@ -633,23 +770,28 @@ pub(super) fn finish_swaps(
     Ok(changed)
 }
 
-/// One past the last offset of the batches in `file` (fsynced before its swap was committed).
-fn end_of_batches(file: &dyn DiskFile, path: &Path, base: u64) -> Result<u64, LogError> {
-    let len = file.len().map_err(|e| LogError::io(path, e))?;
-    let mut position = 0;
+/// One past the last offset of the batches in the swap file at `path` (fsynced before it was
+/// committed, so every batch must check: CRC, offsets in order; else it is corrupt).
+fn end_of_batches(disk: &dyn Disk, path: &Path, base: u64) -> Result<u64, LogError> {
+    let bytes = disk.read_file(path).map_err(|e| LogError::io(path, e))?;
+    let mut rest = &bytes[..];
     let mut end = base;
-    let mut prefix = [0u8; BatchHeader::PREFIX_LEN];
-    while position + BatchHeader::PREFIX_LEN as u64 <= len {
-        file.read_exact_at(&mut prefix, position)
-            .map_err(|e| LogError::io(path, e))?;
-        let Ok(h) = BatchHeader::parse(&prefix, usize::MAX) else {
-            break;
+    while !rest.is_empty() {
+        let position = (bytes.len() - rest.len()) as u64;
+        let corrupt = |reason: String| LogError::Corrupt {
+            path: path.to_path_buf(),
+            position,
+            offset: end,
+            recovery_point: 0,
+            reason,
         };
-        if position + h.size() as u64 > len {
-            break;
+        let (batch, tail) =
+            RecordBatch::parse(rest, usize::MAX).map_err(|e| corrupt(e.to_string()))?;
+        if (batch.base_offset() as u64) < end {
+            return Err(corrupt("batch offsets out of order".into()));
         }
-        end = h.last_offset() as u64 + 1;
-        position += h.size() as u64;
+        end = batch.last_offset() as u64 + 1;
+        rest = tail;
     }
     Ok(end)
 }

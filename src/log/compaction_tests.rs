@@ -439,3 +439,56 @@ fn a_producers_last_batch_stays_when_all_its_records_are_superseded() {
         vec![(2, 5, 2, 1, 0), (4, 7, 0, 2, 3), (7, 8, 0, 0, 1)]
     );
 }
+
+/// A read that meets only empty batches goes on to the next segment, but never past a batch of
+/// its own segment that it could not fit (that batch would be skipped).
+#[test]
+fn a_read_past_empty_batches_skips_nothing() {
+    let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(11, DiskFaults::default()));
+    let (mut log, _) = Log::open(Arc::clone(&disk), &dir(), config(1 << 20), 0).unwrap();
+    let empty = |base: u64| {
+        decoded::encode(&DecodedBatch {
+            base_offset: base as i64,
+            partition_leader_epoch: 0,
+            attributes: 0,
+            last_offset_delta: 0,
+            base_timestamp_ms: 1,
+            max_timestamp_ms: 1,
+            producer_id: 3,
+            producer_epoch: 0,
+            base_sequence: base as i32,
+            records: Vec::new(),
+        })
+        .unwrap()
+    };
+    for _ in 0..2 {
+        let mut b = empty(log.log_end_offset());
+        log.append(&mut b, Some(0), 1).unwrap();
+    }
+    let mut big = encode_records(log.log_end_offset(), 1, &[(1, Some(7)); 20], 0);
+    log.append(&mut big, Some(0), 1).unwrap();
+    log.roll().unwrap();
+    let mut next = encode_records(log.log_end_offset(), 1, &[(2, Some(8))], 0);
+    log.append(&mut next, Some(0), 1).unwrap();
+    // Room for the two empty batches and a small batch, not for the big one.
+    let got = log.read(0, 2 * 61 + 200, None).unwrap();
+    let offsets: Vec<(i64, usize)> = decode_all(&got)
+        .iter()
+        .map(|b| (b.base_offset, b.records.len()))
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![(0, 0), (1, 0)],
+        "stops before the batch it cannot fit"
+    );
+    let got = log.read(2, 2 * 61 + 200, None).unwrap();
+    assert_eq!(
+        decode_all(&got)[0].base_offset,
+        2,
+        "the big batch comes next, whole"
+    );
+    // With room for everything, the empty batches and the big one come in one read (the
+    // read stops at the first batch with records).
+    let got = log.read(0, 1 << 20, None).unwrap();
+    assert_eq!(decode_all(&got).len(), 3);
+}

@@ -122,7 +122,8 @@ impl Log {
         // Leftovers of interrupted work, and indexes whose segment is gone.
         let mut removed_any = false;
         for name in &names {
-            let stale = [".tmp", ".deleted", ".cleaned"]
+            // Swaps were finished above; what `.swap` is left is an index of one never committed.
+            let stale = [".tmp", ".deleted", ".cleaned", ".swap"]
                 .iter()
                 .any(|s| name.ends_with(s));
             let orphan = ["index", "timeindex"].iter().any(|suffix| {
@@ -515,14 +516,13 @@ impl Log {
             .chain(self.segments.range(offset + 1..))
         {
             let room = max_bytes.saturating_sub(out.len());
-            if !out.is_empty() && room == 0 {
+            if from >= max_offset || (!out.is_empty() && room == 0) {
                 break;
             }
             let bytes = segment.read(from, room, max_offset)?;
             if bytes.is_empty() {
-                if segment.next_offset() > from {
-                    break;
-                }
+                // Nothing here at or past `from` below `max_offset` (a truncation into a gap
+                // can leave a segment's end past its last batch): the next segment may have it.
                 continue;
             }
             if !out.is_empty() && bytes.len() > room {
@@ -534,7 +534,9 @@ impl Log {
             // last, kept for its sequence numbers); a read that returned only those goes on to
             // the next segment, as a client that got no record would take the answer for a
             // record too large to fetch (librdkafka gives up after ten such answers).
-            if has_records || next.is_none_or(|n| n <= from) {
+            // Only a segment read to its end lets the read go on: a batch it could not fit
+            // must not be skipped.
+            if has_records || next.is_none_or(|n| n <= from || n < segment.next_offset()) {
                 break;
             }
             from = next.unwrap_or(from);
@@ -597,8 +599,10 @@ impl Log {
             return Ok(start);
         }
         // Whole segments above the cut go; the one holding it is cut.
+        // Newest first: a crash keeps a prefix of the removals, which then cut the log's end,
+        // never leave a hole with discarded data after it (a log with gaps could not tell).
         let doomed: Vec<u64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
-        for base in doomed {
+        for base in doomed.into_iter().rev() {
             if let Some(segment) = self.segments.remove(&base) {
                 segment.remove_files(self.disk.as_ref(), &self.dir)?;
                 self.dir_unsynced = true;
@@ -655,6 +659,13 @@ impl Log {
 
     /// Deletes everything and starts empty at `offset` (Kafka's `truncateFullyAndStartAt`).
     pub fn reset_to(&mut self, offset: u64) -> Result<(), LogError> {
+        // On disk the old files go first, newest first, and the new segment comes last: a crash
+        // keeps a prefix of these, which is the old log cut short or the reset done, never the
+        // new segment with old data after a gap. In memory nothing changes until then, so a
+        // failed removal leaves a log whose end and flushed offset agree.
+        for s in self.segments.values().rev() {
+            s.remove_files(self.disk.as_ref(), &self.dir)?;
+        }
         let segment = Segment::create(
             self.disk.as_ref(),
             &self.dir,
@@ -663,18 +674,11 @@ impl Log {
             self.config.max_batch_bytes,
             self.config.offset_gaps_allowed,
         )?;
-        // The new segment takes the old ones' place before their files go, so that a failed
-        // removal leaves a log whose end and flushed offset agree.
-        let old = std::mem::replace(&mut self.segments, BTreeMap::from([(offset, segment)]));
+        self.segments = BTreeMap::from([(offset, segment)]);
         self.start_floor = offset;
         self.first_dirty_offset = self.first_dirty_offset.min(offset);
         self.dir_unsynced = true;
         self.flushed_offset = 0;
-        for (base, s) in old {
-            if base != offset {
-                s.remove_files(self.disk.as_ref(), &self.dir)?;
-            }
-        }
         self.flush()?;
         Ok(())
     }

@@ -12,9 +12,13 @@ use super::{
 };
 use std::io::{Read, Write};
 
-/// The most a batch may decompress to. Kafka bounds batches by `max.message.bytes` compressed;
-/// a ratio far beyond any real codec's marks a decompression bomb.
-pub const MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
+/// The most a batch may decompress to. Kafka bounds batches by `max.message.bytes` compressed
+/// (1 MiB by default); a ratio far beyond any real codec's marks a decompression bomb.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+/// zstd's largest window accepted (2^25 = 32 MiB): clients' levels use far less (level 3,
+/// their default, 2 MiB), and a frame claiming more would make the decoder allocate it.
+const ZSTD_WINDOW_LOG_MAX: u32 = 25;
 
 /// `attributes` bits (Kafka's `DefaultRecordBatch`).
 pub const COMPRESSION_MASK: i16 = 0x07;
@@ -244,10 +248,13 @@ fn decompress(codec: u8, body: &[u8]) -> Result<Option<Vec<u8>>, BatchError> {
         GZIP => read_bounded(flate2::read::GzDecoder::new(body), "gzip")?,
         SNAPPY => snappy_decompress(body)?,
         LZ4 => read_bounded(lz4_flex::frame::FrameDecoder::new(body), "lz4")?,
-        ZSTD => read_bounded(
-            zstd::stream::read::Decoder::new(body).map_err(|e| bad(format!("zstd: {e}")))?,
-            "zstd",
-        )?,
+        ZSTD => {
+            let mut d =
+                zstd::stream::read::Decoder::new(body).map_err(|e| bad(format!("zstd: {e}")))?;
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| bad(format!("zstd: {e}")))?;
+            read_bounded(d, "zstd")?
+        }
         other => return Err(bad(format!("unknown compression codec {other}"))),
     }))
 }
