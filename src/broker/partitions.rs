@@ -899,14 +899,21 @@ impl Partition {
                 // the batch's base and keeps the leader's start, as Kafka's followers do for an
                 // empty log (`UnexpectedAppendOffsetException`). Refusing it stopped the broker
                 // on every restart (cluster simulation, seeds 1 and 3515).
+                // So can an empty log whose start lies inside a leader's batch: its own
+                // checkpointed start, from a DeleteRecords its leader of now never saw, with
+                // every record lost to a power cut (Kafka's follower starts over at the batch
+                // whenever its log is empty; refusing it stopped the broker for good: cluster
+                // simulation, seed 6137).
                 let end = log.log_end_offset() as i64;
+                let own_start = log.log_start_offset();
+                let empty = own_start as i64 == end;
                 let straddling_base =
                     crate::protocol::record_batch::BatchHeader::parse(&data, usize::MAX)
                         .ok()
                         .filter(|h| {
                             h.base_offset < end
                                 && h.last_offset() >= end
-                                && end <= leader_log_start
+                                && (end <= leader_log_start || empty)
                         })
                         .map(|h| h.base_offset.max(0) as u64);
                 if let Some(base) = straddling_base {
@@ -920,7 +927,8 @@ impl Partition {
                 let segment_before = log.active_segment_base();
                 log.append_verbatim(&data, now_ms).map_err(append_error)?;
                 if straddling_base.is_some() {
-                    log.advance_start_to(leader_log_start.max(0) as u64)
+                    let start = (leader_log_start.max(0) as u64).max(own_start);
+                    log.advance_start_to(start)
                         .map_err(|e| PartitionError::Storage(e.to_string()))?;
                 }
                 for (pid, pepoch, range) in idempotent_batches(&data) {
