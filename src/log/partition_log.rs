@@ -83,6 +83,8 @@ pub struct Log {
     /// Below this the cleaner has compacted the log (in memory only: after a restart the whole
     /// log counts as dirty once, which costs a clean, never a key).
     pub(super) first_dirty_offset: u64,
+    /// A flush failed: every later one fails too (see [`Log::flush`]).
+    sync_failed: Option<String>,
 }
 
 impl Log {
@@ -202,6 +204,7 @@ impl Log {
             start_floor: 0,
             opened_recovery_point: recovery_point,
             first_dirty_offset: 0,
+            sync_failed: None,
         };
         // Everything recovered is valid; make it the durable baseline before accepting appends.
         log.flush()?;
@@ -443,6 +446,24 @@ impl Log {
     /// Fsyncs everything written (data, indexes, directory entries) and returns the new
     /// flushed offset. One call covers every append before it: group commit.
     pub fn flush(&mut self) -> Result<u64, LogError> {
+        // After a failed fsync the kernel may have dropped the dirty pages while reads still
+        // see them: a later fsync that succeeds proves nothing about them, so no flush ever
+        // succeeds again (a roll's flush that failed, followed by the writer's group flush,
+        // acknowledged lost appends: storage simulation, seeds 8, 36, 53).
+        if let Some(what) = &self.sync_failed {
+            return Err(LogError::io(
+                &self.dir,
+                std::io::Error::other(format!("an earlier fsync of this log failed: {what}")),
+            ));
+        }
+        let result = self.flush_unpoisoned();
+        if let Err(e) = &result {
+            self.sync_failed = Some(e.to_string());
+        }
+        result
+    }
+
+    fn flush_unpoisoned(&mut self) -> Result<u64, LogError> {
         let end = self.log_end_offset();
         // Only the segment holding the flushed offset and those after it can have unsynced data.
         let first_unsynced = self
