@@ -564,9 +564,11 @@ pub async fn cleaner(dir: &Path, opts: CleanerBenchOptions) -> BenchResult<()> {
             let clock = clock.clone();
             crate::runtime::spawn(async move {
                 let Some(rate) = throttle else {
-                    return (0u64, Duration::ZERO);
+                    return (0u64, Duration::ZERO, Duration::MAX);
                 };
                 let throttle = crate::broker::cleaner::Throttle::new(rate);
+                // Give the producer a moment to start, so the window holds the whole clean.
+                crate::runtime::sleep(Duration::from_millis(200)).await;
                 let t0 = clock.monotonic();
                 let mut bytes = 0;
                 let end = table.read().map(|l| l.log_end_offset()).unwrap_or(0);
@@ -604,7 +606,7 @@ pub async fn cleaner(dir: &Path, opts: CleanerBenchOptions) -> BenchResult<()> {
                     }
                 }
                 done.store(true, std::sync::atomic::Ordering::SeqCst);
-                (bytes, clock.monotonic() - t0)
+                (bytes, t0, clock.monotonic())
             })
         };
         // The producer: appends until the clean is done (and at least 2 s), timing each.
@@ -626,7 +628,7 @@ pub async fn cleaner(dir: &Path, opts: CleanerBenchOptions) -> BenchResult<()> {
                         let _ = log.append(&mut buf, Some(0), 0);
                         let _ = log.flush();
                     }
-                    latencies_us.push((clock.monotonic() - a).as_micros() as u64);
+                    latencies_us.push((a, (clock.monotonic() - a).as_micros() as u64));
                     if clock.monotonic() - t0 > Duration::from_secs(120) {
                         break;
                     }
@@ -634,8 +636,19 @@ pub async fn cleaner(dir: &Path, opts: CleanerBenchOptions) -> BenchResult<()> {
                 latencies_us
             })
         };
-        let (mut latencies_us, cleaned) = (producer.await, cleaner_task.await);
-        let (clean_bytes, clean_took) = cleaned.unwrap_or((0, Duration::ZERO));
+        let (timed, cleaned) = (producer.await, cleaner_task.await);
+        let (clean_bytes, clean_from, clean_to) =
+            cleaned.unwrap_or((0, Duration::ZERO, Duration::MAX));
+        let clean_took = clean_to.saturating_sub(clean_from);
+        // Only the appends made while the clean ran (all of them without a clean).
+        let mut latencies_us: Vec<u64> = timed
+            .iter()
+            .filter(|(at, _)| *at >= clean_from && *at <= clean_to)
+            .map(|(_, us)| *us)
+            .collect();
+        if latencies_us.is_empty() {
+            latencies_us.push(0);
+        }
         latencies_us.sort_unstable();
         let pct = |p: f64| {
             latencies_us[((latencies_us.len() as f64 * p) as usize).min(latencies_us.len() - 1)]
@@ -645,7 +658,7 @@ pub async fn cleaner(dir: &Path, opts: CleanerBenchOptions) -> BenchResult<()> {
             _ => String::new(),
         };
         println!(
-            "  {label}{rate}: fsynced appends p50 {} us, p99 {} us, max {} us over {} appends{}",
+            "  {label}{rate}: fsynced appends p50 {} us, p99 {} us, max {} us over {} appends made while it ran{}",
             pct(0.5),
             pct(0.99),
             latencies_us.last().copied().unwrap_or(0),
