@@ -7,8 +7,8 @@
 //! panic or an unbounded allocation.
 
 use super::{
-    be_i16, be_i32, be_i64, get_varlong, put_varlong, BatchError, RecordBatch, HEADER_LEN,
-    LOG_OVERHEAD, MAGIC_V2, OFF_ATTRIBUTES, OFF_CRC,
+    be_i16, be_i32, be_i64, get_nullable, get_varlong, put_varlong, BatchError, RecordBatch,
+    HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, OFF_ATTRIBUTES, OFF_CRC,
 };
 use std::io::{Read, Write};
 
@@ -114,8 +114,8 @@ pub fn decode(batch: &RecordBatch<'_>) -> Result<DecodedBatch, BatchError> {
         rec = &rec[1..]; // attributes: unused in v2
         let timestamp_delta = get_varlong(&mut rec)?;
         let offset_delta = get_varlong(&mut rec)?;
-        let key = get_nullable(&mut rec)?;
-        let value = get_nullable(&mut rec)?;
+        let key = get_nullable(&mut rec)?.map(<[u8]>::to_vec);
+        let value = get_nullable(&mut rec)?.map(<[u8]>::to_vec);
         check_headers(rec)?;
         records.push(OwnedRecord {
             offset: base_offset
@@ -142,20 +142,6 @@ pub fn decode(batch: &RecordBatch<'_>) -> Result<DecodedBatch, BatchError> {
         base_sequence: batch.base_sequence(),
         records,
     })
-}
-
-fn get_nullable(buf: &mut &[u8]) -> Result<Option<Vec<u8>>, BatchError> {
-    let len = get_varlong(buf)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    let n = usize::try_from(len).map_err(|_| bad("length too large"))?;
-    if n > buf.len() {
-        return Err(bad("field longer than the record"));
-    }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Ok(Some(head.to_vec()))
 }
 
 /// The headers must be exactly what is left of the record: a count, then each header's key
