@@ -433,6 +433,9 @@ fn build_broker(
             log_retention_check_interval_ms: config.log_retention_check_interval_ms,
             log_flush_interval_ms: config.log_flush_interval_ms,
             offsets_topic_replication_factor: config.offsets_topic_replication_factor,
+            transaction_state_replication_factor: config.transaction_state_replication_factor,
+            transaction_state_min_isr: config.transaction_state_min_isr,
+            transaction_abort_check_interval_ms: config.transaction_abort_check_interval_ms,
             inter_broker_listener_name: config.inter_broker_listener_name.clone(),
             log_dirs: config.log_dirs.clone(),
             described: config.described(),
@@ -451,6 +454,12 @@ fn build_broker(
             },
             config.offsets_topic_num_partitions,
             env.seed ^ 0x6752_0055,
+        ),
+        crate::broker::transactions::Transactions::new(
+            crate::group::transactions::TxnConfig {
+                max_timeout_ms: config.transaction_max_timeout_ms,
+            },
+            config.transaction_state_num_partitions,
         ),
         metrics,
     )

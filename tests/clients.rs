@@ -332,3 +332,49 @@ fn cooperative_sticky_consumers_share_a_topic() {
     let r = scenario(&node, &["cooperative", "shared"]);
     assert_eq!(r["assignments"].as_array().map(|a| a.len()), Some(2), "{r}");
 }
+
+/// Counts the records kcat reads from the whole topic at `isolation`.
+fn kcat_count(node: &Node, topic: &str, isolation: &str) -> usize {
+    let b = node.bootstrap();
+    let out = kcat(
+        &[
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            topic,
+            "-e",
+            "-q",
+            "-X",
+            &format!("isolation.level={isolation}"),
+        ],
+        None,
+    );
+    out.lines().count()
+}
+
+#[test]
+fn transactions_commit_abort_and_fence_for_real_clients_and_survive_a_sigkill() {
+    let mut node = Node::new("transactions", "");
+    let r = scenario(&node, &["transactions", "txn"]);
+    // Committed: c1 (30), c3 (25), o4 (10, committed after being read while open), c6 (7).
+    // Aborted: a2 (20), and z5 (5), the zombie's transaction its successor aborted.
+    assert_eq!(r["committed_while_open"], 55, "{r}");
+    assert_eq!(r["uncommitted_while_open"], 85, "{r}");
+    assert_eq!(r["committed"], 72, "{r}");
+    assert_eq!(
+        r["committed_prefixes"],
+        serde_json::json!(["c1", "c3", "c6", "o4"]),
+        "{r}"
+    );
+    assert_eq!(r["uncommitted"], 97, "{r}");
+    assert_eq!(r["fenced"], "_FENCED", "{r}");
+    // kcat (the librdkafka Debian ships) agrees, before and after a SIGKILL: the aborted
+    // transactions are recovered from the producer state and the log.
+    assert_eq!(kcat_count(&node, "txn", "read_committed"), 72);
+    assert_eq!(kcat_count(&node, "txn", "read_uncommitted"), 97);
+    node.kill();
+    node.start();
+    assert_eq!(kcat_count(&node, "txn", "read_committed"), 72);
+    assert_eq!(kcat_count(&node, "txn", "read_uncommitted"), 97);
+}

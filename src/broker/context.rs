@@ -6,6 +6,7 @@
 use super::controller_client::ControllerClient;
 use super::groups::Groups;
 use super::partitions::{Partition, PartitionError, Partitions};
+use super::transactions::Transactions;
 use crate::controller::MetadataImage;
 use crate::model::config::Listener;
 use crate::model::TopicPartition;
@@ -30,6 +31,11 @@ pub struct BrokerConfig {
     pub inter_broker_listener_name: String,
     /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
     pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor` and `.min.isr`, for creating the state topic.
+    pub transaction_state_replication_factor: i16,
+    pub transaction_state_min_isr: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_abort_check_interval_ms: u64,
     /// `log.dirs`, for DescribeLogDirs.
     pub log_dirs: Vec<std::path::PathBuf>,
     /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.
@@ -48,6 +54,7 @@ pub struct Broker {
     pub controller: ControllerClient,
     pub clock: Clock,
     pub groups: Groups,
+    pub transactions: Transactions,
     /// Idempotent producer ids this broker may hand out.
     pub producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Counters the handlers bump (`metrics.listener` set), else `None`.
@@ -59,6 +66,7 @@ pub struct Broker {
 pub use crate::wire::Peer as Connection;
 
 impl Broker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: BrokerConfig,
         image: watch::Receiver<Arc<MetadataImage>>,
@@ -66,6 +74,7 @@ impl Broker {
         controller: ControllerClient,
         clock: Clock,
         groups: Groups,
+        transactions: Transactions,
         metrics: Option<Arc<crate::metrics::Metrics>>,
     ) -> Broker {
         Broker {
@@ -75,6 +84,7 @@ impl Broker {
             controller,
             clock,
             groups,
+            transactions,
             producer_ids: Default::default(),
             metrics,
         }

@@ -13,7 +13,9 @@ use crate::group::coordinator::{Effects, Reply, Token};
 use crate::group::records::{partition_for, GroupKey};
 use crate::group::{Coordinator, GroupConfig};
 use crate::model::TopicPartition;
-use crate::protocol::record_batch::{encode_batch, records, RecordBatch, RecordRef};
+use crate::protocol::record_batch::{
+    encode_batch, marker_of, records, set_transactional_producer, RecordBatch, RecordRef,
+};
 use crate::runtime;
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
@@ -106,25 +108,7 @@ impl Groups {
         group_id: &str,
     ) -> Result<Coordinating<'_>, i16> {
         let index = self.partition_of(group_id);
-        let node = broker.partitions.node_id();
-        let Some(partition) = self.offsets_partition(broker, index) else {
-            // Led here by the image but not opened yet: the client retries without looking
-            // for the coordinator again.
-            let led_here = broker
-                .image()
-                .topic_by_name(CONSUMER_OFFSETS)
-                .and_then(|t| t.partitions.get(&index))
-                .is_some_and(|p| p.leader == node);
-            return Err(if led_here {
-                COORDINATOR_LOAD_IN_PROGRESS
-            } else {
-                NOT_COORDINATOR
-            });
-        };
-        let (leader, epoch) = partition.leadership();
-        if leader != node {
-            return Err(NOT_COORDINATOR);
-        }
+        let (partition, epoch) = led_partition(broker, CONSUMER_OFFSETS, index)?;
         let mut inner = self.inner.lock().await;
         if inner.loaded.get(&index) != Some(&epoch) {
             let offsets_partitions = self.offsets_partitions;
@@ -134,7 +118,7 @@ impl Groups {
             for t in dropped {
                 inner.waiting.remove(&t);
             }
-            load_partition(&mut inner.core, &partition)?;
+            load_partition(&mut inner.core, &partition, index, offsets_partitions)?;
             inner.loaded.insert(index, epoch);
         }
         Ok(Coordinating { inner })
@@ -224,6 +208,62 @@ impl Groups {
         result
     }
 
+    /// Stores offsets committed in a transaction of `producer_id` (TxnOffsetCommit): one
+    /// transactional batch with the producer's id and epoch (no sequence, as Kafka writes
+    /// them), replicated to the in-sync replicas; they stay pending until its marker.
+    pub async fn append_txn(
+        &self,
+        broker: &Broker,
+        inner: &mut GroupsInner,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        writes: &[crate::group::coordinator::Write],
+    ) -> Result<(), GroupStoreError> {
+        let index = self.partition_of(group_id);
+        let records: Vec<RecordRef<'_>> = writes
+            .iter()
+            .map(|w| (Some(w.key.as_slice()), w.value.as_deref()))
+            .collect();
+        let Some(partition) = self.offsets_partition(broker, index) else {
+            return Err(GroupStoreError::NotHere(index));
+        };
+        let mut batch = encode_batch(0, broker.clock.wall_ms(), &records);
+        set_transactional_producer(&mut batch, producer_id, producer_epoch);
+        let stored = match partition.append_as_leader(batch, true).await {
+            Ok(appended) => {
+                broker.partitions.notify_appended();
+                partition
+                    .wait_replicated(&appended, OFFSETS_COMMIT_TIMEOUT)
+                    .await
+                    .map_err(|e| GroupStoreError::Partition(index, e))
+            }
+            Err(e) => Err(GroupStoreError::Partition(index, e)),
+        };
+        if let Err(e) = &stored {
+            tracing::warn!("transactional offsets not stored: {e}");
+            inner.loaded.remove(&index);
+        }
+        stored
+    }
+
+    /// A transaction marker of `producer_id` is on `__consumer_offsets` partition `index`:
+    /// the transaction's offsets for that partition's groups commit or go. A partition not
+    /// loaded here replays the marker when it loads.
+    pub async fn complete_transaction(
+        &self,
+        _broker: &Broker,
+        index: i32,
+        producer_id: i64,
+        commit: bool,
+    ) {
+        let n = self.offsets_partitions;
+        let mut inner = self.inner.lock().await;
+        inner
+            .core
+            .complete_txn(producer_id, commit, |g| partition_for(g, n) == index);
+    }
+
     /// Expires sessions and completes rebalances; called every 100 ms.
     pub async fn tick(&self, broker: &Broker) {
         let mut inner = self.inner.lock().await;
@@ -237,9 +277,46 @@ impl Groups {
     }
 }
 
-/// Replays the whole partition into the core, to its log end: a new leader's log is what
-/// will commit (records above its high watermark are its to replicate, never truncated).
-fn load_partition(core: &mut Coordinator, partition: &Partition) -> Result<(), i16> {
+/// A coordinator's partition (`topic`-`index`) and its leader epoch, if this broker leads it;
+/// else NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS when the image says it is led here
+/// but it is not open yet (the client retries without looking for the coordinator again).
+pub(super) fn led_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+) -> Result<(Arc<Partition>, i32), i16> {
+    let node = broker.partitions.node_id();
+    let Some(partition) = broker
+        .partitions
+        .get_or_apply(&TopicPartition::new(topic, index), &broker.image())
+    else {
+        let led_here = broker
+            .image()
+            .topic_by_name(topic)
+            .and_then(|t| t.partitions.get(&index))
+            .is_some_and(|p| p.leader == node);
+        return Err(if led_here {
+            COORDINATOR_LOAD_IN_PROGRESS
+        } else {
+            NOT_COORDINATOR
+        });
+    };
+    let (leader, epoch) = partition.leadership();
+    if leader != node {
+        return Err(NOT_COORDINATOR);
+    }
+    Ok((partition, epoch))
+}
+
+/// Replays every batch of a coordinator's partition, to its log end: a new leader's log is
+/// what will commit (records above its high watermark are its to replicate, never
+/// truncated). `each` takes one batch and says how many records it loaded; `what` names them
+/// in the log lines.
+pub(super) fn replay_partition(
+    partition: &Partition,
+    what: &str,
+    mut each: impl FnMut(&RecordBatch<'_>) -> usize,
+) -> Result<(), i16> {
     let (start, _, _) = partition.offsets().map_err(|_| NOT_COORDINATOR)?;
     let mut offset = start;
     let mut loaded = 0usize;
@@ -247,7 +324,7 @@ fn load_partition(core: &mut Coordinator, partition: &Partition) -> Result<(), i
         let read = partition
             .read_all_as_leader(offset as i64, 1 << 20)
             .map_err(|e| {
-                tracing::error!(partition = %partition.tp, "loading groups: {e}");
+                tracing::error!(partition = %partition.tp, "loading {what}: {e}");
                 COORDINATOR_LOAD_IN_PROGRESS
             })?;
         if read.bytes.is_empty() {
@@ -260,18 +337,7 @@ fn load_partition(core: &mut Coordinator, partition: &Partition) -> Result<(), i
                 break;
             };
             next = batch.last_offset() as u64 + 1;
-            match records(&batch) {
-                Ok(list) => {
-                    for r in list {
-                        let Some(key) = r.key.and_then(|k| GroupKey::decode(k).ok()) else {
-                            continue;
-                        };
-                        core.load(&key, r.value);
-                        loaded += 1;
-                    }
-                }
-                Err(e) => tracing::warn!(partition = %partition.tp, "skipping a batch: {e}"),
-            }
+            loaded += each(&batch);
             rest = tail;
         }
         if next <= offset {
@@ -279,6 +345,46 @@ fn load_partition(core: &mut Coordinator, partition: &Partition) -> Result<(), i
         }
         offset = next;
     }
-    tracing::info!(partition = %partition.tp, records = loaded, "groups loaded");
+    tracing::info!(partition = %partition.tp, records = loaded, "{what} loaded");
     Ok(())
+}
+
+/// Replays partition `index` of `__consumer_offsets` into the core.
+fn load_partition(
+    core: &mut Coordinator,
+    partition: &Partition,
+    index: i32,
+    offsets_partitions: i32,
+) -> Result<(), i16> {
+    replay_partition(partition, "groups", |batch| {
+        let producer_id = batch.producer_id();
+        if batch.is_control() {
+            // A transaction marker: the producer's pending offsets in this partition's
+            // groups commit or go.
+            if let Some((commit, _)) = marker_of(batch) {
+                core.complete_txn(producer_id, commit, |g| {
+                    partition_for(g, offsets_partitions) == index
+                });
+            }
+            return 0;
+        }
+        let mut loaded = 0;
+        match records(batch) {
+            Ok(list) => {
+                for r in list {
+                    let Some(key) = r.key.and_then(|k| GroupKey::decode(k).ok()) else {
+                        continue;
+                    };
+                    if batch.is_transactional() {
+                        core.load_txn(producer_id, &key, r.value);
+                    } else {
+                        core.load(&key, r.value);
+                    }
+                    loaded += 1;
+                }
+            }
+            Err(e) => tracing::warn!(partition = %partition.tp, "skipping a batch: {e}"),
+        }
+        loaded
+    })
 }

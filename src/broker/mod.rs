@@ -21,6 +21,7 @@ pub mod partitions;
 pub mod replica_fetcher;
 pub mod server;
 pub mod stats;
+pub mod transactions;
 
 use crate::log::LogError;
 

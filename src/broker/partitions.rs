@@ -21,10 +21,15 @@ use crate::controller::MetadataImage;
 use crate::log::{FlushPolicy, Log, LogConfig, LogDir, LogError};
 use crate::model::bugs::ClusterBugs;
 use crate::model::TopicPartition;
-use crate::protocol::record_batch::{producer_fields_of_header, BatchError, BatchHeader};
+use crate::protocol::record_batch::{
+    marker_batch, marker_of, producer_fields_of_header, BatchError, BatchHeader, RecordBatch,
+};
+use crate::replication::producer_state::{
+    last_sequence, AbortedTxn, BatchKind, OngoingTxn, ProducerBatch,
+};
 use crate::replication::{
-    producer_state::last_sequence, BatchRange, EpochCache, IsrAnswer, LeaderState, PendingIsr,
-    ProducerStates, SequenceError, Verdict,
+    BatchRange, EpochCache, IsrAnswer, LeaderState, PendingIsr, ProducerStates, SequenceError,
+    Verdict,
 };
 use crate::runtime::{self, Clock, Disk};
 use kafka_protocol::error::ResponseError;
@@ -147,6 +152,11 @@ pub struct ReadResult {
     pub bytes: Vec<u8>,
     pub high_watermark: u64,
     pub log_start_offset: u64,
+    /// Below it no transaction is open (the high watermark, or the first offset of the
+    /// oldest open transaction if lower).
+    pub last_stable_offset: u64,
+    /// For a `read_committed` read: the aborted transactions among the batches read.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// What a follower's fetch found on the leader.
@@ -211,9 +221,9 @@ fn raise_high_watermark(high_watermark: &mut u64, hw: u64, tp: &TopicPartition) 
     *high_watermark = hw;
 }
 
-/// The idempotent batches in `data` (whole batches, offsets as they stand): (producer id,
-/// epoch, range).
-fn idempotent_batches(data: &[u8]) -> Vec<(i64, i16, BatchRange)> {
+/// The producer batches in `data` (whole batches, offsets as they stand): idempotent,
+/// transactional, and transaction markers (whose control record is read for its type).
+fn producer_batches(data: &[u8]) -> Vec<ProducerBatch> {
     let mut out = Vec::new();
     let mut rest = data;
     while let Ok(header) = BatchHeader::parse(rest, usize::MAX) {
@@ -221,18 +231,40 @@ fn idempotent_batches(data: &[u8]) -> Vec<(i64, i16, BatchRange)> {
         if rest.len() < size {
             break;
         }
-        if let Some((base, delta, pid, epoch, seq, _)) = producer_fields_of_header(rest) {
+        if let Some((base, delta, pid, epoch, seq, txn_or_control)) =
+            producer_fields_of_header(rest)
+        {
             if pid >= 0 {
-                out.push((
-                    pid,
-                    epoch,
-                    BatchRange {
-                        first_seq: seq,
-                        last_seq: last_sequence(seq, delta),
-                        first_offset: base,
-                        last_offset: base + i64::from(delta),
-                    },
-                ));
+                let range = BatchRange {
+                    first_seq: seq,
+                    last_seq: last_sequence(seq, delta),
+                    first_offset: base,
+                    last_offset: base + i64::from(delta),
+                };
+                let kind = if !txn_or_control {
+                    Some(BatchKind::Idempotent)
+                } else {
+                    match RecordBatch::parse(&rest[..size], usize::MAX) {
+                        Ok((batch, _)) if batch.is_control() => {
+                            marker_of(&batch).map(|(commit, coordinator_epoch)| BatchKind::Marker {
+                                commit,
+                                coordinator_epoch,
+                            })
+                        }
+                        Ok((batch, _)) if batch.is_transactional() => {
+                            Some(BatchKind::Transactional)
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some(kind) = kind {
+                    out.push(ProducerBatch {
+                        producer_id: pid,
+                        epoch,
+                        range,
+                        kind,
+                    });
+                }
             }
         }
         rest = &rest[size..];
@@ -312,9 +344,9 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
         let next = batch_epochs(&bytes)
             .last()
             .map_or(offset, |(_, _, last)| last + 1);
-        for (pid, epoch, range) in idempotent_batches(&bytes) {
-            if range.first_offset as u64 >= offset {
-                state.record(pid, epoch, range);
+        for b in producer_batches(&bytes) {
+            if b.range.first_offset as u64 >= offset {
+                state.apply(&b);
             }
         }
         if next <= offset {
@@ -630,27 +662,41 @@ impl Partition {
         if s.leader_epoch != epoch || !matches!(s.role, Role::Leader(_)) || s.deleted {
             return Err(PartitionError::NotLeader);
         }
-        let idempotent = idempotent_batches(data);
-        if !idempotent.is_empty() {
+        let batches = producer_batches(data);
+        if !batches.is_empty() {
             let mut trial = None::<ProducerStates>;
-            for (i, (pid, pepoch, range)) in idempotent.iter().enumerate() {
+            for (i, b) in batches.iter().enumerate() {
                 let state = trial.as_ref().unwrap_or(&s.producers);
-                match state.check(*pid, *pepoch, range.first_seq, range.last_seq)? {
-                    Verdict::Duplicate { first_offset } if idempotent.len() == 1 => {
-                        return Ok(Appended {
-                            first_offset,
-                            last_offset: first_offset,
-                            log_start: log.log_start_offset(),
-                            leader_epoch: epoch,
-                        });
+                match b.kind {
+                    BatchKind::Marker {
+                        coordinator_epoch, ..
+                    } => state.check_marker(b.producer_id, b.epoch, coordinator_epoch)?,
+                    BatchKind::Idempotent | BatchKind::Transactional => {
+                        match state.check(
+                            b.producer_id,
+                            b.epoch,
+                            b.range.first_seq,
+                            b.range.last_seq,
+                        )? {
+                            Verdict::Duplicate { first_offset } if batches.len() == 1 => {
+                                return Ok(Appended {
+                                    first_offset,
+                                    last_offset: first_offset,
+                                    log_start: log.log_start_offset(),
+                                    leader_epoch: epoch,
+                                });
+                            }
+                            Verdict::Duplicate { .. } => {
+                                return Err(PartitionError::DuplicateSequence)
+                            }
+                            Verdict::Append => {}
+                        }
                     }
-                    Verdict::Duplicate { .. } => return Err(PartitionError::DuplicateSequence),
-                    Verdict::Append => {}
                 }
-                if idempotent.len() > 1 && i + 1 < idempotent.len() {
+                if batches.len() > 1 && i + 1 < batches.len() {
                     // Later batches of this request are checked as if this one were appended.
                     let t = trial.get_or_insert_with(|| s.producers.clone());
-                    t.record(*pid, *pepoch, *range);
+                    t.apply(b);
                 }
             }
         }
@@ -659,8 +705,8 @@ impl Partition {
             .append(data, Some(epoch), now_ms)
             .map_err(append_error)?;
         // The offsets are in `data` now.
-        for (pid, pepoch, range) in idempotent_batches(data) {
-            s.producers.record(pid, pepoch, range);
+        for b in producer_batches(data) {
+            s.producers.apply(&b);
         }
         // The state follows the log before anything else can fail.
         s.log_end = log.log_end_offset();
@@ -692,6 +738,26 @@ impl Partition {
             return self.read_below(offset, max_bytes, end, hw);
         }
         self.read_below(offset, max_bytes, hw, hw)
+    }
+
+    /// Reads whole batches from `offset` below the last stable offset, as the leader, for a
+    /// `read_committed` consumer: with the aborted transactions among them, which it skips.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult, PartitionError> {
+        let hw = self.leader_high_watermark()?;
+        let lso = self.lock().last_stable_offset();
+        let mut read = self.read_below(offset, max_bytes, lso, hw)?;
+        if !read.bytes.is_empty() {
+            let end = batch_epochs(&read.bytes)
+                .last()
+                .map_or(offset, |(_, _, last)| *last as i64 + 1);
+            read.aborted = self.lock().producers.aborted_between(offset, end);
+        }
+        read.last_stable_offset = lso;
+        Ok(read)
     }
 
     /// Reads whole batches from `offset` to the log end, as the leader (the group coordinator
@@ -749,10 +815,13 @@ impl Partition {
             log.read(offset, max_bytes, Some(limit))
                 .map_err(|e| PartitionError::Storage(e.to_string()))?
         };
+        let last_stable_offset = self.lock().last_stable_offset().min(hw);
         Ok(ReadResult {
             bytes,
             high_watermark: hw,
             log_start_offset: start,
+            last_stable_offset,
+            aborted: Vec::new(),
         })
     }
 
@@ -837,6 +906,8 @@ impl Partition {
                         bytes: Vec::new(),
                         high_watermark: hw,
                         log_start_offset: start,
+                        last_stable_offset: hw,
+                        aborted: Vec::new(),
                     },
                     diverging: Some((epoch, end_offset)),
                 },
@@ -931,8 +1002,8 @@ impl Partition {
                     log.advance_start_to(start)
                         .map_err(|e| PartitionError::Storage(e.to_string()))?;
                 }
-                for (pid, pepoch, range) in idempotent_batches(&data) {
-                    s.producers.record(pid, pepoch, range);
+                for b in producer_batches(&data) {
+                    s.producers.apply(&b);
                 }
                 // The state follows the log before anything else can fail.
                 s.log_end = log.log_end_offset();
@@ -1041,6 +1112,7 @@ impl Partition {
             s.log_start = start;
             tracing::info!(partition = %self.tp, log_start = start, "log start moved");
         }
+        s.producers.forget_below(start as i64);
         if s.epochs.truncate_from_start(start) {
             let epochs = s.epochs.clone();
             drop(s);
@@ -1139,7 +1211,11 @@ impl Partition {
                         .map_err(|e| PartitionError::Storage(e.to_string()))?
                 };
                 s.log_start = log.log_start_offset();
-                s.producers.truncate_to(end as i64);
+                // Rebuilt from the log as it now stands (from a snapshot at or below the new
+                // end, else from the log start), as Kafka reloads producer state from a
+                // snapshot below the truncation point: a cut transaction marker must leave
+                // its transaction open again, which forgetting batches alone cannot do.
+                s.producers = recover_producers(me.disk.as_ref(), log);
                 // The producer snapshot on disk may hold the cut history's batches: replaced,
                 // or recovery would start from it and let a retried batch of the new history in
                 // twice (cluster simulation, seed 27193), as Kafka drops snapshots above the
@@ -1190,6 +1266,44 @@ impl Partition {
             .await
             .map_err(|e| self.writer_failed(&e))?;
         self.check_storage(written.value)
+    }
+
+    /// The last stable offset (KIP-98), as this replica knows it.
+    pub fn last_stable_offset(&self) -> u64 {
+        self.lock().last_stable_offset()
+    }
+
+    /// The open transactions on this replica (DescribeProducers, DescribeTransactions).
+    pub fn ongoing_transactions(&self) -> Vec<OngoingTxn> {
+        self.lock().producers.ongoing()
+    }
+
+    /// Each producer's (id, epoch, last sequence, last offset) (DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, i16, i32, i64)> {
+        self.lock().producers.describe()
+    }
+
+    /// Writes a transaction marker for `producer_id` at `producer_epoch` (WriteTxnMarkers, or
+    /// the coordinator for a partition it leads itself) and waits until every in-sync replica
+    /// has it, as Kafka appends markers with acks=all.
+    pub async fn write_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        timestamp_ms: i64,
+        timeout: Duration,
+    ) -> Result<(), PartitionError> {
+        let batch = marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+            timestamp_ms,
+        );
+        let appended = self.append_as_leader(batch, true).await?;
+        self.wait_replicated(&appended, timeout).await
     }
 
     /// (log start, high watermark, leader epoch) as the leader.
@@ -1404,6 +1518,18 @@ impl Partition {
     }
 }
 
+impl State {
+    /// The last stable offset: the high watermark, or the first offset of the oldest open
+    /// transaction if that is lower (KIP-98).
+    fn last_stable_offset(&self) -> u64 {
+        let unstable = self
+            .producers
+            .first_unstable_offset()
+            .map_or(u64::MAX, |o| o.max(0) as u64);
+        self.high_watermark.min(unstable)
+    }
+}
+
 fn check_epoch(current_leader_epoch: i32, ours: i32) -> Result<(), PartitionError> {
     if current_leader_epoch < 0 || current_leader_epoch == ours {
         Ok(())
@@ -1466,7 +1592,7 @@ impl LogDefaults {
         let mut layers: Vec<(String, String)> = broker_layers.chain(topic_layer).collect();
         // The group coordinator's log is compacted whatever it was created with (a cluster an
         // earlier ketch made has it without the config), unless an operator chose otherwise.
-        if topic == crate::model::CONSUMER_OFFSETS
+        if crate::model::is_internal_topic(topic)
             && !layers.iter().any(|(k, _)| k == "cleanup.policy")
         {
             layers.push(("cleanup.policy".into(), "compact".into()));
@@ -2089,6 +2215,7 @@ impl Partitions {
                         drop(guard);
                         let mut s = p.lock();
                         s.log_start = start;
+                        s.producers.forget_below(start as i64);
                         if s.epochs.truncate_from_start(start) {
                             let epochs = s.epochs.clone();
                             drop(s);

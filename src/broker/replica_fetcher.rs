@@ -79,7 +79,7 @@ pub async fn run_manager(broker: Arc<Broker>) {
 }
 
 /// The leader's endpoint on the inter-broker listener, as the image registers it.
-fn leader_addr(broker: &Broker, leader: i32) -> Option<String> {
+pub(super) fn leader_addr(broker: &Broker, leader: i32) -> Option<String> {
     let image = broker.image();
     let b = image.brokers.get(&leader)?;
     let e = b
@@ -89,7 +89,28 @@ fn leader_addr(broker: &Broker, leader: i32) -> Option<String> {
     Some(format!("{}:{}", e.host, e.port))
 }
 
-/// One Fetch round trip on `stream`.
+/// One request to the broker at `addr` on a connection of its own (the transaction
+/// coordinator's WriteTxnMarkers), within `timeout`.
+pub(super) async fn call_once(
+    addr: &str,
+    client_id: &str,
+    api_key: ApiKey,
+    version: i16,
+    body: &RequestKind,
+    timeout: Duration,
+) -> Result<ResponseKind, String> {
+    tokio::time::timeout(timeout, async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        exchange(&mut stream, 1, client_id, api_key, version, body).await
+    })
+    .await
+    .map_err(|_| format!("no answer from {addr} in {timeout:?}"))?
+}
+
+/// One round trip on `stream`.
 async fn exchange(
     stream: &mut TcpStream,
     correlation_id: i32,

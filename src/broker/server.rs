@@ -84,6 +84,20 @@ pub async fn run(
             }
         }));
     }
+    // Transaction markers, and the abort of timed-out transactions.
+    tasks.push(runtime::spawn(super::transactions::run_markers(
+        Arc::clone(&broker),
+    )));
+    {
+        let broker = Arc::clone(&broker);
+        tasks.push(runtime::spawn(async move {
+            let every = Duration::from_millis(broker.config.transaction_abort_check_interval_ms);
+            loop {
+                runtime::sleep(every).await;
+                broker.transactions.tick(&broker).await;
+            }
+        }));
+    }
     {
         let broker = Arc::clone(&broker);
         tasks.push(runtime::spawn(async move {

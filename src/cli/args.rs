@@ -434,7 +434,7 @@ pub fn topics(args: TopicsArgs) -> Result<(), String> {
         .topic
         .clone()
         .ok_or("--create, --delete and --alter need --topic")?;
-    if args.delete && topic == crate::model::CONSUMER_OFFSETS {
+    if args.delete && crate::model::is_internal_topic(&topic) {
         return Err(format!(
             "Topic {topic} is a kafka internal topic and is not allowed to be marked for deletion."
         ));

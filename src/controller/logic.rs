@@ -925,7 +925,7 @@ impl Controller {
                     ApiError::UnknownTopic(format!("This server does not host this topic: {name}"))
                 })?;
                 // The group coordinator's log: deleting it loses every group's offsets.
-                if name == crate::model::CONSUMER_OFFSETS {
+                if crate::model::is_internal_topic(name) {
                     return Err(ApiError::InvalidRequest(format!(
                         "Topic {name} is a kafka internal topic and is not allowed to be \
                          marked for deletion."

@@ -360,6 +360,10 @@ pub struct Coordinator {
     config: GroupConfig,
     groups: BTreeMap<String, Group>,
     rng: ChaCha8Rng,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they
+    /// become the group's committed offsets when the transaction's commit marker is written
+    /// to the group's partition, and are dropped on abort (KIP-98).
+    pending_txn_offsets: BTreeMap<i64, Vec<(String, String, i32, OffsetValue)>>,
 }
 
 impl Coordinator {
@@ -368,6 +372,7 @@ impl Coordinator {
             config,
             groups: BTreeMap::new(),
             rng,
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -941,6 +946,63 @@ impl Coordinator {
         }
     }
 
+    /// Offsets a transaction committed (stored in the log as a transactional batch): pending
+    /// until its marker.
+    pub fn apply_txn_commit(
+        &mut self,
+        producer_id: i64,
+        group_id: &str,
+        offsets: &[CommitOffset],
+        now_ms: u64,
+    ) {
+        let pending = self.pending_txn_offsets.entry(producer_id).or_default();
+        for o in offsets {
+            pending.push((
+                group_id.to_string(),
+                o.topic.clone(),
+                o.partition,
+                OffsetValue {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.clone(),
+                    commit_timestamp_ms: now_ms as i64,
+                },
+            ));
+        }
+    }
+
+    /// A transaction marker for `producer_id` was written to the partition holding the groups
+    /// `belongs` accepts: its pending offsets of those groups are committed or dropped.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool, belongs: impl Fn(&str) -> bool) {
+        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        let (mine, others): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(g, _, _, _)| belongs(g));
+        if !others.is_empty() {
+            self.pending_txn_offsets.insert(producer_id, others);
+        }
+        if !commit {
+            return;
+        }
+        for (group_id, topic, partition, value) in mine {
+            self.groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(&group_id))
+                .offsets
+                .insert((topic, partition), value);
+        }
+    }
+
+    /// Whether an open transaction holds an offset of `group_id` for this partition (a
+    /// `require_stable` OffsetFetch answers UNSTABLE_OFFSET_COMMIT for it, KIP-447).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .flatten()
+            .any(|(g, t, p, _)| g == group_id && t == topic && *p == partition)
+    }
+
     /// Committed offsets: of `partitions`, or all of the group's when `None`.
     pub fn fetch_offsets(
         &self,
@@ -1022,6 +1084,27 @@ impl Coordinator {
         (NONE, vec![NONE; partitions.len()], writes)
     }
 
+    /// Replays one offset commit record of a transactional batch of `producer_id` (loading a
+    /// partition): pending until that producer's marker is replayed.
+    pub fn load_txn(&mut self, producer_id: i64, key: &GroupKey, value: Option<&[u8]>) {
+        if let (
+            GroupKey::Offset {
+                group,
+                topic,
+                partition,
+            },
+            Some(v),
+        ) = (key, value)
+        {
+            if let Ok(v) = OffsetValue::decode(v) {
+                self.pending_txn_offsets
+                    .entry(producer_id)
+                    .or_default()
+                    .push((group.clone(), topic.clone(), *partition, v));
+            }
+        }
+    }
+
     /// Replays one record of `__consumer_offsets` (loading a partition). A group comes back
     /// Empty with its generation and offsets: its members' sessions did not survive, and they
     /// rejoin.
@@ -1072,6 +1155,10 @@ impl Coordinator {
     /// Parked requests get NOT_COORDINATOR from the shell when their tokens are dropped.
     pub fn unload(&mut self, belongs: impl Fn(&str) -> bool) -> Vec<Token> {
         let mut tokens = Vec::new();
+        for pending in self.pending_txn_offsets.values_mut() {
+            pending.retain(|(g, _, _, _)| !belongs(g));
+        }
+        self.pending_txn_offsets.retain(|_, p| !p.is_empty());
         self.groups.retain(|id, g| {
             if belongs(id) {
                 for m in g.members.values() {

@@ -57,9 +57,9 @@ pub struct GroupValue {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed __consumer_offsets record: {0}")]
-pub struct GroupRecordError(String);
+pub struct GroupRecordError(pub(crate) String);
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let len = bytes.len().min(i16::MAX as usize);
     out.extend_from_slice(&(len as i16).to_be_bytes());
@@ -78,10 +78,10 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], GroupRecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], GroupRecordError> {
         if self.0.len() < n {
             return Err(GroupRecordError("truncated".into()));
         }
@@ -89,15 +89,15 @@ impl<'a> Reader<'a> {
         self.0 = tail;
         Ok(head)
     }
-    fn i16(&mut self) -> Result<i16, GroupRecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, GroupRecordError> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
-    fn i32(&mut self) -> Result<i32, GroupRecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, GroupRecordError> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn i64(&mut self) -> Result<i64, GroupRecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, GroupRecordError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
@@ -113,7 +113,7 @@ impl<'a> Reader<'a> {
             .map(Some)
             .map_err(|_| GroupRecordError("string is not UTF-8".into()))
     }
-    fn str(&mut self) -> Result<String, GroupRecordError> {
+    pub(crate) fn str(&mut self) -> Result<String, GroupRecordError> {
         self.nullable_str()?
             .ok_or_else(|| GroupRecordError("null string".into()))
     }

@@ -490,6 +490,15 @@ impl Cleaning {
             if batch.is_control() {
                 continue;
             }
+            // Transactional batches are kept whole and stay out of the key map: whether their
+            // records count depends on the transaction's outcome, which transaction-aware
+            // compaction (not implemented) would have to read from the markers. Like an
+            // undecodable batch, they stop tombstones from being dropped, which could bring
+            // a transaction's older value of the key back.
+            if batch.is_transactional() {
+                self.opaque_seen = true;
+                continue;
+            }
             // A batch the cleaner cannot decode is kept whole, and its keys are not known: a
             // later value of such a key still wins, an earlier one is kept.
             match decoded::decode(&batch) {
@@ -622,7 +631,7 @@ impl Cleaning {
         let Ok((batch, _)) = RecordBatch::parse(bytes, usize::MAX) else {
             return Some(bytes.to_vec());
         };
-        if batch.is_control() {
+        if batch.is_control() || batch.is_transactional() {
             return Some(bytes.to_vec());
         }
         let Ok(mut d) = decoded::decode(&batch) else {

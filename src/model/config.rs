@@ -95,6 +95,16 @@ pub struct ServerConfig {
     pub group_max_session_timeout_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_num_partitions: i32,
+    /// `transaction.state.log.replication.factor` (at most the live brokers when made).
+    pub transaction_state_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: the state topic's `min.insync.replicas`.
+    pub transaction_state_min_isr: i32,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_abort_check_interval_ms: u64,
     /// `min.insync.replicas`: acks=all needs this many in-sync replicas (topics may override).
     pub min_insync_replicas: i32,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
@@ -388,6 +398,11 @@ const KNOWN_KEYS: &[&str] = &[
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.max.timeout.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "metrics.listener",
     "log.cleanup.policy",
     "log.cleaner.enable",
@@ -816,6 +831,32 @@ impl ServerConfig {
                     "group.initial.rebalance.delay.ms",
                     3_000,
                 )?,
+                transaction_state_num_partitions: parse_positive(
+                    &props,
+                    "transaction.state.log.num.partitions",
+                    50,
+                )?,
+                transaction_state_replication_factor: i16::try_from(parse_positive(
+                    &props,
+                    "transaction.state.log.replication.factor",
+                    3,
+                )?)
+                .unwrap_or(3),
+                transaction_state_min_isr: parse_positive(
+                    &props,
+                    "transaction.state.log.min.isr",
+                    2,
+                )?,
+                transaction_max_timeout_ms: parse_positive(
+                    &props,
+                    "transaction.max.timeout.ms",
+                    900_000,
+                )?,
+                transaction_abort_check_interval_ms: parse_ms(
+                    &props,
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                    10_000,
+                )?,
                 min_insync_replicas: parse_positive(&props, "min.insync.replicas", 1)?,
                 replica_lag_time_max_ms: parse_ms(&props, "replica.lag.time.max.ms", 30_000)?,
                 unclean_leader_election: parse_bool(
@@ -955,6 +996,26 @@ impl ServerConfig {
             (
                 "group.initial.rebalance.delay.ms",
                 self.group_initial_rebalance_delay_ms.to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions",
+                self.transaction_state_num_partitions.to_string(),
+            ),
+            (
+                "transaction.state.log.replication.factor",
+                self.transaction_state_replication_factor.to_string(),
+            ),
+            (
+                "transaction.state.log.min.isr",
+                self.transaction_state_min_isr.to_string(),
+            ),
+            (
+                "transaction.max.timeout.ms",
+                self.transaction_max_timeout_ms.to_string(),
+            ),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                self.transaction_abort_check_interval_ms.to_string(),
             ),
             (
                 "broker.session.timeout.ms",

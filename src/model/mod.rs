@@ -16,6 +16,14 @@ use std::fmt;
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The internal topic holding consumer groups and their committed offsets.
 pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
+/// The internal topic holding the transaction coordinators' state (KIP-98).
+pub const TRANSACTION_STATE: &str = "__transaction_state";
+
+/// Whether `topic` is one of the broker's internal topics (never auto-created, never produced
+/// to or deleted by clients, reported internal in Metadata, always compacted).
+pub fn is_internal_topic(topic: &str) -> bool {
+    topic == CONSUMER_OFFSETS || topic == TRANSACTION_STATE
+}
 
 /// A node's `node.id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,6 +4,12 @@
 //! duplicate (answered with the original offset, not appended again), a gap in the sequence is
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch is INVALID_PRODUCER_EPOCH (fenced). Sans-IO:
 //! the broker feeds it batch headers and stores its snapshots.
+//!
+//! Transactions (KIP-98): a producer's transactional batches open a transaction at the first
+//! one's offset, which stays open until the coordinator's marker (a control batch, commit or
+//! abort) arrives. The first offset of the oldest open transaction bounds the last stable
+//! offset; each aborted transaction is remembered as (producer, first offset, marker offset),
+//! Kafka's aborted-transaction index, so a `read_committed` fetch can name what to skip.
 
 use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
@@ -26,6 +32,61 @@ pub struct BatchRange {
 struct Producer {
     epoch: i16,
     batches: VecDeque<BatchRange>,
+    /// The first offset of its open transaction.
+    #[serde(default)]
+    ongoing_first_offset: Option<i64>,
+    /// The highest transaction coordinator epoch a marker came with: markers of an older
+    /// coordinator (one that lost its partition) are fenced.
+    #[serde(default = "no_coordinator_epoch")]
+    coordinator_epoch: i32,
+    /// The offset of the last batch or marker it wrote (for DescribeProducers and expiry).
+    #[serde(default)]
+    last_offset: i64,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
+}
+
+/// What kind of producer batch the state is told of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchKind {
+    /// An idempotent batch outside any transaction.
+    Idempotent,
+    /// A transactional batch: opens the producer's transaction if none is open.
+    Transactional,
+    /// A transaction marker (control batch): ends the producer's open transaction.
+    Marker {
+        commit: bool,
+        coordinator_epoch: i32,
+    },
+}
+
+/// One producer batch as the state needs it: producer id and epoch, its sequences and
+/// offsets (a marker's sequences are meaningless), and its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub range: BatchRange,
+    pub kind: BatchKind,
+}
+
+/// One aborted transaction (Kafka's `.txnindex` entry): its records lie in
+/// `first_offset..last_offset`, and `last_offset` is its abort marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// An open transaction (DescribeProducers, the LSO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OngoingTxn {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_offset: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +105,12 @@ pub enum SequenceError {
         current: i16,
         got: i16,
     },
+    #[error("transaction marker for producer {producer_id} from coordinator epoch {got}, older than {current}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        current: i32,
+        got: i32,
+    },
 }
 
 impl SequenceError {
@@ -51,6 +118,9 @@ impl SequenceError {
         match self {
             SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
             SequenceError::Fenced { .. } => ResponseError::InvalidProducerEpoch.code(),
+            SequenceError::CoordinatorFenced { .. } => {
+                ResponseError::TransactionCoordinatorFenced.code()
+            }
         }
     }
 }
@@ -82,6 +152,9 @@ fn next_sequence(seq: i32) -> i32 {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerStates {
     producers: BTreeMap<i64, Producer>,
+    /// Aborted transactions, in marker order (offsets increase).
+    #[serde(default)]
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStates {
@@ -117,6 +190,11 @@ impl ProducerStates {
                 got: epoch,
             });
         }
+        if first_seq < 0 {
+            // No sequence (the group coordinator's transactional offset commits): only the
+            // epoch is checked.
+            return Ok(Verdict::Append);
+        }
         if epoch > p.epoch {
             // A new epoch starts its sequences over.
             return if first_seq == 0 {
@@ -150,25 +228,145 @@ impl ProducerStates {
         }
     }
 
-    /// Records an appended batch (also used when rebuilding from the log).
+    /// Checks a transaction marker for `producer_id` at `epoch` from a coordinator at
+    /// `coordinator_epoch`: an older producer epoch is fenced (the coordinator bumps the
+    /// epoch before it aborts a fenced producer's transaction), so is an older coordinator.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), SequenceError> {
+        let Some(p) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < p.epoch {
+            return Err(SequenceError::Fenced {
+                producer_id,
+                current: p.epoch,
+                got: epoch,
+            });
+        }
+        if coordinator_epoch < p.coordinator_epoch {
+            return Err(SequenceError::CoordinatorFenced {
+                producer_id,
+                current: p.coordinator_epoch,
+                got: coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records an appended idempotent batch (also used when rebuilding from the log).
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchRange) {
-        let p = self.producers.entry(producer_id).or_default();
-        if epoch != p.epoch {
-            p.epoch = epoch;
+        self.apply(&ProducerBatch {
+            producer_id,
+            epoch,
+            range: batch,
+            kind: BatchKind::Idempotent,
+        });
+    }
+
+    /// Records an appended producer batch of any kind (also used when rebuilding from the log).
+    pub fn apply(&mut self, b: &ProducerBatch) {
+        let p = self.producers.entry(b.producer_id).or_default();
+        if b.epoch != p.epoch {
+            p.epoch = b.epoch;
             p.batches.clear();
         }
-        p.batches.push_back(batch);
-        while p.batches.len() > BATCHES_PER_PRODUCER {
-            p.batches.pop_front();
+        p.last_offset = b.range.last_offset;
+        match b.kind {
+            BatchKind::Idempotent | BatchKind::Transactional => {
+                if b.kind == BatchKind::Transactional && p.ongoing_first_offset.is_none() {
+                    p.ongoing_first_offset = Some(b.range.first_offset);
+                }
+                if b.range.first_seq < 0 {
+                    return; // no sequence to remember
+                }
+                p.batches.push_back(b.range);
+                while p.batches.len() > BATCHES_PER_PRODUCER {
+                    p.batches.pop_front();
+                }
+            }
+            BatchKind::Marker {
+                commit,
+                coordinator_epoch,
+            } => {
+                p.coordinator_epoch = p.coordinator_epoch.max(coordinator_epoch);
+                if let Some(first_offset) = p.ongoing_first_offset.take() {
+                    if !commit {
+                        let entry = AbortedTxn {
+                            producer_id: b.producer_id,
+                            first_offset,
+                            last_offset: b.range.first_offset,
+                        };
+                        assert!(
+                            self.aborted
+                                .last()
+                                .is_none_or(|a| a.last_offset < entry.last_offset),
+                            "abort markers out of offset order: {entry:?} after {:?}",
+                            self.aborted.last()
+                        );
+                        self.aborted.push(entry);
+                    }
+                }
+            }
         }
     }
 
-    /// Forgets batches at or past `offset` (the log was truncated there).
-    pub fn truncate_to(&mut self, offset: i64) {
-        for p in self.producers.values_mut() {
-            p.batches.retain(|b| b.last_offset < offset);
-        }
-        self.producers.retain(|_, p| !p.batches.is_empty());
+    /// The first offset of the oldest open transaction: the last stable offset is at most it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|p| p.ongoing_first_offset)
+            .min()
+    }
+
+    /// The open transactions, by producer id.
+    pub fn ongoing(&self) -> Vec<OngoingTxn> {
+        self.producers
+            .iter()
+            .filter_map(|(id, p)| {
+                p.ongoing_first_offset.map(|first_offset| OngoingTxn {
+                    producer_id: *id,
+                    epoch: p.epoch,
+                    first_offset,
+                })
+            })
+            .collect()
+    }
+
+    /// Each producer: (id, epoch, last sequence, last offset), for DescribeProducers.
+    pub fn describe(&self) -> Vec<(i64, i16, i32, i64)> {
+        self.producers
+            .iter()
+            .map(|(id, p)| {
+                (
+                    *id,
+                    p.epoch,
+                    p.batches.back().map_or(-1, |b| b.last_seq),
+                    p.last_offset,
+                )
+            })
+            .collect()
+    }
+
+    /// The aborted transactions a read of `from..to` must tell a `read_committed` consumer
+    /// of: those whose marker is at or after `from` and whose records begin before `to`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let first = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[first..]
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start (retention or DeleteRecords
+    /// removed their marker).
+    pub fn forget_below(&mut self, log_start: i64) {
+        let first = self.aborted.partition_point(|a| a.last_offset < log_start);
+        self.aborted.drain(..first);
     }
 }
 
@@ -230,12 +428,72 @@ mod tests {
         assert_eq!(s.check(1, 0, 0, 3), Ok(Verdict::Append));
     }
 
+    fn marker(pid: i64, epoch: i16, commit: bool, offset: i64) -> ProducerBatch {
+        ProducerBatch {
+            producer_id: pid,
+            epoch,
+            range: BatchRange {
+                first_seq: -1,
+                last_seq: -1,
+                first_offset: offset,
+                last_offset: offset,
+            },
+            kind: BatchKind::Marker {
+                commit,
+                coordinator_epoch: 3,
+            },
+        }
+    }
+
+    fn txn(pid: i64, epoch: i16, first_seq: i32, first_offset: i64) -> ProducerBatch {
+        ProducerBatch {
+            producer_id: pid,
+            epoch,
+            range: range(first_seq, first_seq + 1, first_offset),
+            kind: BatchKind::Transactional,
+        }
+    }
+
+    // KIP-98: the LSO is bounded by the oldest open transaction; an abort marker records
+    // the aborted range, a commit marker nothing.
     #[test]
-    fn truncation_forgets_batches_past_the_new_end() {
+    fn open_transactions_bound_the_lso_and_aborts_are_indexed() {
         let mut s = ProducerStates::new();
-        s.record(1, 0, range(0, 4, 0));
-        s.record(1, 0, range(5, 9, 5));
-        s.truncate_to(5);
-        assert_eq!(s.check(1, 0, 5, 9), Ok(Verdict::Append));
+        s.apply(&txn(1, 0, 0, 10));
+        s.apply(&txn(2, 0, 0, 12));
+        s.apply(&txn(1, 0, 2, 14));
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        s.apply(&marker(1, 0, false, 16));
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        s.apply(&marker(2, 0, true, 17));
+        assert_eq!(s.first_unstable_offset(), None);
+        let aborted = AbortedTxn {
+            producer_id: 1,
+            first_offset: 10,
+            last_offset: 16,
+        };
+        assert_eq!(s.aborted_between(0, 11), vec![aborted]);
+        assert_eq!(s.aborted_between(16, 100), vec![aborted]);
+        assert_eq!(s.aborted_between(17, 100), vec![]);
+        assert_eq!(s.aborted_between(0, 10), vec![]);
+        // Sequences go on across transactions in one epoch.
+        assert_eq!(s.check(1, 0, 4, 5), Ok(Verdict::Append));
+        s.forget_below(17);
+        assert_eq!(s.aborted_between(0, 100), vec![]);
+    }
+
+    #[test]
+    fn markers_of_older_producer_or_coordinator_epochs_are_fenced() {
+        let mut s = ProducerStates::new();
+        s.apply(&txn(1, 2, 0, 0));
+        s.apply(&marker(1, 3, false, 2));
+        assert_eq!(s.check_marker(1, 2, 3).map_err(|e| e.code()), Err(47));
+        assert_eq!(s.check_marker(1, 3, 2).map_err(|e| e.code()), Err(52));
+        assert_eq!(s.check_marker(1, 3, 3), Ok(()));
+        // The bumped epoch fences the old producer's data too.
+        assert!(matches!(
+            s.check(1, 2, 2, 2),
+            Err(SequenceError::Fenced { .. })
+        ));
     }
 }

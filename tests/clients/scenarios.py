@@ -494,7 +494,101 @@ def idle_group(bootstrap, topic, phase):
         out(committed=committed)
 
 
+def read_values(bootstrap, topic, isolation, idle_s=3.0, timeout_s=30):
+    """Every record value of the topic with confluent-kafka at `isolation`, read until
+    `idle_s` pass without one."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"read-{isolation}-{topic}-{time.time()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "isolation.level": isolation,
+    })
+    c.subscribe([topic])
+    got = []
+    last = time.time()
+    deadline = time.time() + timeout_s
+    while time.time() - last < idle_s and time.time() < deadline:
+        m = c.poll(0.3)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(m.error())
+        got.append(m.value().decode())
+        last = time.time()
+    c.close()
+    return got
+
+
+def transactions(bootstrap, topic):
+    """confluent-kafka's transactional producer over 3 partitions: commits, an abort, a
+    transaction left open (read_committed must stop below it), and a zombie fenced by a second
+    producer with the same transactional.id (its open transaction is aborted)."""
+    create(bootstrap, topic, 3)
+    tid = f"tx-{topic}"
+
+    def producer():
+        p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid,
+                      "transaction.timeout.ms": 60000})
+        p.init_transactions(15)
+        return p
+
+    def txn(p, prefix, n, commit):
+        p.begin_transaction()
+        for i in range(n):
+            p.produce(topic, key=f"{prefix}-{i}", value=f"{prefix}-{i}", partition=i % 3)
+        if commit:
+            p.commit_transaction(15)
+        else:
+            # Flushed first: an abort purges what the client has not sent yet, and the
+            # aborted records must reach the log for read_committed to have to skip them.
+            p.flush(15)
+            p.abort_transaction(15)
+
+    p1 = producer()
+    txn(p1, "c1", 30, True)
+    txn(p1, "a2", 20, False)
+    txn(p1, "c3", 25, True)
+    # An open transaction: flushed, neither committed nor aborted.
+    p1.begin_transaction()
+    for i in range(10):
+        p1.produce(topic, value=f"o4-{i}", partition=i % 3)
+    p1.flush(15)
+    committed_while_open = read_values(bootstrap, topic, "read_committed")
+    uncommitted_while_open = read_values(bootstrap, topic, "read_uncommitted")
+    p1.commit_transaction(15)
+    # A zombie: p1's next transaction is aborted when p2 starts with the same id.
+    p1.begin_transaction()
+    for i in range(5):
+        p1.produce(topic, value=f"z5-{i}", partition=i % 3)
+    p1.flush(15)
+    p2 = producer()
+    fenced = None
+    try:
+        p1.commit_transaction(15)
+    except KafkaException as e:
+        fenced = e.args[0].name()
+    txn(p2, "c6", 7, True)
+    committed = read_values(bootstrap, topic, "read_committed")
+    uncommitted = read_values(bootstrap, topic, "read_uncommitted")
+    prefixes = lambda vs: sorted({v.split("-")[0] for v in vs})
+    assert len(set(committed)) == len(committed), "duplicates under read_committed"
+    out(
+        committed_while_open=len(committed_while_open),
+        committed_while_open_prefixes=prefixes(committed_while_open),
+        uncommitted_while_open=len(uncommitted_while_open),
+        committed=len(committed),
+        committed_prefixes=prefixes(committed),
+        uncommitted=len(uncommitted),
+        uncommitted_prefixes=prefixes(uncommitted),
+        fenced=fenced,
+    )
+
+
 SCENARIOS = {
+    "transactions": transactions,
     "compaction": compaction,
     "idle-group": idle_group,
     "cooperative": cooperative,

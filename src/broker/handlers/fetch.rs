@@ -11,8 +11,9 @@
 //!   batches up to its log end.
 //!
 //! Either waits up to `max_wait_ms` until `min_bytes` are there. No fetch sessions (KIP-227):
-//! every answer has session id 0, so clients send full requests. No transactions yet: the last
-//! stable offset is the high watermark and no batch is aborted.
+//! every answer has session id 0, so clients send full requests. Every answer carries the last
+//! stable offset; a `read_committed` consumer reads only below it and is told the aborted
+//! transactions among the batches it gets (KIP-98), whose records it drops.
 
 use super::super::partitions::{FollowerRead, PartitionError, ReadResult};
 use crate::broker::context::Broker;
@@ -38,6 +39,9 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
     // log_start_offset exists from v5: the encoder refuses a value before.
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
     let replica = replica_of(r);
+    // isolation_level 1 (READ_COMMITTED, Fetch v4+): bounded by the last stable offset, with
+    // the aborted transactions the consumer must skip.
+    let read_committed = replica.is_none() && r.isolation_level == 1;
     let now_ms = broker.clock.monotonic_ms();
     let mut remaining = usize::try_from(r.max_bytes).unwrap_or(0).max(1);
     let mut total = 0usize;
@@ -81,7 +85,11 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
                                     bytes: Vec::new(),
                                     high_watermark: hw,
                                     log_start_offset: start,
+                                    last_stable_offset: partition.last_stable_offset(),
+                                    aborted: Vec::new(),
                                 })
+                            } else if read_committed {
+                                partition.read_committed(p.fetch_offset, limit.max(1))
                             } else {
                                 partition.read_as_leader(p.fetch_offset, limit.max(1))
                             }
@@ -103,9 +111,21 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
                     }
                     total += read.bytes.len();
                     remaining = remaining.saturating_sub(read.bytes.len());
+                    let aborted = read
+                        .aborted
+                        .iter()
+                        .map(|a| {
+                            fetch_response::AbortedTransaction::default()
+                                .with_producer_id(kafka_protocol::messages::ProducerId(
+                                    a.producer_id,
+                                ))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect();
                     data = data
                         .with_high_watermark(read.high_watermark as i64)
-                        .with_last_stable_offset(read.high_watermark as i64)
+                        .with_last_stable_offset(read.last_stable_offset as i64)
+                        .with_aborted_transactions(Some(aborted))
                         .with_log_start_offset(log_start(read.log_start_offset as i64))
                         .with_records(Some(Bytes::from(read.bytes)));
                     if let Some((epoch, end_offset)) = diverging {

@@ -1,9 +1,12 @@
-//! FindCoordinator (10): a group's coordinator is the leader of its `__consumer_offsets`
-//! partition. The topic is created on first use (`offsets.topic.num.partitions` partitions),
-//! as Kafka does. Transaction coordinators do not exist yet: COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator (10): a group's coordinator (key type 0) is the leader of its
+//! `__consumer_offsets` partition, a transactional id's (key type 1) the leader of its
+//! `__transaction_state` partition. Each topic is created on first use, as Kafka does:
+//! `offsets.topic.*` and `transaction.state.log.*` give partitions, replication factor (at most
+//! the live brokers) and, for the state log, `min.insync.replicas`; both are compacted.
 
 use super::super::groups::{CONSUMER_OFFSETS, COORDINATOR_NOT_AVAILABLE};
 use crate::broker::context::{Broker, Connection};
+use crate::model::TRANSACTION_STATE;
 use kafka_protocol::messages::{
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     find_coordinator_response::Coordinator,
@@ -14,38 +17,78 @@ use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
-async fn ensure_offsets_topic(broker: &Broker) {
+/// Creates `__consumer_offsets` unless it exists, and waits for its leaders.
+pub async fn ensure_offsets_topic(broker: &Broker) {
+    ensure_internal_topic(
+        broker,
+        CONSUMER_OFFSETS,
+        broker.groups.offsets_partitions,
+        broker.config.offsets_topic_replication_factor,
+        None,
+    )
+    .await
+}
+
+/// Creates `__transaction_state` unless it exists, and waits for its leaders.
+pub async fn ensure_transaction_topic(broker: &Broker) {
+    ensure_internal_topic(
+        broker,
+        TRANSACTION_STATE,
+        broker.transactions.state_partitions,
+        broker.config.transaction_state_replication_factor,
+        Some(broker.config.transaction_state_min_isr),
+    )
+    .await
+}
+
+async fn ensure_internal_topic(
+    broker: &Broker,
+    name: &'static str,
+    partitions: i32,
+    wanted: i16,
+    min_isr: Option<i32>,
+) {
     let has_leaders = |img: &crate::controller::MetadataImage| {
-        img.topic_by_name(CONSUMER_OFFSETS)
+        img.topic_by_name(name)
             .is_some_and(|t| t.partitions.values().all(|p| p.leader >= 0))
     };
     if has_leaders(&broker.image()) {
         return;
     }
-    if broker.image().topic_by_name(CONSUMER_OFFSETS).is_none() {
+    if broker.image().topic_by_name(name).is_none() {
         let live = broker.image().unfenced_brokers().len().max(1);
-        let wanted = broker.config.offsets_topic_replication_factor;
         let rf = wanted.min(live as i16);
         if rf < wanted {
-            // As Kafka does for a cluster smaller than offsets.topic.replication.factor.
+            // As Kafka does for a cluster smaller than the replication factor asked for.
             tracing::warn!(
                 wanted,
                 brokers = live,
-                "{CONSUMER_OFFSETS} gets {rf} replicas: fewer brokers than offsets.topic.replication.factor"
+                "{name} gets {rf} replicas: fewer brokers than its replication factor"
+            );
+        }
+        // As Kafka creates them: compacted, so a group's last commit or a transactional id's
+        // state is kept however long it is idle (retention alone would delete it).
+        let mut configs = vec![CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("cleanup.policy"))
+            .with_value(Some(StrBytes::from_static_str("compact")))];
+        if let Some(min_isr) = min_isr {
+            // Never more than the replicas it gets, or no write could ever be stored.
+            let min_isr = min_isr.min(i32::from(rf)).max(1);
+            configs.push(
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                    .with_value(Some(StrBytes::from_string(min_isr.to_string()))),
             );
         }
         let request = CreateTopicsRequest::default()
             .with_timeout_ms(5000)
             .with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str(CONSUMER_OFFSETS)))
-                .with_num_partitions(broker.groups.offsets_partitions)
+                .with_name(TopicName(StrBytes::from_static_str(name)))
+                .with_num_partitions(partitions)
                 .with_replication_factor(rf)
-                // As Kafka creates it: compacted, so a group's last commit is kept however
-                // long the group is idle (retention alone would delete it).
-                .with_configs(vec![CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("cleanup.policy"))
-                    .with_value(Some(StrBytes::from_static_str("compact")))])]);
+                .with_configs(configs)]);
         let answer = broker
             .controller
             .call(
@@ -55,7 +98,7 @@ async fn ensure_offsets_topic(broker: &Broker) {
                 Duration::from_secs(5),
             )
             .await;
-        tracing::info!(created = answer.is_some(), "{CONSUMER_OFFSETS} requested");
+        tracing::info!(created = answer.is_some(), "{name} requested");
     }
     broker
         .wait_for_image(Duration::from_secs(3), has_leaders)
@@ -73,8 +116,10 @@ pub async fn handle(
     } else {
         vec![r.key.to_string()]
     };
-    if r.key_type == GROUP {
-        ensure_offsets_topic(broker).await;
+    match r.key_type {
+        GROUP => ensure_offsets_topic(broker).await,
+        TRANSACTION => ensure_transaction_topic(broker).await,
+        _ => {}
     }
     let image = broker.image();
     let coordinators: Vec<Coordinator> = keys
@@ -84,16 +129,21 @@ pub async fn handle(
                 .with_key(StrBytes::from_string(key.clone()))
                 .with_node_id(BrokerId(-1))
                 .with_port(-1);
-            if r.key_type != GROUP {
-                return answer
-                    .with_error_code(COORDINATOR_NOT_AVAILABLE)
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "transactions are not supported yet",
-                    )));
-            }
-            let index = broker.groups.partition_of(key);
+            let (topic, index) = match r.key_type {
+                GROUP => (CONSUMER_OFFSETS, broker.groups.partition_of(key)),
+                TRANSACTION => (TRANSACTION_STATE, broker.transactions.partition_of(key)),
+                _ => {
+                    return answer
+                        .with_error_code(
+                            kafka_protocol::error::ResponseError::InvalidRequest.code(),
+                        )
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "unknown coordinator key type",
+                        )))
+                }
+            };
             let leader = image
-                .topic_by_name(CONSUMER_OFFSETS)
+                .topic_by_name(topic)
                 .and_then(|t| t.partitions.get(&index))
                 .map_or(-1, |p| p.leader);
             let endpoint = image
@@ -114,7 +164,7 @@ pub async fn handle(
                 None => answer
                     .with_error_code(COORDINATOR_NOT_AVAILABLE)
                     .with_error_message(Some(StrBytes::from_static_str(
-                        "the group's coordinator is not available",
+                        "the coordinator is not available",
                     ))),
             }
         })

@@ -1,8 +1,10 @@
 //! InitProducerId (22) for idempotent producers: a producer id from this broker's current
 //! block (blocks of 1000 come from the active controller through AllocateProducerIds, so ids
 //! are unique across brokers and restarts), epoch 0; a producer that names its id and epoch
-//! (KIP-360) gets the epoch bumped. Transactional ids are refused: transactions are not
-//! implemented.
+//! (KIP-360) gets the epoch bumped. With a transactional id, the id's transaction coordinator
+//! answers (KIP-98): the same producer id at a bumped epoch, which fences every older
+//! instance; an open transaction of the old instance is aborted first (the client is told
+//! CONCURRENT_TRANSACTIONS and retries).
 
 use crate::broker::context::Broker;
 use kafka_protocol::error::ResponseError;
@@ -13,8 +15,6 @@ use kafka_protocol::messages::{
 use std::time::Duration;
 
 const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
-    ResponseError::TransactionalIdAuthorizationFailed.code();
 
 async fn next_id(broker: &Broker) -> Option<i64> {
     {
@@ -66,12 +66,81 @@ async fn next_id(broker: &Broker) -> Option<i64> {
     }
 }
 
+fn refused(code: i16) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(code)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+async fn transactional(
+    broker: &Broker,
+    transactional_id: &str,
+    r: &InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    use crate::group::transactions::{InitOutcome, CONCURRENT_TRANSACTIONS};
+    if transactional_id.is_empty() {
+        return refused(ResponseError::InvalidRequest.code());
+    }
+    let txns = &broker.transactions;
+    let needs_id = match txns.coordinate(broker, transactional_id).await {
+        Ok(c) => c.inner.core.needs_producer_id(transactional_id),
+        Err(code) => return refused(code),
+    };
+    // A fresh producer id comes from the controller, without holding the coordinator.
+    let fresh = if needs_id {
+        next_id(broker).await
+    } else {
+        None
+    };
+    let mut c = match txns.coordinate(broker, transactional_id).await {
+        Ok(c) => c,
+        Err(code) => return refused(code),
+    };
+    let outcome = c.inner.core.init_producer_id(
+        transactional_id,
+        r.transaction_timeout_ms,
+        (r.producer_id.0, r.producer_epoch),
+        fresh,
+        broker.clock.wall_ms(),
+    );
+    match outcome {
+        InitOutcome::Error(code) => refused(code),
+        InitOutcome::Write(t) => {
+            let (pid, epoch) = (t.meta.producer_id, t.meta.producer_epoch);
+            match txns.store(broker, &mut c, t).await {
+                Ok(()) => {
+                    tracing::info!(
+                        transactional_id,
+                        producer_id = pid,
+                        epoch,
+                        "transactional producer"
+                    );
+                    InitProducerIdResponse::default()
+                        .with_producer_id(ProducerId(pid))
+                        .with_producer_epoch(epoch)
+                }
+                Err(code) => refused(code),
+            }
+        }
+        InitOutcome::Fence(t) => {
+            tracing::info!(
+                transactional_id,
+                producer_id = t.meta.producer_id,
+                epoch = t.meta.producer_epoch,
+                "fencing the previous producer: aborting its open transaction"
+            );
+            match txns.store(broker, &mut c, t).await {
+                Ok(()) => refused(CONCURRENT_TRANSACTIONS),
+                Err(code) => refused(code),
+            }
+        }
+    }
+}
+
 pub async fn handle(broker: &Broker, r: &InitProducerIdRequest) -> InitProducerIdResponse {
-    if r.transactional_id.is_some() {
-        return InitProducerIdResponse::default()
-            .with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+    if let Some(id) = &r.transactional_id {
+        return transactional(broker, id, r).await;
     }
     // KIP-360: an idempotent producer that lost track of its sequences asks for a new epoch.
     if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {

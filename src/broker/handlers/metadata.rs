@@ -49,7 +49,7 @@ pub async fn handle(
             .iter()
             .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
             .filter(|n| image.topic_by_name(n).is_none() && validate_topic_name(n).is_ok())
-            .filter(|n| n != CONSUMER_OFFSETS)
+            .filter(|n| !crate::model::is_internal_topic(n))
             .collect();
         if !missing.is_empty() && r.allow_auto_topic_creation && broker.config.auto_create_topics {
             create_topics(broker, &missing).await;
@@ -128,7 +128,7 @@ pub async fn handle(
                     } else {
                         uuid::Uuid::nil()
                     })
-                    .with_is_internal(t.name == CONSUMER_OFFSETS)
+                    .with_is_internal(crate::model::is_internal_topic(&t.name))
                     .with_partitions(
                         t.partitions
                             .iter()

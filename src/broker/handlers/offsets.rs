@@ -103,11 +103,18 @@ pub async fn commit(
 }
 
 /// One group's offsets: `topics` None asks for all of them.
+/// One partition's answer: (partition, offset, leader epoch, metadata, error).
+type FetchedPartition = (i32, i64, i32, String, i16);
+
+/// Per partition: (partition, offset, leader epoch, metadata, error). With `require_stable`
+/// (KIP-447), a partition an open transaction committed an offset for answers
+/// UNSTABLE_OFFSET_COMMIT: the consumer retries until the transaction ends.
 async fn fetch_group(
     broker: &Broker,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Result<Vec<(String, Vec<(i32, i64, i32, String)>)>, i16> {
+    require_stable: bool,
+) -> Result<Vec<(String, Vec<FetchedPartition>)>, i16> {
     let c = broker.groups.coordinate(broker, group_id).await?;
     let wanted: Option<Vec<(String, i32)>> = topics.as_ref().map(|list| {
         list.iter()
@@ -115,18 +122,28 @@ async fn fetch_group(
             .collect()
     });
     let found = c.inner.core.fetch_offsets(group_id, wanted.as_deref());
-    let mut by_topic: BTreeMap<String, Vec<(i32, i64, i32, String)>> = BTreeMap::new();
+    let mut by_topic: BTreeMap<String, Vec<FetchedPartition>> = BTreeMap::new();
     // Keep the request's topic order when it gave one.
     let order: Vec<String> = match &topics {
         Some(list) => list.iter().map(|(t, _)| t.clone()).collect(),
         None => Vec::new(),
     };
     for f in found {
+        let unstable = require_stable
+            && c.inner
+                .core
+                .has_pending_offset(group_id, &f.topic, f.partition);
+        let code = if unstable {
+            kafka_protocol::error::ResponseError::UnstableOffsetCommit.code()
+        } else {
+            0
+        };
         by_topic.entry(f.topic.clone()).or_default().push((
             f.partition,
-            f.offset,
+            if unstable { -1 } else { f.offset },
             f.leader_epoch,
             f.metadata,
+            code,
         ));
     }
     let mut out = Vec::new();
@@ -150,28 +167,31 @@ pub async fn fetch(broker: &Broker, r: &OffsetFetchRequest, version: i16) -> Off
                     .collect()
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match fetch_group(broker, &g.group_id.0, topics).await {
-                Err(code) => group.with_error_code(code),
-                Ok(list) => group.with_topics(
-                    list.into_iter()
-                        .map(|(t, ps)| {
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(StrBytes::from_string(t)))
-                                .with_partitions(
-                                    ps.into_iter()
-                                        .map(|(p, o, e, m)| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(o)
-                                                .with_committed_leader_epoch(e)
-                                                .with_metadata(Some(StrBytes::from_string(m)))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
-            });
+            groups.push(
+                match fetch_group(broker, &g.group_id.0, topics, r.require_stable).await {
+                    Err(code) => group.with_error_code(code),
+                    Ok(list) => group.with_topics(
+                        list.into_iter()
+                            .map(|(t, ps)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(StrBytes::from_string(t)))
+                                    .with_partitions(
+                                        ps.into_iter()
+                                            .map(|(p, o, e, m, code)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(o)
+                                                    .with_committed_leader_epoch(e)
+                                                    .with_metadata(Some(StrBytes::from_string(m)))
+                                                    .with_error_code(code)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                },
+            );
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
@@ -180,7 +200,8 @@ pub async fn fetch(broker: &Broker, r: &OffsetFetchRequest, version: i16) -> Off
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    match fetch_group(broker, &r.group_id.0, topics).await {
+    let require_stable = version >= 7 && r.require_stable;
+    match fetch_group(broker, &r.group_id.0, topics, require_stable).await {
         Err(code) => {
             // v1 has no top-level error: each requested partition carries it.
             let mut response = OffsetFetchResponse::default();
@@ -211,12 +232,13 @@ pub async fn fetch(broker: &Broker, r: &OffsetFetchRequest, version: i16) -> Off
                         .with_name(TopicName(StrBytes::from_string(t)))
                         .with_partitions(
                             ps.into_iter()
-                                .map(|(p, o, e, m)| {
+                                .map(|(p, o, e, m, code)| {
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(p)
                                         .with_committed_offset(o)
                                         .with_committed_leader_epoch(epoch(e))
                                         .with_metadata(Some(StrBytes::from_string(m)))
+                                        .with_error_code(code)
                                 })
                                 .collect(),
                         )

@@ -10,7 +10,7 @@
 
 use super::super::partitions::{Appended, Partition, PartitionError};
 use crate::broker::context::Broker;
-use crate::model::{TopicPartition, CONSUMER_OFFSETS};
+use crate::model::TopicPartition;
 use crate::protocol::record_batch::{BatchHeader, RecordBatch};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{produce_response, ProduceRequest, ProduceResponse};
@@ -37,8 +37,8 @@ fn failure(code: i16, message: impl Into<String>) -> Outcome {
     }
 }
 
-/// Refuses what this broker cannot store faithfully yet: transactional batches (their
-/// markers and the last stable offset are not implemented).
+/// Refuses control batches: only the transaction coordinator writes markers (Kafka's
+/// "client cannot produce control batches"). Transactional batches must name a producer.
 fn check_batches(data: &[u8]) -> Result<(), Outcome> {
     let mut rest = data;
     while !rest.is_empty() {
@@ -50,10 +50,16 @@ fn check_batches(data: &[u8]) -> Result<(), Outcome> {
             return Ok(());
         }
         if let Ok((batch, _)) = RecordBatch::parse(&rest[..size], usize::MAX) {
-            if batch.is_transactional() || batch.is_control() {
+            if batch.is_control() {
                 return Err(failure(
                     INVALID_RECORD,
-                    "transactional batches are not supported by this broker yet",
+                    "clients cannot produce control batches",
+                ));
+            }
+            if batch.is_transactional() && batch.producer_id() < 0 {
+                return Err(failure(
+                    INVALID_RECORD,
+                    "a transactional batch without a producer id",
                 ));
             }
         }
@@ -93,7 +99,7 @@ async fn append_one(
     acks: i16,
 ) -> Result<(Arc<Partition>, Appended), Outcome> {
     let partition = broker.partition(tp).map_err(|e| refused(tp, &e))?;
-    if tp.topic == CONSUMER_OFFSETS {
+    if crate::model::is_internal_topic(&tp.topic) {
         return Err(failure(
             ResponseError::InvalidTopicException.code(),
             "producing to an internal topic is not allowed",

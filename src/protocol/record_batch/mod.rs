@@ -295,6 +295,56 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, bas
     batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Makes a batch transactional (attributes bit 4) for `producer_id` at `producer_epoch`, base
+/// sequence -1 (no sequence: how Kafka's group coordinator writes transactional offset
+/// commits), and fixes its CRC. `batch` must be a whole batch, such as [`encode_batch`] makes.
+pub fn set_transactional_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16) {
+    let attributes = i16::from_be_bytes([batch[OFF_ATTRIBUTES], batch[OFF_ATTRIBUTES + 1]]) | 0x10;
+    batch[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_producer(batch, producer_id, producer_epoch, -1);
+}
+
+/// A transaction marker (KIP-98 control batch, transactional and control attributes): one
+/// record whose key is (version 0, type: 0 abort, 1 commit) and whose value is (version 0,
+/// coordinator epoch), for `producer_id` at `producer_epoch`, base sequence -1.
+pub fn marker_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let key = [0u8, 0, 0, u8::from(commit)];
+    let mut value = vec![0u8, 0];
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut batch = encode_batch(0, timestamp_ms, &[(Some(&key), Some(&value))]);
+    let attributes: i16 = 0x30;
+    batch[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_producer(&mut batch, producer_id, producer_epoch, -1);
+    batch
+}
+
+/// A transaction marker's (commit, coordinator epoch), or `None` if `batch` is no marker (not
+/// a control batch, or another control type, or malformed).
+pub fn marker_of(batch: &RecordBatch<'_>) -> Option<(bool, i32)> {
+    if !batch.is_control() {
+        return None;
+    }
+    let list = records(batch).ok()?;
+    let record = list.first()?;
+    let key = record.key?;
+    let commit = match key.get(..4)? {
+        [0, 0, 0, 0] => false,
+        [0, 0, 0, 1] => true,
+        _ => return None,
+    };
+    let epoch = record
+        .value
+        .and_then(|v| v.get(2..6))
+        .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    Some((commit, epoch))
+}
+
 /// Builds a v2 batch byte by byte from the specification: the fields given, uncompressed
 /// records each with the given key and value and no headers. Used by tests, the simulator and
 /// benchmarks.

@@ -1,0 +1,130 @@
+//! TxnOffsetCommit (28), versions 0-3: a transactional producer commits a consumer group's
+//! offsets inside its transaction (consume-transform-produce). The group's coordinator stores
+//! them as a transactional batch of the producer in `__consumer_offsets`, replicated before the
+//! answer; they stay pending — invisible to OffsetFetch, and UNSTABLE_OFFSET_COMMIT to a
+//! `require_stable` one — until the transaction's marker reaches the partition. A request that
+//! names a generation and member (KIP-447) is checked against the group as OffsetCommit is.
+
+use crate::broker::context::Broker;
+use crate::group::coordinator::{
+    CommitOffset, NONE, OFFSET_METADATA_MAX_BYTES, OFFSET_METADATA_TOO_LARGE,
+};
+use kafka_protocol::messages::{
+    txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic},
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+
+fn answer(
+    r: &TxnOffsetCommitRequest,
+    code_of: impl Fn(&str, i32) -> i16,
+) -> TxnOffsetCommitResponse {
+    TxnOffsetCommitResponse::default().with_topics(
+        r.topics
+            .iter()
+            .map(|t| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code_of(&t.name.0, p.partition_index))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+pub async fn handle(
+    broker: &Broker,
+    r: &TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
+    let group_id = r.group_id.0.to_string();
+    let mut c = match broker.groups.coordinate(broker, &group_id).await {
+        Ok(c) => c,
+        Err(code) => return answer(r, |_, _| code),
+    };
+    if version >= 3 && (r.generation_id >= 0 || !r.member_id.is_empty()) {
+        let code = c.inner.core.check_commit(
+            &group_id,
+            r.generation_id,
+            &r.member_id,
+            r.group_instance_id.as_deref(),
+        );
+        if code != NONE {
+            return answer(r, |_, _| code);
+        }
+    }
+    let mut too_large = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_string();
+            if metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                too_large.push((t.name.0.to_string(), p.partition_index));
+                continue;
+            }
+            offsets.push(CommitOffset {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata,
+            });
+        }
+    }
+    let now_ms = broker.clock.wall_ms().max(0) as u64;
+    let writes = c.inner.core.commit_writes(&group_id, &offsets, now_ms);
+    let stored = if writes.is_empty() {
+        Ok(())
+    } else {
+        broker
+            .groups
+            .append_txn(
+                broker,
+                &mut c.inner,
+                &group_id,
+                r.producer_id.0,
+                r.producer_epoch,
+                &writes,
+            )
+            .await
+    };
+    match stored {
+        Ok(()) => {
+            c.inner
+                .core
+                .apply_txn_commit(r.producer_id.0, &group_id, &offsets, now_ms);
+            answer(r, |t, p| {
+                if too_large.iter().any(|(tt, pp)| tt == t && *pp == p) {
+                    OFFSET_METADATA_TOO_LARGE
+                } else {
+                    0
+                }
+            })
+        }
+        Err(e) => {
+            let code = match &e {
+                crate::broker::groups::GroupStoreError::Partition(
+                    _,
+                    crate::broker::partitions::PartitionError::Sequence(s),
+                ) if s.code()
+                    == kafka_protocol::error::ResponseError::InvalidProducerEpoch.code() =>
+                {
+                    kafka_protocol::error::ResponseError::ProducerFenced.code()
+                }
+                _ => e.code(),
+            };
+            answer(r, |_, _| code)
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! The transaction coordinator's shell: one [`TxnCoordinator`] core for every transactional id
+//! this broker coordinates. A transactional id's coordinator is the leader of
+//! `__transaction_state` partition `hash(id) % transaction.state.log.num.partitions`; others
+//! answer NOT_COORDINATOR. When the broker finds it leads a partition at a new leader epoch, it
+//! (re)loads that partition's transactions from the log before answering, and resumes the
+//! markers of every transaction the log shows prepared.
+//!
+//! Every transition's record is appended to the id's partition and replicated to the in-sync
+//! replicas before the core applies it and before the reply leaves. A prepared transaction's
+//! markers are written by a task per transaction: to partitions led here directly, to others
+//! through WriteTxnMarkers to their leaders; once every partition has its marker, the
+//! completion record is written. Markers carry the coordinator epoch (the state partition's
+//! leader epoch), so a deposed coordinator's late markers are fenced by the partitions.
+//!
+//! Owns the coordinator core and the marker tasks; partitions are written only through
+//! [`Partition::write_marker`] and the state partitions' leader appends.
+
+use super::context::Broker;
+use super::partitions::{Partition, PartitionError};
+use crate::group::records::partition_for;
+use crate::group::transactions::{
+    decode_key, encode_key, Transition, TxnConfig, TxnCoordinator, TxnMeta, TxnState,
+};
+use crate::model::{TopicPartition, CONSUMER_OFFSETS, TRANSACTION_STATE};
+use crate::protocol::record_batch::{encode_batch, records};
+use crate::runtime;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic},
+    ApiKey, ProducerId, RequestKind, ResponseKind, TopicName, WriteTxnMarkersRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex, MutexGuard};
+
+pub const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
+pub const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
+/// How long a state record waits to be replicated (Kafka's `transaction.state.log` writes use
+/// the request timeout).
+const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a marker waits to be replicated, and the pause before a failed one is retried.
+const MARKER_TIMEOUT: Duration = Duration::from_secs(5);
+const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A prepared transaction whose markers must be written.
+#[derive(Clone, Debug)]
+pub struct MarkerJob {
+    pub transactional_id: String,
+    pub meta: TxnMeta,
+    /// The `__transaction_state` partition and its leader epoch when the job was made.
+    pub index: i32,
+    pub coordinator_epoch: i32,
+}
+
+pub struct TxnInner {
+    pub core: TxnCoordinator,
+    /// `__transaction_state` partitions loaded, with the leader epoch they were loaded at.
+    loaded: BTreeMap<i32, i32>,
+}
+
+pub struct Transactions {
+    inner: Mutex<TxnInner>,
+    pub state_partitions: i32,
+    jobs: mpsc::UnboundedSender<MarkerJob>,
+    jobs_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<MarkerJob>>>,
+}
+
+/// The coordinator, locked, for one transactional id: its state partition and epoch.
+pub struct Coordinating<'a> {
+    pub inner: MutexGuard<'a, TxnInner>,
+    pub index: i32,
+    pub coordinator_epoch: i32,
+}
+
+impl Transactions {
+    pub fn new(config: TxnConfig, state_partitions: i32) -> Transactions {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        Transactions {
+            inner: Mutex::new(TxnInner {
+                core: TxnCoordinator::new(config),
+                loaded: BTreeMap::new(),
+            }),
+            state_partitions,
+            jobs,
+            jobs_rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+
+    pub fn partition_of(&self, transactional_id: &str) -> i32 {
+        partition_for(transactional_id, self.state_partitions)
+    }
+
+    fn state_partition(&self, broker: &Broker, index: i32) -> Option<Arc<Partition>> {
+        broker.partitions.get_or_apply(
+            &TopicPartition::new(TRANSACTION_STATE, index),
+            &broker.image(),
+        )
+    }
+
+    /// Locks the coordinator for `transactional_id`, loading its partition first if this
+    /// broker just became its leader; or the error code to answer with.
+    pub async fn coordinate(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+    ) -> Result<Coordinating<'_>, i16> {
+        let index = self.partition_of(transactional_id);
+        let (partition, epoch) = super::groups::led_partition(broker, TRANSACTION_STATE, index)?;
+        let mut inner = self.inner.lock().await;
+        if inner.loaded.get(&index) != Some(&epoch) {
+            let n = self.state_partitions;
+            inner.core.unload(|id| partition_for(id, n) == index);
+            load_partition(&mut inner.core, &partition, |id| {
+                partition_for(id, n) == index
+            })?;
+            inner.loaded.insert(index, epoch);
+            // Markers of transactions the log shows prepared may not all have been written:
+            // the new coordinator writes them (again; a marker twice is harmless).
+            for t in inner.core.prepared() {
+                if partition_for(&t.transactional_id, n) == index {
+                    self.enqueue(t, index, epoch);
+                }
+            }
+        }
+        Ok(Coordinating {
+            inner,
+            index,
+            coordinator_epoch: epoch,
+        })
+    }
+
+    fn enqueue(&self, t: Transition, index: i32, coordinator_epoch: i32) {
+        let _ = self.jobs.send(MarkerJob {
+            transactional_id: t.transactional_id,
+            meta: t.meta,
+            index,
+            coordinator_epoch,
+        });
+    }
+
+    /// Stores a transition's record (replicated to the in-sync replicas), then applies it; a
+    /// prepared state gets its markers written. On failure the partition is marked unloaded,
+    /// so the next request reloads what the log holds.
+    pub async fn store(
+        &self,
+        broker: &Broker,
+        c: &mut Coordinating<'_>,
+        t: Transition,
+    ) -> Result<(), i16> {
+        let index = c.index;
+        let stored = match self.state_partition(broker, index) {
+            None => Err(NOT_COORDINATOR),
+            Some(partition) => {
+                let key = encode_key(&t.transactional_id);
+                let value = t.meta.encode();
+                let batch = encode_batch(
+                    0,
+                    broker.clock.wall_ms(),
+                    &[(Some(key.as_slice()), Some(value.as_slice()))],
+                );
+                match partition.append_as_leader(batch, true).await {
+                    Ok(appended) if appended.leader_epoch == c.coordinator_epoch => {
+                        broker.partitions.notify_appended();
+                        partition
+                            .wait_replicated(&appended, STATE_WRITE_TIMEOUT)
+                            .await
+                            .map_err(|e| state_write_error(&e))
+                    }
+                    Ok(_) => Err(NOT_COORDINATOR),
+                    Err(e) => Err(state_write_error(&e)),
+                }
+            }
+        };
+        if let Err(code) = stored {
+            tracing::warn!(
+                transactional_id = %t.transactional_id,
+                code,
+                "transaction state not stored"
+            );
+            c.inner.loaded.remove(&index);
+            return Err(code);
+        }
+        if t.meta.state.is_prepared() {
+            self.enqueue(t.clone(), index, c.coordinator_epoch);
+        }
+        c.inner.core.commit(t);
+        Ok(())
+    }
+
+    /// Carries out what AddPartitionsToTxn, AddOffsetsToTxn or EndTxn decided, as the error
+    /// code to answer with.
+    pub async fn carry_out(
+        &self,
+        broker: &Broker,
+        c: &mut Coordinating<'_>,
+        outcome: crate::group::transactions::Outcome,
+    ) -> i16 {
+        use crate::group::transactions::Outcome;
+        match outcome {
+            Outcome::Done => 0,
+            Outcome::Error(code) => code,
+            Outcome::Write(t) => match self.store(broker, c, t).await {
+                Ok(()) => 0,
+                Err(code) => code,
+            },
+        }
+    }
+
+    /// Aborts open transactions past their timeout, on every state partition loaded here.
+    pub async fn tick(&self, broker: &Broker) {
+        let now_ms = broker.clock.wall_ms();
+        let expired: Vec<Transition> = self.inner.lock().await.core.expired(now_ms);
+        for t in expired {
+            let Ok(mut c) = self.coordinate(broker, &t.transactional_id).await else {
+                continue;
+            };
+            // The state may have moved while the lock was free: decide again.
+            let still = c
+                .inner
+                .core
+                .expired(now_ms)
+                .into_iter()
+                .find(|e| e.transactional_id == t.transactional_id);
+            if let Some(t) = still {
+                tracing::info!(transactional_id = %t.transactional_id,
+                    producer_id = t.meta.producer_id,
+                    "transaction timed out: aborting it and fencing its producer");
+                let _ = self.store(broker, &mut c, t).await;
+            }
+        }
+    }
+
+    /// Every transaction loaded here (ListTransactions), without loading anything.
+    pub async fn lock(&self) -> MutexGuard<'_, TxnInner> {
+        self.inner.lock().await
+    }
+
+    fn take_jobs(&self) -> Option<mpsc::UnboundedReceiver<MarkerJob>> {
+        self.jobs_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+fn state_write_error(e: &PartitionError) -> i16 {
+    match e {
+        PartitionError::NotLeader
+        | PartitionError::NotReplica(_)
+        | PartitionError::UnknownTopicOrPartition
+        | PartitionError::Storage(_) => NOT_COORDINATOR,
+        _ => COORDINATOR_NOT_AVAILABLE,
+    }
+}
+
+/// Replays a state partition's records for the ids `belongs` accepts.
+fn load_partition(
+    core: &mut TxnCoordinator,
+    partition: &Partition,
+    belongs: impl Fn(&str) -> bool,
+) -> Result<(), i16> {
+    super::groups::replay_partition(partition, "transactions", |batch| {
+        let mut loaded = 0;
+        match records(batch) {
+            Ok(list) => {
+                for r in list {
+                    let Some(id) = r.key.and_then(|k| decode_key(k).ok()) else {
+                        continue;
+                    };
+                    if !belongs(&id) {
+                        continue;
+                    }
+                    match r.value.map(TxnMeta::decode) {
+                        None => core.load(id, None),
+                        Some(Ok(meta)) => core.load(id, Some(meta)),
+                        Some(Err(e)) => {
+                            tracing::warn!(partition = %partition.tp, "skipping a record: {e}")
+                        }
+                    }
+                    loaded += 1;
+                }
+            }
+            Err(e) => tracing::warn!(partition = %partition.tp, "skipping a batch: {e}"),
+        }
+        loaded
+    })
+}
+
+/// Writes one marker on a partition this broker leads (WriteTxnMarkers, or the coordinator's
+/// own partitions); a `__consumer_offsets` partition's group coordinator then makes the
+/// transaction's offsets visible or drops them.
+pub async fn write_marker_here(
+    broker: &Broker,
+    tp: &TopicPartition,
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+) -> Result<(), PartitionError> {
+    let partition = broker.partition(tp)?;
+    partition
+        .write_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+            broker.clock.wall_ms(),
+            MARKER_TIMEOUT,
+        )
+        .await?;
+    broker.partitions.notify_appended();
+    if tp.topic == CONSUMER_OFFSETS {
+        broker
+            .groups
+            .complete_transaction(broker, tp.partition, producer_id, commit)
+            .await;
+    }
+    Ok(())
+}
+
+/// Runs the marker jobs: one task per prepared transaction.
+pub async fn run_markers(broker: Arc<Broker>) {
+    let Some(mut jobs) = broker.transactions.take_jobs() else {
+        return;
+    };
+    while let Some(job) = jobs.recv().await {
+        runtime::spawn(complete(Arc::clone(&broker), job));
+    }
+}
+
+/// Whether this broker still coordinates `job`'s partition at the job's epoch.
+fn still_coordinating(broker: &Broker, job: &MarkerJob) -> bool {
+    broker
+        .transactions
+        .state_partition(broker, job.index)
+        .is_some_and(|p| p.leadership() == (broker.partitions.node_id(), job.coordinator_epoch))
+}
+
+/// Writes every marker of a prepared transaction, retrying until each partition has it (or is
+/// gone), then stores the transaction's completion. Stops if this broker stops coordinating
+/// it: the next coordinator resumes from the log.
+async fn complete(broker: Arc<Broker>, job: MarkerJob) {
+    let commit = job.meta.state == TxnState::PrepareCommit;
+    let mut remaining: Vec<TopicPartition> = job
+        .meta
+        .partitions
+        .iter()
+        .map(|(t, p)| TopicPartition::new(t.clone(), *p))
+        .collect();
+    let me = broker.partitions.node_id();
+    while !remaining.is_empty() {
+        if !still_coordinating(&broker, &job) {
+            tracing::info!(transactional_id = %job.transactional_id, "no longer its coordinator: leaving its markers to the next");
+            return;
+        }
+        let image = broker.image();
+        let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+        let mut failed = Vec::new();
+        for tp in remaining {
+            match image
+                .topic_by_name(&tp.topic)
+                .map(|t| t.partitions.get(&tp.partition).map(|p| p.leader))
+            {
+                // The topic or partition is gone: nothing to mark.
+                None | Some(None) => {}
+                Some(Some(leader)) if leader < 0 => failed.push(tp),
+                Some(Some(leader)) => by_leader.entry(leader).or_default().push(tp),
+            }
+        }
+        for (leader, tps) in by_leader {
+            if leader == me {
+                for tp in tps {
+                    let written = write_marker_here(
+                        &broker,
+                        &tp,
+                        job.meta.producer_id,
+                        job.meta.producer_epoch,
+                        job.coordinator_epoch,
+                        commit,
+                    )
+                    .await;
+                    if let Err(e) = written {
+                        if !marker_settled(&e) {
+                            tracing::debug!(partition = %tp, "marker not written: {e}");
+                            failed.push(tp);
+                        }
+                    }
+                }
+            } else {
+                failed.extend(send_markers(&broker, leader, &job, commit, tps).await);
+            }
+        }
+        remaining = failed;
+        if !remaining.is_empty() {
+            runtime::sleep(MARKER_RETRY_BACKOFF).await;
+        }
+    }
+    let transactions = &broker.transactions;
+    let Ok(mut c) = transactions
+        .coordinate(&broker, &job.transactional_id)
+        .await
+    else {
+        return;
+    };
+    if c.coordinator_epoch != job.coordinator_epoch {
+        return;
+    }
+    let now_ms = broker.clock.wall_ms();
+    if let Some(t) = c.inner.core.complete(
+        &job.transactional_id,
+        job.meta.producer_id,
+        job.meta.producer_epoch,
+        now_ms,
+    ) {
+        tracing::debug!(transactional_id = %job.transactional_id, commit, "transaction complete");
+        let _ = transactions.store(&broker, &mut c, t).await;
+    }
+}
+
+/// A marker refused for good: the partition is gone, or a newer producer epoch or
+/// coordinator already wrote past it (its transaction was ended by that one).
+fn marker_settled(e: &PartitionError) -> bool {
+    matches!(
+        e,
+        PartitionError::UnknownTopicOrPartition | PartitionError::Sequence(_)
+    )
+}
+
+/// WriteTxnMarkers to `leader` for `tps`; returns those to retry.
+async fn send_markers(
+    broker: &Broker,
+    leader: i32,
+    job: &MarkerJob,
+    commit: bool,
+    tps: Vec<TopicPartition>,
+) -> Vec<TopicPartition> {
+    let Some(addr) = super::replica_fetcher::leader_addr(broker, leader) else {
+        return tps;
+    };
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in &tps {
+        topics.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(job.meta.producer_id))
+            .with_producer_epoch(job.meta.producer_epoch)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(job.coordinator_epoch)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partition_indexes(ps)
+                    })
+                    .collect(),
+            )]);
+    let client_id = format!("ketch-txn-markers-{}", broker.partitions.node_id());
+    let answer = super::replica_fetcher::call_once(
+        &addr,
+        &client_id,
+        ApiKey::WriteTxnMarkers,
+        1,
+        &RequestKind::WriteTxnMarkers(request),
+        MARKER_TIMEOUT + Duration::from_secs(1),
+    )
+    .await;
+    let Ok(ResponseKind::WriteTxnMarkers(r)) = answer else {
+        tracing::debug!(leader, "WriteTxnMarkers got no answer");
+        return tps;
+    };
+    let mut settled = std::collections::BTreeSet::new();
+    for m in r.markers {
+        for t in m.topics {
+            for p in t.partitions {
+                let code = p.error_code;
+                if code == 0
+                    || code == ResponseError::UnknownTopicOrPartition.code()
+                    || code == ResponseError::InvalidProducerEpoch.code()
+                    || code == ResponseError::TransactionCoordinatorFenced.code()
+                {
+                    settled.insert(TopicPartition::new(t.name.0.to_string(), p.partition_index));
+                } else {
+                    tracing::debug!(leader, topic = %t.name.0, partition = p.partition_index, code, "marker refused");
+                }
+            }
+        }
+    }
+    // A partition the answer did not settle (or did not mention) is retried.
+    tps.into_iter().filter(|tp| !settled.contains(tp)).collect()
+}
