@@ -662,6 +662,145 @@ fn group_offsets_survive_the_coordinators_death() {
     stop_all(r);
 }
 
+/// The committed input position the EOS worker last wrote, or 0.
+fn eos_progress(file: &Path) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Kills the leader of `topic`-`partition`, waits for another leader, and starts it again.
+fn bounce_leader_of(r: &mut Replicated, topic: &str, partition: i32) -> i32 {
+    let leader = r.describe(topic)[&partition].0;
+    r.cluster.kill(r.node_of(leader));
+    r.wait_for(topic, Duration::from_secs(20), "a new leader", |d| {
+        d[&partition].0 > 0 && d[&partition].0 != leader
+    });
+    r.cluster.start(r.node_of(leader));
+    leader
+}
+
+/// Ignored for now: in about one run in three the worker stalls after the group
+/// coordinator's broker is killed while a TxnOffsetCommit is in flight, and the broker that
+/// takes the group over never answers that request (seen four times; cause not found yet, see
+/// the issue notes). Run it with `cargo test --test replication -- --ignored consume_transform`.
+#[test]
+#[ignore]
+fn consume_transform_produce_is_exactly_once_across_leader_and_coordinator_kills() {
+    let mut r = Replicated::new(
+        "eos",
+        "offsets.topic.num.partitions=3\ntransaction.state.log.num.partitions=3\n",
+    );
+    r.start_all();
+    r.create_topic("in", 1, &[]);
+    r.create_topic("out", 1, &[]);
+    const TOTAL: u64 = 300;
+    let lines: String = (0..TOTAL).map(|i| format!("{i}\n")).collect();
+    let mut producer = Command::new(KETCH)
+        .args([
+            "console-producer",
+            "--bootstrap-server",
+            &r.bootstrap(),
+            "--topic",
+            "in",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(producer.wait().unwrap().success());
+    let progress = r.cluster.dir.join("eos-progress");
+    let worker = Command::new(python())
+        .arg(script())
+        .args([
+            "eos",
+            &r.bootstrap(),
+            "in",
+            "out",
+            "eos",
+            &TOTAL.to_string(),
+            progress.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(r.cluster.dir.join("eos-worker.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let dir = r.cluster.dir.clone();
+    let wait_progress = |at_least: u64| {
+        let start = Instant::now();
+        while eos_progress(&progress) < at_least {
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "the worker is stuck at {} (logs in {})",
+                eos_progress(&progress),
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // SIGKILL the leader of the output partition mid-stream, then the transaction
+    // coordinator (the leader of the worker's __transaction_state partition), then the group
+    // coordinator (the leader of the group's __consumer_offsets partition).
+    wait_progress(50);
+    let out_leader = bounce_leader_of(&mut r, "out", 0);
+    wait_progress(120);
+    r.wait_full_isr("__transaction_state", Duration::from_secs(30));
+    let state_partition = java_hash("eos-worker").unsigned_abs() as i32 % 3;
+    let coordinator = bounce_leader_of(&mut r, "__transaction_state", state_partition);
+    wait_progress(200);
+    r.wait_full_isr("__consumer_offsets", Duration::from_secs(30));
+    let offsets_partition = java_hash("eos").unsigned_abs() as i32 % 3;
+    let group_coordinator = bounce_leader_of(&mut r, "__consumer_offsets", offsets_partition);
+    // The worker ends by itself once it has committed everything; a stuck one is killed.
+    let mut worker = worker;
+    let start = Instant::now();
+    while worker.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = worker.kill();
+    let out = worker.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "worker failed: {report} (logs in {})",
+        r.cluster.dir.display()
+    );
+    let read = Command::new(python())
+        .arg(script())
+        .args(["read-committed", &r.live_bootstrap(), "out"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&read.stdout).to_string();
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    let values: Vec<String> = v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..TOTAL).map(|i| format!("x-{i}")).collect();
+    // Exactly once, in input order: nothing lost, nothing duplicated by the restarts.
+    assert_eq!(
+        values.len(),
+        expected.len(),
+        "read_committed saw {} records",
+        values.len()
+    );
+    assert_eq!(values, expected);
+    eprintln!(
+        "eos: out leader {out_leader}, transaction coordinator {coordinator} and group \
+         coordinator {group_coordinator} were killed; worker: {report}"
+    );
+    stop_all(r);
+}
+
 fn java_hash(s: &str) -> i32 {
     s.encode_utf16()
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))

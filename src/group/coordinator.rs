@@ -897,6 +897,34 @@ impl Coordinator {
         NONE
     }
 
+    /// Whether a TxnOffsetCommit from this member may be stored, as Kafka's group coordinator
+    /// checks it (KIP-447): a named member must be in the group and a given generation must
+    /// be the group's; a rebalance in progress is no reason to refuse. (Answering
+    /// REBALANCE_IN_PROGRESS, as OffsetCommit does, left librdkafka retrying inside
+    /// `send_offsets_to_transaction` while the rebalance waited for that same application to
+    /// poll.)
+    pub fn check_txn_commit(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> i16 {
+        let g = self.groups.get(group_id);
+        if !member_id.is_empty() {
+            let Some(m) = g.and_then(|g| g.members.get(member_id)) else {
+                return UNKNOWN_MEMBER_ID;
+            };
+            if group_instance_id.is_some() && m.group_instance_id.as_deref() != group_instance_id {
+                return FENCED_INSTANCE_ID;
+            }
+        }
+        if generation_id >= 0 && g.is_none_or(|g| g.generation != generation_id) {
+            return ILLEGAL_GENERATION;
+        }
+        NONE
+    }
+
     /// The records that store `offsets` (the shell appends them, then calls
     /// [`Coordinator::apply_commit`]).
     pub fn commit_writes(

@@ -266,3 +266,33 @@ fn a_reloaded_group_has_its_offsets_and_generation() {
     c.load(&key, None);
     assert!(c.fetch_offsets("g", None).is_empty());
 }
+
+// KIP-447 / Kafka's GroupCoordinator: a TxnOffsetCommit is checked for its member and
+// generation only; pending offsets become visible on the commit marker, and go on abort.
+#[test]
+fn transactional_offsets_are_checked_as_kafka_and_visible_only_after_commit() {
+    let mut c = coordinator(0);
+    assert_eq!(c.check_txn_commit("g", -1, "", None), NONE);
+    assert_eq!(c.check_txn_commit("g", -1, "m", None), UNKNOWN_MEMBER_ID);
+    assert_eq!(c.check_txn_commit("g", 3, "", None), ILLEGAL_GENERATION);
+    let offset = |o: i64| CommitOffset {
+        topic: "t".into(),
+        partition: 0,
+        offset: o,
+        leader_epoch: -1,
+        metadata: String::new(),
+    };
+    c.apply_txn_commit(7, "g", &[offset(10)], 1);
+    assert!(c.has_pending_offset("g", "t", 0));
+    assert_eq!(c.fetch_offsets("g", None).len(), 0);
+    c.complete_txn(7, true, |_| true);
+    assert!(!c.has_pending_offset("g", "t", 0));
+    assert_eq!(c.fetch_offsets("g", None)[0].offset, 10);
+    c.apply_txn_commit(8, "g", &[offset(20)], 2);
+    c.complete_txn(8, false, |_| true);
+    assert_eq!(c.fetch_offsets("g", None)[0].offset, 10);
+    // A marker on another partition leaves this partition's groups pending.
+    c.apply_txn_commit(9, "g", &[offset(30)], 3);
+    c.complete_txn(9, true, |g| g != "g");
+    assert!(c.has_pending_offset("g", "t", 0));
+}

@@ -10,13 +10,26 @@ runs it against a replicated ketch cluster.
 
   replication.py try BOOTSTRAP TOPIC ACKS
       Sends one record with `ACKS` and prints {"error": name or null, "offset": o}.
+
+  replication.py eos BOOTSTRAP IN OUT GROUP TOTAL PROGRESS_FILE
+      A consume-transform-produce worker (KIP-98, KIP-447): reads IN in GROUP with
+      read_committed, writes "x-" + each value to OUT in transactions of five records, and
+      commits its input offsets in the same transaction (send_offsets_to_transaction). Any
+      error starts it over with a fresh consumer and producer of the same transactional.id
+      (which fences the old one and aborts its open transaction). Writes the committed input
+      position to PROGRESS_FILE after each commit; exits once it reaches TOTAL, printing
+      {"restarts": n, "transactions": n}.
+
+  replication.py read-committed BOOTSTRAP TOPIC
+      Every value of TOPIC under read_committed, read until 5 s pass without one:
+      {"values": [...]}.
 """
 
 import json
 import sys
 import time
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 
 def out(**kw):
@@ -81,11 +94,100 @@ def try_one(bootstrap, topic, acks):
     out(**result)
 
 
+def eos(bootstrap, topic_in, topic_out, group, total, progress_file):
+    import faulthandler
+    import os
+    # Where a stuck worker waits, in its log, if the test gives up on it.
+    faulthandler.dump_traceback_later(40, repeat=True)
+    debug = {"debug": os.environ["KETCH_EOS_DEBUG"]} if os.environ.get("KETCH_EOS_DEBUG") else {}
+    total = int(total)
+    restarts = 0
+    transactions = 0
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        consumer = producer = None
+        try:
+            consumer = Consumer({
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            })
+            producer = Producer({
+                "bootstrap.servers": bootstrap,
+                "transactional.id": f"{group}-worker",
+                "transaction.timeout.ms": 20000,
+                **debug,
+            })
+            producer.init_transactions(30)
+            consumer.subscribe([topic_in])
+            while True:
+                msgs = consumer.consume(5, timeout=1.0)
+                msgs = [m for m in msgs if m.error() is None]
+                if not msgs:
+                    position = consumer.position([TopicPartition(topic_in, 0)])[0].offset
+                    if position >= total:
+                        out(restarts=restarts, transactions=transactions)
+                        return
+                    continue
+                producer.begin_transaction()
+                for m in msgs:
+                    producer.produce(topic_out, value=b"x-" + m.value())
+                producer.send_offsets_to_transaction(
+                    consumer.position(consumer.assignment()),
+                    consumer.consumer_group_metadata(),
+                    30,
+                )
+                producer.commit_transaction(30)
+                transactions += 1
+                position = max(m.offset() for m in msgs) + 1
+                with open(progress_file, "w") as f:
+                    f.write(str(position))
+                time.sleep(0.05)
+        except KafkaException as e:
+            print(f"restarting after: {e}", file=sys.stderr, flush=True)
+            restarts += 1
+            time.sleep(0.5)
+        finally:
+            if consumer is not None:
+                try:
+                    consumer.close()
+                except Exception:
+                    pass
+    sys.exit("the worker did not finish in time")
+
+
+def read_committed(bootstrap, topic):
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"check-{topic}-{time.time()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    })
+    c.subscribe([topic])
+    values = []
+    last = time.time()
+    while time.time() - last < 5:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        values.append(m.value().decode())
+        last = time.time()
+    c.close()
+    out(values=values)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "produce":
         produce(sys.argv[2], sys.argv[3], float(sys.argv[4]), *(sys.argv[5:6]))
     elif cmd == "try":
         try_one(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "eos":
+        eos(*sys.argv[2:8])
+    elif cmd == "read-committed":
+        read_committed(sys.argv[2], sys.argv[3])
     else:
         sys.exit(f"unknown command {cmd}")

@@ -3,7 +3,8 @@
 //! them as a transactional batch of the producer in `__consumer_offsets`, replicated before the
 //! answer; they stay pending — invisible to OffsetFetch, and UNSTABLE_OFFSET_COMMIT to a
 //! `require_stable` one — until the transaction's marker reaches the partition. A request that
-//! names a generation and member (KIP-447) is checked against the group as OffsetCommit is.
+//! names a member or generation (KIP-447) is checked against the group as Kafka checks it
+//! (unknown member, illegal generation; never "rebalance in progress").
 
 use crate::broker::context::Broker;
 use crate::group::coordinator::{
@@ -49,8 +50,8 @@ pub async fn handle(
         Ok(c) => c,
         Err(code) => return answer(r, |_, _| code),
     };
-    if version >= 3 && (r.generation_id >= 0 || !r.member_id.is_empty()) {
-        let code = c.inner.core.check_commit(
+    if version >= 3 {
+        let code = c.inner.core.check_txn_commit(
             &group_id,
             r.generation_id,
             &r.member_id,
