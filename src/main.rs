@@ -112,9 +112,50 @@ enum Command {
     ConsumerGroups(ConsumerGroupsArgs),
     /// Elects preferred or unclean leaders, as Kafka's kafka-leader-election.sh.
     LeaderElection(LeaderElectionArgs),
+    /// Lists, describes and aborts transactions, as Kafka's kafka-transactions.sh.
+    Transactions {
+        #[arg(long)]
+        bootstrap_server: String,
+        #[command(subcommand)]
+        action: TransactionsCommand,
+    },
     /// Benchmarks (measurements, not tests).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum TransactionsCommand {
+    /// Every transaction, from every broker's coordinator.
+    List,
+    /// One transactional id's state, producer, timeout and partitions.
+    Describe {
+        #[arg(long)]
+        transactional_id: String,
+    },
+    /// A partition's active producers and their open transactions.
+    DescribeProducers {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+    },
+    /// Aborts a hanging transaction on one partition: give its --start-offset, or the
+    /// producer's --producer-id, --producer-epoch and --coordinator-epoch.
+    Abort {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+        #[arg(long)]
+        start_offset: Option<i64>,
+        #[arg(long, requires_all = ["producer_epoch", "coordinator_epoch"])]
+        producer_id: Option<i64>,
+        #[arg(long)]
+        producer_epoch: Option<i16>,
+        #[arg(long)]
+        coordinator_epoch: Option<i32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -535,6 +576,41 @@ fn main() -> ExitCode {
             files,
             print_data_log,
         } => ketch::cli::tools::dump_log(&files, print_data_log),
+        Command::Transactions {
+            bootstrap_server,
+            action,
+        } => {
+            use ketch::cli::transactions::Action;
+            let action = match action {
+                TransactionsCommand::List => Action::List,
+                TransactionsCommand::Describe { transactional_id } => {
+                    Action::Describe { transactional_id }
+                }
+                TransactionsCommand::DescribeProducers { topic, partition } => {
+                    Action::DescribeProducers { topic, partition }
+                }
+                TransactionsCommand::Abort {
+                    topic,
+                    partition,
+                    start_offset,
+                    producer_id,
+                    producer_epoch,
+                    coordinator_epoch,
+                } => Action::Abort {
+                    topic,
+                    partition,
+                    producer: producer_id
+                        .zip(producer_epoch)
+                        .zip(coordinator_epoch)
+                        .map(|((id, e), c)| (id, e, c)),
+                    start_offset,
+                },
+            };
+            explained(
+                Some(&bootstrap_server),
+                ketch::cli::transactions::run(&bootstrap_server, action),
+            )
+        }
         Command::Configs(args) => {
             let server = args.bootstrap_server.clone();
             explained(server.as_deref(), ketch::cli::args::configs(args))

@@ -378,3 +378,68 @@ fn transactions_commit_abort_and_fence_for_real_clients_and_survive_a_sigkill() 
     assert_eq!(kcat_count(&node, "txn", "read_committed"), 72);
     assert_eq!(kcat_count(&node, "txn", "read_uncommitted"), 97);
 }
+
+#[test]
+fn a_hanging_transaction_is_aborted_by_its_timeout_or_by_ketch_transactions() {
+    let node = Node::new(
+        "hanging",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=300\n",
+    );
+    let b = node.bootstrap();
+    let tool = |args: &[&str]| {
+        let mut all = vec!["transactions", "--bootstrap-server", &b];
+        all.extend_from_slice(args);
+        let (ok, out, err) = node.ketch(&all, None);
+        assert!(ok, "ketch {all:?}: {out}{err}");
+        out
+    };
+    let (ok, out, err) = node.ketch(
+        &["topics", "--bootstrap-server", &b, "--create", "--topic", "hang"],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    // A producer dies inside a transaction (offsets 0-4); another commits 3 records after it.
+    scenario(&node, &["hang", "hang", "h1", "60000"]);
+    scenario(&node, &["commit", "hang", "c1", "3"]);
+    // The open transaction holds the last stable offset at 0.
+    assert_eq!(kcat_count(&node, "hang", "read_committed"), 0);
+    assert_eq!(kcat_count(&node, "hang", "read_uncommitted"), 8);
+    let producers = tool(&["describe-producers", "--topic", "hang", "--partition", "0"]);
+    assert!(
+        producers
+            .lines()
+            .any(|l| l.split('\t').nth(5) == Some("0")),
+        "no producer with a transaction open at offset 0:\n{producers}"
+    );
+    let listed = tool(&["list"]);
+    assert!(
+        listed.lines().any(|l| l.starts_with("h1\t") && l.ends_with("\tOngoing")),
+        "{listed}"
+    );
+    assert!(
+        listed.lines().any(|l| l.starts_with("c1\t") && l.ends_with("\tCompleteCommit")),
+        "{listed}"
+    );
+    // kafka-transactions.sh abort, by the transaction's start offset.
+    tool(&["abort", "--topic", "hang", "--partition", "0", "--start-offset", "0"]);
+    assert_eq!(kcat_count(&node, "hang", "read_committed"), 3);
+    // A transaction whose producer died is aborted by its coordinator once its
+    // transaction.timeout.ms passes, and the records committed after it become readable.
+    scenario(&node, &["hang", "hang", "h2", "2000"]);
+    scenario(&node, &["commit", "hang", "c1", "2"]);
+    assert_eq!(kcat_count(&node, "hang", "read_committed"), 3);
+    let start = std::time::Instant::now();
+    while kcat_count(&node, "hang", "read_committed") < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the timed-out transaction still holds the last stable offset"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let described = tool(&["describe", "--transactional-id", "h2"]);
+    let row: Vec<&str> = described.lines().nth(1).unwrap_or("").split('\t').collect();
+    // Aborted with its epoch bumped (the dead producer is fenced).
+    assert_eq!(row.get(3), Some(&"1"), "{described}");
+    assert_eq!(row.get(4), Some(&"CompleteAbort"), "{described}");
+    assert_eq!(kcat_count(&node, "hang", "read_committed"), 5);
+}

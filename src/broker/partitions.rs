@@ -22,10 +22,11 @@ use crate::log::{FlushPolicy, Log, LogConfig, LogDir, LogError};
 use crate::model::bugs::ClusterBugs;
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{
-    marker_batch, marker_of, producer_fields_of_header, BatchError, BatchHeader, RecordBatch,
+    marker_batch, marker_of, max_timestamp_of_header, producer_fields_of_header, BatchError,
+    BatchHeader, RecordBatch,
 };
 use crate::replication::producer_state::{
-    last_sequence, AbortedTxn, BatchKind, OngoingTxn, ProducerBatch,
+    last_sequence, AbortedTxn, BatchKind, OngoingTxn, ProducerBatch, ProducerInfo,
 };
 use crate::replication::{
     BatchRange, EpochCache, IsrAnswer, LeaderState, PendingIsr, ProducerStates, SequenceError,
@@ -263,6 +264,7 @@ fn producer_batches(data: &[u8]) -> Vec<ProducerBatch> {
                         epoch,
                         range,
                         kind,
+                        max_timestamp_ms: max_timestamp_of_header(rest).unwrap_or(-1),
                     });
                 }
             }
@@ -1278,9 +1280,10 @@ impl Partition {
         self.lock().producers.ongoing()
     }
 
-    /// Each producer's (id, epoch, last sequence, last offset) (DescribeProducers).
-    pub fn producers(&self) -> Vec<(i64, i16, i32, i64)> {
-        self.lock().producers.describe()
+    /// This leader's producers (DescribeProducers).
+    pub fn producers(&self) -> Result<Vec<ProducerInfo>, PartitionError> {
+        self.leader_high_watermark()?;
+        Ok(self.lock().producers.describe())
     }
 
     /// Writes a transaction marker for `producer_id` at `producer_epoch` (WriteTxnMarkers, or

@@ -106,7 +106,17 @@ impl Transactions {
         broker: &Broker,
         transactional_id: &str,
     ) -> Result<Coordinating<'_>, i16> {
-        let index = self.partition_of(transactional_id);
+        self.coordinate_partition(broker, self.partition_of(transactional_id))
+            .await
+    }
+
+    /// Locks the coordinator for state partition `index` (which this broker must lead),
+    /// loading it first if this broker just became its leader.
+    pub async fn coordinate_partition(
+        &self,
+        broker: &Broker,
+        index: i32,
+    ) -> Result<Coordinating<'_>, i16> {
         let (partition, epoch) = super::groups::led_partition(broker, TRANSACTION_STATE, index)?;
         let mut inner = self.inner.lock().await;
         if inner.loaded.get(&index) != Some(&epoch) {
@@ -129,6 +139,25 @@ impl Transactions {
             index,
             coordinator_epoch: epoch,
         })
+    }
+
+    /// Every transaction of the state partitions this broker leads (ListTransactions), each
+    /// partition loaded first if need be.
+    pub async fn led_transactions(&self, broker: &Broker) -> Vec<(String, TxnMeta)> {
+        let mut out = Vec::new();
+        for index in 0..self.state_partitions {
+            let n = self.state_partitions;
+            if let Ok(c) = self.coordinate_partition(broker, index).await {
+                out.extend(
+                    c.inner
+                        .core
+                        .all()
+                        .filter(|(id, _)| partition_for(id, n) == index)
+                        .map(|(id, m)| (id.clone(), m.clone())),
+                );
+            }
+        }
+        out
     }
 
     fn enqueue(&self, t: Transition, index: i32, coordinator_epoch: i32) {

@@ -1,6 +1,6 @@
 //! Client-side commands of the `ketch` binary that speak Kafka's protocol to a running node
 //! (as Kafka's shell scripts do): `metadata-quorum describe`, `topics`, `console-producer`,
-//! `console-consumer`, `consumer-groups`.
+//! `console-consumer`, `consumer-groups`, `transactions`.
 
 use kafka_protocol::error::ResponseError;
 pub mod args;
@@ -10,6 +10,7 @@ pub mod console;
 pub mod groups;
 pub mod perf;
 pub mod tools;
+pub mod transactions;
 
 use crate::model::METADATA_TOPIC;
 use crate::protocol::frame::{decode_response, encode_request};

@@ -42,6 +42,9 @@ struct Producer {
     /// The offset of the last batch or marker it wrote (for DescribeProducers and expiry).
     #[serde(default)]
     last_offset: i64,
+    /// That batch's max timestamp (DescribeProducers).
+    #[serde(default)]
+    last_timestamp_ms: i64,
 }
 
 fn no_coordinator_epoch() -> i32 {
@@ -70,6 +73,20 @@ pub struct ProducerBatch {
     pub epoch: i16,
     pub range: BatchRange,
     pub kind: BatchKind,
+    /// The batch's max timestamp.
+    pub max_timestamp_ms: i64,
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction, or -1.
+    pub txn_start_offset: i64,
 }
 
 /// One aborted transaction (Kafka's `.txnindex` entry): its records lie in
@@ -264,6 +281,7 @@ impl ProducerStates {
             epoch,
             range: batch,
             kind: BatchKind::Idempotent,
+            max_timestamp_ms: -1,
         });
     }
 
@@ -275,6 +293,7 @@ impl ProducerStates {
             p.batches.clear();
         }
         p.last_offset = b.range.last_offset;
+        p.last_timestamp_ms = b.max_timestamp_ms;
         match b.kind {
             BatchKind::Idempotent | BatchKind::Transactional => {
                 if b.kind == BatchKind::Transactional && p.ongoing_first_offset.is_none() {
@@ -336,17 +355,17 @@ impl ProducerStates {
             .collect()
     }
 
-    /// Each producer: (id, epoch, last sequence, last offset), for DescribeProducers.
-    pub fn describe(&self) -> Vec<(i64, i16, i32, i64)> {
+    /// Each producer, for DescribeProducers.
+    pub fn describe(&self) -> Vec<ProducerInfo> {
         self.producers
             .iter()
-            .map(|(id, p)| {
-                (
-                    *id,
-                    p.epoch,
-                    p.batches.back().map_or(-1, |b| b.last_seq),
-                    p.last_offset,
-                )
+            .map(|(id, p)| ProducerInfo {
+                producer_id: *id,
+                epoch: p.epoch,
+                last_sequence: p.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp_ms: p.last_timestamp_ms,
+                coordinator_epoch: p.coordinator_epoch,
+                txn_start_offset: p.ongoing_first_offset.unwrap_or(-1),
             })
             .collect()
     }
@@ -442,6 +461,7 @@ mod tests {
                 commit,
                 coordinator_epoch: 3,
             },
+            max_timestamp_ms: 0,
         }
     }
 
@@ -451,6 +471,7 @@ mod tests {
             epoch,
             range: range(first_seq, first_seq + 1, first_offset),
             kind: BatchKind::Transactional,
+            max_timestamp_ms: 0,
         }
     }
 

@@ -587,8 +587,36 @@ def transactions(bootstrap, topic):
     )
 
 
+def hang(bootstrap, topic, tid, timeout_ms):
+    """A transactional producer writes 5 records to partition 0 in a transaction and dies
+    without ending it."""
+    import os
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid,
+                  "transaction.timeout.ms": int(timeout_ms)})
+    p.init_transactions(15)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic, value=f"{tid}-{i}", partition=0)
+    p.flush(15)
+    out(hung=tid)
+    os._exit(0)
+
+
+def commit(bootstrap, topic, tid, n):
+    """One committed transaction of `n` records on partition 0."""
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    p.init_transactions(15)
+    p.begin_transaction()
+    for i in range(int(n)):
+        p.produce(topic, value=f"{tid}-{i}", partition=0)
+    p.commit_transaction(15)
+    out(committed=int(n))
+
+
 SCENARIOS = {
     "transactions": transactions,
+    "hang": hang,
+    "commit": commit,
     "compaction": compaction,
     "idle-group": idle_group,
     "cooperative": cooperative,

@@ -10,6 +10,8 @@ pub mod delete_records;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -65,6 +67,9 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::EndTxn => (0, 3),
         ApiKey::TxnOffsetCommit => (0, 3),
         ApiKey::WriteTxnMarkers => (1, 1),
+        ApiKey::DescribeProducers => (0, 0),
+        ApiKey::DescribeTransactions => (0, 0),
+        ApiKey::ListTransactions => (0, 1),
         _ => return None,
     })
 }
@@ -185,6 +190,15 @@ pub async fn handle(
         }
         RequestKind::WriteTxnMarkers(r) => {
             ResponseKind::WriteTxnMarkers(write_txn_markers::handle(broker, r).await)
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, r))
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(describe_transactions::describe(broker, r).await)
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(describe_transactions::list(broker, r, version).await)
         }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, version))
