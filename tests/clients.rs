@@ -394,7 +394,14 @@ fn a_hanging_transaction_is_aborted_by_its_timeout_or_by_ketch_transactions() {
         out
     };
     let (ok, out, err) = node.ketch(
-        &["topics", "--bootstrap-server", &b, "--create", "--topic", "hang"],
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--create",
+            "--topic",
+            "hang",
+        ],
         None,
     );
     assert!(ok, "{out}{err}");
@@ -406,22 +413,32 @@ fn a_hanging_transaction_is_aborted_by_its_timeout_or_by_ketch_transactions() {
     assert_eq!(kcat_count(&node, "hang", "read_uncommitted"), 8);
     let producers = tool(&["describe-producers", "--topic", "hang", "--partition", "0"]);
     assert!(
-        producers
-            .lines()
-            .any(|l| l.split('\t').nth(5) == Some("0")),
+        producers.lines().any(|l| l.split('\t').nth(5) == Some("0")),
         "no producer with a transaction open at offset 0:\n{producers}"
     );
     let listed = tool(&["list"]);
     assert!(
-        listed.lines().any(|l| l.starts_with("h1\t") && l.ends_with("\tOngoing")),
+        listed
+            .lines()
+            .any(|l| l.starts_with("h1\t") && l.ends_with("\tOngoing")),
         "{listed}"
     );
     assert!(
-        listed.lines().any(|l| l.starts_with("c1\t") && l.ends_with("\tCompleteCommit")),
+        listed
+            .lines()
+            .any(|l| l.starts_with("c1\t") && l.ends_with("\tCompleteCommit")),
         "{listed}"
     );
     // kafka-transactions.sh abort, by the transaction's start offset.
-    tool(&["abort", "--topic", "hang", "--partition", "0", "--start-offset", "0"]);
+    tool(&[
+        "abort",
+        "--topic",
+        "hang",
+        "--partition",
+        "0",
+        "--start-offset",
+        "0",
+    ]);
     assert_eq!(kcat_count(&node, "hang", "read_committed"), 3);
     // A transaction whose producer died is aborted by its coordinator once its
     // transaction.timeout.ms passes, and the records committed after it become readable.

@@ -240,7 +240,8 @@ fn producer_batches(data: &[u8]) -> Vec<ProducerBatch> {
                     first_seq: seq,
                     last_seq: last_sequence(seq, delta),
                     first_offset: base,
-                    last_offset: base + i64::from(delta),
+                    // A client's base offset is not assigned yet: anything may be there.
+                    last_offset: base.saturating_add(i64::from(delta)),
                 };
                 let kind = if !txn_or_control {
                     Some(BatchKind::Idempotent)
@@ -674,6 +675,9 @@ impl Partition {
                         coordinator_epoch, ..
                     } => state.check_marker(b.producer_id, b.epoch, coordinator_epoch)?,
                     BatchKind::Idempotent | BatchKind::Transactional => {
+                        if b.kind == BatchKind::Idempotent {
+                            state.check_not_in_transaction(b.producer_id, b.epoch)?;
+                        }
                         match state.check(
                             b.producer_id,
                             b.epoch,
@@ -1306,6 +1310,9 @@ impl Partition {
             timestamp_ms,
         );
         let appended = self.append_as_leader(batch, true).await?;
+        // Followers long-poll on this signal: without it the marker waited out their
+        // fetch wait (500 ms) before it could be replicated.
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
         self.wait_replicated(&appended, timeout).await
     }
 
@@ -1522,12 +1529,15 @@ impl Partition {
 }
 
 impl State {
-    /// The last stable offset: the high watermark, or the first offset of the oldest open
-    /// transaction if that is lower (KIP-98).
-    fn last_stable_offset(&self) -> u64 {
+    /// The last stable offset: the high watermark, or the first offset of the oldest
+    /// transaction that is open or whose marker is not replicated yet, if that is lower
+    /// (KIP-98).
+    fn last_stable_offset(&mut self) -> u64 {
+        let hw = self.high_watermark as i64;
+        self.producers.settle(hw);
         let unstable = self
             .producers
-            .first_unstable_offset()
+            .first_unstable_offset(hw)
             .map_or(u64::MAX, |o| o.max(0) as u64);
         self.high_watermark.min(unstable)
     }

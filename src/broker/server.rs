@@ -91,10 +91,19 @@ pub async fn run(
     {
         let broker = Arc::clone(&broker);
         tasks.push(runtime::spawn(async move {
-            let every = Duration::from_millis(broker.config.transaction_abort_check_interval_ms);
+            // State partitions this broker came to lead are loaded within half a second; the
+            // timeout check runs every transaction.abort.timed.out.transaction.cleanup.interval.ms.
+            let every_ms = broker.config.transaction_abort_check_interval_ms.max(1);
+            let mut waited_ms = 0;
             loop {
-                runtime::sleep(every).await;
-                broker.transactions.tick(&broker).await;
+                runtime::sleep(Duration::from_millis(500.min(every_ms))).await;
+                waited_ms += 500.min(every_ms);
+                if waited_ms >= every_ms {
+                    waited_ms = 0;
+                    broker.transactions.tick(&broker).await;
+                } else {
+                    broker.transactions.load_led(&broker).await;
+                }
             }
         }));
     }

@@ -63,6 +63,10 @@ pub struct TxnInner {
 pub struct Transactions {
     inner: Mutex<TxnInner>,
     pub state_partitions: i32,
+    /// The marker jobs running, by (transactional id, producer id, epoch): a reload queues
+    /// the prepared transactions again, and a second job for the same transaction could
+    /// otherwise write its old outcome onto the producer's next transaction.
+    running: std::sync::Mutex<std::collections::BTreeSet<(String, i64, i16)>>,
     jobs: mpsc::UnboundedSender<MarkerJob>,
     jobs_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<MarkerJob>>>,
 }
@@ -83,6 +87,7 @@ impl Transactions {
                 loaded: BTreeMap::new(),
             }),
             state_partitions,
+            running: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             jobs,
             jobs_rx: std::sync::Mutex::new(Some(rx)),
         }
@@ -237,8 +242,18 @@ impl Transactions {
         }
     }
 
+    /// Loads every state partition this broker leads at a new epoch (resuming the markers of
+    /// its prepared transactions), so a coordinator that took over resumes them whether or
+    /// not a client asks it anything.
+    pub async fn load_led(&self, broker: &Broker) {
+        for index in 0..self.state_partitions {
+            let _ = self.coordinate_partition(broker, index).await;
+        }
+    }
+
     /// Aborts open transactions past their timeout, on every state partition loaded here.
     pub async fn tick(&self, broker: &Broker) {
+        self.load_led(broker).await;
         let now_ms = broker.clock.wall_ms();
         let expired: Vec<Transition> = self.inner.lock().await.core.expired(now_ms);
         for t in expired {
@@ -355,8 +370,42 @@ pub async fn run_markers(broker: Arc<Broker>) {
         return;
     };
     while let Some(job) = jobs.recv().await {
-        runtime::spawn(complete(Arc::clone(&broker), job));
+        let key = (
+            job.transactional_id.clone(),
+            job.meta.producer_id,
+            job.meta.producer_epoch,
+        );
+        let fresh = broker
+            .transactions
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        if !fresh {
+            continue; // already being written
+        }
+        let broker = Arc::clone(&broker);
+        runtime::spawn(async move {
+            complete(Arc::clone(&broker), job).await;
+            broker
+                .transactions
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        });
     }
+}
+
+/// Whether `job`'s transaction is still prepared at the job's producer id and epoch: a
+/// marker written after it completed would end the producer's next transaction.
+async fn still_prepared(broker: &Broker, job: &MarkerJob) -> bool {
+    let inner = broker.transactions.inner.lock().await;
+    inner.core.get(&job.transactional_id).is_some_and(|m| {
+        m.state == job.meta.state
+            && m.producer_id == job.meta.producer_id
+            && m.producer_epoch == job.meta.producer_epoch
+    })
 }
 
 /// Whether this broker still coordinates `job`'s partition at the job's epoch.
@@ -380,6 +429,9 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
         .collect();
     let me = broker.partitions.node_id();
     while !remaining.is_empty() {
+        if !still_prepared(&broker, &job).await {
+            return;
+        }
         if !still_coordinating(&broker, &job) {
             tracing::info!(transactional_id = %job.transactional_id, "no longer its coordinator: leaving its markers to the next");
             return;

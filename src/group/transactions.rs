@@ -197,6 +197,8 @@ pub enum InitOutcome {
     /// Write this (the old producer fenced: its open transaction aborted with a bumped epoch),
     /// send its markers, and answer CONCURRENT_TRANSACTIONS: the client retries.
     Fence(Transition),
+    /// A retry of an InitProducerId whose answer was lost: answer with this id and epoch.
+    Unchanged(i64, i16),
     Error(i16),
 }
 
@@ -301,6 +303,14 @@ impl TxnCoordinator {
                 None => InitOutcome::Error(ResponseError::CoordinatorNotAvailable.code()),
             };
         };
+        if given.0 == m.producer_id
+            && given.1 >= 0
+            && given.1.checked_add(1) == Some(m.producer_epoch)
+            && m.state == TxnState::Empty
+        {
+            // The producer asked to bump from its epoch, which is done: its answer was lost.
+            return InitOutcome::Unchanged(m.producer_id, m.producer_epoch);
+        }
         if given.0 >= 0 && (given.0 != m.producer_id || given.1 != m.producer_epoch) {
             // Only the current producer may ask for its own epoch to be bumped.
             return InitOutcome::Error(PRODUCER_FENCED);
@@ -528,6 +538,7 @@ mod tests {
                 m
             }
             InitOutcome::Error(e) => panic!("error {e}"),
+            InitOutcome::Unchanged(..) => panic!("unchanged"),
         }
     }
 
@@ -619,6 +630,24 @@ mod tests {
         assert_eq!(
             c.add_partitions("t", 9, 1, &parts, 50),
             Outcome::Error(PRODUCER_FENCED)
+        );
+    }
+
+    #[test]
+    fn a_retried_epoch_bump_gets_the_epoch_it_already_made() {
+        let mut c = coordinator();
+        let o = c.init_producer_id("t", 60_000, (-1, -1), Some(5), 0);
+        apply(&mut c, o);
+        let o = c.init_producer_id("t", 60_000, (5, 0), None, 1);
+        let m = apply(&mut c, o);
+        assert_eq!(m.producer_epoch, 1);
+        assert_eq!(
+            c.init_producer_id("t", 60_000, (5, 0), None, 2),
+            InitOutcome::Unchanged(5, 1)
+        );
+        assert_eq!(
+            c.init_producer_id("t", 60_000, (6, 1), None, 2),
+            InitOutcome::Error(PRODUCER_FENCED)
         );
     }
 

@@ -122,6 +122,8 @@ pub enum SequenceError {
         current: i16,
         got: i16,
     },
+    #[error("producer {producer_id} sent a non-transactional batch while its transaction is open")]
+    TransactionOpen { producer_id: i64 },
     #[error("transaction marker for producer {producer_id} from coordinator epoch {got}, older than {current}")]
     CoordinatorFenced {
         producer_id: i64,
@@ -135,6 +137,7 @@ impl SequenceError {
         match self {
             SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
             SequenceError::Fenced { .. } => ResponseError::InvalidProducerEpoch.code(),
+            SequenceError::TransactionOpen { .. } => ResponseError::InvalidTxnState.code(),
             SequenceError::CoordinatorFenced { .. } => {
                 ResponseError::TransactionCoordinatorFenced.code()
             }
@@ -172,6 +175,11 @@ pub struct ProducerStates {
     /// Aborted transactions, in marker order (offsets increase).
     #[serde(default)]
     aborted: Vec<AbortedTxn>,
+    /// Transactions whose marker is written but maybe not yet replicated, as (first offset,
+    /// marker offset): they stay unstable until the high watermark passes the marker, as in
+    /// Kafka, so a failover that loses the marker never moves the last stable offset back.
+    #[serde(default)]
+    ended: Vec<(i64, i64)>,
 }
 
 impl ProducerStates {
@@ -245,6 +253,22 @@ impl ProducerStates {
         }
     }
 
+    /// Refuses a non-transactional batch from a producer with an open transaction, as Kafka
+    /// does (INVALID_TXN_STATE): its records would be neither in the transaction nor
+    /// visible before it ends.
+    pub fn check_not_in_transaction(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<(), SequenceError> {
+        match self.producers.get(&producer_id) {
+            Some(p) if p.epoch == epoch && p.ongoing_first_offset.is_some() => {
+                Err(SequenceError::TransactionOpen { producer_id })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks a transaction marker for `producer_id` at `epoch` from a coordinator at
     /// `coordinator_epoch`: an older producer epoch is fenced (the coordinator bumps the
     /// epoch before it aborts a fenced producer's transaction), so is an older coordinator.
@@ -313,6 +337,7 @@ impl ProducerStates {
             } => {
                 p.coordinator_epoch = p.coordinator_epoch.max(coordinator_epoch);
                 if let Some(first_offset) = p.ongoing_first_offset.take() {
+                    self.ended.push((first_offset, b.range.first_offset));
                     if !commit {
                         let entry = AbortedTxn {
                             producer_id: b.producer_id,
@@ -333,12 +358,24 @@ impl ProducerStates {
         }
     }
 
-    /// The first offset of the oldest open transaction: the last stable offset is at most it.
-    pub fn first_unstable_offset(&self) -> Option<i64> {
-        self.producers
+    /// The first offset of the oldest transaction that is open, or whose marker is not below
+    /// `high_watermark` yet: the last stable offset is at most it.
+    pub fn first_unstable_offset(&self, high_watermark: i64) -> Option<i64> {
+        let open = self
+            .producers
             .values()
-            .filter_map(|p| p.ongoing_first_offset)
-            .min()
+            .filter_map(|p| p.ongoing_first_offset);
+        let ending = self
+            .ended
+            .iter()
+            .filter(|(_, marker)| *marker >= high_watermark)
+            .map(|(first, _)| *first);
+        open.chain(ending).min()
+    }
+
+    /// Forgets ended transactions whose marker is below `high_watermark` (replicated).
+    pub fn settle(&mut self, high_watermark: i64) {
+        self.ended.retain(|(_, marker)| *marker >= high_watermark);
     }
 
     /// The open transactions, by producer id.
@@ -483,11 +520,16 @@ mod tests {
         s.apply(&txn(1, 0, 0, 10));
         s.apply(&txn(2, 0, 0, 12));
         s.apply(&txn(1, 0, 2, 14));
-        assert_eq!(s.first_unstable_offset(), Some(10));
+        assert_eq!(s.first_unstable_offset(i64::MAX), Some(10));
         s.apply(&marker(1, 0, false, 16));
-        assert_eq!(s.first_unstable_offset(), Some(12));
+        // Until the high watermark passes its marker, an ended transaction is unstable.
+        assert_eq!(s.first_unstable_offset(16), Some(10));
+        assert_eq!(s.first_unstable_offset(17), Some(12));
         s.apply(&marker(2, 0, true, 17));
-        assert_eq!(s.first_unstable_offset(), None);
+        assert_eq!(s.first_unstable_offset(17), Some(12));
+        assert_eq!(s.first_unstable_offset(18), None);
+        s.settle(18);
+        assert_eq!(s.first_unstable_offset(0), None);
         let aborted = AbortedTxn {
             producer_id: 1,
             first_offset: 10,

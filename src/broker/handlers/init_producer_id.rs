@@ -106,6 +106,9 @@ async fn transactional(
     );
     match outcome {
         InitOutcome::Error(code) => refused(code),
+        InitOutcome::Unchanged(pid, epoch) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch),
         InitOutcome::Write(t) => {
             let (pid, epoch) = (t.meta.producer_id, t.meta.producer_epoch);
             match txns.store(broker, &mut c, t).await {

@@ -59,15 +59,23 @@ fn lookup(
     timestamp: i64,
     current_leader_epoch: i32,
     from_replica: bool,
+    read_committed: bool,
 ) -> Result<(i64, i64, i32), PartitionError> {
     let partition = broker.partition(tp)?;
     partition.check_epoch(current_leader_epoch)?;
     let (start, hw, epoch) = partition.offsets()?;
+    // A read_committed consumer's end is the last stable offset (KIP-98).
+    let limit = if read_committed {
+        partition.last_stable_offset().min(hw)
+    } else {
+        hw
+    };
     match timestamp {
         LATEST if from_replica => Ok((partition.leader_log_end()? as i64, -1, epoch)),
-        LATEST => Ok((hw as i64, -1, epoch)),
+        LATEST => Ok((limit as i64, -1, epoch)),
         EARLIEST => Ok((start as i64, -1, epoch)),
-        MAX_TIMESTAMP => partition.with_log(|log, hw| {
+        MAX_TIMESTAMP => partition.with_log(|log, _| {
+            let hw = limit;
             let Some((_, last_offset)) = log.max_timestamp() else {
                 return Ok((-1, -1, -1));
             };
@@ -77,7 +85,8 @@ fn lookup(
             let batch = log.read(last_offset, 1, Some(hw))?;
             Ok(pick_record(&batch, None).unwrap_or((-1, -1, -1)))
         }),
-        t if t >= 0 => partition.with_log(|log, hw| {
+        t if t >= 0 => partition.with_log(|log, _| {
+            let hw = limit;
             let from = log.log_start_offset();
             let Some(batch) = log.find_by_timestamp(t, from)? else {
                 return Ok((-1, -1, -1));
@@ -93,6 +102,8 @@ fn lookup(
 
 pub fn handle(broker: &Broker, r: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let from_replica = r.replica_id.0 != -1;
+    // isolation_level exists from v2.
+    let read_committed = !from_replica && version >= 2 && r.isolation_level == 1;
     let topics = r
         .topics
         .iter()
@@ -110,6 +121,7 @@ pub fn handle(broker: &Broker, r: &ListOffsetsRequest, version: i16) -> ListOffs
                         p.timestamp,
                         p.current_leader_epoch,
                         from_replica,
+                        read_committed,
                     ) {
                         Ok((offset, timestamp, epoch)) => answer
                             .with_offset(offset)

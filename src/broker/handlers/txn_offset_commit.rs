@@ -46,6 +46,12 @@ pub async fn handle(
     version: i16,
 ) -> TxnOffsetCommitResponse {
     let group_id = r.group_id.0.to_string();
+    if r.producer_id.0 < 0 {
+        // Without a producer no marker could ever settle these offsets.
+        return answer(r, |_, _| {
+            kafka_protocol::error::ResponseError::InvalidProducerIdMapping.code()
+        });
+    }
     let mut c = match broker.groups.coordinate(broker, &group_id).await {
         Ok(c) => c,
         Err(code) => return answer(r, |_, _| code),
