@@ -681,8 +681,8 @@ fn bounce_leader_of(r: &mut Replicated, topic: &str, partition: i32) -> i32 {
     leader
 }
 
-/// Ignored for now: in 7 of 15 runs (before the last review fixes) the worker stalled for
-/// good inside librdkafka's `send_offsets_to_transaction` after a failover of the group
+/// Ignored for now: in 7 of 15 runs before the last review fixes, and 1 of 5 after, the worker
+/// stalled for good inside librdkafka's `send_offsets_to_transaction` after a failover of the group
 /// coordinator, once with a TxnOffsetCommit to the new coordinator unanswered for 90 s; the
 /// brokers' runtimes were idle, not frozen. Cause not found yet (see the issue notes).
 /// Run it with `cargo test --test replication -- --ignored consume_transform`.
