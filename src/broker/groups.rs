@@ -181,22 +181,9 @@ impl Groups {
         let now = broker.clock.wall_ms();
         let mut result = Ok(());
         for (index, records) in by_partition {
-            let stored = match self.offsets_partition(broker, index) {
-                None => Err(GroupStoreError::NotHere(index)),
-                Some(partition) => {
-                    let batch = encode_batch(0, now, &records);
-                    match partition.append_as_leader(batch, true).await {
-                        Ok(appended) => {
-                            broker.partitions.notify_appended();
-                            partition
-                                .wait_replicated(&appended, OFFSETS_COMMIT_TIMEOUT)
-                                .await
-                                .map_err(|e| GroupStoreError::Partition(index, e))
-                        }
-                        Err(e) => Err(GroupStoreError::Partition(index, e)),
-                    }
-                }
-            };
+            let stored = self
+                .store_batch(broker, index, encode_batch(0, now, &records))
+                .await;
             if let Err(e) = stored {
                 tracing::warn!("group records not stored: {e}");
                 inner.loaded.remove(&index);
@@ -206,6 +193,29 @@ impl Groups {
             }
         }
         result
+    }
+
+    /// Appends one batch to `__consumer_offsets` partition `index` as its leader and waits
+    /// until the in-sync replicas have it (`offsets.commit.required.acks=-1`, at most
+    /// `offsets.commit.timeout.ms`).
+    async fn store_batch(
+        &self,
+        broker: &Broker,
+        index: i32,
+        batch: Vec<u8>,
+    ) -> Result<(), GroupStoreError> {
+        let partition = self
+            .offsets_partition(broker, index)
+            .ok_or(GroupStoreError::NotHere(index))?;
+        let appended = partition
+            .append_as_leader(batch, true)
+            .await
+            .map_err(|e| GroupStoreError::Partition(index, e))?;
+        broker.partitions.notify_appended();
+        partition
+            .wait_replicated(&appended, OFFSETS_COMMIT_TIMEOUT)
+            .await
+            .map_err(|e| GroupStoreError::Partition(index, e))
     }
 
     /// Stores offsets committed in a transaction of `producer_id` (TxnOffsetCommit): one
@@ -225,21 +235,9 @@ impl Groups {
             .iter()
             .map(|w| (Some(w.key.as_slice()), w.value.as_deref()))
             .collect();
-        let Some(partition) = self.offsets_partition(broker, index) else {
-            return Err(GroupStoreError::NotHere(index));
-        };
         let mut batch = encode_batch(0, broker.clock.wall_ms(), &records);
         set_transactional_producer(&mut batch, producer_id, producer_epoch);
-        let stored = match partition.append_as_leader(batch, true).await {
-            Ok(appended) => {
-                broker.partitions.notify_appended();
-                partition
-                    .wait_replicated(&appended, OFFSETS_COMMIT_TIMEOUT)
-                    .await
-                    .map_err(|e| GroupStoreError::Partition(index, e))
-            }
-            Err(e) => Err(GroupStoreError::Partition(index, e)),
-        };
+        let stored = self.store_batch(broker, index, batch).await;
         if let Err(e) = &stored {
             tracing::warn!("transactional offsets not stored: {e}");
             inner.loaded.remove(&index);

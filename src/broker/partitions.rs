@@ -26,7 +26,7 @@ use crate::protocol::record_batch::{
     BatchHeader, RecordBatch,
 };
 use crate::replication::producer_state::{
-    last_sequence, AbortedTxn, BatchKind, OngoingTxn, ProducerBatch, ProducerInfo,
+    last_sequence, AbortedTxn, BatchKind, ProducerBatch, ProducerInfo,
 };
 use crate::replication::{
     BatchRange, EpochCache, IsrAnswer, LeaderState, PendingIsr, ProducerStates, SequenceError,
@@ -1277,11 +1277,6 @@ impl Partition {
     /// The last stable offset (KIP-98), as this replica knows it.
     pub fn last_stable_offset(&self) -> u64 {
         self.lock().last_stable_offset()
-    }
-
-    /// The open transactions on this replica (DescribeProducers, DescribeTransactions).
-    pub fn ongoing_transactions(&self) -> Vec<OngoingTxn> {
-        self.lock().producers.ongoing()
     }
 
     /// This leader's producers (DescribeProducers).

@@ -98,14 +98,6 @@ pub struct AbortedTxn {
     pub last_offset: i64,
 }
 
-/// An open transaction (DescribeProducers, the LSO).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OngoingTxn {
-    pub producer_id: i64,
-    pub epoch: i16,
-    pub first_offset: i64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SequenceError {
     #[error(
@@ -376,20 +368,6 @@ impl ProducerStates {
     /// Forgets ended transactions whose marker is below `high_watermark` (replicated).
     pub fn settle(&mut self, high_watermark: i64) {
         self.ended.retain(|(_, marker)| *marker >= high_watermark);
-    }
-
-    /// The open transactions, by producer id.
-    pub fn ongoing(&self) -> Vec<OngoingTxn> {
-        self.producers
-            .iter()
-            .filter_map(|(id, p)| {
-                p.ongoing_first_offset.map(|first_offset| OngoingTxn {
-                    producer_id: *id,
-                    epoch: p.epoch,
-                    first_offset,
-                })
-            })
-            .collect()
     }
 
     /// Each producer, for DescribeProducers.

@@ -18,6 +18,31 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
+/// The offsets a commit may store, and the partitions whose metadata is over
+/// `OFFSET_METADATA_MAX_BYTES` (OFFSET_METADATA_TOO_LARGE), from each partition's (topic,
+/// partition, offset, leader epoch, metadata): shared by OffsetCommit and TxnOffsetCommit.
+pub(super) fn split_commits<'a>(
+    partitions: impl Iterator<Item = (&'a str, i32, i64, i32, Option<&'a str>)>,
+) -> (Vec<CommitOffset>, Vec<(String, i32)>) {
+    let mut offsets = Vec::new();
+    let mut too_large = Vec::new();
+    for (topic, partition, offset, leader_epoch, metadata) in partitions {
+        let metadata = metadata.unwrap_or("").to_string();
+        if metadata.len() > OFFSET_METADATA_MAX_BYTES {
+            too_large.push((topic.to_string(), partition));
+            continue;
+        }
+        offsets.push(CommitOffset {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            leader_epoch,
+            metadata,
+        });
+    }
+    (offsets, too_large)
+}
+
 pub async fn commit(
     broker: &Broker,
     r: &OffsetCommitRequest,
@@ -58,28 +83,21 @@ pub async fn commit(
     if code != NONE {
         return answer(&|_, _| code);
     }
-    let mut too_large = Vec::new();
-    let mut offsets = Vec::new();
-    for t in &r.topics {
-        for p in &t.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_string();
-            if metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                too_large.push((t.name.0.to_string(), p.partition_index));
-                continue;
-            }
-            offsets.push(CommitOffset {
-                topic: t.name.0.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if version >= 6 {
+    let (offsets, too_large) = split_commits(r.topics.iter().flat_map(|t| {
+        t.partitions.iter().map(move |p| {
+            (
+                t.name.0.as_str(),
+                p.partition_index,
+                p.committed_offset,
+                if version >= 6 {
                     p.committed_leader_epoch
                 } else {
                     -1
                 },
-                metadata,
-            });
-        }
-    }
+                p.committed_metadata.as_deref(),
+            )
+        })
+    }));
     let now = broker.clock.wall_ms() as u64;
     let writes = c.inner.core.commit_writes(&group_id, &offsets, now);
     let mut stored = broker.groups.append(broker, &mut c.inner, &writes).await;

@@ -7,9 +7,7 @@
 //! (unknown member, illegal generation; never "rebalance in progress").
 
 use crate::broker::context::Broker;
-use crate::group::coordinator::{
-    CommitOffset, NONE, OFFSET_METADATA_MAX_BYTES, OFFSET_METADATA_TOO_LARGE,
-};
+use crate::group::coordinator::{NONE, OFFSET_METADATA_TOO_LARGE};
 use kafka_protocol::messages::{
     txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic},
     TxnOffsetCommitRequest, TxnOffsetCommitResponse,
@@ -67,28 +65,21 @@ pub async fn handle(
             return answer(r, |_, _| code);
         }
     }
-    let mut too_large = Vec::new();
-    let mut offsets = Vec::new();
-    for t in &r.topics {
-        for p in &t.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_string();
-            if metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                too_large.push((t.name.0.to_string(), p.partition_index));
-                continue;
-            }
-            offsets.push(CommitOffset {
-                topic: t.name.0.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if version >= 2 {
+    let (offsets, too_large) = super::offsets::split_commits(r.topics.iter().flat_map(|t| {
+        t.partitions.iter().map(move |p| {
+            (
+                t.name.0.as_str(),
+                p.partition_index,
+                p.committed_offset,
+                if version >= 2 {
                     p.committed_leader_epoch
                 } else {
                     -1
                 },
-                metadata,
-            });
-        }
-    }
+                p.committed_metadata.as_deref(),
+            )
+        })
+    }));
     let now_ms = broker.clock.wall_ms().max(0) as u64;
     let writes = c.inner.core.commit_writes(&group_id, &offsets, now_ms);
     let stored = if writes.is_empty() {
