@@ -5,7 +5,11 @@
 //! changing its configs and deleting records below part of what the consumer read while the
 //! workload runs, with DeleteRecords), idempotent acks=all producers that retry the
 //! same batch until it is acknowledged, a plain acks=1 and an acks=0 producer, and a consumer
-//! that reads every partition from its leader and commits its positions in a group.
+//! that reads every partition from its leader and commits its positions in a group. In most
+//! seeds, transactional producers (each its own `transactional.id`, through the transaction
+//! coordinator: InitProducerId, AddPartitionsToTxn, transactional batches, EndTxn commit or
+//! abort, starting over with a fenced epoch after any fatal error) write into the same topic,
+//! and a read_committed consumer reads beside the plain one.
 //!
 //! Each seed draws its own mix (printed first): node count, separate controllers or combined
 //! nodes, partitions, replication factor, `min.insync.replicas`, flush mode, segment size,
@@ -19,11 +23,19 @@
 //! leader in the ISR and the ISR within the replicas; at most one active controller per epoch; a
 //! consumer never reads at or above the high watermark its fetch reported, never sees a
 //! partition's records out of order, and never sees two values at one offset; a committed group
-//! offset never reads back lower than one acknowledged earlier. Then everything heals, and within
+//! offset never reads back lower than one acknowledged earlier; read_committed never reads at or
+//! above the last stable offset, which never passes the high watermark nor goes back within a
+//! leader epoch, and never reads a record of a transaction whose commit was not sent. Then
+//! everything heals, and within
 //! [`LIVENESS_BOUND`] every partition has a leader and a full ISR on every broker's Metadata, the
 //! producers' pending writes complete and the consumer catches up. The final logs (read from the
 //! leaders) must hold every acknowledged acks=all write at its acknowledged offset, each value
-//! once, offsets contiguous from 0, and every record a consumer saw.
+//! once, offsets contiguous from 0, and every record a consumer saw. With transactions, the
+//! read_committed consumer must reach the high watermarks too (no transaction left hanging),
+//! and the final logs, each record's outcome read from the markers alone, must show every
+//! transaction all or nothing, every transaction whose commit succeeded whole and committed, no
+//! committed record of one whose commit was never sent, and read_committed having read exactly
+//! the committed and non-transactional records below its position.
 //!
 //! Durability rules, as the README states them: with `log.flush.interval.messages=1` nothing
 //! acknowledged may ever be lost. With the page cache (the default) a process crash loses
@@ -40,7 +52,7 @@ use ketch::model::bugs::ClusterBugs;
 use ketch::model::config::ServerConfig;
 use ketch::model::Uuid;
 use ketch::node::{self, NodeEnv};
-use ketch::protocol::record_batch::{build_batch, set_producer};
+use ketch::protocol::record_batch::{build_batch, set_producer, set_transactional_producer};
 use ketch::quorum::QuorumStatus;
 use ketch::raft::{Epoch, Role};
 use ketch::runtime::{Clock, Disk, DiskFaults, SimDisk};
@@ -110,6 +122,10 @@ pub struct Mix {
     /// the faults (the checks of the byte-identical replicas and of every acknowledged write
     /// then cover its swaps). `__consumer_offsets` is compacted in every run.
     pub compact: bool,
+    /// Transactional producers (each its own `transactional.id`) write transactions of 1-3
+    /// partitions into the topic, committing most and aborting some, and a read_committed
+    /// consumer reads beside the plain one (0 in seeds without transactions).
+    pub txn_producers: usize,
 }
 
 impl Mix {
@@ -174,11 +190,17 @@ impl Mix {
             buggify: false,
             admin_changes: false,
             compact: false,
+            txn_producers: 0,
         };
         // Drawn last, so that the draws before them stay what they were for older seeds.
         mix.buggify = rng.gen_bool(0.5);
         mix.admin_changes = rng.gen_bool(0.5);
         mix.compact = rng.gen_bool(0.4);
+        mix.txn_producers = if rng.gen_bool(0.6) {
+            rng.gen_range(1..=2)
+        } else {
+            0
+        };
         mix
     }
 
@@ -203,7 +225,7 @@ impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} voters, {} brokers; topic of {} partitions RF={} min.insync={}; {}; segments {} B; election {} ms, session {} ms, lag {} ms; {} idempotent producers; crash p={:.3} ({:.0}% power loss), clog p={:.3}, pause p={:.3}, clock jumps p={}, fsync EIO {} ppm, ENOSPC {} ppm{}{}{}",
+            "{} {} voters, {} brokers; topic of {} partitions RF={} min.insync={}; {}; segments {} B; election {} ms, session {} ms, lag {} ms; {} idempotent producers; crash p={:.3} ({:.0}% power loss), clog p={:.3}, pause p={:.3}, clock jumps p={}, fsync EIO {} ppm, ENOSPC {} ppm{}{}{}; {} transactional producers",
             if self.separate { "separate:" } else { "combined:" },
             self.voters,
             self.brokers,
@@ -226,6 +248,7 @@ impl fmt::Display for Mix {
             if self.buggify { "; buggify" } else { "" },
             if self.admin_changes { "; admin changes" } else { "" },
             if self.compact { "; compacted" } else { "" },
+            self.txn_producers,
         )
     }
 }
@@ -252,6 +275,42 @@ struct CommitAck {
     /// When the commit was sent.
     at_ms: u64,
     coordinator: String,
+}
+
+/// What a transactional producer knows of one of its transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TxnFate {
+    /// Being written; no EndTxn sent. Ends as aborted (EndTxn abort answered, or the
+    /// producer's next InitProducerId, which aborts what its id left open, answered).
+    Open,
+    /// EndTxn commit sent, no success seen: committed or aborted, but all or nothing.
+    CommitSent,
+    Committed,
+    Aborted,
+}
+
+#[derive(Clone, Debug)]
+struct Txn {
+    /// Its records: (partition, acknowledged offset or -1, value).
+    values: Vec<(i32, i64, String)>,
+    fate: TxnFate,
+    /// When its commit was first sent (ms since the start).
+    commit_sent_ms: u64,
+}
+
+/// A transactional record's value is `t{producer}-{transaction}-{partition}-{index}`.
+fn txn_of(value: &str) -> Option<(usize, u64)> {
+    let mut parts = value.strip_prefix('t')?.split('-');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The placeholder a transaction marker takes in a final log's records (offsets stay
+/// contiguous, and no value is ever one).
+fn marker_value(p: i32, offset: i64, commit: bool) -> String {
+    format!(
+        "{} marker {p}@{offset}",
+        if commit { "commit" } else { "abort" }
+    )
 }
 
 struct Shared {
@@ -300,6 +359,18 @@ struct Shared {
     /// Offsets of commits that got no answer, per partition: they may land late.
     commits_in_doubt: BTreeMap<i32, BTreeSet<i64>>,
     commit_checks: u64,
+    /// The transactional producers' transactions: (producer, number) → what became of it.
+    txns: BTreeMap<(usize, u64), Txn>,
+    /// What the read_committed consumer read: partition → offset → value.
+    rc_polled: BTreeMap<i32, BTreeMap<i64, String>>,
+    /// The read_committed consumer's position per partition.
+    rc_consumed: BTreeMap<i32, i64>,
+    /// Partitions where the read_committed consumer skipped records (a reset after
+    /// DeleteRecords or an excused loss): what it read there is not checked for completeness.
+    rc_skipped: BTreeSet<i32>,
+    /// The highest last stable offset a read_committed fetch reported per (partition, leader
+    /// epoch).
+    lso: BTreeMap<(i32, i32), i64>,
     counts: Counts,
 }
 
@@ -322,6 +393,8 @@ struct Counts {
     acks0_sent: u64,
     /// Caught-up replica logs compared byte for byte at the end.
     replicas_compared: u64,
+    txn_resets: u64,
+    rc_polled: u64,
 }
 
 type World = Arc<Mutex<Shared>>;
@@ -485,6 +558,88 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// A read_committed fetch answer from the leader of `leader_epoch`: nothing at or above
+    /// the last stable offset it reported, which never exceeds the high watermark and never
+    /// goes back within one leader epoch; no record of a transaction whose commit was never
+    /// sent (open or aborted); one value per offset across all fetches.
+    fn observe_committed_fetch(
+        &mut self,
+        p: i32,
+        leader_epoch: i32,
+        from_offset: i64,
+        f: &kafka::Fetched,
+    ) {
+        if let Some(e) = &f.malformed {
+            self.violation(format!(
+                "partition {p}: malformed batch in a read_committed fetch answer: {e}"
+            ));
+        }
+        let lso = f.last_stable_offset;
+        if lso < 0 || lso > f.high_watermark {
+            self.violation(format!(
+                "partition {p}: a read_committed fetch reported last stable offset {lso} with high watermark {}",
+                f.high_watermark
+            ));
+        }
+        let seen = self.lso.entry((p, leader_epoch)).or_insert(lso);
+        if lso < *seen {
+            let before = *seen;
+            self.violation(format!(
+                "partition {p}: the last stable offset went back from {before} to {lso} in leader epoch {leader_epoch}"
+            ));
+        } else {
+            *seen = lso;
+        }
+        for (offset, value) in &f.records {
+            if *offset >= lso {
+                self.violation(format!(
+                    "partition {p}: read_committed read {value} at offset {offset}, at or above the last stable offset {lso} of the same fetch"
+                ));
+            }
+            if *offset < from_offset {
+                continue;
+            }
+            if let Some(id) = txn_of(value) {
+                let fate = self.txns.get(&id).map(|t| t.fate);
+                if matches!(fate, None | Some(TxnFate::Open | TxnFate::Aborted)) {
+                    let what = format!(
+                        "partition {p}: read_committed read {value} at offset {offset}, of a transaction whose commit was never sent ({fate:?})"
+                    );
+                    self.uncommitted_read(what);
+                }
+            }
+            self.counts.rc_polled += 1;
+            let seen = self.rc_polled.entry(p).or_default();
+            match seen.get(offset) {
+                Some(v) if v != value => {
+                    let v = v.clone();
+                    self.violation(format!(
+                        "partition {p}: read_committed read offset {offset} as {v} and later as {value}"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(*offset, value.clone());
+                }
+            }
+        }
+    }
+
+    /// An aborted or never-committed record read as committed. The one way it can happen
+    /// without a bug is the page-cache rule: a power loss can take the coordinator's record of
+    /// a transaction (its abort or its very start) from every replica of its state partition,
+    /// and the producer's next epoch then carries the forgotten records into a commit.
+    fn uncommitted_read(&mut self, what: String) {
+        if self.loss_excused(None, 0) {
+            self.counts.excused_losses += 1;
+            self.event(usize::MAX, &what);
+        } else {
+            self.violation(what);
+        }
+    }
+}
+
 /// The node's `server.properties`, from Kafka's keys.
 fn node_config(mix: &Mix, i: usize) -> Result<ServerConfig, String> {
     let quorum: Vec<String> = (0..mix.voters)
@@ -526,6 +681,16 @@ fn node_config(mix: &Mix, i: usize) -> Result<ServerConfig, String> {
     }
     if mix.fsync {
         text.push_str("log.flush.interval.messages=1\n");
+    }
+    if mix.txn_producers > 0 {
+        // A few state partitions replicated as the topic is, and timed-out transactions
+        // aborted within a second or so.
+        text.push_str(&format!(
+            "transaction.state.log.num.partitions=3\ntransaction.state.log.replication.factor={}\n\
+             transaction.state.log.min.isr={}\n\
+             transaction.abort.timed.out.transaction.cleanup.interval.ms=1000\n",
+            mix.replication_factor, mix.min_insync
+        ));
     }
     if mix.compact {
         text.push_str(
@@ -936,6 +1101,325 @@ async fn idempotent_producer(world: World, k: usize, seed: u64) {
     lock(&world).producers_running -= 1;
 }
 
+/// Whether a transactional producer's request is worth retrying as is: the retriable codes,
+/// COORDINATOR_LOAD_IN_PROGRESS and CONCURRENT_TRANSACTIONS 51 (the coordinator is still
+/// ending the previous transaction, or this one).
+fn txn_retriable(code: i16) -> bool {
+    retriable(code) || code == 51
+}
+
+/// A transactional producer, as Kafka's transactional producer drives the coordinator:
+/// FindCoordinator (key type 1) and InitProducerId for its `transactional.id`, then
+/// transactions of 1-3 partitions: AddPartitionsToTxn, one acks=all batch of 1-3 records to
+/// each (idempotent: retried with the same sequence until acknowledged), and EndTxn, commit
+/// mostly. Any error that is not retriable abandons the transaction and the producer starts
+/// again with InitProducerId, which fences its old epoch and aborts what it left open, as
+/// Kafka's producer does after a fatal error. It stops only between transactions, with none
+/// left open.
+async fn transactional_producer(world: World, k: usize, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7C ^ (k as u64) << 36);
+    let tid = format!("sim-txn-{k}");
+    let mut client = new_client(&world, &tid);
+    let mut coordinator: Option<String> = None;
+    let mut view = View::default();
+    let mut n = 0u64;
+    'incarnation: loop {
+        let producer = loop {
+            let addr = match &coordinator {
+                Some(a) => a.clone(),
+                None => {
+                    let (code, a) = kafka::find_transaction_coordinator(&mut client, &tid).await;
+                    if code != 0 {
+                        sleep_ms(rng.gen_range(50..200)).await;
+                        continue;
+                    }
+                    coordinator = Some(a.clone());
+                    a
+                }
+            };
+            let (code, pid, epoch) =
+                kafka::init_transactional_producer(&mut client, &addr, &tid, 10_000).await;
+            if code == 0 {
+                break (pid, epoch);
+            }
+            lock(&world).event(usize::MAX, &format!("{tid}: InitProducerId: error {code}"));
+            if !txn_retriable(code) || matches!(code, NETWORK | 15 | 16) {
+                coordinator = None;
+            }
+            sleep_ms(rng.gen_range(50..200)).await;
+        };
+        {
+            // The answer means the coordinator ended whatever this id had open: as aborted,
+            // since no commit was sent for it.
+            let mut w = lock(&world);
+            for ((pk, _), t) in w.txns.iter_mut() {
+                if *pk == k && t.fate == TxnFate::Open {
+                    t.fate = TxnFate::Aborted;
+                }
+            }
+            let what = format!("{tid}: producer id {} epoch {}", producer.0, producer.1);
+            w.event(usize::MAX, &what);
+        }
+        let mut sequences: BTreeMap<i32, i32> = BTreeMap::new();
+        loop {
+            let Some(partitions) = producing(&world) else {
+                break 'incarnation;
+            };
+            n += 1;
+            let mut chosen: BTreeSet<i32> = BTreeSet::new();
+            for _ in 0..rng.gen_range(1..=3) {
+                chosen.insert(rng.gen_range(0..partitions));
+            }
+            let chosen: Vec<i32> = chosen.into_iter().collect();
+            lock(&world).txns.insert(
+                (k, n),
+                Txn {
+                    values: Vec::new(),
+                    fate: TxnFate::Open,
+                    commit_sent_ms: 0,
+                },
+            );
+            // AddPartitionsToTxn, then one batch to each partition.
+            let mut added = false;
+            for _ in 0..100 {
+                let Some(addr) = coordinator.clone() else {
+                    break;
+                };
+                let code =
+                    kafka::add_partitions_to_txn(&mut client, &addr, &tid, producer, &chosen).await;
+                if code == 0 {
+                    added = true;
+                    break;
+                }
+                if !txn_retriable(code) {
+                    lock(&world).event(
+                        usize::MAX,
+                        &format!("{tid}: AddPartitionsToTxn: error {code}"),
+                    );
+                    break;
+                }
+                if matches!(code, NETWORK | 15 | 16) {
+                    let (c, a) = kafka::find_transaction_coordinator(&mut client, &tid).await;
+                    coordinator = (c == 0).then_some(a);
+                }
+                sleep_ms(rng.gen_range(30..150)).await;
+            }
+            if !added {
+                lock(&world).counts.txn_resets += 1;
+                coordinator = None;
+                continue 'incarnation;
+            }
+            for p in &chosen {
+                let count = rng.gen_range(1..=3usize);
+                let values: Vec<String> = (0..count).map(|j| format!("t{k}-{n}-{p}-{j}")).collect();
+                let keyed = lock(&world).mix.compact;
+                let recs: Vec<(Option<&[u8]>, &[u8])> = values
+                    .iter()
+                    .map(|v| (keyed.then_some(v.as_bytes()), v.as_bytes()))
+                    .collect();
+                let mut plain = build_batch(0, 1_700_000_000_000 + n as i64, &recs);
+                set_transactional_producer(&mut plain, producer.0, producer.1);
+                let seq = *sequences.get(p).unwrap_or(&0);
+                set_producer(&mut plain, producer.0, producer.1, seq);
+                if let Some(t) = lock(&world).txns.get_mut(&(k, n)) {
+                    t.values.extend(values.iter().map(|v| (*p, -1, v.clone())));
+                }
+                let mut acked = false;
+                for _ in 0..100 {
+                    let Some((addr, leader, _)) = view.leader_addr(*p) else {
+                        if let Some(v) = refresh(&world, &mut client).await {
+                            view = v;
+                        }
+                        sleep_ms(rng.gen_range(50..200)).await;
+                        continue;
+                    };
+                    lock(&world).counts.produce_attempts += 1;
+                    let (code, base) =
+                        kafka::produce(&mut client, &addr, *p, -1, Bytes::from(plain.clone()))
+                            .await;
+                    if code == 0 || code == 46 {
+                        let mut w = lock(&world);
+                        if let Some(t) = w.txns.get_mut(&(k, n)) {
+                            for (j, v) in values.iter().enumerate() {
+                                if let Some(e) = t.values.iter_mut().find(|e| &e.2 == v) {
+                                    e.1 = if code == 0 && base >= 0 {
+                                        base + j as i64
+                                    } else {
+                                        -1
+                                    };
+                                }
+                            }
+                        }
+                        let what = format!("p{p}: {} acked at {base} by node {leader}", values[0]);
+                        w.event(usize::MAX, &what);
+                        acked = true;
+                        break;
+                    }
+                    lock(&world).counts.produce_errors += 1;
+                    if !retriable(code) {
+                        lock(&world).event(
+                            usize::MAX,
+                            &format!("{tid}: p{p}: produce error {code} from node {leader}"),
+                        );
+                        break;
+                    }
+                    sleep_ms(rng.gen_range(20..200)).await;
+                    if let Some(v) = refresh(&world, &mut client).await {
+                        view = v;
+                    }
+                }
+                if !acked {
+                    lock(&world).counts.txn_resets += 1;
+                    continue 'incarnation;
+                }
+                sequences.insert(*p, seq + count as i32);
+            }
+            let commit = rng.gen_bool(0.75);
+            if commit {
+                let mut w = lock(&world);
+                let now = w.now_ms();
+                if let Some(t) = w.txns.get_mut(&(k, n)) {
+                    t.fate = TxnFate::CommitSent;
+                    t.commit_sent_ms = now;
+                }
+            }
+            let mut ended = false;
+            for _ in 0..100 {
+                let addr = match &coordinator {
+                    Some(a) => a.clone(),
+                    None => {
+                        let (c, a) = kafka::find_transaction_coordinator(&mut client, &tid).await;
+                        if c != 0 {
+                            sleep_ms(rng.gen_range(50..200)).await;
+                            continue;
+                        }
+                        coordinator = Some(a.clone());
+                        a
+                    }
+                };
+                let code = kafka::end_txn(&mut client, &addr, &tid, producer, commit).await;
+                if code == 0 {
+                    ended = true;
+                    break;
+                }
+                if !txn_retriable(code) {
+                    lock(&world).event(usize::MAX, &format!("{tid}: EndTxn: error {code}"));
+                    break;
+                }
+                if matches!(code, NETWORK | 15 | 16) {
+                    coordinator = None;
+                }
+                sleep_ms(rng.gen_range(30..150)).await;
+            }
+            {
+                let mut w = lock(&world);
+                if let Some(t) = w.txns.get_mut(&(k, n)) {
+                    if ended {
+                        t.fate = if commit {
+                            TxnFate::Committed
+                        } else {
+                            TxnFate::Aborted
+                        };
+                    }
+                }
+                let what = format!(
+                    "{tid}: transaction {n} on {chosen:?}: {} {}",
+                    if commit { "commit" } else { "abort" },
+                    if ended { "done" } else { "failed" }
+                );
+                w.event(usize::MAX, &what);
+            }
+            if !ended {
+                lock(&world).counts.txn_resets += 1;
+                continue 'incarnation;
+            }
+            sleep_ms(rng.gen_range(10..100)).await;
+        }
+    }
+    lock(&world).producers_running -= 1;
+}
+
+/// A read_committed consumer: reads every partition from its leader at isolation level 1,
+/// dropping aborted transactions as Kafka's consumer does, and follows leader changes.
+async fn committed_consumer(world: World, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4C);
+    let mut client = new_client(&world, "sim-read-committed");
+    let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut view = View::default();
+    loop {
+        let (stop, partitions) = {
+            let w = lock(&world);
+            (w.stop_consuming, w.partitions)
+        };
+        if stop {
+            return;
+        }
+        for p in 0..partitions {
+            let position = *positions.entry(p).or_insert(0);
+            let Some((addr, _, epoch)) = view.leader_addr(p) else {
+                if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+                sleep_ms(50).await;
+                continue;
+            };
+            let f = kafka::fetch_isolated(&mut client, &addr, p, position, epoch, 100, true).await;
+            match f.error {
+                0 => {
+                    let mut w = lock(&world);
+                    w.observe_committed_fetch(p, epoch, position, &f);
+                    if let Some(next) = f.next_offset.filter(|n| *n > position) {
+                        positions.insert(p, next);
+                    }
+                    w.rc_consumed.insert(p, positions[&p]);
+                }
+                1 => {
+                    // Out of range: below a DeleteRecords offset (read from the log start) or
+                    // past a log that lost power (excused; from the end). The plain consumer
+                    // judges whether it was legitimate.
+                    let (deleted_below, excused) = {
+                        let w = lock(&world);
+                        (
+                            w.deleted_below.get(&p).copied().unwrap_or(0),
+                            w.loss_excused(Some(p), 0),
+                        )
+                    };
+                    let to = if position < deleted_below {
+                        kafka::earliest_offset(&mut client, &addr, p).await
+                    } else if excused {
+                        kafka::latest_offset(&mut client, &addr, p).await
+                    } else {
+                        (NETWORK, -1)
+                    };
+                    if to.0 == 0 && to.1 >= 0 && to.1 != position {
+                        let mut w = lock(&world);
+                        w.rc_skipped.insert(p);
+                        if to.1 < position {
+                            if let Some(seen) = w.rc_polled.get_mut(&p) {
+                                seen.split_off(&to.1);
+                            }
+                        }
+                        w.event(
+                            usize::MAX,
+                            &format!("partition {p}: read_committed consumer reset to {}", to.1),
+                        );
+                        positions.insert(p, to.1);
+                        w.rc_consumed.insert(p, to.1);
+                    }
+                }
+                _ => {}
+            }
+            if f.error != 0 {
+                sleep_ms(rng.gen_range(20..100)).await;
+                if let Some(v) = refresh(&world, &mut client).await {
+                    view = v;
+                }
+            }
+        }
+        sleep_ms(rng.gen_range(5..30)).await;
+    }
+}
+
 /// A plain acks=1 producer: each batch sent once, no retries. Its acknowledged records may be
 /// lost on failover (acks=1), but one found in the final log must be at its acknowledged offset.
 async fn plain_producer(world: World, seed: u64) {
@@ -1066,10 +1550,9 @@ async fn consumer(world: World, seed: u64) {
                 match f.error {
                     0 => {
                         w.observe_fetch(p, position, &f);
-                        if let Some((last, _)) = f.records.last() {
-                            if *last >= position {
-                                positions.insert(p, last + 1);
-                            }
+                        // Past the last batch, markers included.
+                        if let Some(next) = f.next_offset.filter(|n| *n > position) {
+                            positions.insert(p, next);
                         }
                         w.consumed.insert(p, positions[&p]);
                     }
@@ -1251,14 +1734,21 @@ async fn clients(world: World, seed: u64) {
     }
     if lock(&world).healed_at.is_none() {
         let producers = lock(&world).mix.producers;
-        lock(&world).producers_running = producers + 2;
+        let txn_producers = lock(&world).mix.txn_producers;
+        lock(&world).producers_running = producers + 2 + txn_producers;
         for k in 0..producers {
             madsim::task::spawn(idempotent_producer(Arc::clone(&world), k, seed));
+        }
+        for k in 0..txn_producers {
+            madsim::task::spawn(transactional_producer(Arc::clone(&world), k, seed));
         }
         madsim::task::spawn(plain_producer(Arc::clone(&world), seed));
         madsim::task::spawn(acks0_producer(Arc::clone(&world), seed));
     }
     madsim::task::spawn(consumer(Arc::clone(&world), seed));
+    if lock(&world).mix.txn_producers > 0 {
+        madsim::task::spawn(committed_consumer(Arc::clone(&world), seed));
+    }
     let healed = loop {
         if let Some(t) = lock(&world).healed_at {
             break t;
@@ -1596,6 +2086,7 @@ async fn liveness_and_final_checks(
     // 2. The final logs, read from the leaders below their high watermarks (a leader whose
     // partition state is a moment behind the Metadata it serves answers 6 or 74: retried).
     let mut logs: BTreeMap<i32, (i64, BTreeMap<i64, String>)> = BTreeMap::new();
+    let mut batches: BTreeMap<i32, BTreeMap<i64, kafka::BatchMeta>> = BTreeMap::new();
     let mut view = view;
     // A new leader's high watermark starts from what it had as a follower and catches up once
     // its followers fetch again (a follower still in the ISR whose connection was clogged can
@@ -1651,7 +2142,8 @@ async fn liveness_and_final_checks(
     for p in 0..partitions {
         let need = required.get(&p).copied().unwrap_or(0);
         let read = read_final(world, &mut client, &mut view, p, need, start, read_deadline).await;
-        logs.insert(p, read);
+        batches.insert(p, read.batches);
+        logs.insert(p, (read.hw, read.records));
     }
     // 3. The consumer catches up with the final high watermarks.
     loop {
@@ -1672,14 +2164,52 @@ async fn liveness_and_final_checks(
         }
         sleep_ms(100).await;
     }
-    // The consumer can read past a final log read too early: a leader whose high watermark was
-    // stuck (an ISR below min.insync.replicas) let it through only later (seed 10450). Such a
-    // partition is read again up to what the consumer saw.
+    // 4. With transactions, the read_committed consumer catches up too: every transaction
+    // below the final high watermarks ends (the producers ended theirs; the coordinator aborts
+    // what timed out) and its markers reach the ISR, so the last stable offset reaches them.
+    if mix.txn_producers > 0 {
+        let rc_deadline = start.elapsed() + LIVENESS_BOUND;
+        loop {
+            let behind: BTreeMap<i32, (i64, i64)> = {
+                let w = lock(world);
+                logs.iter()
+                    .filter_map(|(p, (hw, _))| {
+                        let at = w.rc_consumed.get(p).copied().unwrap_or(0);
+                        (at < *hw).then_some((*p, (at, *hw)))
+                    })
+                    .collect()
+            };
+            if behind.is_empty() {
+                break;
+            }
+            if start.elapsed() >= rc_deadline {
+                let what = format!(
+                    "liveness: the read_committed consumer did not reach the high watermarks within {LIVENESS_BOUND:?} (partition: (position, high watermark)): {behind:?}"
+                );
+                // A power loss can make the coordinator forget a transaction it had begun:
+                // it then hangs until an operator aborts it, in Kafka as here.
+                lock(world).uncommitted_read(what);
+                break;
+            }
+            sleep_ms(100).await;
+        }
+    }
+    // The consumers can read past a final log read too early: a leader whose high watermark
+    // was stuck (an ISR below min.insync.replicas) let them through only later (seed 10450),
+    // and markers written after the read count in their positions. Such a partition is read
+    // again up to where they got.
     let past: Vec<(i32, i64)> = {
         let w = lock(world);
         logs.iter()
             .filter_map(|(p, (hw, _))| {
-                let seen = w.polled.get(p)?.last_key_value()?.0 + 1;
+                let polled = w
+                    .polled
+                    .get(p)
+                    .and_then(|s| s.last_key_value())
+                    .map_or(0, |(o, _)| o + 1);
+                let seen = polled
+                    .max(w.consumed.get(p).copied().unwrap_or(0))
+                    .max(w.rc_consumed.get(p).copied().unwrap_or(0));
                 (seen > *hw).then_some((*p, seen))
             })
             .collect()
@@ -1687,12 +2217,16 @@ async fn liveness_and_final_checks(
     for (p, seen) in past {
         let until = start.elapsed() + Duration::from_secs(10);
         let read = read_final(world, &mut client, &mut view, p, seen, start, until).await;
-        logs.insert(p, read);
+        batches.insert(p, read.batches);
+        logs.insert(p, (read.hw, read.records));
     }
     let mut w = lock(world);
     w.stop_consuming = true;
     check_final_logs(&mut w, &logs);
     check_replicas_identical(&mut w, &view, &logs);
+    if mix.txn_producers > 0 {
+        check_transactions(&mut w, &logs, &batches);
+    }
 }
 
 /// Reads partition `p` from its leader, from offset 0 to its high watermark, until that covers
@@ -1707,8 +2241,9 @@ async fn read_final(
     need: i64,
     start: madsim::time::Instant,
     until: Duration,
-) -> (i64, BTreeMap<i64, String>) {
+) -> FinalLog {
     let mut records = BTreeMap::new();
+    let mut batches = BTreeMap::new();
     let mut position = 0i64;
     let mut hw = -1;
     let mut last_error = 0;
@@ -1748,10 +2283,16 @@ async fn read_final(
                 records.insert(*o, v.clone());
             }
         }
+        for b in f.batches.iter().filter(|b| b.last_offset >= position) {
+            if let Some(commit) = b.marker {
+                records.insert(b.base_offset, marker_value(p, b.base_offset, commit));
+            }
+            batches.insert(b.base_offset, b.clone());
+        }
         // A leader elected after the high watermarks were seen can start below them and catch
         // up as its followers fetch: read on until the high watermark covers what is required.
-        match f.records.last() {
-            Some((last, _)) if *last + 1 > position => position = last + 1,
+        match f.next_offset {
+            Some(next) if next > position => position = next,
             _ if hw >= need => break,
             _ => {
                 sleep_ms(100).await;
@@ -1767,7 +2308,20 @@ async fn read_final(
             "liveness: partition {p} not readable to its end within {LIVENESS_BOUND:?} of healing (last error {last_error})"
         ));
     }
-    (hw, records)
+    FinalLog {
+        hw,
+        records,
+        batches,
+    }
+}
+
+/// One partition's final log as read from its leader.
+struct FinalLog {
+    hw: i64,
+    /// Offset → value; a transaction marker as [`marker_value`].
+    records: BTreeMap<i64, String>,
+    /// Base offset → batch.
+    batches: BTreeMap<i64, kafka::BatchMeta>,
 }
 
 /// The record batches of one replica's log of `partition`, as its disk holds them now
@@ -1994,6 +2548,213 @@ fn check_final_logs(w: &mut Shared, logs: &BTreeMap<i32, (i64, BTreeMap<i64, Str
     w.polled = polled;
 }
 
+/// What the markers in a final log make of a transactional record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Committed,
+    Aborted,
+    /// No marker of its producer follows it.
+    Open,
+}
+
+/// The transactions, judged from the final logs, where each transactional record's outcome is
+/// read from the markers alone (the next marker of its producer in its partition), not from
+/// the broker's aborted index:
+/// - every transaction is all or nothing: no committed record beside an aborted or open one;
+/// - a transaction whose EndTxn commit succeeded has every record, committed;
+/// - no record of a transaction whose commit was never sent is committed;
+/// - no transaction is left open;
+/// - the read_committed consumer read exactly the committed and non-transactional records
+///   below its position: each one it read is in the log, committed, and none was skipped.
+fn check_transactions(
+    w: &mut Shared,
+    logs: &BTreeMap<i32, (i64, BTreeMap<i64, String>)>,
+    batches: &BTreeMap<i32, BTreeMap<i64, kafka::BatchMeta>>,
+) {
+    let mut outcome: BTreeMap<(i32, i64), Outcome> = BTreeMap::new();
+    for (p, list) in batches {
+        // Producer id → the offset ranges of its transactional batches since its last marker.
+        let mut open: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+        for b in list.values() {
+            match b.marker {
+                Some(commit) => {
+                    let o = if commit {
+                        Outcome::Committed
+                    } else {
+                        Outcome::Aborted
+                    };
+                    for (from, to) in open.remove(&b.producer_id).unwrap_or_default() {
+                        for offset in from..=to {
+                            outcome.insert((*p, offset), o);
+                        }
+                    }
+                }
+                None if b.transactional => open
+                    .entry(b.producer_id)
+                    .or_default()
+                    .push((b.base_offset, b.last_offset)),
+                None => {}
+            }
+        }
+        for (from, to) in open.into_values().flatten() {
+            for offset in from..=to {
+                outcome.insert((*p, offset), Outcome::Open);
+            }
+        }
+    }
+    let mut where_is: BTreeMap<&str, (i32, i64)> = BTreeMap::new();
+    for (p, (_, records)) in logs {
+        for (o, v) in records {
+            where_is.insert(v.as_str(), (*p, *o));
+        }
+    }
+    let txns = std::mem::take(&mut w.txns);
+    let mut reported = 0usize;
+    let mut report = |w: &mut Shared, excused: bool, what: String| {
+        if excused {
+            w.counts.excused_losses += 1;
+            w.event(usize::MAX, &what);
+        } else {
+            reported += 1;
+            if reported <= 8 {
+                w.violation(what);
+            }
+        }
+    };
+    for ((k, n), t) in &txns {
+        let mut committed = Vec::new();
+        let mut other = Vec::new();
+        for (p, acked_offset, v) in &t.values {
+            let deleted_below = w.deleted_below.get(p).copied().unwrap_or(0);
+            match where_is.get(v.as_str()) {
+                Some(at) => {
+                    let o = outcome.get(at).copied().unwrap_or(Outcome::Open);
+                    if o == Outcome::Committed {
+                        committed.push(v.as_str());
+                    } else {
+                        other.push((v.as_str(), o));
+                    }
+                    if o == Outcome::Open {
+                        let excused = w.loss_excused(None, 0);
+                        report(
+                            w,
+                            excused,
+                            format!("transaction t{k}-{n}: {v} at partition {} offset {} is still open at the end", at.0, at.1),
+                        );
+                    }
+                }
+                None if t.fate == TxnFate::Committed => {
+                    // Gone below a DeleteRecords offset, or lost by the page-cache rule (its
+                    // batch was acknowledged before the commit was sent).
+                    let deleted = deleted_below > 0 && *acked_offset < deleted_below;
+                    if !deleted {
+                        let excused = w.loss_excused(Some(*p), 0);
+                        report(
+                            w,
+                            excused,
+                            format!(
+                                "transaction t{k}-{n}, committed: {v} (acknowledged at partition {p} offset {acked_offset}) is not in the final log"
+                            ),
+                        );
+                    }
+                }
+                None => {}
+            }
+        }
+        if !committed.is_empty() && !other.is_empty() {
+            let excused = w.loss_excused(None, t.commit_sent_ms);
+            report(
+                w,
+                excused,
+                format!(
+                    "transaction t{k}-{n} ({:?}) is not all or nothing: {committed:?} committed, {other:?} not",
+                    t.fate
+                ),
+            );
+        }
+        match t.fate {
+            TxnFate::Committed if !other.is_empty() => {
+                let excused = w.loss_excused(None, t.commit_sent_ms);
+                report(
+                    w,
+                    excused,
+                    format!("transaction t{k}-{n}: its commit succeeded, yet {other:?} are not committed"),
+                );
+            }
+            TxnFate::Open | TxnFate::Aborted if !committed.is_empty() => {
+                let excused = w.loss_excused(None, 0);
+                report(
+                    w,
+                    excused,
+                    format!(
+                        "transaction t{k}-{n} ({:?}, no commit sent): {committed:?} are committed",
+                        t.fate
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    // The read_committed consumer against the log.
+    let rc_polled = std::mem::take(&mut w.rc_polled);
+    for (p, (_, records)) in logs {
+        let deleted_below = w.deleted_below.get(p).copied().unwrap_or(0);
+        let seen = rc_polled.get(p);
+        let lossy = w.loss_excused(Some(*p), 0);
+        for (o, v) in seen.into_iter().flatten() {
+            match records.get(o) {
+                None if *o < deleted_below => {}
+                Some(x) if x == v => {
+                    if txn_of(v).is_some() && outcome.get(&(*p, *o)) != Some(&Outcome::Committed) {
+                        let excused = w.loss_excused(None, 0);
+                        report(
+                            w,
+                            excused,
+                            format!(
+                                "partition {p}: read_committed read {v} at offset {o}, which the final log's markers leave {:?}",
+                                outcome.get(&(*p, *o))
+                            ),
+                        );
+                    }
+                }
+                x => report(
+                    w,
+                    lossy,
+                    format!(
+                        "partition {p}: read_committed read {v} at offset {o}; the final log has {x:?}"
+                    ),
+                ),
+            }
+        }
+        if w.rc_skipped.contains(p) || lossy {
+            continue;
+        }
+        let position = w.rc_consumed.get(p).copied().unwrap_or(0);
+        for (o, v) in records.range(..position) {
+            let marker = batches
+                .get(p)
+                .and_then(|b| b.range(..=*o).next_back())
+                .is_some_and(|(_, b)| b.marker.is_some() && b.last_offset >= *o);
+            let visible = !marker
+                && (txn_of(v).is_none() || outcome.get(&(*p, *o)) == Some(&Outcome::Committed));
+            if visible && seen.and_then(|s| s.get(o)) != Some(v) {
+                report(
+                    w,
+                    false,
+                    format!(
+                        "partition {p}: read_committed passed {v} at offset {o} (committed or not transactional) without reading it"
+                    ),
+                );
+            }
+        }
+    }
+    if reported > 8 {
+        w.violation(format!("{reported} transaction findings in all"));
+    }
+    w.rc_polled = rc_polled;
+    w.txns = txns;
+}
+
 pub fn run(options: Options) -> Report {
     let mix = Mix::draw(options.seed);
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0xD15C);
@@ -2031,6 +2792,11 @@ pub fn run(options: Options) -> Report {
         commits: BTreeMap::new(),
         commits_in_doubt: BTreeMap::new(),
         commit_checks: 0,
+        txns: BTreeMap::new(),
+        rc_polled: BTreeMap::new(),
+        rc_consumed: BTreeMap::new(),
+        rc_skipped: BTreeSet::new(),
+        lso: BTreeMap::new(),
         counts: Counts::default(),
     }));
     let runtime = Runtime::with_seed_and_config(options.seed, madsim::Config::default());
@@ -2049,7 +2815,7 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE ({} consumer resets), {} commits acknowledged, {} commit read-backs; {} admin changes ({} DeleteRecords); {} caught-up replica logs compared; {} losses excused by the page-cache rule; {} violations",
+            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE ({} consumer resets), {} commits acknowledged, {} commit read-backs; {} admin changes ({} DeleteRecords); {} caught-up replica logs compared; {} transactions ({} committed, {} aborted, {} in doubt, {} producer restarts), {} records read committed; {} losses excused by the page-cache rule; {} violations",
             options.seed,
             w.events,
             w.crashes,
@@ -2073,6 +2839,12 @@ pub fn run(options: Options) -> Report {
             c.admin_changes,
             c.records_deleted,
             c.replicas_compared,
+            w.txns.len(),
+            w.txns.values().filter(|t| t.fate == TxnFate::Committed).count(),
+            w.txns.values().filter(|t| t.fate == TxnFate::Aborted).count(),
+            w.txns.values().filter(|t| t.fate == TxnFate::CommitSent).count(),
+            c.txn_resets,
+            c.rc_polled,
             c.excused_losses,
             w.violations.len()
         ),

@@ -9,16 +9,17 @@ use kafka_protocol::messages::{
     create_topics_request::CreatableTopic,
     fetch_request,
     incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
-    list_offsets_request, offset_commit_request, offset_fetch_request, produce_request, ApiKey,
-    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, FetchRequest, FindCoordinatorRequest,
-    GroupId, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataResponse, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestKind,
-    ResponseKind, TopicName,
+    list_offsets_request, offset_commit_request, offset_fetch_request, produce_request,
+    AddPartitionsToTxnRequest, ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
+    EndTxnRequest, FetchRequest, FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, ListOffsetsRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, ProducerId, RequestKind, ResponseKind, TopicName,
+    TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use ketch::client::Client;
-use ketch::protocol::record_batch::{records, RecordBatch};
-use std::collections::BTreeMap;
+use ketch::protocol::record_batch::{marker_of, records, RecordBatch};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The workload's topic.
 pub const TOPIC: &str = "sim";
@@ -311,16 +312,38 @@ pub async fn produce(
     }
 }
 
+/// One batch of a fetch answer, as a read_committed consumer needs it.
+#[derive(Clone, Debug)]
+pub struct BatchMeta {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub producer_id: i64,
+    pub transactional: bool,
+    /// A transaction marker: `Some(true)` commit, `Some(false)` abort.
+    pub marker: Option<bool>,
+}
+
 /// A consumer's fetch of one partition: the error, the high watermark the leader reported and
-/// the records it returned as (offset, value).
+/// the records it returned as (offset, value). Control batches (transaction markers) are no
+/// records, as a consumer never delivers them; they are listed in `batches` and count in
+/// `next_offset`.
 pub struct Fetched {
     pub error: i16,
     pub high_watermark: i64,
+    /// The last stable offset the leader reported (-1 when it reported none).
+    pub last_stable_offset: i64,
     pub records: Vec<(i64, String)>,
+    /// Every whole batch returned, in order.
+    pub batches: Vec<BatchMeta>,
+    /// The aborted transactions the answer listed: (producer id, first offset).
+    pub aborted: Vec<(i64, i64)>,
+    /// Past the last whole batch returned: where the next fetch starts.
+    pub next_offset: Option<i64>,
     /// Batches that did not parse (a corrupt answer is itself a finding).
     pub malformed: Option<String>,
 }
 
+/// A read_uncommitted fetch, as the plain consumer makes it.
 pub async fn fetch(
     client: &mut Client,
     addr: &str,
@@ -329,12 +352,38 @@ pub async fn fetch(
     leader_epoch: i32,
     max_wait_ms: i32,
 ) -> Fetched {
+    fetch_isolated(
+        client,
+        addr,
+        partition,
+        offset,
+        leader_epoch,
+        max_wait_ms,
+        false,
+    )
+    .await
+}
+
+/// A fetch at either isolation level. With `read_committed`, the records of aborted
+/// transactions are dropped here as Kafka's consumer drops them (its `Fetcher`): a producer
+/// joins the aborted set at the first batch reaching an aborted transaction's first offset,
+/// its transactional batches are skipped while it is in it, and its abort marker takes it out.
+pub async fn fetch_isolated(
+    client: &mut Client,
+    addr: &str,
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    max_wait_ms: i32,
+    read_committed: bool,
+) -> Fetched {
     let body = RequestKind::Fetch(
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(1 << 20)
+            .with_isolation_level(i8::from(read_committed))
             .with_session_epoch(-1)
             .with_topics(vec![fetch_request::FetchTopic::default()
                 .with_topic(name(TOPIC))
@@ -347,7 +396,11 @@ pub async fn fetch(
     let mut out = Fetched {
         error: NETWORK,
         high_watermark: -1,
+        last_stable_offset: -1,
         records: Vec::new(),
+        batches: Vec::new(),
+        aborted: Vec::new(),
+        next_offset: None,
         malformed: None,
     };
     let Ok(ResponseKind::Fetch(r)) = client.send(addr, ApiKey::Fetch, 12, &body).await else {
@@ -363,6 +416,16 @@ pub async fn fetch(
     };
     out.error = p.error_code;
     out.high_watermark = p.high_watermark;
+    out.last_stable_offset = p.last_stable_offset;
+    out.aborted = p
+        .aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect();
+    let mut pending_aborts = out.aborted.clone();
+    pending_aborts.sort_by_key(|(_, first)| std::cmp::Reverse(*first));
+    let mut aborted_producers: BTreeSet<i64> = BTreeSet::new();
     let bytes = p.records.clone().unwrap_or_default();
     let mut rest: &[u8] = &bytes;
     while !rest.is_empty() {
@@ -376,6 +439,36 @@ pub async fn fetch(
                 break;
             }
         };
+        rest = tail;
+        let meta = BatchMeta {
+            base_offset: batch.base_offset(),
+            last_offset: batch.base_offset() + i64::from(batch.last_offset_delta()),
+            producer_id: batch.producer_id(),
+            transactional: batch.is_transactional(),
+            marker: marker_of(&batch).map(|(commit, _)| commit),
+        };
+        out.next_offset = Some(meta.last_offset + 1);
+        if read_committed {
+            while pending_aborts
+                .last()
+                .is_some_and(|(_, first)| *first <= meta.last_offset)
+            {
+                if let Some((pid, _)) = pending_aborts.pop() {
+                    aborted_producers.insert(pid);
+                }
+            }
+        }
+        let skip = batch.is_control()
+            || (read_committed
+                && meta.transactional
+                && aborted_producers.contains(&meta.producer_id));
+        if read_committed && meta.marker == Some(false) {
+            aborted_producers.remove(&meta.producer_id);
+        }
+        out.batches.push(meta);
+        if skip {
+            continue;
+        }
         match records(&batch) {
             Ok(list) => {
                 for r in list {
@@ -389,7 +482,6 @@ pub async fn fetch(
             }
             Err(e) => out.malformed = Some(e.to_string()),
         }
-        rest = tail;
     }
     out
 }
@@ -470,5 +562,106 @@ pub async fn committed(
             (r.error_code, out)
         }
         _ => (NETWORK, out),
+    }
+}
+
+/// The coordinator of transactional id `tid` (FindCoordinator key type 1): (error, address).
+pub async fn find_transaction_coordinator(client: &mut Client, tid: &str) -> (i16, String) {
+    let body = RequestKind::FindCoordinator(
+        FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(tid.to_string()))
+            .with_key_type(1),
+    );
+    match client.send_any(ApiKey::FindCoordinator, 3, &body).await {
+        Ok(ResponseKind::FindCoordinator(r)) => (r.error_code, format!("{}:{}", r.host, r.port)),
+        _ => (NETWORK, String::new()),
+    }
+}
+
+/// InitProducerId with transactional id `tid`, to its coordinator: (error, producer id, epoch).
+pub async fn init_transactional_producer(
+    client: &mut Client,
+    coordinator: &str,
+    tid: &str,
+    transaction_timeout_ms: i32,
+) -> (i16, i64, i16) {
+    let body = RequestKind::InitProducerId(
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+                tid.to_string(),
+            ))))
+            .with_transaction_timeout_ms(transaction_timeout_ms),
+    );
+    match client
+        .send(coordinator, ApiKey::InitProducerId, 1, &body)
+        .await
+    {
+        Ok(ResponseKind::InitProducerId(r)) => (r.error_code, r.producer_id.0, r.producer_epoch),
+        _ => (NETWORK, -1, -1),
+    }
+}
+
+/// AddPartitionsToTxn v3 of the workload topic's `partitions`: the first error among them (0
+/// when all were added).
+pub async fn add_partitions_to_txn(
+    client: &mut Client,
+    coordinator: &str,
+    tid: &str,
+    producer: (i64, i16),
+    partitions: &[i32],
+) -> i16 {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let body = RequestKind::AddPartitionsToTxn(
+        AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(
+                tid.to_string(),
+            )))
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(partitions.to_vec())]),
+    );
+    match client
+        .send(coordinator, ApiKey::AddPartitionsToTxn, 3, &body)
+        .await
+    {
+        Ok(ResponseKind::AddPartitionsToTxn(r)) => {
+            if r.error_code != 0 {
+                return r.error_code;
+            }
+            let codes: Vec<i16> = r
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| t.results_by_partition.iter())
+                .map(|p| p.partition_error_code)
+                .collect();
+            if codes.len() != partitions.len() {
+                return NETWORK;
+            }
+            codes.into_iter().find(|c| *c != 0).unwrap_or(0)
+        }
+        _ => NETWORK,
+    }
+}
+
+/// EndTxn v3: commit (`true`) or abort the producer's transaction; the error code.
+pub async fn end_txn(
+    client: &mut Client,
+    coordinator: &str,
+    tid: &str,
+    producer: (i64, i16),
+    commit: bool,
+) -> i16 {
+    let body = RequestKind::EndTxn(
+        EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(tid.to_string())))
+            .with_producer_id(ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_committed(commit),
+    );
+    match client.send(coordinator, ApiKey::EndTxn, 3, &body).await {
+        Ok(ResponseKind::EndTxn(r)) => r.error_code,
+        _ => NETWORK,
     }
 }

@@ -54,7 +54,8 @@ struct Args {
     scenario: String,
     /// Plant a deliberate bug the checks must catch: `ack-before-fsync` (storage),
     /// `skip-metadata-flush` (quorum), `ack-before-isr`, `hw-from-non-isr`,
-    /// `truncate-below-hw`, `fetch-above-hw`, `leader-outside-isr`, `commit-before-append`
+    /// `truncate-below-hw`, `fetch-above-hw`, `leader-outside-isr`, `commit-before-append`,
+    /// `lso-is-hw`, `aborted-index-lost`
     /// (cluster).
     #[arg(long)]
     plant: Option<String>,

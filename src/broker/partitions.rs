@@ -754,9 +754,12 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<ReadResult, PartitionError> {
         let hw = self.leader_high_watermark()?;
-        let lso = self.lock().last_stable_offset();
+        let mut lso = self.lock().last_stable_offset();
+        if ClusterBugs::live(self.bugs.lso_is_hw) {
+            lso = hw;
+        }
         let mut read = self.read_below(offset, max_bytes, lso, hw)?;
-        if !read.bytes.is_empty() {
+        if !read.bytes.is_empty() && !ClusterBugs::live(self.bugs.aborted_index_lost) {
             let end = batch_epochs(&read.bytes)
                 .last()
                 .map_or(offset, |(_, _, last)| *last as i64 + 1);

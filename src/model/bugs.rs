@@ -19,17 +19,23 @@ pub struct ClusterBugs {
     /// Answer an offset commit as stored whatever became of its record: the answer no longer
     /// waits for the append to reach the ISR, nor for it to succeed.
     pub commit_before_append: bool,
+    /// Bound read_committed fetches by the high watermark instead of the last stable offset.
+    pub lso_is_hw: bool,
+    /// Answer read_committed fetches with no aborted transactions.
+    pub aborted_index_lost: bool,
 }
 
 impl ClusterBugs {
     /// The names `ketch-sim --plant` takes, in the order the simulator documents them.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 8] = [
         "ack-before-isr",
         "hw-from-non-isr",
         "truncate-below-hw",
         "fetch-above-hw",
         "leader-outside-isr",
         "commit-before-append",
+        "lso-is-hw",
+        "aborted-index-lost",
     ];
 
     /// The set with the one bug `name` on; `None` for a name that is not one of [`Self::NAMES`].
@@ -42,6 +48,8 @@ impl ClusterBugs {
             "fetch-above-hw" => b.fetch_above_hw = true,
             "leader-outside-isr" => b.leader_outside_isr = true,
             "commit-before-append" => b.commit_before_append = true,
+            "lso-is-hw" => b.lso_is_hw = true,
+            "aborted-index-lost" => b.aborted_index_lost = true,
             _ => return None,
         }
         Some(b)
