@@ -2557,6 +2557,43 @@ enum Outcome {
     Open,
 }
 
+/// The batches of the producer of the batch holding `offset` in partition `p`, from it to its
+/// next marker: what a finding about its outcome needs.
+fn producer_history(
+    batches: &BTreeMap<i32, BTreeMap<i64, kafka::BatchMeta>>,
+    p: i32,
+    offset: i64,
+) -> String {
+    let Some(list) = batches.get(&p) else {
+        return String::new();
+    };
+    let Some((_, first)) = list.range(..=offset).next_back() else {
+        return String::new();
+    };
+    let mut out = format!("producer {} in partition {p}:", first.producer_id);
+    for b in list
+        .range(first.base_offset..)
+        .map(|(_, b)| b)
+        .filter(|b| b.producer_id == first.producer_id)
+        .take(8)
+    {
+        let what = match b.marker {
+            Some(true) => "COMMIT",
+            Some(false) => "ABORT",
+            None if b.transactional => "txn",
+            None => "plain",
+        };
+        out.push_str(&format!(
+            " {}..{} epoch {} {what};",
+            b.base_offset, b.last_offset, b.producer_epoch
+        ));
+        if b.marker.is_some() {
+            break;
+        }
+    }
+    out
+}
+
 /// The transactions, judged from the final logs, where each transactional record's outcome is
 /// read from the markers alone (the next marker of its producer in its partition), not from
 /// the broker's aborted index:
@@ -2683,11 +2720,16 @@ fn check_transactions(
             }
             TxnFate::Open | TxnFate::Aborted if !committed.is_empty() => {
                 let excused = w.loss_excused(None, 0);
+                let history = committed
+                    .first()
+                    .and_then(|v| where_is.get(v))
+                    .map(|(p, o)| producer_history(batches, *p, *o))
+                    .unwrap_or_default();
                 report(
                     w,
                     excused,
                     format!(
-                        "transaction t{k}-{n} ({:?}, no commit sent): {committed:?} are committed",
+                        "transaction t{k}-{n} ({:?}, no commit sent): {committed:?} are committed; {history}",
                         t.fate
                     ),
                 );

@@ -318,6 +318,7 @@ pub struct BatchMeta {
     pub base_offset: i64,
     pub last_offset: i64,
     pub producer_id: i64,
+    pub producer_epoch: i16,
     pub transactional: bool,
     /// A transaction marker: `Some(true)` commit, `Some(false)` abort.
     pub marker: Option<bool>,
@@ -444,6 +445,7 @@ pub async fn fetch_isolated(
             base_offset: batch.base_offset(),
             last_offset: batch.base_offset() + i64::from(batch.last_offset_delta()),
             producer_id: batch.producer_id(),
+            producer_epoch: batch.producer_epoch(),
             transactional: batch.is_transactional(),
             marker: marker_of(&batch).map(|(commit, _)| commit),
         };
