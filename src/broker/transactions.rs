@@ -223,6 +223,41 @@ impl Transactions {
         Ok(())
     }
 
+    /// Waits until the in-sync replicas hold all of state partition `index` as this leader
+    /// holds it (its high watermark reaches its log end), at coordinator epoch
+    /// `coordinator_epoch`. The coordinator's memory is its log to the end: after a failed
+    /// write it reloads the log, unreplicated record included, and a new leader loads what it
+    /// holds, not all of it replicated. Any answer or marker resting on that memory without a
+    /// write of its own waits for this first; otherwise a retried AddPartitionsToTxn was
+    /// answered from a record the next leader never had, which then forgot the transaction
+    /// and let the producer's next commit carry its aborted records (simulator seed 254).
+    pub async fn settled(
+        &self,
+        broker: &Broker,
+        index: i32,
+        coordinator_epoch: i32,
+    ) -> Result<(), i16> {
+        let Some(partition) = self.state_partition(broker, index) else {
+            return Err(NOT_COORDINATOR);
+        };
+        let log_end = partition
+            .leader_log_end()
+            .map_err(|e| state_write_error(&e))?;
+        if log_end == 0 {
+            return Ok(());
+        }
+        let until = crate::broker::partitions::Appended {
+            first_offset: log_end as i64 - 1,
+            last_offset: log_end as i64 - 1,
+            log_start: 0,
+            leader_epoch: coordinator_epoch,
+        };
+        partition
+            .wait_replicated(&until, STATE_WRITE_TIMEOUT)
+            .await
+            .map_err(|e| state_write_error(&e))
+    }
+
     /// Carries out what AddPartitionsToTxn, AddOffsetsToTxn or EndTxn decided, as the error
     /// code to answer with.
     pub async fn carry_out(
@@ -233,7 +268,12 @@ impl Transactions {
     ) -> i16 {
         use crate::group::transactions::Outcome;
         match outcome {
-            Outcome::Done => 0,
+            // Nothing to write, yet the state the answer rests on may not be replicated yet
+            // (a retry after a failed write, or a coordinator that just loaded its log).
+            Outcome::Done => match self.settled(broker, c.index, c.coordinator_epoch).await {
+                Ok(()) => 0,
+                Err(code) => code,
+            },
             Outcome::Error(code) => code,
             Outcome::Write(t) => match self.store(broker, c, t).await {
                 Ok(()) => 0,
@@ -428,6 +468,22 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
         .map(|(t, p)| TopicPartition::new(t.clone(), *p))
         .collect();
     let me = broker.partitions.node_id();
+    // Markers go out only once the prepared state is replicated: a marker written from a
+    // record the next coordinator never has would end the transaction one way on some
+    // partitions while that coordinator ends it the other way.
+    loop {
+        if !still_coordinating(&broker, &job) {
+            return;
+        }
+        let settled = broker
+            .transactions
+            .settled(&broker, job.index, job.coordinator_epoch)
+            .await;
+        if settled.is_ok() {
+            break;
+        }
+        runtime::sleep(MARKER_RETRY_BACKOFF).await;
+    }
     while !remaining.is_empty() {
         if !still_prepared(&broker, &job).await {
             return;

@@ -106,9 +106,15 @@ async fn transactional(
     );
     match outcome {
         InitOutcome::Error(code) => refused(code),
-        InitOutcome::Unchanged(pid, epoch) => InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(pid))
-            .with_producer_epoch(epoch),
+        // A retried bump: answered once the record that made it is replicated.
+        InitOutcome::Unchanged(pid, epoch) => {
+            match txns.settled(broker, c.index, c.coordinator_epoch).await {
+                Ok(()) => InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+                Err(code) => refused(code),
+            }
+        }
         InitOutcome::Write(t) => {
             let (pid, epoch) = (t.meta.producer_id, t.meta.producer_epoch);
             match txns.store(broker, &mut c, t).await {
