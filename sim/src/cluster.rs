@@ -294,8 +294,9 @@ struct Txn {
     /// Its records: (partition, acknowledged offset or -1, value).
     values: Vec<(i32, i64, String)>,
     fate: TxnFate,
-    /// When its commit was first sent (ms since the start).
-    commit_sent_ms: u64,
+    /// When it began (its AddPartitionsToTxn was first sent; ms since the start): a power
+    /// loss since may have taken any of the coordinator's records of it.
+    started_ms: u64,
 }
 
 /// A transactional record's value is `t{producer}-{transaction}-{partition}-{index}`.
@@ -1171,14 +1172,18 @@ async fn transactional_producer(world: World, k: usize, seed: u64) {
                 chosen.insert(rng.gen_range(0..partitions));
             }
             let chosen: Vec<i32> = chosen.into_iter().collect();
-            lock(&world).txns.insert(
-                (k, n),
-                Txn {
-                    values: Vec::new(),
-                    fate: TxnFate::Open,
-                    commit_sent_ms: 0,
-                },
-            );
+            {
+                let mut w = lock(&world);
+                let started_ms = w.now_ms();
+                w.txns.insert(
+                    (k, n),
+                    Txn {
+                        values: Vec::new(),
+                        fate: TxnFate::Open,
+                        started_ms,
+                    },
+                );
+            }
             // AddPartitionsToTxn, then one batch to each partition.
             let mut added = false;
             for _ in 0..100 {
@@ -1276,11 +1281,8 @@ async fn transactional_producer(world: World, k: usize, seed: u64) {
             }
             let commit = rng.gen_bool(0.75);
             if commit {
-                let mut w = lock(&world);
-                let now = w.now_ms();
-                if let Some(t) = w.txns.get_mut(&(k, n)) {
+                if let Some(t) = lock(&world).txns.get_mut(&(k, n)) {
                     t.fate = TxnFate::CommitSent;
-                    t.commit_sent_ms = now;
                 }
             }
             let mut ended = false;
@@ -2676,7 +2678,12 @@ fn check_transactions(
                         report(
                             w,
                             excused,
-                            format!("transaction t{k}-{n}: {v} at partition {} offset {} is still open at the end", at.0, at.1),
+                            format!(
+                                "transaction t{k}-{n}: {v} at partition {} offset {} is still open at the end; {}",
+                                at.0,
+                                at.1,
+                                producer_history(batches, at.0, at.1)
+                            ),
                         );
                     }
                 }
@@ -2699,7 +2706,7 @@ fn check_transactions(
             }
         }
         if !committed.is_empty() && !other.is_empty() {
-            let excused = w.loss_excused(None, t.commit_sent_ms);
+            let excused = w.loss_excused(None, t.started_ms);
             report(
                 w,
                 excused,
@@ -2711,7 +2718,10 @@ fn check_transactions(
         }
         match t.fate {
             TxnFate::Committed if !other.is_empty() => {
-                let excused = w.loss_excused(None, t.commit_sent_ms);
+                // A power loss that took the coordinator's records of this transaction leaves
+                // its state at the previous transaction's CompleteCommit, and EndTxn commit is
+                // then answered as a retry of that one (as in Kafka): excused from its start.
+                let excused = w.loss_excused(None, t.started_ms);
                 report(
                     w,
                     excused,

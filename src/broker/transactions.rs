@@ -519,7 +519,9 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
                     )
                     .await;
                     if let Err(e) = written {
-                        if !marker_settled(&e) {
+                        if marker_settled(&e) {
+                            tracing::info!(partition = %tp, "marker refused for good: {e}");
+                        } else {
                             tracing::debug!(partition = %tp, "marker not written: {e}");
                             failed.push(tp);
                         }
