@@ -65,8 +65,12 @@ pub struct Transactions {
     pub state_partitions: i32,
     /// The marker jobs running, by (transactional id, producer id, epoch): a reload queues
     /// the prepared transactions again, and a second job for the same transaction could
-    /// otherwise write its old outcome onto the producer's next transaction.
-    running: std::sync::Mutex<std::collections::BTreeSet<(String, i64, i16)>>,
+    /// otherwise write its old outcome onto the producer's next transaction. A job queued
+    /// while another runs is kept here and queued again when that one ends: the running one
+    /// may be on its way out (it saw its coordinator epoch end, or its completion record
+    /// failed), and dropping the new one left the transaction prepared for good, every
+    /// InitProducerId answered CONCURRENT_TRANSACTIONS (simulator seed 236).
+    running: std::sync::Mutex<BTreeMap<(String, i64, i16), Option<MarkerJob>>>,
     jobs: mpsc::UnboundedSender<MarkerJob>,
     jobs_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<MarkerJob>>>,
 }
@@ -87,7 +91,7 @@ impl Transactions {
                 loaded: BTreeMap::new(),
             }),
             state_partitions,
-            running: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            running: std::sync::Mutex::new(BTreeMap::new()),
             jobs,
             jobs_rx: std::sync::Mutex::new(Some(rx)),
         }
@@ -415,24 +419,33 @@ pub async fn run_markers(broker: Arc<Broker>) {
             job.meta.producer_id,
             job.meta.producer_epoch,
         );
-        let fresh = broker
-            .transactions
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        if !fresh {
-            continue; // already being written
+        {
+            let mut running = broker
+                .transactions
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(queued) = running.get_mut(&key) {
+                // Being written: this one runs after it, if it is still needed then.
+                *queued = Some(job);
+                continue;
+            }
+            running.insert(key.clone(), None);
         }
         let broker = Arc::clone(&broker);
         runtime::spawn(async move {
             complete(Arc::clone(&broker), job).await;
-            broker
+            let queued = broker
                 .transactions
                 .running
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
+                .remove(&key)
+                .flatten();
+            if let Some(next) = queued {
+                // Its first round checks the transaction is still prepared here.
+                let _ = broker.transactions.jobs.send(next);
+            }
         });
     }
 }
@@ -479,13 +492,15 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
             .transactions
             .settled(&broker, job.index, job.coordinator_epoch)
             .await;
-        if settled.is_ok() {
-            break;
+        match settled {
+            Ok(()) => break,
+            Err(code) => tracing::debug!(transactional_id = %job.transactional_id, code, "state not replicated yet: markers wait"),
         }
         runtime::sleep(MARKER_RETRY_BACKOFF).await;
     }
     while !remaining.is_empty() {
         if !still_prepared(&broker, &job).await {
+            tracing::debug!(transactional_id = %job.transactional_id, "no longer prepared: its markers are someone else's");
             return;
         }
         if !still_coordinating(&broker, &job) {
@@ -541,9 +556,11 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
         .coordinate(&broker, &job.transactional_id)
         .await
     else {
+        tracing::debug!(transactional_id = %job.transactional_id, "markers written, but no longer its coordinator");
         return;
     };
     if c.coordinator_epoch != job.coordinator_epoch {
+        tracing::debug!(transactional_id = %job.transactional_id, "markers written, but at an older coordinator epoch");
         return;
     }
     let now_ms = broker.clock.wall_ms();
