@@ -18,7 +18,8 @@ runs it against a replicated ketch cluster.
       error starts it over with a fresh consumer and producer of the same transactional.id
       (which fences the old one and aborts its open transaction). Writes the committed input
       position to PROGRESS_FILE after each commit; exits once it reaches TOTAL, printing
-      {"restarts": n, "transactions": n}.
+      {"restarts": n, "transactions": n, "watchdog_kills": n}. It runs under a watchdog that
+      SIGKILLs a worker stuck for 30 s and starts another (a librdkafka bug: see `eos`).
 
   replication.py read-committed BOOTSTRAP TOPIC
       Every value of TOPIC under read_committed, read until 5 s pass without one:
@@ -94,11 +95,65 @@ def try_one(bootstrap, topic, acks):
     out(**result)
 
 
+# How long the worker may go without committing before the watchdog kills it.
+EOS_STALL_S = 30
+
+
 def eos(bootstrap, topic_in, topic_out, group, total, progress_file):
+    """Runs `eos-worker` under a watchdog: a worker that commits nothing for EOS_STALL_S is
+    SIGKILLed and started again, as an operator's supervisor would. It works around a
+    librdkafka bug, not a broker one: after the group coordinator's broker dies and drops out
+    of Metadata, librdkafka can keep it cached as the coordinator while it has decommissioned
+    the broker's thread, and send_offsets_to_transaction then waits forever, ignoring its
+    timeout (confluentinc/librdkafka#5511 and #5456; librdkafka sends no FindCoordinator for the
+    group after AddOffsetsToTxn). A killed worker is a zombie like any other: the next one's
+    InitProducerId fences it and aborts its open transaction, and the test's exactly-once check
+    covers that too."""
+    import subprocess
+    deadline = time.time() + 240
+    totals = {"restarts": 0, "transactions": 0, "watchdog_kills": 0}
+
+    def progress():
+        try:
+            with open(progress_file) as f:
+                return f.read().strip()
+        except OSError:
+            return ""
+
+    while time.time() < deadline:
+        child = subprocess.Popen(
+            [sys.executable, __file__, "eos-worker", bootstrap, topic_in, topic_out, group,
+             total, progress_file],
+            stdout=subprocess.PIPE, text=True)
+        seen, since = progress(), time.time()
+        while child.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+            now = progress()
+            if now != seen:
+                seen, since = now, time.time()
+            elif time.time() - since > EOS_STALL_S:
+                print(f"watchdog: no commit for {EOS_STALL_S} s at {seen}: killing the worker",
+                      file=sys.stderr, flush=True)
+                child.kill()
+                totals["watchdog_kills"] += 1
+                break
+        if child.poll() is None:
+            child.kill()
+        report, _ = child.communicate()
+        if child.returncode == 0:
+            last = json.loads(report.strip().splitlines()[-1])
+            totals["restarts"] += last["restarts"]
+            totals["transactions"] += last["transactions"]
+            out(**totals)
+            return
+    sys.exit(f"the worker did not finish in time: {totals}")
+
+
+def eos_worker(bootstrap, topic_in, topic_out, group, total, progress_file):
     import faulthandler
     import os
-    # Where a stuck worker waits, in its log, if the test gives up on it.
-    faulthandler.dump_traceback_later(40, repeat=True)
+    # Where a stuck worker waits, in its log, if the watchdog kills it.
+    faulthandler.dump_traceback_later(EOS_STALL_S - 5, repeat=True)
     debug = {"debug": os.environ["KETCH_EOS_DEBUG"]} if os.environ.get("KETCH_EOS_DEBUG") else {}
     total = int(total)
     restarts = 0
@@ -187,6 +242,8 @@ if __name__ == "__main__":
         try_one(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "eos":
         eos(*sys.argv[2:8])
+    elif cmd == "eos-worker":
+        eos_worker(*sys.argv[2:8])
     elif cmd == "read-committed":
         read_committed(sys.argv[2], sys.argv[3])
     else:
