@@ -802,7 +802,10 @@ fn consume_transform_produce_is_exactly_once_across_leader_and_coordinator_kills
         .ok()
         .and_then(|v| v["watchdog_kills"].as_u64())
         .unwrap_or(u64::MAX);
-    assert!(kills <= 1, "the watchdog killed the worker {kills} times: {report}");
+    assert!(
+        kills <= 1,
+        "the watchdog killed the worker {kills} times: {report}"
+    );
     eprintln!(
         "eos: out leader {out_leader}, transaction coordinator {coordinator} and group \
          coordinator {group_coordinator} were killed; worker: {report}"

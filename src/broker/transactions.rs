@@ -494,7 +494,9 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
             .await;
         match settled {
             Ok(()) => break,
-            Err(code) => tracing::debug!(transactional_id = %job.transactional_id, code, "state not replicated yet: markers wait"),
+            Err(code) => {
+                tracing::debug!(transactional_id = %job.transactional_id, code, "state not replicated yet: markers wait")
+            }
         }
         runtime::sleep(MARKER_RETRY_BACKOFF).await;
     }
