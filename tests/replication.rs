@@ -687,7 +687,9 @@ fn bounce_leader_of(r: &mut Replicated, topic: &str, partition: i32) -> i32 {
 /// dead group coordinator cached after dropping its broker and wait in
 /// `send_offsets_to_transaction` forever (confluentinc/librdkafka#5511, #5456; its log shows no
 /// FindCoordinator for the group after AddOffsetsToTxn). That happened in about one run in
-/// four; the killed worker is then one more zombie for the check below.
+/// four; the killed worker is then one more zombie for the check below. A kill counts as that
+/// stall only if the worker's stack, dumped just before, is in `send_offsets_to_transaction`;
+/// a stall anywhere else fails the test.
 #[test]
 fn consume_transform_produce_is_exactly_once_across_leader_and_coordinator_kills() {
     let mut r = Replicated::new(
@@ -798,13 +800,24 @@ fn consume_transform_produce_is_exactly_once_across_leader_and_coordinator_kills
     assert_eq!(values, expected);
     // The librdkafka stall comes at most once, after the group coordinator's death; more
     // kills would be the broker's doing.
-    let kills = serde_json::from_str::<Value>(report.trim())
-        .ok()
-        .and_then(|v| v["watchdog_kills"].as_u64())
-        .unwrap_or(u64::MAX);
+    let counted = |key: &str| {
+        serde_json::from_str::<Value>(report.trim())
+            .ok()
+            .and_then(|v| v[key].as_u64())
+            .unwrap_or(u64::MAX)
+    };
+    let kills = counted("watchdog_kills");
     assert!(
         kills <= 1,
         "the watchdog killed the worker {kills} times: {report}"
+    );
+    // A worker stuck anywhere but in librdkafka's send_offsets_to_transaction is a finding.
+    let other = counted("other_stalls");
+    assert_eq!(
+        other,
+        0,
+        "the worker stalled elsewhere: {report} (logs in {})",
+        r.cluster.dir.display()
     );
     eprintln!(
         "eos: out leader {out_leader}, transaction coordinator {coordinator} and group \

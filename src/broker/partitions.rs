@@ -753,8 +753,16 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult, PartitionError> {
-        let hw = self.leader_high_watermark()?;
-        let mut lso = self.lock().last_stable_offset();
+        // Both under one lock: taken apart, the high watermark could move between them and
+        // the answer report a last stable offset above its high watermark.
+        let (hw, mut lso) = {
+            let mut s = self.lock();
+            match s.role {
+                Role::Leader(_) if !s.deleted => (s.high_watermark, s.last_stable_offset()),
+                Role::Leader(_) => return Err(PartitionError::UnknownTopicOrPartition),
+                Role::Follower => return Err(PartitionError::NotLeader),
+            }
+        };
         if ClusterBugs::live(self.bugs.lso_is_hw) {
             lso = hw;
         }

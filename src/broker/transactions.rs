@@ -54,6 +54,9 @@ pub struct MarkerJob {
     pub coordinator_epoch: i32,
 }
 
+/// A marker job's transaction: (transactional id, producer id, epoch, start ms).
+type JobKey = (String, i64, i16, i64);
+
 pub struct TxnInner {
     pub core: TxnCoordinator,
     /// `__transaction_state` partitions loaded, with the leader epoch they were loaded at.
@@ -63,14 +66,15 @@ pub struct TxnInner {
 pub struct Transactions {
     inner: Mutex<TxnInner>,
     pub state_partitions: i32,
-    /// The marker jobs running, by (transactional id, producer id, epoch): a reload queues
+    /// The marker jobs running, by (transactional id, producer id, epoch, transaction start):
+    /// a reload queues
     /// the prepared transactions again, and a second job for the same transaction could
     /// otherwise write its old outcome onto the producer's next transaction. A job queued
     /// while another runs is kept here and queued again when that one ends: the running one
     /// may be on its way out (it saw its coordinator epoch end, or its completion record
     /// failed), and dropping the new one left the transaction prepared for good, every
     /// InitProducerId answered CONCURRENT_TRANSACTIONS (simulator seed 236).
-    running: std::sync::Mutex<BTreeMap<(String, i64, i16), Option<MarkerJob>>>,
+    running: std::sync::Mutex<BTreeMap<JobKey, Option<MarkerJob>>>,
     jobs: mpsc::UnboundedSender<MarkerJob>,
     jobs_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<MarkerJob>>>,
 }
@@ -418,6 +422,7 @@ pub async fn run_markers(broker: Arc<Broker>) {
             job.transactional_id.clone(),
             job.meta.producer_id,
             job.meta.producer_epoch,
+            job.meta.start_ms,
         );
         {
             let mut running = broker
@@ -454,11 +459,13 @@ pub async fn run_markers(broker: Arc<Broker>) {
 /// marker written after it completed would end the producer's next transaction.
 async fn still_prepared(broker: &Broker, job: &MarkerJob) -> bool {
     let inner = broker.transactions.inner.lock().await;
-    inner.core.get(&job.transactional_id).is_some_and(|m| {
-        m.state == job.meta.state
-            && m.producer_id == job.meta.producer_id
-            && m.producer_epoch == job.meta.producer_epoch
-    })
+    // The whole state, not just the producer id and epoch: the producer's next transaction
+    // has the same ones (no epoch bump per transaction before KIP-890), and a stale job passing
+    // this check completed it with only the old transaction's partitions marked.
+    inner
+        .core
+        .get(&job.transactional_id)
+        .is_some_and(|m| *m == job.meta)
 }
 
 /// Whether this broker still coordinates `job`'s partition at the job's epoch.
@@ -566,12 +573,11 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
         return;
     }
     let now_ms = broker.clock.wall_ms();
-    if let Some(t) = c.inner.core.complete(
-        &job.transactional_id,
-        job.meta.producer_id,
-        job.meta.producer_epoch,
-        now_ms,
-    ) {
+    if let Some(t) = c
+        .inner
+        .core
+        .complete(&job.transactional_id, &job.meta, now_ms)
+    {
         tracing::debug!(transactional_id = %job.transactional_id, commit, "transaction complete");
         let _ = transactions.store(&broker, &mut c, t).await;
     }

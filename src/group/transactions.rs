@@ -456,16 +456,18 @@ impl TxnCoordinator {
     }
 
     /// Every marker of a prepared transaction is written: it completes (partitions cleared).
-    /// `None` if the state moved on meanwhile (another completion, a reload).
+    /// `prepared` is the state the markers were written for; `None` if the state is no longer
+    /// exactly that (another completion, a reload, or the producer's next transaction, which
+    /// has the same producer id and epoch and may be prepared too: completing that one would
+    /// leave the partitions only it has unmarked).
     pub fn complete(
         &self,
         transactional_id: &str,
-        producer_id: i64,
-        epoch: i16,
+        prepared: &TxnMeta,
         now_ms: i64,
     ) -> Option<Transition> {
         let m = self.txns.get(transactional_id)?;
-        if m.producer_id != producer_id || m.producer_epoch != epoch || !m.state.is_prepared() {
+        if m != prepared || !m.state.is_prepared() {
             return None;
         }
         let mut meta = m.clone();
@@ -614,7 +616,8 @@ mod tests {
             c.init_producer_id("t", 60_000, (-1, -1), None, 22),
             InitOutcome::Error(CONCURRENT_TRANSACTIONS)
         );
-        let done = c.complete("t", 9, 1, 30).map(|t| {
+        let prepared = c.get("t").cloned().unwrap();
+        let done = c.complete("t", &prepared, 30).map(|t| {
             c.commit(t.clone());
             t.meta
         });
@@ -683,7 +686,15 @@ mod tests {
             c.add_partitions("t", 1, 0, &[("y".into(), 0)], 5),
             Outcome::Error(CONCURRENT_TRANSACTIONS)
         );
-        let t = c.complete("t", 1, 0, 6).map(|t| {
+        let mut stale = c.get("t").cloned().unwrap();
+        stale.start_ms += 1;
+        assert_eq!(
+            c.complete("t", &stale, 6),
+            None,
+            "another transaction's markers"
+        );
+        let prepared = c.get("t").cloned().unwrap();
+        let t = c.complete("t", &prepared, 6).map(|t| {
             c.commit(t.clone());
             t.meta
         });
