@@ -1999,6 +1999,12 @@ impl Partitions {
     /// local disk at start can be far behind the quorum, and acting on it would make this node
     /// lead partitions at epochs the cluster left long ago (and acknowledge `acks=1` writes
     /// there). Kafka's broker likewise waits until it caught up with its registration.
+    /// Whether the image has caught up with this process's own registration (see
+    /// [`Self::apply_image`]): before it, what the image says about topics may be long stale.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn apply_image(&self, image: &MetadataImage) {
         use std::sync::atomic::Ordering;
         if !self.caught_up.load(Ordering::Acquire) {

@@ -282,7 +282,14 @@ impl Transactions {
                 Ok(()) => 0,
                 Err(code) => code,
             },
-            Outcome::Error(code) => code,
+            // An error can rest on unreplicated memory too (PRODUCER_FENCED from a reloaded
+            // record the next coordinator may never have): answered once it is replicated.
+            Outcome::Error(code) => {
+                match self.settled(broker, c.index, c.coordinator_epoch).await {
+                    Ok(()) => code,
+                    Err(not_settled) => not_settled,
+                }
+            }
             Outcome::Write(t) => match self.store(broker, c, t).await {
                 Ok(()) => 0,
                 Err(code) => code,

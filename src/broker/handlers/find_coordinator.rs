@@ -57,6 +57,13 @@ async fn ensure_internal_topic(
     if has_leaders(&broker.image()) {
         return;
     }
+    // A restarted broker replays old metadata from its disk first: a topic missing there may
+    // well exist (it asked the controller for a second `__consumer_offsets` of one replica,
+    // which the controller refused). Until it has caught up, the answer is
+    // COORDINATOR_NOT_AVAILABLE and the client asks again.
+    if !broker.partitions.caught_up() {
+        return;
+    }
     if broker.image().topic_by_name(name).is_none() {
         let live = broker.image().unfenced_brokers().len().max(1);
         let rf = wanted.min(live as i16);

@@ -105,7 +105,13 @@ async fn transactional(
         broker.clock.wall_ms(),
     );
     match outcome {
-        InitOutcome::Error(code) => refused(code),
+        // As for every answer resting on the coordinator's memory: once it is replicated.
+        InitOutcome::Error(code) => {
+            match txns.settled(broker, c.index, c.coordinator_epoch).await {
+                Ok(()) => refused(code),
+                Err(not_settled) => refused(not_settled),
+            }
+        }
         // A retried bump: answered once the record that made it is replicated.
         InitOutcome::Unchanged(pid, epoch) => {
             match txns.settled(broker, c.index, c.coordinator_epoch).await {
