@@ -542,18 +542,10 @@ impl Shared {
                 continue; // the head of the batch holding the position
             }
             self.counts.records_polled += 1;
-            let seen = self.polled.entry(p).or_default();
-            match seen.get(offset) {
-                Some(v) if v != value => {
-                    let v = v.clone();
-                    self.violation(format!(
-                        "partition {p}: offset {offset} read as {v} and later as {value}"
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    seen.insert(*offset, value.clone());
-                }
+            if let Some(v) = read_once(self.polled.entry(p).or_default(), *offset, value) {
+                self.violation(format!(
+                    "partition {p}: offset {offset} read as {v} and later as {value}"
+                ));
             }
         }
     }
@@ -612,18 +604,10 @@ impl Shared {
                 }
             }
             self.counts.rc_polled += 1;
-            let seen = self.rc_polled.entry(p).or_default();
-            match seen.get(offset) {
-                Some(v) if v != value => {
-                    let v = v.clone();
-                    self.violation(format!(
-                        "partition {p}: read_committed read offset {offset} as {v} and later as {value}"
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    seen.insert(*offset, value.clone());
-                }
+            if let Some(v) = read_once(self.rc_polled.entry(p).or_default(), *offset, value) {
+                self.violation(format!(
+                    "partition {p}: read_committed read offset {offset} as {v} and later as {value}"
+                ));
             }
         }
     }
@@ -639,6 +623,19 @@ impl Shared {
             self.event(usize::MAX, &what);
         } else {
             self.violation(what);
+        }
+    }
+}
+
+/// Records what a consumer read at `offset`; the value read there before, if it differs (one
+/// value per offset across all fetches).
+fn read_once(seen: &mut BTreeMap<i64, String>, offset: i64, value: &str) -> Option<String> {
+    match seen.get(&offset) {
+        Some(v) if v != value => Some(v.clone()),
+        Some(_) => None,
+        None => {
+            seen.insert(offset, value.to_string());
+            None
         }
     }
 }

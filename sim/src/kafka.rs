@@ -490,8 +490,15 @@ pub async fn fetch_isolated(
 
 /// The coordinator of the group: (error, address).
 pub async fn find_coordinator(client: &mut Client) -> (i16, String) {
+    coordinator_of(client, GROUP, 0).await
+}
+
+/// FindCoordinator for `key` of `key_type` (0 group, 1 transactional id): (error, address).
+async fn coordinator_of(client: &mut Client, key: &str, key_type: i8) -> (i16, String) {
     let body = RequestKind::FindCoordinator(
-        FindCoordinatorRequest::default().with_key(StrBytes::from_string(GROUP.to_string())),
+        FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type),
     );
     match client.send_any(ApiKey::FindCoordinator, 3, &body).await {
         Ok(ResponseKind::FindCoordinator(r)) => (r.error_code, format!("{}:{}", r.host, r.port)),
@@ -569,15 +576,7 @@ pub async fn committed(
 
 /// The coordinator of transactional id `tid` (FindCoordinator key type 1): (error, address).
 pub async fn find_transaction_coordinator(client: &mut Client, tid: &str) -> (i16, String) {
-    let body = RequestKind::FindCoordinator(
-        FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(tid.to_string()))
-            .with_key_type(1),
-    );
-    match client.send_any(ApiKey::FindCoordinator, 3, &body).await {
-        Ok(ResponseKind::FindCoordinator(r)) => (r.error_code, format!("{}:{}", r.host, r.port)),
-        _ => (NETWORK, String::new()),
-    }
+    coordinator_of(client, tid, 1).await
 }
 
 /// InitProducerId with transactional id `tid`, to its coordinator: (error, producer id, epoch).
