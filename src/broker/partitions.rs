@@ -26,7 +26,7 @@ use crate::protocol::record_batch::{
     BatchHeader, RecordBatch,
 };
 use crate::replication::producer_state::{
-    last_sequence, AbortedTxn, BatchKind, ProducerBatch, ProducerInfo,
+    last_sequence, AbortedRange, BatchKind, ProducerBatch, ProducerInfo,
 };
 use crate::replication::{
     BatchRange, EpochCache, IsrAnswer, LeaderState, PendingIsr, ProducerStates, SequenceError,
@@ -157,7 +157,7 @@ pub struct ReadResult {
     /// oldest open transaction if lower).
     pub last_stable_offset: u64,
     /// For a `read_committed` read: the aborted transactions among the batches read.
-    pub aborted: Vec<AbortedTxn>,
+    pub aborted: Vec<crate::log::AbortedTxn>,
 }
 
 /// What a follower's fetch found on the leader.
@@ -326,7 +326,12 @@ fn write_producer_snapshot(
 /// else from the log start (a producer's last batch can be in any segment: rebuilding from the
 /// active segment alone forgot producers and let a retried batch in twice — cluster
 /// simulation, seed 106), then from every batch after that.
-fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
+///
+/// The log's aborted-transaction index is rebuilt with it: entries from the replay's start on
+/// are dropped and made again from the markers replayed (below it they were synced before the
+/// snapshot was taken, which is only ever at a flushed log end). A snapshot of an earlier ketch
+/// carries the aborted transactions itself; they move to the index.
+fn recover_producers(disk: &dyn Disk, log: &mut Log) -> ProducerStates {
     let end = log.log_end_offset();
     let snapshot = disk
         .read_file(&log.dir().join(PRODUCER_STATE))
@@ -337,6 +342,22 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
         Some(s) => (s.state, s.offset),
         None => (ProducerStates::new(), log.log_start_offset()),
     };
+    let legacy = state.take_legacy_aborted();
+    let rebuild_from = if legacy.is_empty() {
+        offset
+    } else {
+        log.log_start_offset()
+    };
+    if let Err(e) = log.truncate_aborted_from(rebuild_from) {
+        // The log is poisoned by it: no later flush, so no snapshot, can trust the index.
+        tracing::error!(dir = %log.dir().display(), error = %e,
+            "could not cut the aborted-transaction index before rebuilding it");
+    }
+    for a in legacy {
+        if a.last_offset >= rebuild_from as i64 && (a.last_offset as u64) < offset {
+            log.append_aborted(index_entry(a, a.last_offset + 1));
+        }
+    }
     while offset < end {
         let Ok(bytes) = log.read(offset, 4 << 20, None) else {
             break;
@@ -349,7 +370,9 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
             .map_or(offset, |(_, _, last)| last + 1);
         for b in producer_batches(&bytes) {
             if b.range.first_offset as u64 >= offset {
-                state.apply(&b);
+                if let Some(a) = state.apply(&b) {
+                    log.append_aborted(index_entry(a, stable_after(&state, &a)));
+                }
             }
         }
         if next <= offset {
@@ -358,6 +381,34 @@ fn recover_producers(disk: &dyn Disk, log: &Log) -> ProducerStates {
         offset = next;
     }
     state
+}
+
+/// The log's index entry for an aborted transaction.
+fn index_entry(a: AbortedRange, last_stable_offset: i64) -> crate::log::AbortedTxn {
+    crate::log::AbortedTxn {
+        producer_id: a.producer_id,
+        first_offset: a.first_offset,
+        last_offset: a.last_offset,
+        last_stable_offset,
+    }
+}
+
+/// The last stable offset once `a`'s marker is in, as Kafka's index entry records it: the
+/// oldest transaction still open, or the offset after the marker.
+fn stable_after(state: &ProducerStates, a: &AbortedRange) -> i64 {
+    state
+        .first_unstable_offset(i64::MAX)
+        .unwrap_or(a.last_offset + 1)
+}
+
+/// Applies the producer batches in `data` (just appended to `log`) to `state`, and writes
+/// the transactions their abort markers end to the log's aborted-transaction index.
+fn apply_appended(state: &mut ProducerStates, log: &mut Log, data: &[u8]) {
+    for b in producer_batches(data) {
+        if let Some(a) = state.apply(&b) {
+            log.append_aborted(index_entry(a, stable_after(state, &a)));
+        }
+    }
 }
 
 /// The epoch cache of `log`: from its checkpoint, cut to the log, and extended with the
@@ -702,7 +753,7 @@ impl Partition {
                 if batches.len() > 1 && i + 1 < batches.len() {
                     // Later batches of this request are checked as if this one were appended.
                     let t = trial.get_or_insert_with(|| s.producers.clone());
-                    t.apply(b);
+                    let _trial_only = t.apply(b);
                 }
             }
         }
@@ -711,9 +762,7 @@ impl Partition {
             .append(data, Some(epoch), now_ms)
             .map_err(append_error)?;
         // The offsets are in `data` now.
-        for b in producer_batches(data) {
-            s.producers.apply(&b);
-        }
+        apply_appended(&mut s.producers, log, data);
         // The state follows the log before anything else can fail.
         s.log_end = log.log_end_offset();
         s.log_start = log.log_start_offset();
@@ -771,7 +820,10 @@ impl Partition {
             let end = batch_epochs(&read.bytes)
                 .last()
                 .map_or(offset, |(_, _, last)| *last as i64 + 1);
-            read.aborted = self.lock().producers.aborted_between(offset, end);
+            read.aborted = read_log(&self.log)
+                .as_ref()
+                .map(|log| log.aborted_between(offset, end))
+                .unwrap_or_default();
         }
         read.last_stable_offset = lso;
         Ok(read)
@@ -1019,9 +1071,7 @@ impl Partition {
                     log.advance_start_to(start)
                         .map_err(|e| PartitionError::Storage(e.to_string()))?;
                 }
-                for b in producer_batches(&data) {
-                    s.producers.apply(&b);
-                }
+                apply_appended(&mut s.producers, log, &data);
                 // The state follows the log before anything else can fail.
                 s.log_end = log.log_end_offset();
                 s.log_start = log.log_start_offset();
@@ -1129,7 +1179,6 @@ impl Partition {
             s.log_start = start;
             tracing::info!(partition = %self.tp, log_start = start, "log start moved");
         }
-        s.producers.forget_below(start as i64);
         if s.epochs.truncate_from_start(start) {
             let epochs = s.epochs.clone();
             drop(s);
@@ -1927,10 +1976,10 @@ impl Partitions {
         tp: TopicPartition,
         topic_id: String,
         dir_index: usize,
-        log: Log,
+        mut log: Log,
     ) -> Arc<Partition> {
         let end = log.log_end_offset();
-        let producers = recover_producers(self.disk.as_ref(), &log);
+        let producers = recover_producers(self.disk.as_ref(), &mut log);
         let epochs = recover_epochs(self.disk.as_ref(), &log);
         let hw = self
             .checkpointed_hw
@@ -2240,7 +2289,6 @@ impl Partitions {
                         drop(guard);
                         let mut s = p.lock();
                         s.log_start = start;
-                        s.producers.forget_below(start as i64);
                         if s.epochs.truncate_from_start(start) {
                             let epochs = s.epochs.clone();
                             drop(s);

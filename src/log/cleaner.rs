@@ -17,6 +17,7 @@
 //! clocks (time is passed in).
 
 use super::segment::{parse_log_file_name, Segment};
+use super::txn_index::AbortedTxn;
 use super::{Log, LogError};
 use crate::protocol::record_batch::decoded::{self, DELETE_HORIZON_FLAG};
 use crate::protocol::record_batch::{BatchHeader, RecordBatch, LOG_OVERHEAD};
@@ -74,6 +75,9 @@ struct Planned {
     file: Arc<dyn DiskFile>,
     size_bytes: u64,
     next_offset: u64,
+    /// Its aborted-transaction entries: the cleaned segment takes them over (markers and
+    /// transactional batches are kept whole).
+    aborted: Vec<AbortedTxn>,
 }
 
 /// A cleaned copy of consecutive segments, ready for [`Log::install_cleaned`].
@@ -193,6 +197,7 @@ impl Log {
                 file: s.log_file(),
                 size_bytes: s.size_bytes(),
                 next_offset: s.next_offset(),
+                aborted: s.aborted().to_vec(),
             })
             .collect();
         // Consecutive segments whose sizes sum to at most one segment go into one (Kafka's
@@ -288,8 +293,15 @@ impl Log {
         let cleaned = Segment::paths_with(&self.dir, base, CLEANED);
         let swap = Segment::paths_with(&self.dir, base, SWAP);
         let finals = Segment::paths_with(&self.dir, base, "");
-        // Indexes first, the log file last: `.log.swap` commits the swap.
-        for i in [1, 2, 0] {
+        // Indexes first, the log file last: `.log.swap` commits the swap. The aborted-
+        // transaction index exists only if the group had abort markers; [`finish_swaps`]
+        // relies on it being renamed before the log both times.
+        let order: &[usize] = if segment.aborted().is_empty() {
+            &[1, 2, 0]
+        } else {
+            &[1, 2, 3, 0]
+        };
+        for &i in order {
             disk.rename(&cleaned[i], &swap[i])
                 .map_err(|e| LogError::io(&cleaned[i], e))?;
         }
@@ -299,7 +311,7 @@ impl Log {
                 old.remove_files(disk, &self.dir)?;
             }
         }
-        for i in [1, 2, 0] {
+        for &i in order {
             disk.rename(&swap[i], &finals[i])
                 .map_err(|e| LogError::io(&swap[i], e))?;
         }
@@ -550,9 +562,24 @@ impl Cleaning {
                 .iter()
                 .map(|s| (s.base, s.id))
                 .collect();
-            // Synced here, outside the log's lock: the swap under it only renames.
             let mut segment = segment;
-            segment.sync_all()?;
+            for entry in self.segments[range.clone()].iter().flat_map(|s| &s.aborted) {
+                let (first, end) = (segment.base_offset as i64, segment.next_offset() as i64);
+                if !(first..end).contains(&entry.last_offset) {
+                    return Err(LogError::Corrupt {
+                        path: self.dir.clone(),
+                        position: 0,
+                        offset: entry.last_offset.max(0) as u64,
+                        recovery_point: 0,
+                        reason: format!(
+                            "an abort marker is missing from the cleaned {first}..{end}"
+                        ),
+                    });
+                }
+                segment.push_aborted(*entry);
+            }
+            // Synced here, outside the log's lock: the swap under it only renames.
+            segment.sync_all(self.disk.as_ref())?;
             self.report.segments_cleaned += range.len();
             self.report.bytes_before += self.segments[range.clone()]
                 .iter()
@@ -756,17 +783,30 @@ pub(super) fn finish_swaps(
                 ),
             });
         }
+        // The aborted-transaction index went to `.swap` before the log did, and to its final
+        // name before the log did, and the old segments' files went before either final
+        // rename: so a `.txnindex.swap` is the new one, and without one a `.txnindex` at the
+        // swap's base is the new one (or the group had no abort markers, and then neither
+        // had the segment at its base).
+        let finals = Segment::paths_with(dir, base, "");
+        let txn_swapped = disk.exists(&swap[3]);
         for other in names {
             if let Some(b) = parse_log_file_name(other) {
                 if (base..end).contains(&b) {
-                    remove_if_present(disk, &Segment::paths_with(dir, b, ""))?;
+                    let paths = Segment::paths_with(dir, b, "");
+                    let keep = if b == base && !txn_swapped { 3 } else { 4 };
+                    remove_if_present(disk, &paths[..keep])?;
                 }
             }
         }
         // The swap's own base: an old index may be left where its log already went.
-        remove_if_present(disk, &Segment::paths_with(dir, base, "")[1..])?;
-        remove_if_present(disk, &swap[1..])?;
-        let finals = Segment::paths_with(dir, base, "");
+        remove_if_present(disk, &finals[1..3])?;
+        remove_if_present(disk, &swap[1..3])?;
+        if txn_swapped {
+            remove_if_present(disk, &finals[3..])?;
+            disk.rename(&swap[3], &finals[3])
+                .map_err(|e| LogError::io(&swap[3], e))?;
+        }
         disk.rename(&swap[0], &finals[0])
             .map_err(|e| LogError::io(&swap[0], e))?;
         disk.sync_dir(dir).map_err(|e| LogError::io(dir, e))?;

@@ -1,7 +1,8 @@
 //! The partition log: a directory of segments holding Kafka record batches (format v2) exactly as
 //! received, with offsets assigned by rewriting each batch's base offset.
 //!
-//! Owns: segment files and their indexes (`<20-digit base offset>.log|.index|.timeindex`),
+//! Owns: segment files and their indexes (`<20-digit base offset>.log|.index|.timeindex`, and
+//! `.txnindex` for a segment holding abort markers),
 //! rolling, reads by offset and timestamp, truncation, retention, compaction (`cleaner`, with
 //! its `.cleaned`/`.swap` files), flushing, recovery after a crash, and the per-directory files
 //! Kafka keeps beside the logs (`meta.properties`, `recovery-point-offset-checkpoint`).
@@ -17,6 +18,7 @@ mod log_dir;
 mod meta;
 mod partition_log;
 mod segment;
+mod txn_index;
 
 pub use crate::model::config::CleanupPolicy;
 pub use checkpoint::{read_offset_checkpoint, write_offset_checkpoint, CheckpointError};
@@ -24,6 +26,7 @@ pub use cleaner::{CleanReport, CleanedGroup, Cleaning, Dirtiness, Step};
 pub use log_dir::{LogDir, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 pub use meta::{MetaProperties, MetaPropertiesError, META_PROPERTIES};
 pub use partition_log::{AppendInfo, Log, RetentionReport};
+pub use txn_index::AbortedTxn;
 
 use crate::protocol::record_batch::BatchError;
 use std::io;

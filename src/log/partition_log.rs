@@ -1,10 +1,11 @@
 //! [`Log`]: one partition's ordered segments, and the operations that span them.
 
 use super::segment::{file_name, parse_log_file_name, Segment};
+use super::txn_index::AbortedTxn;
 use super::{FlushPolicy, LogConfig, LogError};
 use crate::protocol::record_batch::{self, RecordBatch};
 use crate::runtime::Disk;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -85,6 +86,9 @@ pub struct Log {
     pub(super) first_dirty_offset: u64,
     /// A flush failed: every later one fails too (see [`Log::flush`]).
     sync_failed: Option<String>,
+    /// Segments below the active one that got aborted-transaction entries since the last
+    /// flush (by base offset).
+    aborted_dirty_below: BTreeSet<u64>,
 }
 
 impl Log {
@@ -128,7 +132,7 @@ impl Log {
             let stale = [".tmp", ".deleted", ".cleaned", ".swap"]
                 .iter()
                 .any(|s| name.ends_with(s));
-            let orphan = ["index", "timeindex"].iter().any(|suffix| {
+            let orphan = ["index", "timeindex", "txnindex"].iter().any(|suffix| {
                 name.strip_suffix(suffix)
                     .and_then(|stem| stem.strip_suffix('.'))
                     .and_then(|stem| parse_log_file_name(&format!("{stem}.log")))
@@ -150,7 +154,7 @@ impl Log {
                 expected_base.is_none_or(|e| e == base || (config.offset_gaps_allowed && e < base));
             if truncated || !contiguous {
                 let seg_path = dir.join(file_name(base, "log"));
-                for suffix in ["log", "index", "timeindex"] {
+                for suffix in ["log", "index", "timeindex", "txnindex"] {
                     let p = dir.join(file_name(base, suffix));
                     if disk.exists(&p) {
                         disk.remove(&p).map_err(|e| LogError::io(&p, e))?;
@@ -205,6 +209,7 @@ impl Log {
             opened_recovery_point: recovery_point,
             first_dirty_offset: 0,
             sync_failed: None,
+            aborted_dirty_below: BTreeSet::new(),
         };
         // Everything recovered is valid; make it the durable baseline before accepting appends.
         log.flush()?;
@@ -471,8 +476,18 @@ impl Log {
             .range(..=self.flushed_offset)
             .next_back()
             .map_or(0, |(base, _)| *base);
+        let disk = self.disk.as_ref();
         for segment in self.segments.range_mut(first_unsynced..).map(|(_, s)| s) {
-            segment.sync()?;
+            self.dir_unsynced |= segment.sync(disk)?;
+        }
+        // Older segments change only by getting aborted-transaction entries back (the broker
+        // rebuilding its producer state after a crash).
+        for base in std::mem::take(&mut self.aborted_dirty_below) {
+            if base < first_unsynced {
+                if let Some(segment) = self.segments.get_mut(&base) {
+                    self.dir_unsynced |= segment.sync(disk)?;
+                }
+            }
         }
         if self.dir_unsynced {
             self.disk
@@ -652,6 +667,73 @@ impl Log {
         Ok(new_end)
     }
 
+    /// Records a transaction aborted by the marker at `entry.last_offset`, which must be in the
+    /// log, in the `.txnindex` of the segment holding it. Markers come in offset order (the
+    /// broker's producer state makes the entries as it applies the batches). Reaches the disk
+    /// at the next flush.
+    pub fn append_aborted(&mut self, entry: AbortedTxn) {
+        let active = self.active_segment_base();
+        let Some((base, segment)) = self
+            .segments
+            .range_mut(..=entry.last_offset.max(0) as u64)
+            .next_back()
+        else {
+            // Below the first segment: gone to retention already, no reader can need it.
+            return;
+        };
+        segment.push_aborted(entry);
+        if *base != active {
+            self.aborted_dirty_below.insert(*base);
+        }
+    }
+
+    /// The aborted transactions a read of `from..to` must name to a `read_committed`
+    /// consumer: those whose marker is at or after `from` and whose records begin before
+    /// `to`. A marker lies in a segment at or after the one holding `from`; a transaction's
+    /// first offset can be anywhere before its marker, so every later segment is looked at.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let first = self
+            .segments
+            .range(..=from.max(0) as u64)
+            .next_back()
+            .map_or(0, |(base, _)| *base);
+        let mut out = Vec::new();
+        for segment in self.segments.range(first..).map(|(_, s)| s) {
+            segment.collect_aborted(from, to, &mut out);
+        }
+        out
+    }
+
+    /// Drops, durably, every aborted-transaction entry whose marker is at or after `offset`:
+    /// the broker rebuilds them from its producer snapshot at `offset` on.
+    pub fn truncate_aborted_from(&mut self, offset: u64) -> Result<(), LogError> {
+        let first = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(0, |(base, _)| *base);
+        let mut result = Ok(());
+        for segment in self.segments.range_mut(first..).map(|(_, s)| s) {
+            if let Err(e) = segment.truncate_aborted_from(offset) {
+                result = Err(e);
+            }
+        }
+        // Stale entries may be left in a file: a later flush, and so a producer snapshot that
+        // would trust them, must not succeed.
+        if let Err(e) = &result {
+            self.sync_failed = Some(e.to_string());
+        }
+        result
+    }
+
+    /// Every aborted-transaction entry, oldest first (tests and recovery checks).
+    pub fn all_aborted(&self) -> Vec<AbortedTxn> {
+        self.segments
+            .values()
+            .flat_map(|s| s.aborted().iter().copied())
+            .collect()
+    }
+
     /// Deletes the segments that lie wholly below `offset`, oldest first, never the active one
     /// (the metadata log below a snapshot). Durable before it returns. Returns the new start.
     pub fn delete_segments_below(&mut self, offset: u64) -> Result<u64, LogError> {
@@ -753,8 +835,10 @@ impl Log {
     /// Flushes data and indexes: after this, reopening needs no recovery scan.
     pub fn close(mut self) -> Result<u64, LogError> {
         let end = self.flush()?;
+        let disk = self.disk.as_ref();
         for segment in self.segments.values_mut() {
-            segment.sync_all()?;
+            // Every aborted-transaction entry was synced by the flush: nothing is created here.
+            segment.sync_all(disk)?;
         }
         Ok(end)
     }

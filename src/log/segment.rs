@@ -3,6 +3,7 @@
 //! knows nothing of other segments, flush policy or retention.
 
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
+use super::txn_index::{AbortedTxn, TxnIndex};
 use super::LogError;
 use crate::protocol::record_batch::{
     max_timestamp_of_header, BatchHeader, RecordBatch, HEADER_LEN, LOG_OVERHEAD,
@@ -48,6 +49,8 @@ pub(crate) struct Segment {
     log: Arc<dyn DiskFile>,
     index: SparseIndex<OffsetEntry>,
     time_index: SparseIndex<TimeEntry>,
+    /// The transactions aborted by markers in this segment (`.txnindex`).
+    txn_index: TxnIndex,
     /// Bytes of valid batches; the file is never longer once recovery or an append completes.
     size_bytes: u64,
     /// One past the last offset in the segment (`base_offset` when empty).
@@ -80,17 +83,19 @@ struct Scan {
 }
 
 impl Segment {
-    fn paths(dir: &Path, base_offset: u64) -> [PathBuf; 3] {
+    fn paths(dir: &Path, base_offset: u64) -> [PathBuf; 4] {
         Self::paths_with(dir, base_offset, "")
     }
 
-    /// The segment's three files with `suffix` after each name (the cleaner's `.cleaned` and
-    /// `.swap`), the log file last.
-    pub fn paths_with(dir: &Path, base_offset: u64, suffix: &str) -> [PathBuf; 3] {
+    /// The segment's four files with `suffix` after each name (the cleaner's `.cleaned` and
+    /// `.swap`): log, offset index, time index, aborted-transaction index (which exists only
+    /// once the segment has an entry).
+    pub fn paths_with(dir: &Path, base_offset: u64, suffix: &str) -> [PathBuf; 4] {
         [
             dir.join(format!("{}{suffix}", file_name(base_offset, "log"))),
             dir.join(format!("{}{suffix}", file_name(base_offset, "index"))),
             dir.join(format!("{}{suffix}", file_name(base_offset, "timeindex"))),
+            dir.join(format!("{}{suffix}", file_name(base_offset, "txnindex"))),
         ]
     }
 
@@ -124,7 +129,14 @@ impl Segment {
         max_batch_bytes: usize,
         gaps_allowed: bool,
     ) -> Result<Segment, LogError> {
-        let [log_path, index_path, time_path] = Self::paths_with(dir, base_offset, suffix);
+        let [log_path, index_path, time_path, txn_path] =
+            Self::paths_with(dir, base_offset, suffix);
+        // A stale aborted-transaction index of an earlier segment at this base must not
+        // reappear under the new one.
+        if disk.exists(&txn_path) {
+            disk.remove(&txn_path)
+                .map_err(|e| LogError::io(&txn_path, e))?;
+        }
         let open_fresh = |p: &Path| -> Result<Arc<dyn DiskFile>, LogError> {
             let f = disk.open_or_create(p).map_err(|e| LogError::io(p, e))?;
             f.truncate(0).map_err(|e| LogError::io(p, e))?;
@@ -141,6 +153,7 @@ impl Segment {
             log,
             index,
             time_index,
+            txn_index: TxnIndex::empty(txn_path),
             size_bytes: 0,
             next_offset: base_offset,
             bytes_since_index_entry: 0,
@@ -158,6 +171,39 @@ impl Segment {
     /// The segment's files were renamed to their final names (the cleaner's swap).
     pub fn set_final_path(&mut self, dir: &Path) {
         self.path = dir.join(file_name(self.base_offset, "log"));
+        self.txn_index
+            .set_path(dir.join(file_name(self.base_offset, "txnindex")));
+    }
+
+    /// The transactions aborted by markers in this segment.
+    pub fn aborted(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+
+    /// Adds to `out` the entries whose marker is at or after `from` and whose records begin
+    /// before `to`.
+    pub fn collect_aborted(&self, from: i64, to: i64, out: &mut Vec<AbortedTxn>) {
+        self.txn_index.collect(from, to, out);
+    }
+
+    /// Records a transaction aborted by a marker in this segment; it reaches the file at the
+    /// next [`Segment::sync`].
+    pub fn push_aborted(&mut self, entry: AbortedTxn) {
+        assert!(
+            entry.last_offset >= self.base_offset as i64
+                && entry.last_offset < self.next_offset as i64,
+            "abort marker {entry:?} outside segment {}..{}",
+            self.base_offset,
+            self.next_offset
+        );
+        self.txn_index.push(entry);
+    }
+
+    /// Drops, durably, the aborted transactions whose marker is at or after `offset`.
+    pub fn truncate_aborted_from(&mut self, offset: u64) -> Result<(), LogError> {
+        self.txn_index
+            .truncate_from(offset as i64)
+            .map_err(|e| LogError::io(self.txn_index.path(), e))
     }
 
     pub fn id(&self) -> u64 {
@@ -196,7 +242,7 @@ impl Segment {
         max_batch_bytes: usize,
         gaps_allowed: bool,
     ) -> Result<(Segment, Option<String>), LogError> {
-        let [log_path, index_path, time_path] = Self::paths(dir, base_offset);
+        let [log_path, index_path, time_path, txn_path] = Self::paths(dir, base_offset);
         let log = disk
             .open(&log_path)
             .map_err(|e| LogError::io(&log_path, e))?;
@@ -232,6 +278,7 @@ impl Segment {
             log,
             index,
             time_index,
+            txn_index: TxnIndex::empty(txn_path.clone()),
             size_bytes: 0,
             next_offset: base_offset,
             bytes_since_index_entry: 0,
@@ -287,6 +334,15 @@ impl Segment {
             segment.log.sync().map_err(|e| LogError::io(&log_path, e))?;
         }
         segment.first_batch_timestamp_ms = segment.read_first_timestamp()?;
+        let (txn_index, txn_note) =
+            TxnIndex::load(disk, txn_path.clone(), base_offset, segment.next_offset)
+                .map_err(|e| LogError::io(&txn_path, e))?;
+        segment.txn_index = txn_index;
+        // A cut aborted-transaction index is not a cut log: the broker rebuilds the entries
+        // it needs from its producer snapshot on.
+        if let Some(n) = txn_note {
+            tracing::warn!("{n}");
+        }
         Ok((segment, truncated))
     }
 
@@ -729,6 +785,7 @@ impl Segment {
         self.time_index
             .truncate_from(relative)
             .map_err(|e| LogError::io(&self.path, e))?;
+        self.truncate_aborted_from(new_end)?;
         self.size_bytes = position;
         self.next_offset = new_end;
         // Recompute the maxima over what is left, and where the next index entry falls.
@@ -774,21 +831,29 @@ impl Segment {
             .map_err(|e| LogError::io(&self.path, e))
     }
 
-    /// Makes the segment's data durable and writes its index entries out, without syncing
-    /// them: an index is a hint that recovery and reads check before use, and syncing two more
-    /// files would triple the cost of every group commit. [`Segment::sync_all`] syncs them too.
-    pub fn sync(&mut self) -> Result<(), LogError> {
+    /// Makes the segment's data and its aborted-transaction entries durable and writes its
+    /// index entries out, without syncing them: an index is a hint that recovery and reads
+    /// check before use, and syncing two more files would triple the cost of every group
+    /// commit. [`Segment::sync_all`] syncs them too. The aborted-transaction index is synced
+    /// (only when it has new entries, which only abort markers bring): a producer snapshot at
+    /// this flush will trust it. Returns whether the index file was created (its directory
+    /// then needs a sync).
+    pub fn sync(&mut self, disk: &dyn Disk) -> Result<bool, LogError> {
         if self.unsynced {
             self.log.sync().map_err(|e| LogError::io(&self.path, e))?;
             self.unsynced = false;
         }
-        self.persist_indexes(false)
+        self.persist_indexes(false)?;
+        self.txn_index
+            .persist(disk, true)
+            .map_err(|e| LogError::io(self.txn_index.path(), e))
     }
 
     /// Data and indexes durable: for a clean shutdown, after which no recovery scan is needed.
-    pub fn sync_all(&mut self) -> Result<(), LogError> {
-        self.sync()?;
-        self.persist_indexes(true)
+    pub fn sync_all(&mut self, disk: &dyn Disk) -> Result<bool, LogError> {
+        let created = self.sync(disk)?;
+        self.persist_indexes(true)?;
+        Ok(created)
     }
 
     pub fn remove_files(&self, disk: &dyn Disk, dir: &Path) -> Result<(), LogError> {

@@ -8,8 +8,9 @@
 //! Transactions (KIP-98): a producer's transactional batches open a transaction at the first
 //! one's offset, which stays open until the coordinator's marker (a control batch, commit or
 //! abort) arrives. The first offset of the oldest open transaction bounds the last stable
-//! offset; each aborted transaction is remembered as (producer, first offset, marker offset),
-//! Kafka's aborted-transaction index, so a `read_committed` fetch can name what to skip.
+//! offset; each abort marker applied yields (producer, first offset, marker offset), which the
+//! broker writes to the log's aborted-transaction index (`.txnindex`), so a `read_committed`
+//! fetch can name what to skip.
 
 use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
@@ -89,10 +90,10 @@ pub struct ProducerInfo {
     pub txn_start_offset: i64,
 }
 
-/// One aborted transaction (Kafka's `.txnindex` entry): its records lie in
+/// One aborted transaction (what Kafka's `.txnindex` entry holds): its records lie in
 /// `first_offset..last_offset`, and `last_offset` is its abort marker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AbortedTxn {
+pub struct AbortedRange {
     pub producer_id: i64,
     pub first_offset: i64,
     pub last_offset: i64,
@@ -164,9 +165,11 @@ fn next_sequence(seq: i32) -> i32 {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerStates {
     producers: BTreeMap<i64, Producer>,
-    /// Aborted transactions, in marker order (offsets increase).
-    #[serde(default)]
-    aborted: Vec<AbortedTxn>,
+    /// Aborted transactions as snapshots of an earlier ketch kept them (before the log had a
+    /// `.txnindex`): read, never written, and handed to the log once (see
+    /// [`ProducerStates::take_legacy_aborted`]).
+    #[serde(default, rename = "aborted", skip_serializing)]
+    legacy_aborted: Vec<AbortedRange>,
     /// Transactions whose marker is written but maybe not yet replicated, as (first offset,
     /// marker offset): they stay unstable until the high watermark passes the marker, as in
     /// Kafka, so a failover that loses the marker never moves the last stable offset back.
@@ -292,7 +295,7 @@ impl ProducerStates {
 
     /// Records an appended idempotent batch (also used when rebuilding from the log).
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchRange) {
-        self.apply(&ProducerBatch {
+        let _not_a_marker = self.apply(&ProducerBatch {
             producer_id,
             epoch,
             range: batch,
@@ -302,7 +305,9 @@ impl ProducerStates {
     }
 
     /// Records an appended producer batch of any kind (also used when rebuilding from the log).
-    pub fn apply(&mut self, b: &ProducerBatch) {
+    /// An abort marker that ends an open transaction returns it, for the log's aborted index.
+    #[must_use = "an aborted transaction belongs in the log's aborted-transaction index"]
+    pub fn apply(&mut self, b: &ProducerBatch) -> Option<AbortedRange> {
         let p = self.producers.entry(b.producer_id).or_default();
         if b.epoch != p.epoch {
             p.epoch = b.epoch;
@@ -315,37 +320,27 @@ impl ProducerStates {
                 if b.kind == BatchKind::Transactional && p.ongoing_first_offset.is_none() {
                     p.ongoing_first_offset = Some(b.range.first_offset);
                 }
-                if b.range.first_seq < 0 {
-                    return; // no sequence to remember
+                if b.range.first_seq >= 0 {
+                    // (no sequence to remember otherwise)
+                    p.batches.push_back(b.range);
+                    while p.batches.len() > BATCHES_PER_PRODUCER {
+                        p.batches.pop_front();
+                    }
                 }
-                p.batches.push_back(b.range);
-                while p.batches.len() > BATCHES_PER_PRODUCER {
-                    p.batches.pop_front();
-                }
+                None
             }
             BatchKind::Marker {
                 commit,
                 coordinator_epoch,
             } => {
                 p.coordinator_epoch = p.coordinator_epoch.max(coordinator_epoch);
-                if let Some(first_offset) = p.ongoing_first_offset.take() {
-                    self.ended.push((first_offset, b.range.first_offset));
-                    if !commit {
-                        let entry = AbortedTxn {
-                            producer_id: b.producer_id,
-                            first_offset,
-                            last_offset: b.range.first_offset,
-                        };
-                        assert!(
-                            self.aborted
-                                .last()
-                                .is_none_or(|a| a.last_offset < entry.last_offset),
-                            "abort markers out of offset order: {entry:?} after {:?}",
-                            self.aborted.last()
-                        );
-                        self.aborted.push(entry);
-                    }
-                }
+                let first_offset = p.ongoing_first_offset.take()?;
+                self.ended.push((first_offset, b.range.first_offset));
+                (!commit).then_some(AbortedRange {
+                    producer_id: b.producer_id,
+                    first_offset,
+                    last_offset: b.range.first_offset,
+                })
             }
         }
     }
@@ -385,22 +380,10 @@ impl ProducerStates {
             .collect()
     }
 
-    /// The aborted transactions a read of `from..to` must tell a `read_committed` consumer
-    /// of: those whose marker is at or after `from` and whose records begin before `to`.
-    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        let first = self.aborted.partition_point(|a| a.last_offset < from);
-        self.aborted[first..]
-            .iter()
-            .filter(|a| a.first_offset < to)
-            .copied()
-            .collect()
-    }
-
-    /// Forgets aborted transactions wholly below the log start (retention or DeleteRecords
-    /// removed their marker).
-    pub fn forget_below(&mut self, log_start: i64) {
-        let first = self.aborted.partition_point(|a| a.last_offset < log_start);
-        self.aborted.drain(..first);
+    /// The aborted transactions a snapshot of an earlier ketch held (empty after the first
+    /// call, and for every snapshot this one writes).
+    pub fn take_legacy_aborted(&mut self) -> Vec<AbortedRange> {
+        std::mem::take(&mut self.legacy_aborted)
     }
 }
 
@@ -495,39 +478,50 @@ mod tests {
     #[test]
     fn open_transactions_bound_the_lso_and_aborts_are_indexed() {
         let mut s = ProducerStates::new();
-        s.apply(&txn(1, 0, 0, 10));
-        s.apply(&txn(2, 0, 0, 12));
-        s.apply(&txn(1, 0, 2, 14));
+        assert_eq!(s.apply(&txn(1, 0, 0, 10)), None);
+        assert_eq!(s.apply(&txn(2, 0, 0, 12)), None);
+        assert_eq!(s.apply(&txn(1, 0, 2, 14)), None);
         assert_eq!(s.first_unstable_offset(i64::MAX), Some(10));
-        s.apply(&marker(1, 0, false, 16));
-        // Until the high watermark passes its marker, an ended transaction is unstable.
-        assert_eq!(s.first_unstable_offset(16), Some(10));
-        assert_eq!(s.first_unstable_offset(17), Some(12));
-        s.apply(&marker(2, 0, true, 17));
-        assert_eq!(s.first_unstable_offset(17), Some(12));
-        assert_eq!(s.first_unstable_offset(18), None);
-        s.settle(18);
-        assert_eq!(s.first_unstable_offset(0), None);
-        let aborted = AbortedTxn {
+        let aborted = AbortedRange {
             producer_id: 1,
             first_offset: 10,
             last_offset: 16,
         };
-        assert_eq!(s.aborted_between(0, 11), vec![aborted]);
-        assert_eq!(s.aborted_between(16, 100), vec![aborted]);
-        assert_eq!(s.aborted_between(17, 100), vec![]);
-        assert_eq!(s.aborted_between(0, 10), vec![]);
+        assert_eq!(s.apply(&marker(1, 0, false, 16)), Some(aborted));
+        // Until the high watermark passes its marker, an ended transaction is unstable.
+        assert_eq!(s.first_unstable_offset(16), Some(10));
+        assert_eq!(s.first_unstable_offset(17), Some(12));
+        // A commit yields nothing; a second marker with no open transaction neither.
+        assert_eq!(s.apply(&marker(2, 0, true, 17)), None);
+        assert_eq!(s.apply(&marker(1, 0, false, 18)), None);
+        assert_eq!(s.first_unstable_offset(17), Some(12));
+        assert_eq!(s.first_unstable_offset(18), None);
+        s.settle(18);
+        assert_eq!(s.first_unstable_offset(0), None);
         // Sequences go on across transactions in one epoch.
         assert_eq!(s.check(1, 0, 4, 5), Ok(Verdict::Append));
-        s.forget_below(17);
-        assert_eq!(s.aborted_between(0, 100), vec![]);
+    }
+
+    #[test]
+    fn a_snapshot_of_an_earlier_ketch_hands_its_aborted_list_over_once() {
+        let old =
+            r#"{"producers":{},"aborted":[{"producer_id":3,"first_offset":1,"last_offset":4}]}"#;
+        let mut s: ProducerStates = serde_json::from_str(old).unwrap();
+        let entry = AbortedRange {
+            producer_id: 3,
+            first_offset: 1,
+            last_offset: 4,
+        };
+        assert_eq!(s.take_legacy_aborted(), vec![entry]);
+        assert!(s.take_legacy_aborted().is_empty());
+        assert!(!serde_json::to_string(&s).unwrap().contains("aborted"));
     }
 
     #[test]
     fn markers_of_older_producer_or_coordinator_epochs_are_fenced() {
         let mut s = ProducerStates::new();
-        s.apply(&txn(1, 2, 0, 0));
-        s.apply(&marker(1, 3, false, 2));
+        let _ = s.apply(&txn(1, 2, 0, 0));
+        let _ = s.apply(&marker(1, 3, false, 2));
         assert_eq!(s.check_marker(1, 2, 3).map_err(|e| e.code()), Err(47));
         assert_eq!(s.check_marker(1, 3, 2).map_err(|e| e.code()), Err(52));
         assert_eq!(s.check_marker(1, 3, 3), Ok(()));
