@@ -436,6 +436,7 @@ fn build_broker(
             transaction_state_replication_factor: config.transaction_state_replication_factor,
             transaction_state_min_isr: config.transaction_state_min_isr,
             transaction_abort_check_interval_ms: config.transaction_abort_check_interval_ms,
+            transaction_verification: config.transaction_partition_verification_enable,
             inter_broker_listener_name: config.inter_broker_listener_name.clone(),
             log_dirs: config.log_dirs.clone(),
             described: config.described(),

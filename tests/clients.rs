@@ -488,3 +488,216 @@ fn a_hanging_transaction_is_aborted_by_its_timeout_or_by_ketch_transactions() {
     assert_eq!(row.get(4), Some(&"CompleteAbort"), "{described}");
     assert_eq!(kcat_count(&node, "hang", "read_committed"), 5);
 }
+
+/// One request to `addr` and its answer, through the library's one-shot client.
+fn call(
+    addr: &str,
+    api_key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    body: kafka_protocol::messages::RequestKind,
+) -> kafka_protocol::messages::ResponseKind {
+    ketch::runtime::block_on(ketch::wire::call_once(
+        addr,
+        "kip-890-test",
+        api_key,
+        version,
+        &body,
+        16 << 20,
+        Duration::from_secs(10),
+    ))
+    .unwrap()
+    .unwrap_or_else(|| panic!("no answer to {api_key:?} from {addr}"))
+}
+
+/// A transactional batch of one record for `producer` at base sequence `seq`, produced
+/// (acks=all) to `topic`-`partition` with `transactional_id`: the error code.
+fn produce_transactional(
+    addr: &str,
+    transactional_id: Option<&str>,
+    producer: (i64, i16),
+    seq: i32,
+    topic: &str,
+    partition: i32,
+    value: &str,
+) -> i16 {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use ketch::protocol::record_batch::{build_batch, set_producer, set_transactional_producer};
+    let mut batch = build_batch(0, 1_700_000_000_000, &[(None, value.as_bytes())]);
+    set_transactional_producer(&mut batch, producer.0, producer.1);
+    set_producer(&mut batch, producer.0, producer.1, seq);
+    let body = ProduceRequest::default()
+        .with_transactional_id(
+            transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string()))),
+        )
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch.into())),
+            ])]);
+    let ResponseKind::Produce(r) = call(addr, ApiKey::Produce, 9, RequestKind::Produce(body))
+    else {
+        panic!("not a Produce answer");
+    };
+    r.responses[0].partition_responses[0].error_code
+}
+
+/// KIP-890's server-side defence, as a transactional producer's requests reach the broker:
+/// a batch for a partition its transaction never added, a batch that arrives after its
+/// transaction ended, and one without a transactional id are refused with INVALID_TXN_STATE
+/// and written nowhere, so the last stable offset is never held by a transaction no
+/// coordinator will end (kcat's read_committed consumer reads everything committed). With
+/// `transaction.partition.verification.enable=false` the same late batch is appended and
+/// holds the last stable offset, which is what the defence is for.
+#[test]
+fn a_late_or_stray_transactional_batch_cannot_open_a_transaction() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    const INVALID_TXN_STATE: i16 = 48;
+    let run = |name: &str, extra: &str| -> (Vec<i16>, usize, usize) {
+        let node = Node::new(name, extra);
+        let b = node.bootstrap();
+        let (ok, out, err) = node.ketch(
+            &[
+                "topics",
+                "--bootstrap-server",
+                &b,
+                "--create",
+                "--topic",
+                "late",
+                "--partitions",
+                "2",
+            ],
+            None,
+        );
+        assert!(ok, "{out}{err}");
+        let tid = || TransactionalId(StrBytes::from_string("late-1".to_string()));
+        // A single node coordinates everything; the first FindCoordinator creates the state
+        // topic, so ask until the coordinator is ready.
+        let mut producer = (-1, -1);
+        for _ in 0..100 {
+            call(
+                &b,
+                ApiKey::FindCoordinator,
+                4,
+                RequestKind::FindCoordinator(
+                    FindCoordinatorRequest::default()
+                        .with_key_type(1)
+                        .with_coordinator_keys(vec![StrBytes::from_static_str("late-1")]),
+                ),
+            );
+            let ResponseKind::InitProducerId(r) = call(
+                &b,
+                ApiKey::InitProducerId,
+                1,
+                RequestKind::InitProducerId(
+                    InitProducerIdRequest::default()
+                        .with_transactional_id(Some(tid()))
+                        .with_transaction_timeout_ms(60_000),
+                ),
+            ) else {
+                panic!("not an InitProducerId answer");
+            };
+            if r.error_code == 0 {
+                producer = (r.producer_id.0, r.producer_epoch);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(producer.0 >= 0, "no producer id");
+        let ResponseKind::AddPartitionsToTxn(r) = call(
+            &b,
+            ApiKey::AddPartitionsToTxn,
+            3,
+            RequestKind::AddPartitionsToTxn(
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(tid())
+                    .with_v3_and_below_producer_id(ProducerId(producer.0))
+                    .with_v3_and_below_producer_epoch(producer.1)
+                    .with_v3_and_below_topics(vec![
+                        add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                            .with_name(TopicName(StrBytes::from_static_str("late")))
+                            .with_partitions(vec![0]),
+                    ]),
+            ),
+        ) else {
+            panic!("not an AddPartitionsToTxn answer");
+        };
+        assert_eq!(
+            r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+            0
+        );
+        let mut codes = vec![
+            // In the transaction: appended.
+            produce_transactional(&b, Some("late-1"), producer, 0, "late", 0, "in"),
+            // Never added to it.
+            produce_transactional(&b, Some("late-1"), producer, 0, "late", 1, "stray"),
+        ];
+        let ResponseKind::EndTxn(r) = call(
+            &b,
+            ApiKey::EndTxn,
+            3,
+            RequestKind::EndTxn(
+                EndTxnRequest::default()
+                    .with_transactional_id(tid())
+                    .with_producer_id(ProducerId(producer.0))
+                    .with_producer_epoch(producer.1)
+                    .with_committed(true),
+            ),
+        ) else {
+            panic!("not an EndTxn answer");
+        };
+        assert_eq!(r.error_code, 0);
+        // The commit marker is on partition 0 once read_committed sees the record.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while kcat_count(&node, "late", "read_committed") < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the commit never became visible"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The same producer's next batch arrives late, after its transaction ended; then one
+        // without a transactional id.
+        codes.push(produce_transactional(
+            &b,
+            Some("late-1"),
+            producer,
+            1,
+            "late",
+            0,
+            "late",
+        ));
+        codes.push(produce_transactional(
+            &b, None, producer, 2, "late", 0, "no id",
+        ));
+        (
+            codes,
+            kcat_count(&node, "late", "read_committed"),
+            kcat_count(&node, "late", "read_uncommitted"),
+        )
+    };
+    let (codes, committed, uncommitted) = run("kip890-on", "");
+    assert_eq!(
+        codes,
+        vec![0, INVALID_TXN_STATE, INVALID_TXN_STATE, INVALID_TXN_STATE]
+    );
+    assert_eq!(
+        (committed, uncommitted),
+        (1, 1),
+        "nothing but the committed record"
+    );
+    // Without the defence: the stray batch opens a transaction on partition 1 and the late
+    // one another on partition 0; nothing will ever end them, so read_committed stops at
+    // them (the batch without an id then joins the late one's open transaction).
+    let (codes, committed, uncommitted) = run(
+        "kip890-off",
+        "transaction.partition.verification.enable=false\n",
+    );
+    assert_eq!(codes, vec![0, 0, 0, 0]);
+    assert_eq!((committed, uncommitted), (1, 4));
+}

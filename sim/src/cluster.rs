@@ -297,6 +297,11 @@ struct Txn {
     /// When it began (its AddPartitionsToTxn was first sent; ms since the start): a power
     /// loss since may have taken any of the coordinator's records of it.
     started_ms: u64,
+    /// Records of a batch sent after its EndTxn succeeded, as a late retry arrives (partition,
+    /// value): each may be absent, but if present it shares the transaction's fate and lies
+    /// before the transaction's marker in its partition (KIP-890: a late batch never opens a
+    /// transaction of its own).
+    late: Vec<(i32, String)>,
 }
 
 /// A transactional record's value is `t{producer}-{transaction}-{partition}-{index}`.
@@ -395,6 +400,10 @@ struct Counts {
     /// Caught-up replica logs compared byte for byte at the end.
     replicas_compared: u64,
     txn_resets: u64,
+    /// Late transactional batches (sent after EndTxn succeeded) appended into their
+    /// transaction before its marker, and refused after it (KIP-890).
+    txn_late_joined: u64,
+    txn_late_refused: u64,
     rc_polled: u64,
 }
 
@@ -1180,6 +1189,7 @@ async fn transactional_producer(world: World, k: usize, seed: u64) {
                         values: Vec::new(),
                         fate: TxnFate::Open,
                         started_ms,
+                        late: Vec::new(),
                     },
                 );
             }
@@ -1238,9 +1248,15 @@ async fn transactional_producer(world: World, k: usize, seed: u64) {
                         continue;
                     };
                     lock(&world).counts.produce_attempts += 1;
-                    let (code, base) =
-                        kafka::produce(&mut client, &addr, *p, -1, Bytes::from(plain.clone()))
-                            .await;
+                    let (code, base) = kafka::produce_as(
+                        &mut client,
+                        &addr,
+                        *p,
+                        -1,
+                        Bytes::from(plain.clone()),
+                        Some(&tid),
+                    )
+                    .await;
                     if code == 0 || code == 46 {
                         let mut w = lock(&world);
                         if let Some(t) = w.txns.get_mut(&(k, n)) {
@@ -1333,6 +1349,67 @@ async fn transactional_producer(world: World, k: usize, seed: u64) {
             if !ended {
                 lock(&world).counts.txn_resets += 1;
                 continue 'incarnation;
+            }
+            // Now and then a batch of this transaction arrives late, after EndTxn succeeded
+            // (a retry stuck in the network), with the next sequence: before the marker it
+            // joins the transaction; after it, its coordinator must refuse it
+            // (INVALID_TXN_STATE), or it would open a transaction nobody ends (KIP-890).
+            if rng.gen_bool(0.25) {
+                let p = chosen[rng.gen_range(0..chosen.len())];
+                if let Some((addr, leader, _)) = view.leader_addr(p) {
+                    let value = format!("t{k}-{n}-{p}-late");
+                    let seq = *sequences.get(&p).unwrap_or(&0);
+                    let keyed = lock(&world).mix.compact;
+                    let mut batch = build_batch(
+                        0,
+                        1_700_000_000_000 + n as i64,
+                        &[(keyed.then_some(value.as_bytes()), value.as_bytes())],
+                    );
+                    set_transactional_producer(&mut batch, producer.0, producer.1);
+                    set_producer(&mut batch, producer.0, producer.1, seq);
+                    if let Some(t) = lock(&world).txns.get_mut(&(k, n)) {
+                        t.late.push((p, value.clone()));
+                    }
+                    // NOT_ENOUGH_REPLICAS (the coordinator is still writing the markers, or
+                    // out of reach) is retried, as a producer retries it.
+                    let mut code = NETWORK;
+                    for _ in 0..20 {
+                        let base;
+                        (code, base) = kafka::produce_as(
+                            &mut client,
+                            &addr,
+                            p,
+                            -1,
+                            Bytes::from(batch.clone()),
+                            Some(&tid),
+                        )
+                        .await;
+                        lock(&world).event(
+                            usize::MAX,
+                            &format!(
+                                "p{p}: late {value}: error {code} at {base} from node {leader}"
+                            ),
+                        );
+                        if code != 19 {
+                            break;
+                        }
+                        sleep_ms(rng.gen_range(20..100)).await;
+                    }
+                    match code {
+                        0 => {
+                            lock(&world).counts.txn_late_joined += 1;
+                            sequences.insert(p, seq + 1);
+                        }
+                        // INVALID_TXN_STATE: refused; the sequence was not used.
+                        48 => lock(&world).counts.txn_late_refused += 1,
+                        // Whether it was written is unknown, and with it the next sequence:
+                        // start over with a new epoch.
+                        _ => {
+                            lock(&world).counts.txn_resets += 1;
+                            continue 'incarnation;
+                        }
+                    }
+                }
             }
             sleep_ms(rng.gen_range(10..100)).await;
         }
@@ -2623,6 +2700,9 @@ fn check_transactions(
     batches: &BTreeMap<i32, BTreeMap<i64, kafka::BatchMeta>>,
 ) {
     let mut outcome: BTreeMap<(i32, i64), Outcome> = BTreeMap::new();
+    // (partition, offset) of a transactional record → the offset of the marker that ends it
+    // (absent: none does).
+    let mut closing: BTreeMap<(i32, i64), i64> = BTreeMap::new();
     for (p, list) in batches {
         // Producer id → the offset ranges of its transactional batches since its last marker.
         let mut open: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
@@ -2637,6 +2717,7 @@ fn check_transactions(
                     for (from, to) in open.remove(&b.producer_id).unwrap_or_default() {
                         for offset in from..=to {
                             outcome.insert((*p, offset), o);
+                            closing.insert((*p, offset), b.base_offset);
                         }
                     }
                 }
@@ -2715,6 +2796,42 @@ fn check_transactions(
                     }
                 }
                 None => {}
+            }
+        }
+        // A batch that arrived after EndTxn succeeded may be absent; if present it belongs to
+        // the transaction: ended by the same marker as the transaction's own record in its
+        // partition, never by a later one or none (a transaction of its own, KIP-890).
+        for (p, v) in &t.late {
+            let Some(at) = where_is.get(v.as_str()) else {
+                continue;
+            };
+            let o = outcome.get(at).copied().unwrap_or(Outcome::Open);
+            if o == Outcome::Committed {
+                committed.push(v.as_str());
+            } else {
+                other.push((v.as_str(), o));
+            }
+            let own = t
+                .values
+                .iter()
+                .filter(|(q, _, _)| q == p)
+                .find_map(|(_, _, own)| where_is.get(own.as_str()));
+            if let Some(own) = own {
+                if closing.get(own) != closing.get(at) {
+                    let excused = w.loss_excused(None, t.started_ms);
+                    report(
+                        w,
+                        excused,
+                        format!(
+                            "transaction t{k}-{n}: the late {v} at partition {p} offset {} is ended by the marker at {:?}, the transaction's own record at {} by the one at {:?}; {}",
+                            at.1,
+                            closing.get(at),
+                            own.1,
+                            closing.get(own),
+                            producer_history(batches, at.0, at.1)
+                        ),
+                    );
+                }
             }
         }
         if !committed.is_empty() && !other.is_empty() {
@@ -2884,7 +3001,7 @@ pub fn run(options: Options) -> Report {
     Report {
         violations: w.violations.clone(),
         summary: format!(
-            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE ({} consumer resets), {} commits acknowledged, {} commit read-backs; {} admin changes ({} DeleteRecords); {} caught-up replica logs compared; {} transactions ({} committed, {} aborted, {} in doubt, {} producer restarts), {} records read committed; {} losses excused by the page-cache rule; {} violations",
+            "seed {}: {} events, {} crashes ({} power losses, {} disk-error stops), {} clogs, {} pauses; {} controller epochs, {} partition leader epochs; {} acks=all and {} acks=1 records acknowledged, {} sent with acks=0 ({} produce attempts, {} retried errors, {} producer resets), {} records polled, {} OFFSET_OUT_OF_RANGE ({} consumer resets), {} commits acknowledged, {} commit read-backs; {} admin changes ({} DeleteRecords); {} caught-up replica logs compared; {} transactions ({} committed, {} aborted, {} in doubt, {} producer restarts; late batches: {} joined, {} refused), {} records read committed; {} losses excused by the page-cache rule; {} violations",
             options.seed,
             w.events,
             w.crashes,
@@ -2913,6 +3030,8 @@ pub fn run(options: Options) -> Report {
             w.txns.values().filter(|t| t.fate == TxnFate::Aborted).count(),
             w.txns.values().filter(|t| t.fate == TxnFate::CommitSent).count(),
             c.txn_resets,
+            c.txn_late_joined,
+            c.txn_late_refused,
             c.rc_polled,
             c.excused_losses,
             w.violations.len()

@@ -265,10 +265,19 @@ pub async fn init_producer_id(client: &mut Client) -> (i16, i64, i16) {
     }
 }
 
-/// Produce of one batch to one partition.
-fn produce_request(partition: i32, acks: i16, batch: Bytes) -> RequestKind {
+/// Produce of one batch to one partition (a transactional producer's names its
+/// `transactional.id`, which KIP-890's verification needs).
+fn produce_request(
+    partition: i32,
+    acks: i16,
+    batch: Bytes,
+    transactional_id: Option<&str>,
+) -> RequestKind {
     RequestKind::Produce(
         ProduceRequest::default()
+            .with_transactional_id(
+                transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string()))),
+            )
             .with_acks(acks)
             .with_timeout_ms(3_000)
             .with_topic_data(vec![produce_request::TopicProduceData::default()
@@ -288,7 +297,7 @@ pub async fn produce_acks0(
     partition: i32,
     batch: Bytes,
 ) -> Result<(), String> {
-    let body = produce_request(partition, 0, batch);
+    let body = produce_request(partition, 0, batch, None);
     client.send_oneway(addr, ApiKey::Produce, 9, &body).await
 }
 
@@ -300,7 +309,20 @@ pub async fn produce(
     acks: i16,
     batch: Bytes,
 ) -> (i16, i64) {
-    let body = produce_request(partition, acks, batch);
+    produce_as(client, addr, partition, acks, batch, None).await
+}
+
+/// One batch to one partition, from transactional id `transactional_id` if given: (error,
+/// base offset).
+pub async fn produce_as(
+    client: &mut Client,
+    addr: &str,
+    partition: i32,
+    acks: i16,
+    batch: Bytes,
+    transactional_id: Option<&str>,
+) -> (i16, i64) {
+    let body = produce_request(partition, acks, batch, transactional_id);
     match client.send(addr, ApiKey::Produce, 9, &body).await {
         Ok(ResponseKind::Produce(r)) => r
             .responses

@@ -55,7 +55,7 @@ struct Args {
     /// Plant a deliberate bug the checks must catch: `ack-before-fsync` (storage),
     /// `skip-metadata-flush` (quorum), `ack-before-isr`, `hw-from-non-isr`,
     /// `truncate-below-hw`, `fetch-above-hw`, `leader-outside-isr`, `commit-before-append`,
-    /// `lso-is-hw`, `aborted-index-lost`
+    /// `lso-is-hw`, `aborted-index-lost`, `skip-txn-verification`
     /// (cluster).
     #[arg(long)]
     plant: Option<String>,

@@ -36,6 +36,8 @@ pub struct BrokerConfig {
     pub transaction_state_min_isr: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub transaction_abort_check_interval_ms: u64,
+    /// `transaction.partition.verification.enable` (KIP-890).
+    pub transaction_verification: bool,
     /// `log.dirs`, for DescribeLogDirs.
     pub log_dirs: Vec<std::path::PathBuf>,
     /// Every broker setting as `server.properties` gave it or its default, for DescribeConfigs.

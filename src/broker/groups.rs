@@ -8,7 +8,7 @@
 //! by tokens.
 
 use super::context::Broker;
-use super::partitions::{Partition, PartitionError};
+use super::partitions::{Partition, PartitionError, TxnCheck};
 use crate::group::coordinator::{Effects, Reply, Token};
 use crate::group::records::{partition_for, GroupKey};
 use crate::group::{Coordinator, GroupConfig};
@@ -182,7 +182,7 @@ impl Groups {
         let mut result = Ok(());
         for (index, records) in by_partition {
             let stored = self
-                .store_batch(broker, index, encode_batch(0, now, &records))
+                .store_batch(broker, index, encode_batch(0, now, &records), TxnCheck::Off)
                 .await;
             if let Err(e) = stored {
                 tracing::warn!("group records not stored: {e}");
@@ -203,12 +203,13 @@ impl Groups {
         broker: &Broker,
         index: i32,
         batch: Vec<u8>,
+        check: TxnCheck,
     ) -> Result<(), GroupStoreError> {
         let partition = self
             .offsets_partition(broker, index)
             .ok_or(GroupStoreError::NotHere(index))?;
         let appended = partition
-            .append_as_leader(batch, true)
+            .append_as_leader(batch, true, check)
             .await
             .map_err(|e| GroupStoreError::Partition(index, e))?;
         broker.partitions.notify_appended();
@@ -226,9 +227,9 @@ impl Groups {
         broker: &Broker,
         inner: &mut GroupsInner,
         group_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
+        (producer_id, producer_epoch): (i64, i16),
         writes: &[crate::group::coordinator::Write],
+        check: TxnCheck,
     ) -> Result<(), GroupStoreError> {
         let index = self.partition_of(group_id);
         let records: Vec<RecordRef<'_>> = writes
@@ -237,7 +238,7 @@ impl Groups {
             .collect();
         let mut batch = encode_batch(0, broker.clock.wall_ms(), &records);
         set_transactional_producer(&mut batch, producer_id, producer_epoch);
-        let stored = self.store_batch(broker, index, batch).await;
+        let stored = self.store_batch(broker, index, batch, check).await;
         if let Err(e) = &stored {
             tracing::warn!("transactional offsets not stored: {e}");
             inner.loaded.remove(&index);

@@ -26,7 +26,7 @@ use crate::protocol::record_batch::{
     BatchHeader, RecordBatch,
 };
 use crate::replication::producer_state::{
-    last_sequence, AbortedRange, BatchKind, ProducerBatch, ProducerInfo,
+    last_sequence, AbortedRange, BatchKind, ProducerBatch, ProducerInfo, Verifications,
 };
 use crate::replication::{
     BatchRange, EpochCache, IsrAnswer, LeaderState, PendingIsr, ProducerStates, SequenceError,
@@ -169,6 +169,22 @@ pub struct FollowerRead {
     pub diverging: Option<(i32, i64)>,
 }
 
+/// KIP-890: what a leader append knows of whether a transactional batch that would open a
+/// transaction on this partition belongs to a transaction its coordinator has open with
+/// this partition in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnCheck {
+    /// No check: the broker's own writes (markers and coordinator state, which are not
+    /// transactional data), and every append when `transaction.partition.verification.enable`
+    /// is off.
+    Off,
+    /// The coordinator said yes to a question asked under this guard
+    /// ([`Partition::start_verification`]).
+    Verified(u64),
+    /// Not asked: such a batch is refused (INVALID_TXN_STATE).
+    Unverified,
+}
+
 /// Replica settings of one partition: `min.insync.replicas`, `replica.lag.time.max.ms`,
 /// `unclean.leader.election.enable` (broker values, topic overrides).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +219,8 @@ struct State {
     high_watermark: u64,
     role: Role,
     producers: ProducerStates,
+    /// KIP-890's verification guards (leaders only; cleared when leadership moves).
+    verifications: Verifications,
     epochs: EpochCache,
     replica_config: ReplicaConfig,
     /// The log's end as of the last change the writer made (for fetch positions and reads
@@ -616,10 +634,13 @@ impl Partition {
     /// the log fsyncs first). Idempotent batches are checked against the producers' state
     /// first; a retried batch is not appended again and answers with the original offsets.
     /// `acks_all` refuses the append while the ISR is below `min.insync.replicas`.
+    ///
+    /// `check` is KIP-890's: see [`TxnCheck`].
     pub async fn append_as_leader(
         self: &Arc<Self>,
         data: Vec<u8>,
         acks_all: bool,
+        check: TxnCheck,
     ) -> Result<Appended, PartitionError> {
         let epoch = {
             let s = self.lock();
@@ -640,7 +661,7 @@ impl Partition {
         let mut data = data;
         let written = self
             .writer
-            .run(move |log, now_ms| me.leader_write(log, &mut data, epoch, now_ms))
+            .run(move |log, now_ms| me.leader_write(log, &mut data, epoch, check, now_ms))
             .await
             .map_err(|e| self.writer_failed(&e))?;
         let Written { value, ackable_end } = written;
@@ -655,6 +676,24 @@ impl Partition {
             }
         }
         Ok(appended)
+    }
+
+    /// KIP-890: the guard to ask the coordinator under before appending a transactional
+    /// batch of `producer_id` at `epoch`, or `None` when none is needed (its transaction is
+    /// open here already, so the batch joins it). As the leader only.
+    pub fn start_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<Option<u64>, PartitionError> {
+        let mut s = self.lock();
+        if !matches!(s.role, Role::Leader(_)) || s.deleted {
+            return Err(PartitionError::NotLeader);
+        }
+        if s.producers.in_transaction(producer_id, epoch) {
+            return Ok(None);
+        }
+        Ok(Some(s.verifications.start(producer_id, epoch)))
     }
 
     /// acks=all: waits until the high watermark passes `appended` (every in-sync replica has
@@ -708,6 +747,7 @@ impl Partition {
         log: &mut Log,
         data: &mut [u8],
         epoch: i32,
+        check: TxnCheck,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
         self.check_not_stopping()?;
@@ -728,6 +768,22 @@ impl Partition {
                     BatchKind::Idempotent | BatchKind::Transactional => {
                         if b.kind == BatchKind::Idempotent {
                             state.check_not_in_transaction(b.producer_id, b.epoch)?;
+                        } else if !state.in_transaction(b.producer_id, b.epoch) {
+                            // It would open a transaction here: only if its coordinator
+                            // verified this partition is in it, and no marker came since.
+                            let verified = match check {
+                                TxnCheck::Off => true,
+                                TxnCheck::Verified(g) => {
+                                    s.verifications.holds(b.producer_id, b.epoch, g)
+                                }
+                                TxnCheck::Unverified => false,
+                            };
+                            if !verified && !ClusterBugs::live(self.bugs.skip_txn_verification) {
+                                return Err(SequenceError::NotVerified {
+                                    producer_id: b.producer_id,
+                                }
+                                .into());
+                            }
                         }
                         match state.check(
                             b.producer_id,
@@ -763,6 +819,11 @@ impl Partition {
             .map_err(append_error)?;
         // The offsets are in `data` now.
         apply_appended(&mut s.producers, log, data);
+        for b in &batches {
+            if matches!(b.kind, BatchKind::Marker { .. }) {
+                s.verifications.forget(b.producer_id);
+            }
+        }
         // The state follows the log before anything else can fail.
         s.log_end = log.log_end_offset();
         s.log_start = log.log_start_offset();
@@ -1364,7 +1425,7 @@ impl Partition {
             commit,
             timestamp_ms,
         );
-        let appended = self.append_as_leader(batch, true).await?;
+        let appended = self.append_as_leader(batch, true, TxnCheck::Off).await?;
         // Followers long-poll on this signal: without it the marker waited out their
         // fetch wait (500 ms) before it could be replicated.
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
@@ -1520,6 +1581,8 @@ impl Partition {
         s.replica_config = replica_config.clone();
         if leadership_changed {
             tracing::info!(partition = %self.tp, leader, leader_epoch, "leadership");
+            // What was verified under another leadership proves nothing here.
+            s.verifications.clear();
             s.leader = leader;
             s.leader_epoch = leader_epoch;
             s.partition_epoch = partition_epoch;
@@ -2026,6 +2089,7 @@ impl Partitions {
                 high_watermark: hw,
                 role: Role::Follower,
                 producers,
+                verifications: Verifications::default(),
                 epochs,
                 replica_config: ReplicaConfig::default(),
                 log_end: end,

@@ -16,7 +16,7 @@
 //! [`Partition::write_marker`] and the state partitions' leader appends.
 
 use super::context::Broker;
-use super::partitions::{Partition, PartitionError};
+use super::partitions::{Partition, PartitionError, TxnCheck};
 use crate::group::records::partition_for;
 use crate::group::transactions::{
     decode_key, encode_key, Transition, TxnConfig, TxnCoordinator, TxnMeta, TxnState,
@@ -26,8 +26,10 @@ use crate::protocol::record_batch::{encode_batch, records};
 use crate::runtime;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
+    add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction},
     write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic},
-    ApiKey, ProducerId, RequestKind, ResponseKind, TopicName, WriteTxnMarkersRequest,
+    AddPartitionsToTxnRequest, ApiKey, ProducerId, RequestKind, ResponseKind, TopicName,
+    TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -202,7 +204,7 @@ impl Transactions {
                     broker.clock.wall_ms(),
                     &[(Some(key.as_slice()), Some(value.as_slice()))],
                 );
-                match partition.append_as_leader(batch, true).await {
+                match partition.append_as_leader(batch, true, TxnCheck::Off).await {
                     Ok(appended) if appended.leader_epoch == c.coordinator_epoch => {
                         broker.partitions.notify_appended();
                         partition
@@ -295,6 +297,27 @@ impl Transactions {
                 Err(code) => code,
             },
         }
+    }
+
+    /// KIP-890's verification at this coordinator (AddPartitionsToTxn v4 `verify_only`, or a
+    /// partition led here): whether each of `partitions` is in the producer's open
+    /// transaction, one code each; or one code for all. The answer rests on the coordinator's
+    /// memory, so it waits until that is replicated, as every answer that writes nothing.
+    pub async fn verify(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let c = self.coordinate(broker, transactional_id).await?;
+        let answer =
+            c.inner
+                .core
+                .verify_partitions(transactional_id, producer_id, epoch, partitions);
+        self.settled(broker, c.index, c.coordinator_epoch).await?;
+        answer
     }
 
     /// Loads every state partition this broker leads at a new epoch (resuming the markers of
@@ -598,6 +621,98 @@ async fn complete(broker: Arc<Broker>, job: MarkerJob) {
 /// the metadata no longer has, as Kafka's marker channel does.
 fn marker_settled(e: &PartitionError) -> bool {
     matches!(e, PartitionError::Sequence(_))
+}
+
+/// KIP-890: a partition leader asks the coordinator of `transactional_id` whether each of
+/// `partitions` is in the producer's open transaction (at this broker when it is the
+/// coordinator, else AddPartitionsToTxn v4 with `verify_only` to the leader of the id's
+/// `__transaction_state` partition). One code per partition; a coordinator that cannot be
+/// reached is COORDINATOR_NOT_AVAILABLE for all.
+pub async fn verify_in_transaction(
+    broker: &Broker,
+    transactional_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    partitions: &[(String, i32)],
+) -> Vec<i16> {
+    let txns = &broker.transactions;
+    let state = TopicPartition::new(TRANSACTION_STATE, txns.partition_of(transactional_id));
+    let leader = broker
+        .image()
+        .topic_by_name(TRANSACTION_STATE)
+        .and_then(|t| t.partitions.get(&state.partition).map(|p| p.leader));
+    let all = |code: i16| vec![code; partitions.len()];
+    let Some(leader) = leader.filter(|l| *l >= 0) else {
+        return all(COORDINATOR_NOT_AVAILABLE);
+    };
+    if leader == broker.partitions.node_id() {
+        return txns
+            .verify(broker, transactional_id, producer_id, epoch, partitions)
+            .await
+            .unwrap_or_else(all);
+    }
+    let Some(addr) = super::replica_fetcher::leader_addr(broker, leader) else {
+        return all(COORDINATOR_NOT_AVAILABLE);
+    };
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        topics.entry(t).or_default().push(*p);
+    }
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(
+                transactional_id.to_string(),
+            )))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        AddPartitionsToTxnTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            ),
+    ]);
+    let client_id = format!("ketch-txn-verify-{}", broker.partitions.node_id());
+    let answer = super::replica_fetcher::call_once(
+        &addr,
+        &client_id,
+        ApiKey::AddPartitionsToTxn,
+        4,
+        &RequestKind::AddPartitionsToTxn(request),
+        STATE_WRITE_TIMEOUT + Duration::from_secs(1),
+    )
+    .await;
+    let r = match answer {
+        Ok(ResponseKind::AddPartitionsToTxn(r)) => r,
+        other => {
+            tracing::debug!(leader, error = ?other.err(), "transaction verification got no answer");
+            return all(COORDINATOR_NOT_AVAILABLE);
+        }
+    };
+    if r.error_code != 0 {
+        return all(r.error_code);
+    }
+    let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
+    for t in r.results_by_transaction {
+        for topic in t.topic_results {
+            for p in topic.results_by_partition {
+                codes.insert(
+                    (topic.name.0.to_string(), p.partition_index),
+                    p.partition_error_code,
+                );
+            }
+        }
+    }
+    // A partition the answer does not mention is not verified.
+    partitions
+        .iter()
+        .map(|p| *codes.get(p).unwrap_or(&COORDINATOR_NOT_AVAILABLE))
+        .collect()
 }
 
 /// WriteTxnMarkers to `leader` for `tps`; returns those to retry.

@@ -419,6 +419,35 @@ impl TxnCoordinator {
         })
     }
 
+    /// AddPartitionsToTxn v4 with `verify_only` (KIP-890, sent by a partition leader before
+    /// it appends a producer's first transactional batch): is each partition in the
+    /// producer's open transaction? Writes nothing. A wrong producer id, an older epoch or an
+    /// ending transaction fails every partition, as in Kafka; a partition not in the open
+    /// transaction (or no transaction open) is INVALID_TXN_STATE, so a produce that arrives
+    /// after its transaction ended never opens a transaction no coordinator will end.
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let m = self.check_producer(transactional_id, producer_id, epoch)?;
+        if m.state.is_prepared() || m.state == TxnState::PrepareEpochFence {
+            return Err(CONCURRENT_TRANSACTIONS);
+        }
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                if m.state == TxnState::Ongoing && m.partitions.contains(p) {
+                    0
+                } else {
+                    INVALID_TXN_STATE
+                }
+            })
+            .collect())
+    }
+
     /// EndTxn: an open transaction is prepared to commit or abort; a retry of an ending or
     /// ended one is answered as Kafka does.
     pub fn end_txn(
@@ -718,6 +747,59 @@ mod tests {
         };
         assert_eq!(m.partitions.len(), 1);
         assert_eq!(m.start_ms, 8);
+    }
+
+    /// KIP-890 ("Transactions Server-Side Defense"): a partition leader's check that a
+    /// partition is in the producer's open transaction.
+    #[test]
+    fn verification_answers_whether_a_partition_is_in_the_open_transaction() {
+        let mut c = coordinator();
+        {
+            let o = c.init_producer_id("t", 60_000, (-1, -1), Some(1), 0);
+            apply(&mut c, o)
+        };
+        let x0 = [("x".to_string(), 0)];
+        let both = [("x".to_string(), 0), ("x".to_string(), 1)];
+        // No transaction open: nothing verifies.
+        assert_eq!(
+            c.verify_partitions("t", 1, 0, &x0),
+            Ok(vec![INVALID_TXN_STATE])
+        );
+        {
+            let o = c.add_partitions("t", 1, 0, &x0, 2);
+            write(&mut c, o)
+        };
+        assert_eq!(
+            c.verify_partitions("t", 1, 0, &both),
+            Ok(vec![0, INVALID_TXN_STATE])
+        );
+        assert_eq!(
+            c.verify_partitions("t", 2, 0, &x0),
+            Err(INVALID_PRODUCER_ID_MAPPING)
+        );
+        assert_eq!(c.verify_partitions("t", 1, 1, &x0), Err(PRODUCER_FENCED));
+        assert_eq!(
+            c.verify_partitions("u", 1, 0, &x0),
+            Err(INVALID_PRODUCER_ID_MAPPING)
+        );
+        // Ending: the answer would not hold (Kafka says CONCURRENT_TRANSACTIONS).
+        {
+            let o = c.end_txn("t", 1, 0, false, 3);
+            write(&mut c, o)
+        };
+        assert_eq!(
+            c.verify_partitions("t", 1, 0, &x0),
+            Err(CONCURRENT_TRANSACTIONS)
+        );
+        let prepared = c.get("t").cloned().unwrap();
+        if let Some(t) = c.complete("t", &prepared, 4) {
+            c.commit(t);
+        }
+        // Ended: a late batch of the old transaction is not in any transaction.
+        assert_eq!(
+            c.verify_partitions("t", 1, 0, &x0),
+            Ok(vec![INVALID_TXN_STATE])
+        );
     }
 
     #[test]

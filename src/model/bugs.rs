@@ -23,11 +23,14 @@ pub struct ClusterBugs {
     pub lso_is_hw: bool,
     /// Answer read_committed fetches with no aborted transactions.
     pub aborted_index_lost: bool,
+    /// Append a transactional batch that opens a transaction whether or not its coordinator
+    /// verified the partition is in one (KIP-890 off).
+    pub skip_txn_verification: bool,
 }
 
 impl ClusterBugs {
     /// The names `ketch-sim --plant` takes, in the order the simulator documents them.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "ack-before-isr",
         "hw-from-non-isr",
         "truncate-below-hw",
@@ -36,6 +39,7 @@ impl ClusterBugs {
         "commit-before-append",
         "lso-is-hw",
         "aborted-index-lost",
+        "skip-txn-verification",
     ];
 
     /// The set with the one bug `name` on; `None` for a name that is not one of [`Self::NAMES`].
@@ -50,6 +54,7 @@ impl ClusterBugs {
             "commit-before-append" => b.commit_before_append = true,
             "lso-is-hw" => b.lso_is_hw = true,
             "aborted-index-lost" => b.aborted_index_lost = true,
+            "skip-txn-verification" => b.skip_txn_verification = true,
             _ => return None,
         }
         Some(b)

@@ -105,6 +105,9 @@ pub struct ServerConfig {
     pub transaction_max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub transaction_abort_check_interval_ms: u64,
+    /// `transaction.partition.verification.enable` (KIP-890): a partition leader asks the
+    /// coordinator before a transactional batch opens a transaction on its partition.
+    pub transaction_partition_verification_enable: bool,
     /// `min.insync.replicas`: acks=all needs this many in-sync replicas (topics may override).
     pub min_insync_replicas: i32,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
@@ -403,6 +406,7 @@ const KNOWN_KEYS: &[&str] = &[
     "transaction.state.log.min.isr",
     "transaction.max.timeout.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.partition.verification.enable",
     "metrics.listener",
     "log.cleanup.policy",
     "log.cleaner.enable",
@@ -857,6 +861,11 @@ impl ServerConfig {
                     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
                     10_000,
                 )?,
+                transaction_partition_verification_enable: parse_bool(
+                    &props,
+                    "transaction.partition.verification.enable",
+                    true,
+                )?,
                 min_insync_replicas: parse_positive(&props, "min.insync.replicas", 1)?,
                 replica_lag_time_max_ms: parse_ms(&props, "replica.lag.time.max.ms", 30_000)?,
                 unclean_leader_election: parse_bool(
@@ -1016,6 +1025,10 @@ impl ServerConfig {
             (
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms",
                 self.transaction_abort_check_interval_ms.to_string(),
+            ),
+            (
+                "transaction.partition.verification.enable",
+                self.transaction_partition_verification_enable.to_string(),
             ),
             (
                 "broker.session.timeout.ms",

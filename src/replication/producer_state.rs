@@ -123,6 +123,8 @@ pub enum SequenceError {
         current: i32,
         got: i32,
     },
+    #[error("producer {producer_id}'s transactional batch would open a transaction its coordinator did not verify this partition is in")]
+    NotVerified { producer_id: i64 },
 }
 
 impl SequenceError {
@@ -130,7 +132,9 @@ impl SequenceError {
         match self {
             SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
             SequenceError::Fenced { .. } => ResponseError::InvalidProducerEpoch.code(),
-            SequenceError::TransactionOpen { .. } => ResponseError::InvalidTxnState.code(),
+            SequenceError::TransactionOpen { .. } | SequenceError::NotVerified { .. } => {
+                ResponseError::InvalidTxnState.code()
+            }
             SequenceError::CoordinatorFenced { .. } => {
                 ResponseError::TransactionCoordinatorFenced.code()
             }
@@ -246,6 +250,14 @@ impl ProducerStates {
                 got: first_seq,
             })
         }
+    }
+
+    /// Whether `producer_id` has a transaction open here at `epoch`: its further
+    /// transactional batches join it and need no verification (KIP-890).
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|p| p.epoch == epoch && p.ongoing_first_offset.is_some())
     }
 
     /// Refuses a non-transactional batch from a producer with an open transaction, as Kafka
@@ -387,6 +399,58 @@ impl ProducerStates {
     }
 }
 
+/// KIP-890's verification guards ("Transactions Server-Side Defense"), one per producer: a
+/// leader makes one before it asks the coordinator whether this partition is in the
+/// producer's open transaction, and appends a batch that would open a transaction here only
+/// if the guard it was asked under is still the producer's. A marker for the producer drops
+/// its guard, so an answer that was true when given but is stale by the time the batch is
+/// appended (the transaction ended meanwhile) cannot open a transaction no coordinator will
+/// ever end: the hanging transaction that holds the last stable offset for good. Memory only:
+/// a leader that restarts or is elected has none, and asks again.
+#[derive(Clone, Debug, Default)]
+pub struct Verifications {
+    guards: BTreeMap<i64, (i16, u64)>,
+    next_guard: u64,
+}
+
+impl Verifications {
+    /// The guard to verify `producer_id` at `epoch` under: its current one if it has one at
+    /// that epoch (concurrent requests share it, as in Kafka), else a new one.
+    pub fn start(&mut self, producer_id: i64, epoch: i16) -> u64 {
+        if let Some((e, g)) = self.guards.get(&producer_id) {
+            if *e == epoch {
+                return *g;
+            }
+        }
+        self.next_guard += 1;
+        let guard = self.next_guard;
+        self.guards.insert(producer_id, (epoch, guard));
+        guard
+    }
+
+    /// Whether `guard` is still `producer_id`'s guard at `epoch`.
+    pub fn holds(&self, producer_id: i64, epoch: i16, guard: u64) -> bool {
+        self.guards.get(&producer_id) == Some(&(epoch, guard))
+    }
+
+    /// A marker for `producer_id` was written: whatever was verified before is stale.
+    pub fn forget(&mut self, producer_id: i64) {
+        self.guards.remove(&producer_id);
+    }
+
+    pub fn clear(&mut self) {
+        self.guards.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.guards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.guards.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +564,29 @@ mod tests {
         assert_eq!(s.first_unstable_offset(0), None);
         // Sequences go on across transactions in one epoch.
         assert_eq!(s.check(1, 0, 4, 5), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn a_verification_guard_is_shared_until_a_marker_or_a_new_epoch_replaces_it() {
+        let mut v = Verifications::default();
+        let g = v.start(1, 0);
+        assert_eq!(v.start(1, 0), g, "concurrent requests share the guard");
+        assert!(v.holds(1, 0, g));
+        assert!(!v.holds(1, 1, g));
+        assert!(!v.holds(2, 0, g));
+        v.forget(1);
+        assert!(!v.holds(1, 0, g), "a marker makes the verification stale");
+        let g2 = v.start(1, 0);
+        assert_ne!(g2, g);
+        let g3 = v.start(1, 1);
+        assert!(!v.holds(1, 0, g2) && v.holds(1, 1, g3));
+        let mut s = ProducerStates::new();
+        assert!(!s.in_transaction(1, 0));
+        let _ = s.apply(&txn(1, 0, 0, 10));
+        assert!(s.in_transaction(1, 0));
+        assert!(!s.in_transaction(1, 1));
+        let _ = s.apply(&marker(1, 0, true, 11));
+        assert!(!s.in_transaction(1, 0));
     }
 
     #[test]

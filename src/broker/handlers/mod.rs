@@ -62,7 +62,7 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ListGroups => (0, 5),
         ApiKey::DescribeGroups => (0, 5),
         ApiKey::DeleteGroups => (0, 2),
-        ApiKey::AddPartitionsToTxn => (0, 3),
+        ApiKey::AddPartitionsToTxn => (0, 4),
         ApiKey::AddOffsetsToTxn => (0, 3),
         ApiKey::EndTxn => (0, 3),
         ApiKey::TxnOffsetCommit => (0, 3),
@@ -178,9 +178,9 @@ pub async fn handle(
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r).await)
         }
-        RequestKind::AddPartitionsToTxn(r) => {
-            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, r).await)
-        }
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(broker, r, version).await,
+        ),
         RequestKind::AddOffsetsToTxn(r) => {
             ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, r).await)
         }

@@ -7,14 +7,20 @@
 //! replicas than `min.insync.replicas`, acks=-1 is refused before appending
 //! (NOT_ENOUGH_REPLICAS) or, if the ISR shrank while it waited, answered
 //! NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+//!
+//! KIP-890 (`transaction.partition.verification.enable`, on by default): a transactional batch
+//! that would open a transaction on a partition is appended only once the producer's
+//! transaction coordinator confirms the partition is in its open transaction (see
+//! [`verify`]), so a late or stray batch cannot open a transaction no coordinator will end.
 
-use super::super::partitions::{Appended, Partition, PartitionError};
+use super::super::partitions::{Appended, Partition, PartitionError, TxnCheck};
 use crate::broker::context::Broker;
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{BatchHeader, RecordBatch};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{produce_response, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +103,7 @@ async fn append_one(
     tp: &TopicPartition,
     records: Option<&[u8]>,
     acks: i16,
+    check: TxnCheck,
 ) -> Result<(Arc<Partition>, Appended), Outcome> {
     let partition = broker.partition(tp).map_err(|e| refused(tp, &e))?;
     if crate::model::is_internal_topic(&tp.topic) {
@@ -113,7 +120,7 @@ async fn append_one(
         check_keys(tp, records)?;
     }
     match partition
-        .append_as_leader(records.to_vec(), acks == -1)
+        .append_as_leader(records.to_vec(), acks == -1, check)
         .await
     {
         Ok(appended) => {
@@ -129,6 +136,123 @@ async fn append_one(
         }
         Err(e) => Err(refused(tp, &e)),
     }
+}
+
+/// The producer whose transactional batch `data` begins a run of (the first transactional
+/// data batch's producer id and epoch): what KIP-890 verifies.
+fn transactional_producer(data: &[u8]) -> Option<(i64, i16)> {
+    let mut rest = data;
+    while let Ok(header) = BatchHeader::parse(rest, usize::MAX) {
+        let size = header.size();
+        if rest.len() < size {
+            return None;
+        }
+        if let Ok((batch, _)) = RecordBatch::parse(&rest[..size], usize::MAX) {
+            if batch.is_transactional() && !batch.is_control() && batch.producer_id() >= 0 {
+                return Some((batch.producer_id(), batch.producer_epoch()));
+            }
+        }
+        rest = &rest[size..];
+    }
+    None
+}
+
+/// What the coordinator's answer to a verification means to a producer, as Kafka's
+/// `ReplicaManager` translates it: a partition not in the transaction is INVALID_TXN_STATE;
+/// a coordinator that is busy, moving or out of reach is NOT_ENOUGH_REPLICAS, which every
+/// producer retries (the coordinator's own codes would mean nothing to it in a Produce).
+fn verification_failure(code: i16) -> Outcome {
+    const RETRIABLE: [ResponseError; 4] = [
+        ResponseError::ConcurrentTransactions,
+        ResponseError::CoordinatorLoadInProgress,
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotCoordinator,
+    ];
+    if RETRIABLE.iter().any(|e| e.code() == code) {
+        return failure(
+            ResponseError::NotEnoughReplicas.code(),
+            format!(
+                "unable to verify the partition has been added to the transaction (error {code})"
+            ),
+        );
+    }
+    if code == ResponseError::InvalidTxnState.code() {
+        return failure(code, "the partition was not added to the transaction");
+    }
+    failure(
+        code,
+        format!("transaction verification failed with error {code}"),
+    )
+}
+
+/// KIP-890: for each partition whose batches would open a transaction of their producer,
+/// asks the coordinator (one question per producer) whether the partition is in the
+/// producer's open transaction, under a guard the partition made first. What each append may
+/// then claim ([`TxnCheck`]), or the answer for a partition that failed.
+async fn verify(
+    broker: &Broker,
+    r: &ProduceRequest,
+) -> BTreeMap<(String, i32), Result<TxnCheck, Outcome>> {
+    let mut checks = BTreeMap::new();
+    if !broker.config.transaction_verification {
+        return checks; // every append: TxnCheck::Off
+    }
+    // (producer id, epoch) → the partitions to ask about, with their guards.
+    type Guarded = Vec<((String, i32), u64)>;
+    let mut asks: BTreeMap<(i64, i16), Guarded> = BTreeMap::new();
+    for t in &r.topic_data {
+        for p in &t.partition_data {
+            let key = (t.name.0.to_string(), p.index);
+            let Some((pid, epoch)) = p.records.as_deref().and_then(transactional_producer) else {
+                continue;
+            };
+            let tp = TopicPartition::new(key.0.clone(), key.1);
+            // A partition that is not here, or not led here, fails in its append.
+            match broker
+                .partition(&tp)
+                .map(|p| p.start_verification(pid, epoch))
+            {
+                Ok(Ok(Some(guard))) => asks.entry((pid, epoch)).or_default().push((key, guard)),
+                _ => {
+                    checks.insert(key, Ok(TxnCheck::Unverified));
+                }
+            }
+        }
+    }
+    for ((pid, epoch), partitions) in asks {
+        let Some(transactional_id) = r.transactional_id.as_ref().map(|t| t.0.to_string()) else {
+            for (key, _) in partitions {
+                checks.insert(
+                    key,
+                    Err(failure(
+                        ResponseError::InvalidTxnState.code(),
+                        "a transactional batch without a transactional id cannot be verified",
+                    )),
+                );
+            }
+            continue;
+        };
+        let names: Vec<(String, i32)> = partitions.iter().map(|(k, _)| k.clone()).collect();
+        let codes = crate::broker::transactions::verify_in_transaction(
+            broker,
+            &transactional_id,
+            pid,
+            epoch,
+            &names,
+        )
+        .await;
+        for ((key, guard), code) in partitions.into_iter().zip(codes) {
+            let check = if code == 0 {
+                Ok(TxnCheck::Verified(guard))
+            } else {
+                tracing::debug!(transactional_id, topic = %key.0, partition = key.1, code,
+                    "transactional produce not verified");
+                Err(verification_failure(code))
+            };
+            checks.insert(key, check);
+        }
+    }
+    checks
 }
 
 fn refused(tp: &TopicPartition, e: &PartitionError) -> Outcome {
@@ -151,6 +275,11 @@ pub async fn handle(
 ) -> Result<Option<ProduceResponse>, String> {
     let acks_valid = matches!(r.acks, -1..=1);
     let timeout = Duration::from_millis(u64::try_from(r.timeout_ms).unwrap_or(0));
+    let mut checks: BTreeMap<(String, i32), Result<TxnCheck, Outcome>> = if acks_valid {
+        verify(broker, r).await
+    } else {
+        BTreeMap::new()
+    };
     // Phase one: every partition's append, in request order.
     let mut appends = Vec::with_capacity(r.topic_data.len());
     let mut appended_any = false;
@@ -167,13 +296,19 @@ pub async fn handle(
             {
                 m.produce_request(&tp.topic);
             }
-            let outcome = if acks_valid {
-                append_one(broker, &tp, p.records.as_deref(), r.acks).await
-            } else {
+            let check = checks
+                .remove(&(tp.topic.clone(), tp.partition))
+                .unwrap_or(Ok(TxnCheck::Off));
+            let outcome = if !acks_valid {
                 Err(failure(
                     INVALID_REQUIRED_ACKS,
                     format!("acks must be 0, 1 or -1, not {}", r.acks),
                 ))
+            } else {
+                match check {
+                    Ok(check) => append_one(broker, &tp, p.records.as_deref(), r.acks, check).await,
+                    Err(o) => Err(o),
+                }
             };
             appended_any |= outcome.is_ok();
             partitions.push((tp, outcome));

@@ -5,9 +5,16 @@
 //! `require_stable` one — until the transaction's marker reaches the partition. A request that
 //! names a member or generation (KIP-447) is checked against the group as Kafka checks it
 //! (unknown member, illegal generation; never "rebalance in progress").
+//!
+//! KIP-890: before the group's partition gets the producer's first transactional batch of a
+//! transaction, the transaction coordinator must confirm the partition is in it (added by
+//! AddOffsetsToTxn), as for Produce; asked before the group lock is taken.
 
 use crate::broker::context::Broker;
+use crate::broker::partitions::TxnCheck;
 use crate::group::coordinator::{NONE, OFFSET_METADATA_TOO_LARGE};
+use crate::model::{TopicPartition, CONSUMER_OFFSETS};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic},
     TxnOffsetCommitRequest, TxnOffsetCommitResponse,
@@ -50,6 +57,10 @@ pub async fn handle(
             kafka_protocol::error::ResponseError::InvalidProducerIdMapping.code()
         });
     }
+    let check = match verify(broker, r, &group_id).await {
+        Ok(check) => check,
+        Err(code) => return answer(r, |_, _| code),
+    };
     let mut c = match broker.groups.coordinate(broker, &group_id).await {
         Ok(c) => c,
         Err(code) => return answer(r, |_, _| code),
@@ -91,9 +102,9 @@ pub async fn handle(
                 broker,
                 &mut c.inner,
                 &group_id,
-                r.producer_id.0,
-                r.producer_epoch,
+                (r.producer_id.0, r.producer_epoch),
                 &writes,
+                check,
             )
             .await
     };
@@ -124,5 +135,50 @@ pub async fn handle(
             };
             answer(r, |_, _| code)
         }
+    }
+}
+
+/// KIP-890 for the group's `__consumer_offsets` partition: what its append may claim, or the
+/// code to answer with. A coordinator that is busy or out of reach is
+/// COORDINATOR_NOT_AVAILABLE (retried), a partition not in the transaction INVALID_TXN_STATE.
+async fn verify(
+    broker: &Broker,
+    r: &TxnOffsetCommitRequest,
+    group_id: &str,
+) -> Result<TxnCheck, i16> {
+    if !broker.config.transaction_verification {
+        return Ok(TxnCheck::Off);
+    }
+    let tp = TopicPartition::new(CONSUMER_OFFSETS, broker.groups.partition_of(group_id));
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    // Not led here: the coordinator answers NOT_COORDINATOR itself, next.
+    let Ok(Ok(Some(guard))) = broker
+        .partition(&tp)
+        .map(|p| p.start_verification(pid, epoch))
+    else {
+        return Ok(TxnCheck::Unverified);
+    };
+    let partitions = [(tp.topic.clone(), tp.partition)];
+    let codes = crate::broker::transactions::verify_in_transaction(
+        broker,
+        &r.transactional_id.0,
+        pid,
+        epoch,
+        &partitions,
+    )
+    .await;
+    match codes
+        .first()
+        .copied()
+        .unwrap_or(ResponseError::CoordinatorNotAvailable.code())
+    {
+        0 => Ok(TxnCheck::Verified(guard)),
+        code if code == ResponseError::ConcurrentTransactions.code()
+            || code == ResponseError::CoordinatorLoadInProgress.code()
+            || code == ResponseError::NotCoordinator.code() =>
+        {
+            Err(ResponseError::CoordinatorNotAvailable.code())
+        }
+        code => Err(code),
     }
 }
