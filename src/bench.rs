@@ -303,6 +303,8 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             voters: voters.clone(),
             listen: Some(("127.0.0.1".into(), port)),
             listener_name: "CONTROLLER".into(),
+            listener_tls: None,
+            connector: crate::wire::Connector::plain(),
             max_connections: 1000,
             metadata_dir: meta_dir.join(METADATA_LOG_DIR_NAME),
             election_timeout_ms: 1000,

@@ -4,8 +4,8 @@
 //! beyond trying each bootstrap address, no pipelining.
 
 use crate::protocol::frame::{decode_response, encode_request};
-use crate::runtime::net::TcpStream;
-use crate::runtime::net::{read_frame, write_frame};
+use crate::runtime::net::{read_frame, write_frame, Stream};
+use crate::wire::Connector;
 use kafka_protocol::messages::{
     metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, MetadataResponse, RequestKind,
     ResponseKind, TopicName,
@@ -21,10 +21,25 @@ pub struct Client {
     bootstrap: Vec<String>,
     /// Where `send_any` starts: the bootstrap address that answered last.
     bootstrap_first: usize,
-    connections: BTreeMap<String, TcpStream>,
+    connections: BTreeMap<String, Stream>,
     correlation_id: i32,
     client_id: String,
     timeout: Duration,
+    connector: Connector,
+}
+
+/// The command-line tools' connections (`--command-config`): set once by the binary before
+/// any tool runs; plain TCP when never set (the simulator's clients never set it).
+static TOOLS_CONNECTOR: std::sync::OnceLock<Connector> = std::sync::OnceLock::new();
+
+/// Sets how every [`Client`] made after this connects; the first call wins.
+pub fn set_tools_connector(connector: Connector) {
+    let _ = TOOLS_CONNECTOR.set(connector);
+}
+
+/// How the tools connect (see [`set_tools_connector`]).
+pub fn tools_connector() -> Connector {
+    TOOLS_CONNECTOR.get().cloned().unwrap_or_default()
 }
 
 impl Client {
@@ -40,6 +55,7 @@ impl Client {
             correlation_id: 0,
             client_id: client_id.to_string(),
             timeout: Duration::from_secs(30),
+            connector: tools_connector(),
         }
     }
 
@@ -56,11 +72,11 @@ impl Client {
     /// Connects to `addr` unless a connection is open.
     async fn connect(&mut self, addr: &str) -> Result<(), String> {
         if !self.connections.contains_key(addr) {
-            let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+            let connect_timeout = self.connector.connect_timeout().max(Duration::from_secs(5));
+            let stream = tokio::time::timeout(connect_timeout, self.connector.connect(addr))
                 .await
                 .map_err(|_| format!("connecting to {addr} timed out"))?
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-            let _ = stream.set_nodelay(true);
             self.connections.insert(addr.to_string(), stream);
         }
         Ok(())

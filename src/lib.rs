@@ -9,6 +9,7 @@
 //!   active controller's decisions, sans-IO.
 //! - [`replication`]: partition replica logic, sans-IO: ISR, high watermark, leader epochs,
 //!   idempotent producer state. [`group`]: consumer groups' coordinator, sans-IO.
+//! - [`security`]: who a connection is (principals from certificates), sans-IO.
 //! - [`log`]: the segmented partition log over [`runtime::Disk`].
 //! - [`runtime`]: the only module with sockets, files, clocks, tasks and entropy; tokio or madsim.
 //! - [`metrics`]: Prometheus metrics and the `metrics.listener` endpoint; gauges come from
@@ -43,4 +44,5 @@ pub mod quorum;
 pub mod raft;
 pub mod replication;
 pub mod runtime;
+pub mod security;
 pub mod wire;

@@ -24,6 +24,30 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Client properties for the tools' connections, as Kafka's tools take them:
+    /// `security.protocol=SSL` and the `ssl.*` keys (`ssl.truststore.location`, a PEM file of
+    /// the CA certificates; `ssl.keystore.location`, a PEM file with this client's
+    /// certificate and key, for listeners that ask for one).
+    #[arg(
+        long = "command-config",
+        global = true,
+        visible_aliases = ["producer.config", "consumer.config"]
+    )]
+    command_config: Option<PathBuf>,
+}
+
+/// Sets the tools' connections from `--command-config`.
+fn set_tools_security(path: &Path) -> Result<(), String> {
+    let bytes = RealDisk
+        .read_file(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let props = ketch::model::properties::Properties::parse(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let connector =
+        ketch::wire::client_connector(&props).map_err(|e| format!("{}: {e}", path.display()))?;
+    ketch::client::set_tools_connector(connector);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -492,7 +516,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.command_config {
+        if let Err(e) = set_tools_security(path) {
+            eprintln!("error: --command-config {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = match cli.command {
         Command::Storage(StorageCommand::RandomUuid) => node::random_uuid()
             .map(|id| println!("{id}"))
             .map_err(|e| e.to_string()),

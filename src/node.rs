@@ -26,7 +26,9 @@ use crate::quorum::storage::METADATA_LOG_DIR_NAME;
 use crate::quorum::{
     self, Observer, Proposal, QuorumBugs, QuorumConfig, QuorumError, QuorumStatus,
 };
+use crate::runtime::tls::Tls;
 use crate::runtime::{self, Clock, Disk};
+use crate::wire::Connector;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
@@ -367,8 +369,43 @@ fn broker_endpoints(config: &ServerConfig) -> Vec<Endpoint> {
         .collect()
 }
 
+/// The TLS of every listener whose protocol is SSL (a controller listener this node only
+/// connects to included), every file read now: a listener whose certificates do not load
+/// stops the start with the file's name.
+fn load_tls(
+    config: &ServerConfig,
+) -> Result<std::collections::BTreeMap<String, Arc<Tls>>, NodeError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, t) in &config.tls {
+        out.insert(
+            name.clone(),
+            crate::wire::load_tls(t).map_err(NodeError::Config)?,
+        );
+    }
+    Ok(out)
+}
+
+/// How this node reaches listener `name` on other nodes.
+fn connector_for(tls: &std::collections::BTreeMap<String, Arc<Tls>>, name: &str) -> Connector {
+    tls.get(name)
+        .map_or_else(Connector::plain, |t| Connector::tls(Arc::clone(t)))
+}
+
+/// How this node reaches the controllers (their listener: `controller.listener.names`' first).
+fn controller_connector(
+    config: &ServerConfig,
+    tls: &std::collections::BTreeMap<String, Arc<Tls>>,
+) -> Connector {
+    config
+        .controller_listener_names
+        .first()
+        .map_or_else(Connector::plain, |name| connector_for(tls, name))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build_broker(
     config: &ServerConfig,
+    tls: &std::collections::BTreeMap<String, Arc<Tls>>,
     env: &NodeEnv,
     metrics: Option<Arc<crate::metrics::Metrics>>,
     cluster_id: &str,
@@ -438,6 +475,8 @@ fn build_broker(
             transaction_abort_check_interval_ms: config.transaction_abort_check_interval_ms,
             transaction_verification: config.transaction_partition_verification_enable,
             inter_broker_listener_name: config.inter_broker_listener_name.clone(),
+            listener_tls: tls.clone(),
+            inter_broker: connector_for(tls, &config.inter_broker_listener_name),
             log_dirs: config.log_dirs.clone(),
             described: config.described(),
             cleaner: config.cleaner.clone(),
@@ -445,7 +484,12 @@ fn build_broker(
         },
         image,
         partitions,
-        ControllerClient::new(config.voters.clone(), leader_hint, config.node_id),
+        ControllerClient::new(
+            config.voters.clone(),
+            leader_hint,
+            config.node_id,
+            controller_connector(config, tls),
+        ),
         env.clock.clone(),
         Groups::new(
             GroupConfig {
@@ -554,6 +598,7 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let config = with_bootstrap_voters(config, &env.disk)?;
     let controller_listener = check_roles(&config)?;
+    let tls = load_tls(&config)?;
     let storage = open_storage(&config, &env.disk)?;
     let cluster_id = storage.cluster_id.clone();
     // What the quorum member tells the broker: how far it replayed the metadata log (for
@@ -569,6 +614,7 @@ pub async fn run(
         endpoints: broker_endpoints(&config),
         heartbeat_interval_ms: config.broker_heartbeat_interval_ms,
         incarnation_id: env.incarnation_id,
+        connector: controller_connector(&config, &tls),
     });
     let metrics = config
         .metrics_listener
@@ -577,6 +623,7 @@ pub async fn run(
     let broker = config.roles.broker.then(|| {
         Arc::new(build_broker(
             &config,
+            &tls,
             &env,
             metrics.clone(),
             &cluster_id,
@@ -622,6 +669,8 @@ pub async fn run(
         node_id: config.node_id,
         cluster_id,
         voters: config.voters.clone(),
+        listener_tls: tls.get(&listener_name).cloned(),
+        connector: controller_connector(&config, &tls),
         listen,
         listener_name,
         max_connections: config.max_connections,

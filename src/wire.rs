@@ -16,7 +16,8 @@ use crate::protocol::frame::{
     decode_request, decode_response, encode_request, encode_response, peek_request, FrameError,
     Request,
 };
-use crate::runtime::net::{read_frame, write_frame, TcpListener, TcpStream};
+use crate::runtime::net::{read_frame, write_frame, Stream, TcpListener, TcpStream};
+use crate::runtime::tls::Tls;
 use crate::runtime::{self};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
@@ -26,6 +27,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 /// Who is on the other end of a connection, and which listener it came in on.
@@ -36,6 +38,9 @@ pub struct Peer {
     pub listener: String,
     /// `ip:port` of the client.
     pub addr: String,
+    /// Who the client proved to be (`User:ANONYMOUS` when it proved nothing): Kafka's
+    /// principal, from a TLS client certificate.
+    pub principal: String,
 }
 
 impl Peer {
@@ -105,12 +110,111 @@ pub async fn bind(host: &str, port: u16) -> Result<(TcpListener, String), std::i
     Ok((listener, addr))
 }
 
-/// Accepts connections on `listener` for ever, one task per connection.
+/// Log lines for connections refused for what they proved (a failed TLS handshake; a failed
+/// authentication): a client retrying in a loop must not flood the log.
+pub static REFUSALS: runtime::LogBudget = runtime::LogBudget::new(10, Duration::from_secs(10));
+
+/// How this node reaches a listener of another node: plain TCP, or TLS with that listener's
+/// settings (the same a listener of that name here serves with, as in Kafka).
+#[derive(Clone, Debug, Default)]
+pub struct Connector {
+    tls: Option<Arc<Tls>>,
+}
+
+impl Connector {
+    /// Plain TCP.
+    pub fn plain() -> Connector {
+        Connector { tls: None }
+    }
+
+    pub fn tls(tls: Arc<Tls>) -> Connector {
+        Connector { tls: Some(tls) }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// How long a connection may take to make: a refused or clogged TCP connect fails at
+    /// once, a TLS handshake takes round trips more.
+    pub fn connect_timeout(&self) -> Duration {
+        match self.tls {
+            None => Duration::from_secs(1),
+            Some(_) => crate::runtime::tls::HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    /// A connection to `addr` (`host:port`), TLS handshake done if the listener wants one.
+    pub async fn connect(&self, addr: &str) -> std::io::Result<Stream> {
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(tls) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr, |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                tls.connect(host, tcp).await
+            }
+        }
+    }
+}
+
+/// The TLS a listener's `ssl.*` settings describe, every file read now.
+pub fn load_tls(t: &crate::model::tls::TlsSettings) -> Result<Arc<Tls>, String> {
+    use crate::model::tls::{ClientAuth, PemSource};
+    use crate::runtime::tls::{ClientCerts, Pem, TlsFiles};
+    let pem = |p: &PemSource| match p {
+        PemSource::File(path) => Pem::File(path.clone()),
+        PemSource::Inline(text) => Pem::Text(text.clone()),
+    };
+    Tls::new(TlsFiles {
+        name: t.listener.clone(),
+        identity: t
+            .keystore
+            .as_ref()
+            .map(|(chain, key)| (pem(chain), pem(key))),
+        trusted: t.truststore.as_ref().map(pem),
+        client_certs: match t.client_auth {
+            ClientAuth::None => ClientCerts::None,
+            ClientAuth::Requested => ClientCerts::Requested,
+            ClientAuth::Required => ClientCerts::Required,
+        },
+        verify_hostname: t.verify_hostname,
+        tls12: t.tls12,
+    })
+}
+
+/// A client's connector from its properties, as Kafka's clients and tools read them
+/// (`--command-config`): `security.protocol` PLAINTEXT or SSL, and the `ssl.*` keys.
+pub fn client_connector(props: &crate::model::properties::Properties) -> Result<Connector, String> {
+    let protocol = props
+        .get("security.protocol")
+        .map(|p| p.trim().to_ascii_uppercase())
+        .unwrap_or_else(|| "PLAINTEXT".to_string());
+    match protocol.as_str() {
+        "PLAINTEXT" => Ok(Connector::plain()),
+        "SSL" => {
+            let settings =
+                crate::model::tls::parse_tls(props, "client").map_err(|e| e.to_string())?;
+            Ok(Connector::tls(load_tls(&settings)?))
+        }
+        other => Err(format!(
+            "security.protocol={other} is not implemented by ketch's tools (PLAINTEXT and SSL are)"
+        )),
+    }
+}
+
+/// Accepts connections on `listener` for ever, one task per connection; with `tls`, each
+/// begins with a TLS handshake (a connection that fails it is closed, with a log line).
 pub async fn accept_loop<S: Service>(
     service: Arc<S>,
     listener: TcpListener,
     name: String,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
     loop {
@@ -125,14 +229,38 @@ pub async fn accept_loop<S: Service>(
                 let _ = stream.set_nodelay(true);
                 let service = Arc::clone(&service);
                 let open = Arc::clone(&open);
-                let peer = Peer {
+                let mut peer = Peer {
                     listener: name.clone(),
                     addr: addr.to_string(),
+                    principal: crate::security::ANONYMOUS.to_string(),
                 };
                 let max_frame_bytes = limits.max_frame_bytes;
                 let metrics = limits.metrics.clone();
+                let tls = tls.clone();
                 tracing::debug!(peer = %peer.addr, listener = %peer.listener, "connection accepted");
                 runtime::spawn(async move {
+                    let stream = match tls {
+                        None => Stream::Plain(stream),
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok((stream, certificate)) => {
+                                if let Some(der) = certificate {
+                                    peer.principal =
+                                        crate::security::principal_of_certificate(&der);
+                                }
+                                stream
+                            }
+                            Err(e) => {
+                                if let Some(held) = REFUSALS.take() {
+                                    if held > 0 {
+                                        tracing::warn!("{held} more connections failed their TLS handshake or authentication (not logged one by one)");
+                                    }
+                                    tracing::warn!(peer = %peer.addr, listener = %peer.listener, "TLS handshake failed: {e}");
+                                }
+                                open.fetch_sub(1, Ordering::Relaxed);
+                                return;
+                            }
+                        },
+                    };
                     match serve(
                         &*service,
                         &peer,
@@ -161,10 +289,10 @@ pub async fn accept_loop<S: Service>(
     }
 }
 
-async fn serve<S: Service>(
+async fn serve<S: Service, T: AsyncRead + AsyncWrite + Unpin>(
     service: &S,
     peer: &Peer,
-    mut stream: TcpStream,
+    mut stream: T,
     max_frame_bytes: usize,
     metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<(), String> {
@@ -262,7 +390,9 @@ pub const NO_FORWARD_CLIENT_ID: &str = "ketch-quorum-no-forward";
 
 /// One request on a fresh connection to `addr` and its answer; `None` on any failure or once
 /// `timeout` has passed (the callers retry or try another node).
+#[allow(clippy::too_many_arguments)]
 pub async fn call_once(
+    connector: &Connector,
     addr: &str,
     client_id: &str,
     api_key: ApiKey,
@@ -272,7 +402,7 @@ pub async fn call_once(
     timeout: Duration,
 ) -> Option<ResponseKind> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let mut stream = connector.connect(addr).await.ok()?;
         let frame = encode_request(1, client_id, api_key, version, body).ok()?;
         write_frame(&mut stream, &frame).await.ok()?;
         let answer = read_frame(&mut stream, max_response_bytes).await.ok()??;
@@ -305,16 +435,18 @@ pub async fn all_refuse(addrs: &[String], timeout: Duration) -> bool {
 pub struct Session {
     client_id: String,
     max_response_bytes: usize,
+    connector: Connector,
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     correlation_id: i32,
 }
 
 impl Session {
-    pub fn new(client_id: &str, max_response_bytes: usize) -> Session {
+    pub fn new(client_id: &str, max_response_bytes: usize, connector: Connector) -> Session {
         Session {
             client_id: client_id.to_string(),
             max_response_bytes,
+            connector,
             addr: String::new(),
             stream: None,
             correlation_id: 0,
@@ -343,12 +475,11 @@ impl Session {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
         let (client_id, max_response_bytes) = (&self.client_id, self.max_response_bytes);
+        let connector = &self.connector;
         let stream = &mut self.stream;
         let exchange = async {
             if stream.is_none() {
-                let s = TcpStream::connect(addr).await.ok()?;
-                let _ = s.set_nodelay(true);
-                *stream = Some(s);
+                *stream = Some(connector.connect(addr).await.ok()?);
             }
             let s = stream.as_mut()?;
             let frame = encode_request(correlation_id, client_id, api_key, version, body).ok()?;

@@ -497,6 +497,7 @@ fn call(
     body: kafka_protocol::messages::RequestKind,
 ) -> kafka_protocol::messages::ResponseKind {
     ketch::runtime::block_on(ketch::wire::call_once(
+        &ketch::wire::Connector::plain(),
         addr,
         "kip-890-test",
         api_key,

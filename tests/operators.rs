@@ -292,7 +292,7 @@ fn configs_a_node_cannot_honour_are_refused_with_what_to_do() {
         ),
         (
             "process.roles=broker,controller\nlisteners=SSL://:19092,CONTROLLER://:19093\n",
-            "security protocol SSL, which ketch does not implement",
+            "SSL listener 'SSL' needs this node's certificate and key",
         ),
         (
             "process.roles=broker,controller\nlisteners=CLIENT://:19092,CONTROLLER://:19093\n\

@@ -917,6 +917,7 @@ fn seeded_chaos_keeps_every_acknowledged_write() {
 /// One request to `addr` and its answer (the library's own one-shot client).
 fn call(addr: &str, api_key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
     ketch::runtime::block_on(ketch::wire::call_once(
+        &ketch::wire::Connector::plain(),
         addr,
         "bad-input",
         api_key,

@@ -194,9 +194,13 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("controller", &["model"][..]),
         ("replication", &["model"][..]),
         ("group", &["model"][..]),
+        ("security", &["model"][..]),
         ("log", &["runtime", "protocol", "model"][..]),
         ("metrics", &["runtime", "model"][..]),
-        ("wire", &["runtime", "protocol", "model", "metrics"][..]),
+        (
+            "wire",
+            &["runtime", "protocol", "model", "metrics", "security"][..],
+        ),
         (
             "quorum",
             &[
@@ -212,6 +216,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         (
             "broker",
             &[
+                "security",
                 "controller",
                 "replication",
                 "group",
@@ -226,6 +231,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         (
             "node",
             &[
+                "security",
                 "quorum",
                 "broker",
                 "controller",
@@ -330,6 +336,7 @@ const IO_AND_NONDETERMINISM: &[&str] = &[
 fn sans_io_cores_touch_no_io_clocks_threads_or_random_order() {
     let cores = [
         "model",
+        "security",
         "protocol",
         "raft",
         "controller",

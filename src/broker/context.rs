@@ -29,6 +29,11 @@ pub struct BrokerConfig {
     pub log_flush_interval_ms: Option<u64>,
     /// `inter.broker.listener.name`: the endpoint followers fetch from leaders on.
     pub inter_broker_listener_name: String,
+    /// The TLS of each client listener whose protocol is SSL, by name.
+    pub listener_tls: std::collections::BTreeMap<String, Arc<crate::runtime::tls::Tls>>,
+    /// How this broker reaches the inter-broker listener of others (replica fetchers,
+    /// transaction markers and verification).
+    pub inter_broker: crate::wire::Connector,
     /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
     pub offsets_topic_replication_factor: i16,
     /// `transaction.state.log.replication.factor` and `.min.isr`, for creating the state topic.

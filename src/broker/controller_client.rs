@@ -23,6 +23,7 @@ pub struct ControllerClient {
     /// The quorum leader as this node last saw it (-1 unknown), updated by the quorum observer.
     leader_hint: Arc<AtomicI32>,
     client_id: String,
+    connector: crate::wire::Connector,
 }
 
 /// Whether a controller's answer says "not the active controller".
@@ -56,11 +57,13 @@ impl ControllerClient {
         voters: BTreeMap<NodeId, (String, u16)>,
         leader_hint: Arc<AtomicI32>,
         node_id: NodeId,
+        connector: crate::wire::Connector,
     ) -> ControllerClient {
         ControllerClient {
             voters: Arc::new(voters),
             leader_hint,
             client_id: format!("ketch-broker-{}", node_id.0),
+            connector,
         }
     }
 
@@ -72,6 +75,7 @@ impl ControllerClient {
         body: &RequestKind,
     ) -> Option<ResponseKind> {
         call_once(
+            &self.connector,
             addr,
             &self.client_id,
             api_key,

@@ -33,15 +33,19 @@ pub struct LifecycleConfig {
     pub heartbeat_interval_ms: u64,
     /// Changes at every process start.
     pub incarnation_id: uuid::Uuid,
+    /// How to reach the controllers' listener.
+    pub connector: crate::wire::Connector,
 }
 
 async fn call(
+    connector: &crate::wire::Connector,
     addr: &str,
     api_key: ApiKey,
     version: i16,
     body: &RequestKind,
 ) -> Option<ResponseKind> {
     call_once(
+        connector,
         addr,
         "ketch-broker-lifecycle",
         api_key,
@@ -67,8 +71,14 @@ pub async fn controlled_shutdown(config: &LifecycleConfig, broker_epoch: i64, ti
     let attempt = async {
         loop {
             for (h, p) in config.voters.values() {
-                if let Some(ResponseKind::BrokerHeartbeat(r)) =
-                    call(&format!("{h}:{p}"), ApiKey::BrokerHeartbeat, 1, &heartbeat).await
+                if let Some(ResponseKind::BrokerHeartbeat(r)) = call(
+                    &config.connector,
+                    &format!("{h}:{p}"),
+                    ApiKey::BrokerHeartbeat,
+                    1,
+                    &heartbeat,
+                )
+                .await
                 {
                     if r.error_code == 0 {
                         tracing::info!("controlled shutdown: fenced by the controller");
@@ -123,8 +133,14 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
         while broker_epoch.is_none() {
             for i in 0..addrs.len() {
                 let at = (preferred + i) % addrs.len();
-                if let Some(ResponseKind::BrokerRegistration(r)) =
-                    call(&addrs[at], ApiKey::BrokerRegistration, 2, &registration).await
+                if let Some(ResponseKind::BrokerRegistration(r)) = call(
+                    &config.connector,
+                    &addrs[at],
+                    ApiKey::BrokerRegistration,
+                    2,
+                    &registration,
+                )
+                .await
                 {
                     match r.error_code {
                         0 => {
@@ -153,7 +169,8 @@ pub async fn run(config: LifecycleConfig, metadata_offset: Arc<AtomicI64>) {
         // Heartbeat until the epoch goes stale.
         // Heartbeats go over one kept connection: when this process dies, the controller sees
         // the connection close and fences the broker at once instead of a session later.
-        let mut session = crate::wire::Session::new("ketch-broker-lifecycle", 1 << 20);
+        let mut session =
+            crate::wire::Session::new("ketch-broker-lifecycle", 1 << 20, config.connector.clone());
         'heartbeats: loop {
             let heartbeat = RequestKind::BrokerHeartbeat(
                 BrokerHeartbeatRequest::default()

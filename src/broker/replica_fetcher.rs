@@ -20,7 +20,7 @@ use crate::model::TopicPartition;
 use crate::protocol::frame::{decode_response, encode_request};
 use crate::protocol::responses::wire_topic_id;
 use crate::replication::IsrAnswer;
-use crate::runtime::net::{read_frame, write_frame, TcpStream};
+use crate::runtime::net::{read_frame, write_frame, Stream};
 use crate::runtime::{self};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -92,6 +92,7 @@ pub(super) fn leader_addr(broker: &Broker, leader: i32) -> Option<String> {
 /// One request to the broker at `addr` on a connection of its own (the transaction
 /// coordinator's WriteTxnMarkers), within `timeout`.
 pub(super) async fn call_once(
+    broker: &Broker,
     addr: &str,
     client_id: &str,
     api_key: ApiKey,
@@ -100,10 +101,12 @@ pub(super) async fn call_once(
     timeout: Duration,
 ) -> Result<ResponseKind, String> {
     tokio::time::timeout(timeout, async {
-        let mut stream = TcpStream::connect(addr)
+        let mut stream = broker
+            .config
+            .inter_broker
+            .connect(addr)
             .await
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
         exchange(&mut stream, 1, client_id, api_key, version, body).await
     })
     .await
@@ -112,7 +115,7 @@ pub(super) async fn call_once(
 
 /// One round trip on `stream`.
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     correlation_id: i32,
     client_id: &str,
     api_key: ApiKey,
@@ -147,7 +150,7 @@ struct Position {
 async fn fetcher(broker: Arc<Broker>, leader: i32) {
     let me = broker.config.node_id;
     let client_id = format!("ketch-replica-fetcher-{me}-from-{leader}");
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Stream> = None;
     let mut correlation_id = 0i32;
     loop {
         let mut positions: BTreeMap<TopicPartition, Position> = BTreeMap::new();
@@ -183,9 +186,10 @@ async fn fetcher(broker: Arc<Broker>, leader: i32) {
             continue;
         };
         if stream.is_none() {
-            match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await {
+            let connect = broker.config.inter_broker.connect(&addr);
+            match tokio::time::timeout(broker.config.inter_broker.connect_timeout(), connect).await
+            {
                 Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
                     stream = Some(s);
                 }
                 _ => {
@@ -397,6 +401,7 @@ async fn list_offset(
                 ])]),
     );
     let answer = crate::wire::call_once(
+        &broker.config.inter_broker,
         addr,
         "ketch-replica-fetcher",
         ApiKey::ListOffsets,

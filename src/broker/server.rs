@@ -56,6 +56,7 @@ pub async fn run(
             listener,
             l.name.clone(),
             limits.clone(),
+            broker.config.listener_tls.get(&l.name).cloned(),
         )));
     }
     // Follow the committed metadata: create, lead and delete partitions as it says.

@@ -679,6 +679,7 @@ pub async fn verify_in_transaction(
     ]);
     let client_id = format!("ketch-txn-verify-{}", broker.partitions.node_id());
     let answer = super::replica_fetcher::call_once(
+        broker,
         &addr,
         &client_id,
         ApiKey::AddPartitionsToTxn,
@@ -748,6 +749,7 @@ async fn send_markers(
             )]);
     let client_id = format!("ketch-txn-markers-{}", broker.partitions.node_id());
     let answer = super::replica_fetcher::call_once(
+        broker,
         &addr,
         &client_id,
         ApiKey::WriteTxnMarkers,

@@ -15,7 +15,7 @@ pub mod transactions;
 use crate::model::METADATA_TOPIC;
 use crate::protocol::frame::{decode_response, encode_request};
 use crate::runtime::net::{read_frame, write_frame};
-use crate::runtime::{self, net::TcpStream, Clock};
+use crate::runtime::{self, Clock};
 use kafka_protocol::messages::{
     describe_quorum_request, ApiKey, DescribeQuorumRequest, RequestKind, ResponseKind, TopicName,
 };
@@ -34,11 +34,13 @@ pub fn describe_quorum(
     local: bool,
 ) -> Result<(), String> {
     let response = runtime::block_on(async {
-        let mut stream =
-            tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(bootstrap))
-                .await
-                .map_err(|_| format!("connecting to {bootstrap} timed out"))?
-                .map_err(|e| format!("cannot connect to {bootstrap}: {e}"))?;
+        let mut stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::client::tools_connector().connect(bootstrap),
+        )
+        .await
+        .map_err(|_| format!("connecting to {bootstrap} timed out"))?
+        .map_err(|e| format!("cannot connect to {bootstrap}: {e}"))?;
         let body = RequestKind::DescribeQuorum(DescribeQuorumRequest::default().with_topics(vec![
                 describe_quorum_request::TopicData::default()
                     .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
@@ -196,7 +198,7 @@ pub(crate) fn to_active_controller(
     runtime::block_on(async {
         for addr in &addrs {
             let exchange = async {
-                let mut stream = TcpStream::connect(addr.as_str()).await.map_err(|e| format!("{addr}: {e}"))?;
+                let mut stream = crate::client::tools_connector().connect(addr.as_str()).await.map_err(|e| format!("{addr}: {e}"))?;
                 let frame = encode_request(1, "ketch-topics", api_key, version, body).map_err(|e| e.to_string())?;
                 write_frame(&mut stream, &frame).await.map_err(|e| e.to_string())?;
                 let answer = read_frame(&mut stream, 16 << 20)

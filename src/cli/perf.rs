@@ -318,7 +318,6 @@ pub struct TopicsBench {
 /// deletes them the same way; prints latency percentiles of each (metadata commit latency as a
 /// client sees it).
 pub fn topics(o: TopicsBench) -> Result<(), String> {
-    use crate::runtime::net::TcpStream;
     use kafka_protocol::messages::{
         create_topics_request, CreateTopicsRequest, DeleteTopicsRequest,
     };
@@ -351,7 +350,7 @@ pub fn topics(o: TopicsBench) -> Result<(), String> {
         // The active controller answers the first creation; the others say NOT_CONTROLLER (41).
         let mut active = None;
         for addr in o.bootstrap_controllers.split(',').map(str::trim) {
-            let Ok(mut stream) = TcpStream::connect(addr).await else {
+            let Ok(mut stream) = crate::client::tools_connector().connect(addr).await else {
                 continue;
             };
             let r = controller_call(&mut stream, ApiKey::CreateTopics, 7, create(0)).await?;
@@ -413,7 +412,7 @@ pub fn topics(o: TopicsBench) -> Result<(), String> {
 
 /// One request and its answer on an open controller connection.
 async fn controller_call(
-    stream: &mut crate::runtime::net::TcpStream,
+    stream: &mut crate::runtime::net::Stream,
     api_key: ApiKey,
     version: i16,
     body: RequestKind,

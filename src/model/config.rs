@@ -126,9 +126,11 @@ pub struct ServerConfig {
     /// `inter.broker.listener.name`: the listener followers fetch from leaders on (default:
     /// the first listener that is not a controller listener).
     pub inter_broker_listener_name: String,
-    /// Each listener's security protocol (`listener.security.protocol.map`); every one is
-    /// PLAINTEXT, the only protocol ketch implements (the others are refused at parse).
+    /// Each listener's security protocol (`listener.security.protocol.map`), the controller
+    /// listeners' included on a node without one: PLAINTEXT or SSL (SASL is refused at parse).
     pub security_protocols: BTreeMap<String, String>,
+    /// The TLS settings of every listener whose protocol is SSL, by listener name.
+    pub tls: BTreeMap<String, super::tls::TlsSettings>,
     /// The keys the file set (the rest are defaults), for DescribeConfigs' sources.
     pub set_keys: std::collections::BTreeSet<String>,
     /// Defaults the parse chose that an operator should see in the log (not warnings).
@@ -276,13 +278,13 @@ fn parse_metrics_listener(text: &str) -> Option<(String, u16)> {
 /// The listener name Kafka's example configs give the controller listener.
 pub const DEFAULT_CONTROLLER_LISTENER: &str = "CONTROLLER";
 
-/// The security protocols Kafka defines; only PLAINTEXT is implemented.
+/// The security protocols Kafka defines; PLAINTEXT and SSL are implemented.
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// `listener.security.protocol.map` as Kafka reads it: `NAME:PROTOCOL,…`; without the key, a
 /// listener named after a protocol uses it and a controller listener is PLAINTEXT (Kafka's
-/// KRaft default). A listener whose protocol is not PLAINTEXT is refused: serving it as
-/// plaintext would hand a client that expects TLS or SASL an unauthenticated connection.
+/// KRaft default). A SASL listener is refused: serving it without SASL would hand a client
+/// that expects authentication an unauthenticated connection.
 fn parse_security_protocols(
     map_text: Option<&str>,
     listeners: &[Listener],
@@ -327,16 +329,36 @@ fn parse_security_protocols(
                 })
             }
         };
-        if protocol != "PLAINTEXT" {
-            return Err(ConfigError::Unsupported(format!(
-                "listener '{}' uses security protocol {protocol}, which ketch does not implement \
-                 yet (only PLAINTEXT); it is refused rather than served as plaintext",
-                l.name
-            )));
-        }
+        refuse_unimplemented(&l.name, &protocol)?;
         out.insert(l.name.clone(), protocol);
     }
+    // A broker-only node has no controller listener of its own, but connects to the
+    // controllers' with that listener's protocol.
+    for name in controller_listener_names {
+        if out.contains_key(name) {
+            continue;
+        }
+        let protocol = match map.get(name) {
+            Some(p) => p.clone(),
+            None if SECURITY_PROTOCOLS.contains(&name.as_str()) => name.clone(),
+            None => "PLAINTEXT".to_string(),
+        };
+        refuse_unimplemented(name, &protocol)?;
+        out.insert(name.clone(), protocol);
+    }
     Ok(out)
+}
+
+/// SASL is not implemented yet: a SASL listener is refused rather than served without it.
+fn refuse_unimplemented(listener: &str, protocol: &str) -> Result<(), ConfigError> {
+    if protocol.starts_with("SASL_") {
+        return Err(ConfigError::Unsupported(format!(
+            "listener '{listener}' uses security protocol {protocol}, which ketch does not \
+             implement yet (PLAINTEXT and SSL are); it is refused rather than served without \
+             authentication"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -579,7 +601,7 @@ impl ServerConfig {
         let props = Properties::parse(text)?;
         let warnings = props
             .iter()
-            .filter(|(k, _)| !KNOWN_KEYS.contains(k))
+            .filter(|(k, _)| !KNOWN_KEYS.contains(k) && !super::tls::is_ssl_key(k))
             .map(|(k, _)| format!("unknown configuration key '{k}' is ignored"))
             .collect();
         let node_id = match props.get("node.id") {
@@ -710,6 +732,28 @@ impl ServerConfig {
             &listeners,
             &controller_listener_names,
         )?;
+        let mut tls = BTreeMap::new();
+        for (name, protocol) in &security_protocols {
+            if protocol == "SSL" {
+                let settings =
+                    super::tls::parse_tls(&props, name).map_err(|e| ConfigError::Invalid {
+                        key: e.key.clone(),
+                        value: props.get(&e.key).unwrap_or("").to_string(),
+                        allowed: e.reason.clone(),
+                    })?;
+                if settings.keystore.is_none() && listeners.iter().any(|l| &l.name == name) {
+                    return Err(ConfigError::Missing {
+                        key: "ssl.keystore.location".into(),
+                        hint: format!(
+                            "SSL listener '{name}' needs this node's certificate and key \
+                             (ssl.keystore.location, or listener.name.{}.ssl.keystore.location)",
+                            name.to_ascii_lowercase()
+                        ),
+                    });
+                }
+                tls.insert(name.clone(), settings);
+            }
+        }
         let inter_broker_listener_name = match props.get("inter.broker.listener.name") {
             Some(name) => {
                 let name = name.trim().to_string();
@@ -891,6 +935,7 @@ impl ServerConfig {
                 },
                 inter_broker_listener_name,
                 security_protocols,
+                tls,
                 metrics_listener: match props.get("metrics.listener") {
                     None => None,
                     Some(text) => Some(parse_metrics_listener(text).ok_or_else(|| {

@@ -30,6 +30,8 @@ pub struct ControllerListener {
     pub heartbeats: std::sync::Mutex<HeartbeatConnections>,
     /// The voters' controller listeners: a follower forwards DescribeQuorum to the leader.
     pub voters: std::collections::BTreeMap<crate::model::NodeId, (String, u16)>,
+    /// How to reach them.
+    pub connector: crate::wire::Connector,
 }
 
 use crate::wire::NO_FORWARD_CLIENT_ID;
@@ -135,6 +137,7 @@ impl Service for ControllerListener {
                 let from_leader = match target {
                     Some((host, port)) => {
                         crate::wire::call_once(
+                            &self.connector,
                             &format!("{host}:{port}"),
                             NO_FORWARD_CLIENT_ID,
                             request.api_key,

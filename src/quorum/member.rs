@@ -101,6 +101,10 @@ pub struct QuorumConfig {
     pub listen: Option<(String, u16)>,
     /// Its name (`controller.listener.names`' first), for logs.
     pub listener_name: String,
+    /// Its TLS, if its protocol is SSL.
+    pub listener_tls: Option<Arc<crate::runtime::tls::Tls>>,
+    /// How this node reaches the other controllers' listener (the same protocol).
+    pub connector: crate::wire::Connector,
     /// `max.connections` on the controller listener.
     pub max_connections: usize,
     /// `<metadata.log.dir>/__cluster_metadata-0`.
@@ -210,6 +214,7 @@ pub async fn run(
             cluster_id: config.cluster_id.clone(),
             heartbeats: Default::default(),
             voters: config.voters.clone(),
+            connector: config.connector.clone(),
         });
         tasks.0.push(runtime::spawn(crate::wire::accept_loop(
             service,
@@ -220,6 +225,7 @@ pub async fn run(
                 max_connections: config.max_connections,
                 metrics: None,
             },
+            config.listener_tls.clone(),
         )));
     }
     let mut outbound: BTreeMap<(NodeId, bool), mpsc::Sender<Message>> = BTreeMap::new();
@@ -237,6 +243,7 @@ pub async fn run(
                 inbound_tx.clone(),
                 config.cluster_id.clone(),
                 config.node_id,
+                config.connector.clone(),
             )));
         }
     }

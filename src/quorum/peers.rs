@@ -10,7 +10,8 @@ use super::wire::{request_to_wire, response_from_wire};
 use crate::model::NodeId;
 use crate::protocol::frame::{decode_response, encode_request};
 use crate::raft::Message;
-use crate::runtime::net::{read_frame, write_frame, TcpStream};
+use crate::runtime::net::{read_frame, write_frame, Stream};
+use crate::wire::Connector;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -21,19 +22,24 @@ pub async fn peer_client(
     inbound: mpsc::Sender<Inbound>,
     cluster_id: String,
     me: NodeId,
+    connector: Connector,
 ) {
     let client_id = format!("ketch-quorum-{}", me.0);
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Stream> = None;
+    // A refused or clogged TCP connect fails at once; a TLS handshake takes round trips more.
+    let connect_timeout = if connector.is_tls() {
+        connector.connect_timeout()
+    } else {
+        Duration::from_millis(500)
+    };
     let mut correlation_id = 0i32;
     while let Some(message) = requests.recv().await {
         let Some((api_key, version, body)) = request_to_wire(peer, &message, &cluster_id) else {
             continue;
         };
         if stream.is_none() {
-            match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&addr)).await
-            {
+            match tokio::time::timeout(connect_timeout, connector.connect(&addr)).await {
                 Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
                     stream = Some(s);
                 }
                 _ => continue, // unreachable: drop, the core retries

@@ -7,6 +7,7 @@
 //!   (madsim has one global clock, so skew has to live here);
 //! - [`spawn`], [`sleep`], [`blocking`]: tasks and time, tokio or madsim under the same name;
 //! - [`net`]: TCP listen/connect (madsim simulates them) and length-prefixed frames on a stream;
+//! - [`tls`]: TLS on those connections (rustls), from PEM files it re-reads when they change;
 //! - [`Disk`] / [`DiskFile`]: file operations, with [`RealDisk`] over `std::fs` and [`SimDisk`],
 //!   an in-memory disk that loses, tears or keeps unsynced writes on a simulated crash (madsim's own
 //!   file system keeps unsynced data across a kill, so it cannot test durability).
@@ -31,6 +32,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub mod net;
+pub mod tls;
 
 /// Spawns a task on the current runtime (a madsim node's runtime in the simulator).
 pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
@@ -158,4 +160,45 @@ pub fn random_bytes_16() -> std::io::Result<[u8; 16]> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes)
+}
+
+/// A budget for log lines of one kind that an outsider can cause at will (failed TLS
+/// handshakes, failed authentications): at most `per_window` lines in each window, and the
+/// count of the ones held back when the next window opens.
+pub struct LogBudget {
+    per_window: u32,
+    window: Duration,
+    state: std::sync::Mutex<(Option<std::time::Instant>, u32, u64)>,
+}
+
+impl LogBudget {
+    pub const fn new(per_window: u32, window: Duration) -> LogBudget {
+        LogBudget {
+            per_window,
+            window,
+            state: std::sync::Mutex::new((None, 0, 0)),
+        }
+    }
+
+    /// `Some(n)`: log this one, after saying that `n` were held back since the last window;
+    /// `None`: hold it back.
+    pub fn take(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        #[allow(clippy::disallowed_methods)] // the seam is where clocks are read
+        let now = std::time::Instant::now();
+        if s.0
+            .is_none_or(|start| now.duration_since(start) >= self.window)
+        {
+            let held = s.2;
+            *s = (Some(now), 1, 0);
+            return Some(held);
+        }
+        if s.1 < self.per_window {
+            s.1 += 1;
+            Some(0)
+        } else {
+            s.2 += 1;
+            None
+        }
+    }
 }

@@ -263,13 +263,21 @@ pub struct Node {
     pub port: u16,
     pub child: Option<Child>,
     starts: usize,
+    /// kcat options for the listener at `port` (its security settings).
+    kcat_options: Vec<String>,
+}
+
+/// A fresh directory for node `name` of this test process.
+pub fn node_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ketch-clients-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 impl Node {
     pub fn new(name: &str, extra: &str) -> Node {
-        let dir = std::env::temp_dir().join(format!("ketch-clients-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = node_dir(name);
         let port = free_port();
         let controller = free_port();
         let config = format!(
@@ -281,6 +289,12 @@ impl Node {
              offsets.topic.num.partitions=5\nbroker.heartbeat.interval.ms=500\n{extra}",
             dir.join("data").display()
         );
+        Node::with_config(dir, port, &config, &[])
+    }
+
+    /// A node of `config` (in `dir`, from [`node_dir`]) whose clients' listener is at `port`,
+    /// reached by kcat with `kcat_options` (`-X security.protocol=ssl`, …).
+    pub fn with_config(dir: PathBuf, port: u16, config: &str, kcat_options: &[&str]) -> Node {
         std::fs::write(dir.join("server.properties"), config).unwrap();
         let status = Command::new(KETCH)
             .args(["storage", "format", "-t", "4L6g3nShT-eMCtK--X86sw", "-c"])
@@ -294,6 +308,7 @@ impl Node {
             port,
             child: None,
             starts: 0,
+            kcat_options: kcat_options.iter().map(|s| s.to_string()).collect(),
         };
         node.start();
         node
@@ -322,6 +337,7 @@ impl Node {
         while start.elapsed() < Duration::from_secs(20) {
             let out = Command::new("kcat")
                 .args(["-b", &self.bootstrap(), "-L", "-m", "2"])
+                .args(&self.kcat_options)
                 .output()
                 .expect("kcat is not installed (ci/test installs the Debian package)");
             if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 1 brokers:")

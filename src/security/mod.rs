@@ -1,0 +1,20 @@
+//! Who a connection is, sans-IO: the principal a TLS client certificate names
+//! ([`x509::subject_name`], Kafka's `User:` + the subject in RFC 2253 form).
+//!
+//! Depends only on `model`; no IO, clocks or randomness (what needs them is passed in).
+
+pub mod x509;
+
+/// Kafka's principal for a connection that proved nothing (plaintext, or TLS without a client
+/// certificate).
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// The principal a client certificate names (`ssl.principal.mapping.rules=DEFAULT`): `User:`
+/// and the subject's distinguished name as Java's `X500Principal.getName()` writes it; a
+/// certificate whose subject cannot be read is ANONYMOUS.
+pub fn principal_of_certificate(der: &[u8]) -> String {
+    match x509::subject_name(der) {
+        Some(name) if !name.is_empty() => format!("User:{name}"),
+        _ => ANONYMOUS.to_string(),
+    }
+}

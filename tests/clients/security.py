@@ -1,0 +1,115 @@
+"""Security scenarios against a running ketch, run by tests/security.rs with real clients
+(confluent-kafka, kafka-python). Client settings come as one JSON object of librdkafka keys;
+each scenario prints one JSON line: what it did, or the error the client reported."""
+
+import json
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def roundtrip(bootstrap, topic, n, settings):
+    """Produces `n` records with acks=all (idempotent) and reads them back with a group:
+    {"produced": n, "consumed": n}, or {"error": ...} from the first failure."""
+    n = int(n)
+    extra = json.loads(settings)
+    base = {"bootstrap.servers": bootstrap, **extra}
+    errors = []
+
+    def report(err, _msg):
+        if err is not None:
+            errors.append(str(err))
+
+    p = Producer({**base, "enable.idempotence": True, "acks": "all",
+                  "message.timeout.ms": 10000, "error_cb": lambda e: errors.append(str(e))})
+    for i in range(n):
+        p.produce(topic, value=f"r{i}".encode(), on_delivery=report)
+    left = p.flush(15)
+    if left or errors:
+        out(error=(errors or [f"{left} not delivered"])[0])
+        return
+    c = Consumer({**base, "group.id": f"sec-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": True})
+    c.subscribe([topic])
+    got = set()
+    deadline = time.time() + 20
+    while len(got) < n and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            out(error=str(m.error()))
+            return
+        got.add(m.value())
+    c.close()
+    out(produced=n, consumed=len(got))
+
+
+def count(bootstrap, topic, expected, settings):
+    """Reads `topic` from the beginning with a new group until `expected` distinct records or
+    20 s: {"count": how many}."""
+    expected = int(expected)
+    extra = json.loads(settings)
+    c = Consumer({"bootstrap.servers": bootstrap, **extra, "group.id": f"count-{uuid.uuid4()}",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = set()
+    deadline = time.time() + 20
+    while len(got) < expected and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        got.add(m.value())
+    c.close()
+    out(count=len(got))
+
+
+def refused(bootstrap, settings):
+    """A client that should not get in: asks for metadata for a few seconds. {"refused": true}
+    if it never got an answer, else {"refused": false}."""
+    from confluent_kafka.admin import AdminClient
+    extra = json.loads(settings)
+    errors = []
+    admin = AdminClient({"bootstrap.servers": bootstrap, **extra,
+                         "error_cb": lambda e: errors.append(str(e))})
+    try:
+        admin.list_topics(timeout=4)
+        out(refused=False)
+    except KafkaException as e:
+        out(refused=True, error=str(e), logged=errors[:3])
+
+
+def kafka_python_roundtrip(bootstrap, topic, n, settings):
+    """kafka-python: produce `n` records and read them back. Settings are kafka-python's
+    keyword arguments (security_protocol, ssl_cafile, ...)."""
+    from kafka import KafkaConsumer, KafkaProducer
+    n = int(n)
+    extra = json.loads(settings)
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **extra)
+    for i in range(n):
+        p.send(topic, f"k{i}".encode()).get(timeout=15)
+    p.close()
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                      group_id=f"sec-kp-{uuid.uuid4()}", consumer_timeout_ms=8000, **extra)
+    got = {m.value for m in c}
+    c.close()
+    out(produced=n, consumed=len(got))
+
+
+SCENARIOS = {
+    "roundtrip": roundtrip,
+    "refused": refused,
+    "count": count,
+    "kafka-python-roundtrip": kafka_python_roundtrip,
+}
+
+if __name__ == "__main__":
+    SCENARIOS[sys.argv[1]](*sys.argv[2:])

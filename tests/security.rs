@@ -1,0 +1,444 @@
+//! Security against real clients (issue 16): TLS listeners with and without client
+//! certificates for kcat (librdkafka), confluent-kafka, kafka-python and ketch's own tools;
+//! certificates that must be refused (untrusted, expired, none where one is required, a
+//! plaintext client on a TLS port); a renewed certificate picked up without a restart; and a
+//! three-node cluster whose every listener — client, inter-broker and controller — is TLS
+//! with client certificates required.
+//!
+//! Certificates are made here with rcgen: a CA, a server certificate for 127.0.0.1, client
+//! certificates from that CA, from another CA, and one that expired.
+#![allow(clippy::disallowed_methods)] // black-box tests wait on real time
+
+mod common;
+
+use common::{build_cluster, free_port, node_dir, python, run, Node};
+use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A certificate authority of the test's own.
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    Ca { cert, key }
+}
+
+/// A certificate for `cn` (with `sans`) from `ca`: (certificate PEM, key PEM).
+fn leaf(ca: &Ca, cn: &str, org: Option<&str>, sans: &[&str], expired: bool) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    if let Some(o) = org {
+        params.distinguished_name.push(DnType::OrganizationName, o);
+    }
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The files a test needs, in `dir`.
+struct Pki {
+    ca: String,
+    rogue_ca: String,
+    /// The server's key and chain in one file (a PEM keystore).
+    server: String,
+    /// The client's certificate and key apart (librdkafka, kafka-python) and together (ketch).
+    client_cert: String,
+    client_key: String,
+    client_keystore: String,
+    rogue_cert: String,
+    rogue_key: String,
+    expired_cert: String,
+    expired_key: String,
+    ca_handle: Ca,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let ca = ca("ketch test CA");
+    let rogue = ca_other();
+    let (server_cert, server_key) = leaf(&ca, "broker", None, &["127.0.0.1", "localhost"], false);
+    let (client_cert, client_key) = leaf(&ca, "writer", Some("ketch"), &[], false);
+    let (rogue_cert, rogue_key) = leaf(&rogue, "intruder", None, &[], false);
+    let (expired_cert, expired_key) = leaf(&ca, "old", None, &[], true);
+    Pki {
+        ca: write(dir, "ca.pem", &ca.cert.pem()),
+        rogue_ca: write(dir, "rogue-ca.pem", &rogue.cert.pem()),
+        server: write(dir, "server.pem", &format!("{server_key}{server_cert}")),
+        client_cert: write(dir, "client.crt", &client_cert),
+        client_key: write(dir, "client.key", &client_key),
+        client_keystore: write(dir, "client.pem", &format!("{client_key}{client_cert}")),
+        rogue_cert: write(dir, "rogue.crt", &rogue_cert),
+        rogue_key: write(dir, "rogue.key", &rogue_key),
+        expired_cert: write(dir, "expired.crt", &expired_cert),
+        expired_key: write(dir, "expired.key", &expired_key),
+        ca_handle: ca,
+    }
+}
+
+fn ca_other() -> Ca {
+    ca("some other CA")
+}
+
+/// A scenario of tests/clients/security.py; its JSON line.
+fn scenario(args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/security.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "security scenario {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("scenario output {line:?}: {e}"))
+}
+
+fn tls_settings(pki: &Pki, cert: Option<(&str, &str)>) -> String {
+    let mut v = serde_json::json!({
+        "security.protocol": "ssl",
+        "ssl.ca.location": pki.ca,
+    });
+    if let Some((c, k)) = cert {
+        v["ssl.certificate.location"] = c.into();
+        v["ssl.key.location"] = k.into();
+    }
+    v.to_string()
+}
+
+#[test]
+fn tls_listeners_serve_real_clients_and_refuse_what_they_must() {
+    let dir = node_dir("tls");
+    let pki = pki(&dir);
+    let (ssl, mtls, controller) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "process.roles=broker,controller\nnode.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         listeners=SSL://127.0.0.1:{ssl},MTLS://127.0.0.1:{mtls},CONTROLLER://127.0.0.1:{controller}\n\
+         listener.security.protocol.map=SSL:SSL,MTLS:SSL,CONTROLLER:PLAINTEXT\n\
+         inter.broker.listener.name=SSL\ncontroller.listener.names=CONTROLLER\n\
+         ssl.keystore.type=PEM\nssl.keystore.location={}\n\
+         ssl.truststore.type=PEM\nssl.truststore.location={}\n\
+         ssl.client.auth=requested\nlistener.name.mtls.ssl.client.auth=required\n\
+         log.dirs={}\ngroup.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=3\nbroker.heartbeat.interval.ms=500\n",
+        pki.server,
+        pki.ca,
+        dir.join("data").display()
+    );
+    let ca_option = format!("ssl.ca.location={}", pki.ca);
+    let node = Node::with_config(
+        dir.clone(),
+        ssl,
+        &config,
+        &["-X", "security.protocol=ssl", "-X", &ca_option],
+    );
+    let ssl_addr = format!("127.0.0.1:{ssl}");
+    let mtls_addr = format!("127.0.0.1:{mtls}");
+
+    // kcat over TLS without a client certificate (requested, not required).
+    let kcat_tls = |extra: &[&str], stdin: Option<&str>| {
+        let mut args = vec![
+            "-b",
+            &ssl_addr,
+            "-X",
+            "security.protocol=ssl",
+            "-X",
+            &ca_option,
+        ];
+        args.extend_from_slice(extra);
+        run("kcat", &args, stdin)
+    };
+    let (ok, _, err) = kcat_tls(&["-P", "-t", "tls"], Some("one\ntwo\nthree\n"));
+    assert!(ok, "kcat produce over TLS: {err}");
+    let (ok, out, err) = kcat_tls(&["-C", "-t", "tls", "-e", "-q"], None);
+    assert!(ok, "kcat consume over TLS: {err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two", "three"]);
+
+    // confluent-kafka with a client certificate where one is required.
+    let with_cert = tls_settings(&pki, Some((&pki.client_cert, &pki.client_key)));
+    let r = scenario(&["roundtrip", &mtls_addr, "mtls", "50", &with_cert]);
+    assert_eq!(
+        (&r["produced"], &r["consumed"]),
+        (&50.into(), &50.into()),
+        "{r}"
+    );
+
+    // kafka-python over TLS, checking the server's name.
+    let kp = serde_json::json!({
+        "security_protocol": "SSL",
+        "ssl_cafile": pki.ca,
+        "ssl_check_hostname": true,
+    })
+    .to_string();
+    let r = scenario(&["kafka-python-roundtrip", &ssl_addr, "tls-kp", "20", &kp]);
+    assert_eq!(
+        (&r["produced"], &r["consumed"]),
+        (&20.into(), &20.into()),
+        "{r}"
+    );
+
+    // Refused: no certificate where one is required, one from an untrusted CA, an expired
+    // one, a client that does not trust the server, and a plaintext client on a TLS port.
+    let cases = [
+        (
+            "no client certificate",
+            mtls_addr.clone(),
+            tls_settings(&pki, None),
+        ),
+        (
+            "an untrusted client certificate",
+            mtls_addr.clone(),
+            tls_settings(&pki, Some((&pki.rogue_cert, &pki.rogue_key))),
+        ),
+        (
+            "an expired client certificate",
+            mtls_addr.clone(),
+            tls_settings(&pki, Some((&pki.expired_cert, &pki.expired_key))),
+        ),
+        (
+            "a server the client does not trust",
+            ssl_addr.clone(),
+            serde_json::json!({"security.protocol": "ssl", "ssl.ca.location": pki.rogue_ca})
+                .to_string(),
+        ),
+        (
+            "plaintext on a TLS port",
+            ssl_addr.clone(),
+            serde_json::json!({"security.protocol": "plaintext"}).to_string(),
+        ),
+    ];
+    for (what, addr, settings) in &cases {
+        let r = scenario(&["refused", addr, settings]);
+        assert_eq!(r["refused"], true, "{what} was let in: {r}");
+    }
+
+    // ketch's own tools, with Kafka's --command-config.
+    let props = write(
+        &dir,
+        "client.properties",
+        &format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            pki.ca, pki.client_keystore
+        ),
+    );
+    let (ok, out, err) = node.ketch(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &mtls_addr,
+            "--command-config",
+            &props,
+            "--list",
+        ],
+        None,
+    );
+    assert!(ok && out.lines().any(|l| l == "mtls"), "{out}{err}");
+    let (ok, _, err) = node.ketch(
+        &["topics", "--bootstrap-server", &mtls_addr, "--list"],
+        None,
+    );
+    assert!(
+        !ok,
+        "a tool without --command-config got through TLS: {err}"
+    );
+
+    // The listener still serves after all of that.
+    let (ok, _, err) = kcat_tls(&["-L"], None);
+    assert!(ok, "{err}");
+
+    // A renewed certificate is used for new connections without a restart.
+    let (renewed_cert, renewed_key) = leaf(
+        &pki.ca_handle,
+        "broker-renewed",
+        None,
+        &["127.0.0.1"],
+        false,
+    );
+    let staged = write(
+        &dir,
+        "server.pem.new",
+        &format!("{renewed_key}{renewed_cert}"),
+    );
+    std::fs::rename(&staged, &pki.server).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out, _) = run(
+            "openssl",
+            &["s_client", "-connect", &ssl_addr, "-CAfile", &pki.ca],
+            Some(""),
+        );
+        if out.contains("CN = broker-renewed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was never served:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (ok, out, err) = kcat_tls(&["-C", "-t", "tls", "-e", "-q"], None);
+    assert!(
+        ok && out.lines().count() == 3,
+        "after the renewal: {out}{err}"
+    );
+}
+
+/// Issue 16: "A 3-node cluster with …TLS… on every listener, inter-broker and controller
+/// traffic included" (SASL comes on top of this later). Client certificates are required
+/// everywhere, so the nodes' own connections to each other present theirs.
+#[test]
+fn a_three_node_cluster_runs_with_tls_on_every_listener() {
+    let dir = std::env::temp_dir().join(format!("ketch-tls-cluster-{}", std::process::id()));
+    // build_cluster makes `dir` afresh: the certificates live beside it.
+    let pki_dir = node_dir("tls-cluster-pki");
+    let pki = pki(&pki_dir);
+    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let tls = format!(
+        "listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL\n\
+         inter.broker.listener.name=SSL\ncontroller.listener.names=CONTROLLER\n\
+         ssl.keystore.location={}\nssl.truststore.location={}\nssl.client.auth=required\n\
+         offsets.topic.replication.factor=3\ntransaction.state.log.replication.factor=3\n\
+         group.initial.rebalance.delay.ms=0\nbroker.heartbeat.interval.ms=500\n",
+        pki.server, pki.ca
+    );
+    let ports = client_ports.clone();
+    let mut cluster = build_cluster(&dir, 3, move |i, _, controller| {
+        format!(
+            "process.roles=broker,controller\n\
+             listeners=SSL://127.0.0.1:{},CONTROLLER://127.0.0.1:{controller}\n{tls}",
+            ports[i]
+        )
+    });
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    let props = write(
+        &pki_dir,
+        "client.properties",
+        &format!(
+            "security.protocol=SSL\nssl.truststore.location={}\nssl.keystore.location={}\n",
+            pki.ca, pki.client_keystore
+        ),
+    );
+    let bootstrap = client_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ketch = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--bootstrap-server", &bootstrap, "--command-config", &props]);
+        run(common::KETCH, &all, None)
+    };
+    // The brokers register over the controllers' TLS listener; topic creation is forwarded
+    // over it too.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (ok, out, err) = ketch(&[
+            "topics",
+            "--create",
+            "--topic",
+            "replicated",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ]);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no topic over TLS: {out}{err}\nlogs in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let with_cert = tls_settings(&pki, Some((&pki.client_cert, &pki.client_key)));
+    let r = scenario(&["roundtrip", &bootstrap, "replicated", "300", &with_cert]);
+    assert_eq!(
+        (&r["produced"], &r["consumed"]),
+        (&300.into(), &300.into()),
+        "{r}"
+    );
+    // Followers fetch from leaders over TLS: every partition's ISR fills.
+    let full_isr = || {
+        let (ok, out, _) = ketch(&["topics", "--describe", "--topic", "replicated"]);
+        ok && out
+            .lines()
+            .filter(|l| l.contains("Partition:"))
+            .filter(|l| {
+                l.split("Isr:").nth(1).is_some_and(|isr| {
+                    isr.split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .count()
+                        == 3
+                })
+            })
+            .count()
+            == 3
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !full_isr() {
+        assert!(
+            Instant::now() < deadline,
+            "the ISR never filled over TLS; logs in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The controllers' listener is TLS too: the quorum tool gets in only with the client
+    // settings.
+    let controller = format!("127.0.0.1:{}", cluster.ports[1]);
+    let quorum = |with_props: bool| {
+        let mut args = vec!["metadata-quorum", "--bootstrap-controller", &controller];
+        if with_props {
+            args.extend_from_slice(&["--command-config", &props]);
+        }
+        args.extend_from_slice(&["describe", "--status"]);
+        run(common::KETCH, &args, None)
+    };
+    let (ok, out, err) = quorum(true);
+    assert!(ok && out.contains("LeaderId:"), "{out}{err}");
+    let (ok, out, _) = quorum(false);
+    assert!(!ok, "plaintext reached a TLS controller listener: {out}");
+    // A node dies; what was acknowledged with acks=all is all there, read from the others.
+    cluster.kill(0);
+    let others = client_ports[1..]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let r = scenario(&["count", &others, "replicated", "300", &with_cert]);
+    assert_eq!(r["count"], 300, "{r}");
+    drop(cluster);
+}
