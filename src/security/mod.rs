@@ -1,8 +1,14 @@
 //! Who a connection is, sans-IO: the principal a TLS client certificate names
-//! ([`x509::subject_name`], Kafka's `User:` + the subject in RFC 2253 form).
+//! ([`x509::subject_name`], Kafka's `User:` + the subject in RFC 2253 form), and SASL:
+//! [`plain`], [`scram`] (the mechanisms), [`jaas`] (their configuration) and [`sasl`] (one
+//! connection's authentication, as the listener drives it).
 //!
 //! Depends only on `model`; no IO, clocks or randomness (what needs them is passed in).
 
+pub mod jaas;
+pub mod plain;
+pub mod sasl;
+pub mod scram;
 pub mod x509;
 
 /// Kafka's principal for a connection that proved nothing (plaintext, or TLS without a client
