@@ -206,6 +206,11 @@ enum StorageCommand {
         /// entry gives its metadata directory's id.
         #[arg(short = 'I', long)]
         initial_controllers: Option<String>,
+        /// A SCRAM credential the cluster starts with (repeatable), as Kafka's
+        /// `--add-scram 'SCRAM-SHA-512=[name=admin,password=admin-secret]'`
+        /// (`iterations=` too); for the controllers' storage.
+        #[arg(short = 'S', long = "add-scram")]
+        add_scram: Vec<String>,
     },
     /// Shows the state of a node's log directories (formatted or not, their meta.properties).
     Info {
@@ -269,9 +274,38 @@ fn format_storage(
     path: &Path,
     ignore_formatted: bool,
     bootstrap: BootstrapVoters,
+    add_scram: &[String],
 ) -> Result<(), String> {
     let disk: Arc<dyn Disk> = Arc::new(RealDisk);
     let mut config = ServerConfig::load(disk.as_ref(), path).map_err(|e| e.to_string())?;
+    let mut scram_records = Vec::new();
+    for text in add_scram {
+        let (mechanism, name, password, iterations) = ketch::security::scram::parse_add_scram(text)
+            .map_err(|e| format!("--add-scram {e}"))?;
+        let salt =
+            runtime::random_bytes_16().map_err(|e| format!("no randomness for a salt: {e}"))?;
+        let c = ketch::security::scram::Credential::from_password(
+            mechanism,
+            &password,
+            salt.to_vec(),
+            iterations,
+        );
+        scram_records.push(ketch::controller::MetadataRecord::UserScramCredential {
+            name,
+            mechanism: mechanism.id(),
+            salt: c.salt,
+            stored_key: c.stored_key,
+            server_key: c.server_key,
+            iterations: c.iterations,
+        });
+    }
+    if !scram_records.is_empty() && !config.roles.controller {
+        return Err(
+            "--add-scram goes to the controllers' storage (the metadata log's); this \
+                    node's process.roles has no controller"
+                .into(),
+        );
+    }
     ketch::model::Uuid::parse(cluster_id)
         .map_err(|e| format!("cluster id: {e} (make one with 'ketch storage random-uuid')"))?;
     let mut metadata_dir_id = None;
@@ -356,6 +390,15 @@ fn format_storage(
                 .map(|(id, (h, p))| format!("{}@{h}:{p}", id.0))
                 .collect::<Vec<_>>()
                 .join(","),
+            written.display()
+        );
+    }
+    if !scram_records.is_empty() && metadata_formatted_now {
+        let written = node::write_bootstrap_records(&disk, &config, &scram_records)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "Wrote {} SCRAM credential(s) to {}",
+            scram_records.len(),
             written.display()
         );
     }
@@ -533,13 +576,20 @@ fn main() -> ExitCode {
             ignore_formatted,
             standalone,
             initial_controllers,
+            add_scram,
         }) => {
             let bootstrap = match (standalone, initial_controllers) {
                 (true, _) => BootstrapVoters::Standalone,
                 (false, Some(text)) => BootstrapVoters::Initial(text),
                 (false, None) => BootstrapVoters::Static,
             };
-            format_storage(&cluster_id, &config, ignore_formatted, bootstrap)
+            format_storage(
+                &cluster_id,
+                &config,
+                ignore_formatted,
+                bootstrap,
+                &add_scram,
+            )
         }
         Command::Storage(StorageCommand::Info { config }) => storage_info(&config),
         Command::Dev(args) => dev(args),

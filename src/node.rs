@@ -26,9 +26,9 @@ use crate::quorum::storage::METADATA_LOG_DIR_NAME;
 use crate::quorum::{
     self, Observer, Proposal, QuorumBugs, QuorumConfig, QuorumError, QuorumStatus,
 };
-use crate::runtime::tls::Tls;
 use crate::runtime::{self, Clock, Disk};
 use crate::wire::Connector;
+use crate::wire::ListenerSecurity;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
@@ -147,6 +147,56 @@ pub fn write_bootstrap_voters(
     disk.write_file_atomic(&path, body.as_bytes())
         .map_err(|e| NodeError::Config(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
+}
+
+/// Metadata records `ketch storage format` adds (`--add-scram`), kept in the metadata log
+/// directory until the first active controller writes them to an empty metadata log (Kafka
+/// keeps them in `bootstrap.checkpoint`). One record a line, Kafka's bytes in base64.
+pub const BOOTSTRAP_RECORDS_FILE: &str = "bootstrap.records";
+
+/// Writes the bootstrap records into the metadata log directory (formatted just before).
+pub fn write_bootstrap_records(
+    disk: &Arc<dyn Disk>,
+    config: &ServerConfig,
+    records: &[crate::controller::MetadataRecord],
+) -> Result<PathBuf, NodeError> {
+    let mut body = String::from(
+        "# Metadata records from ketch storage format (--add-scram), written to the metadata\n\
+         # log by the first active controller while it holds no record. Kafka's bytes, base64.\n",
+    );
+    for r in records {
+        let bytes = r
+            .encode()
+            .map_err(|e| NodeError::Config(format!("bootstrap record: {e}")))?;
+        body.push_str(&crate::security::scram::base64_encode(&bytes));
+        body.push('\n');
+    }
+    let path = config.metadata_log_dir.join(BOOTSTRAP_RECORDS_FILE);
+    disk.write_file_atomic(&path, body.as_bytes())
+        .map_err(|e| NodeError::Config(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn read_bootstrap_records(
+    disk: &Arc<dyn Disk>,
+    config: &ServerConfig,
+) -> Result<Vec<crate::controller::MetadataRecord>, NodeError> {
+    let path = config.metadata_log_dir.join(BOOTSTRAP_RECORDS_FILE);
+    if !config.roles.controller || !disk.exists(&path) {
+        return Ok(Vec::new());
+    }
+    let bad = |why: String| NodeError::Config(format!("{}: {why}", path.display()));
+    let text = disk.read_file(&path).map_err(|e| bad(e.to_string()))?;
+    String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let bytes = crate::security::scram::base64_decode(l)
+                .ok_or_else(|| bad("a line that is not base64".into()))?;
+            crate::controller::MetadataRecord::decode(&bytes).map_err(|e| bad(e.to_string()))
+        })
+        .collect()
 }
 
 /// The voters a node runs with: `controller.quorum.voters`, or else the set its storage was
@@ -369,43 +419,45 @@ fn broker_endpoints(config: &ServerConfig) -> Vec<Endpoint> {
         .collect()
 }
 
-/// The TLS of every listener whose protocol is SSL (a controller listener this node only
-/// connects to included), every file read now: a listener whose certificates do not load
-/// stops the start with the file's name.
-fn load_tls(
-    config: &ServerConfig,
-) -> Result<std::collections::BTreeMap<String, Arc<Tls>>, NodeError> {
-    let mut out = std::collections::BTreeMap::new();
-    for (name, t) in &config.tls {
-        out.insert(
-            name.clone(),
-            crate::wire::load_tls(t).map_err(NodeError::Config)?,
-        );
+/// Each listener's security, by name: how it serves (TLS, SASL) and how this node connects to
+/// it on other nodes. Every certificate file is read now: a listener whose certificates or
+/// JAAS configuration do not load stops the start with what is wrong.
+type Security = std::collections::BTreeMap<String, (ListenerSecurity, Connector)>;
+
+fn load_security(config: &ServerConfig) -> Result<Security, NodeError> {
+    let mut out = Security::new();
+    for name in config.security_protocols.keys() {
+        let secured = crate::wire::secure_listener(
+            config.tls.get(name),
+            config.sasl.get(name),
+            config.connections_max_reauth_ms,
+        )
+        .map_err(NodeError::Config)?;
+        out.insert(name.clone(), secured);
     }
     Ok(out)
 }
 
 /// How this node reaches listener `name` on other nodes.
-fn connector_for(tls: &std::collections::BTreeMap<String, Arc<Tls>>, name: &str) -> Connector {
-    tls.get(name)
-        .map_or_else(Connector::plain, |t| Connector::tls(Arc::clone(t)))
+fn connector_for(security: &Security, name: &str) -> Connector {
+    security
+        .get(name)
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
 }
 
 /// How this node reaches the controllers (their listener: `controller.listener.names`' first).
-fn controller_connector(
-    config: &ServerConfig,
-    tls: &std::collections::BTreeMap<String, Arc<Tls>>,
-) -> Connector {
+fn controller_connector(config: &ServerConfig, security: &Security) -> Connector {
     config
         .controller_listener_names
         .first()
-        .map_or_else(Connector::plain, |name| connector_for(tls, name))
+        .map_or_else(Connector::plain, |name| connector_for(security, name))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn build_broker(
     config: &ServerConfig,
-    tls: &std::collections::BTreeMap<String, Arc<Tls>>,
+    security: &Security,
     env: &NodeEnv,
     metrics: Option<Arc<crate::metrics::Metrics>>,
     cluster_id: &str,
@@ -475,8 +527,11 @@ fn build_broker(
             transaction_abort_check_interval_ms: config.transaction_abort_check_interval_ms,
             transaction_verification: config.transaction_partition_verification_enable,
             inter_broker_listener_name: config.inter_broker_listener_name.clone(),
-            listener_tls: tls.clone(),
-            inter_broker: connector_for(tls, &config.inter_broker_listener_name),
+            listener_security: security
+                .iter()
+                .map(|(name, (l, _))| (name.clone(), l.clone()))
+                .collect(),
+            inter_broker: connector_for(security, &config.inter_broker_listener_name),
             log_dirs: config.log_dirs.clone(),
             described: config.described(),
             cleaner: config.cleaner.clone(),
@@ -488,7 +543,7 @@ fn build_broker(
             config.voters.clone(),
             leader_hint,
             config.node_id,
-            controller_connector(config, tls),
+            controller_connector(config, security),
         ),
         env.clock.clone(),
         Groups::new(
@@ -598,7 +653,7 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let config = with_bootstrap_voters(config, &env.disk)?;
     let controller_listener = check_roles(&config)?;
-    let tls = load_tls(&config)?;
+    let security = load_security(&config)?;
     let storage = open_storage(&config, &env.disk)?;
     let cluster_id = storage.cluster_id.clone();
     // What the quorum member tells the broker: how far it replayed the metadata log (for
@@ -614,7 +669,7 @@ pub async fn run(
         endpoints: broker_endpoints(&config),
         heartbeat_interval_ms: config.broker_heartbeat_interval_ms,
         incarnation_id: env.incarnation_id,
-        connector: controller_connector(&config, &tls),
+        connector: controller_connector(&config, &security),
     });
     let metrics = config
         .metrics_listener
@@ -623,7 +678,7 @@ pub async fn run(
     let broker = config.roles.broker.then(|| {
         Arc::new(build_broker(
             &config,
-            &tls,
+            &security,
             &env,
             metrics.clone(),
             &cluster_id,
@@ -665,12 +720,17 @@ pub async fn run(
         Some((host, port, name)) => (Some((host, port)), name),
         None => (None, String::new()),
     };
+    let bootstrap_records = read_bootstrap_records(&env.disk, &config)?;
     let quorum_config = QuorumConfig {
+        bootstrap_records,
         node_id: config.node_id,
         cluster_id,
         voters: config.voters.clone(),
-        listener_tls: tls.get(&listener_name).cloned(),
-        connector: controller_connector(&config, &tls),
+        listener_security: security
+            .get(&listener_name)
+            .map(|(l, _)| l.clone())
+            .unwrap_or_default(),
+        connector: controller_connector(&config, &security),
         listen,
         listener_name,
         max_connections: config.max_connections,

@@ -19,6 +19,7 @@ use crate::protocol::frame::{
 use crate::runtime::net::{read_frame, write_frame, Stream, TcpListener, TcpStream};
 use crate::runtime::tls::Tls;
 use crate::runtime::{self};
+use crate::security::sasl::{Authenticator, SaslServerConfig, Step};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, RequestKind, ResponseKind,
@@ -70,6 +71,38 @@ pub trait Service: Send + Sync + 'static {
     fn closed<'a>(&'a self, _peer: &'a Peer) -> impl Future<Output = ()> + Send + 'a {
         async {}
     }
+
+    /// The SCRAM credential of `user` for `mechanism`, for a SASL listener offering SCRAM.
+    fn scram_credential(
+        &self,
+        _user: &str,
+        _mechanism: crate::security::scram::Mechanism,
+    ) -> Option<crate::security::scram::Credential> {
+        None
+    }
+}
+
+/// How a listener secures its connections: TLS first if its protocol has it, then SASL.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerSecurity {
+    pub tls: Option<Arc<Tls>>,
+    pub sasl: Option<Arc<SaslServerConfig>>,
+}
+
+/// SaslHandshake versions served: v0 (the SASL tokens follow as bare length-prefixed frames,
+/// from before KIP-152; librdkafka requires v0 in ApiVersions to try SASL at all) and v1
+/// (SaslAuthenticate requests carry them).
+const SASL_HANDSHAKE_VERSIONS: (i16, i16) = (0, 1);
+const SASL_AUTHENTICATE_VERSIONS: (i16, i16) = (0, 2);
+
+/// One connection's SASL state.
+struct SaslState {
+    config: Arc<SaslServerConfig>,
+    auth: Authenticator,
+    /// The authenticated user, and when the session ends.
+    session: Option<(String, Option<tokio::time::Instant>)>,
+    /// A v0 SaslHandshake chose the mechanism: the exchange's tokens come as bare frames.
+    raw_tokens: bool,
 }
 
 /// The limits of one listener.
@@ -114,21 +147,44 @@ pub async fn bind(host: &str, port: u16) -> Result<(TcpListener, String), std::i
 /// authentication): a client retrying in a loop must not flood the log.
 pub static REFUSALS: runtime::LogBudget = runtime::LogBudget::new(10, Duration::from_secs(10));
 
+/// Why `serve` closed a connection after a failed authentication (already logged).
+const AUTHENTICATION_FAILED: &str = "SASL authentication failed";
+
 /// How this node reaches a listener of another node: plain TCP, or TLS with that listener's
 /// settings (the same a listener of that name here serves with, as in Kafka).
 #[derive(Clone, Debug, Default)]
 pub struct Connector {
     tls: Option<Arc<Tls>>,
+    sasl: Option<Arc<SaslClient>>,
+}
+
+/// What this side presents to a SASL listener.
+#[derive(Clone, Debug)]
+pub struct SaslClient {
+    pub mechanism: String,
+    pub user: String,
+    pub password: String,
 }
 
 impl Connector {
     /// Plain TCP.
     pub fn plain() -> Connector {
-        Connector { tls: None }
+        Connector::default()
     }
 
     pub fn tls(tls: Arc<Tls>) -> Connector {
-        Connector { tls: Some(tls) }
+        Connector {
+            tls: Some(tls),
+            sasl: None,
+        }
+    }
+
+    /// TLS if `tls`, then SASL authentication if `sasl`.
+    pub fn new(tls: Option<Arc<Tls>>, sasl: Option<SaslClient>) -> Connector {
+        Connector {
+            tls,
+            sasl: sasl.map(Arc::new),
+        }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -144,22 +200,182 @@ impl Connector {
         }
     }
 
-    /// A connection to `addr` (`host:port`), TLS handshake done if the listener wants one.
+    /// A connection to `addr` (`host:port`), TLS handshake done and SASL authentication
+    /// passed if the listener wants them.
     pub async fn connect(&self, addr: &str) -> std::io::Result<Stream> {
         let tcp = TcpStream::connect(addr).await?;
         let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => Ok(Stream::Plain(tcp)),
+        let mut stream = match &self.tls {
+            None => Stream::Plain(tcp),
             Some(tls) => {
                 let host = addr
                     .rsplit_once(':')
                     .map_or(addr, |(h, _)| h)
                     .trim_start_matches('[')
                     .trim_end_matches(']');
-                tls.connect(host, tcp).await
+                tls.connect(host, tcp).await?
             }
+        };
+        if let Some(sasl) = &self.sasl {
+            authenticate(&mut stream, sasl).await.map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("SASL authentication with {addr}: {e}"),
+                )
+            })?;
+        }
+        Ok(stream)
+    }
+}
+
+/// One exchange on a connection being authenticated.
+async fn sasl_call(
+    stream: &mut Stream,
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    body: &RequestKind,
+) -> Result<ResponseKind, String> {
+    let frame = encode_request(correlation_id, "ketch-sasl", api_key, version, body)
+        .map_err(|e| e.to_string())?;
+    write_frame(stream, &frame)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = read_frame(stream, 1 << 20)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the connection closed")?;
+    decode_response(api_key, version, answer)
+        .map(|(_, r)| r)
+        .map_err(|e| e.to_string())
+}
+
+/// One SaslAuthenticate (v2) of the client side: the server's bytes.
+async fn sasl_step(
+    stream: &mut Stream,
+    correlation_id: i32,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let body = RequestKind::SaslAuthenticate(
+        kafka_protocol::messages::SaslAuthenticateRequest::default().with_auth_bytes(bytes.into()),
+    );
+    match sasl_call(stream, correlation_id, ApiKey::SaslAuthenticate, 2, &body).await? {
+        ResponseKind::SaslAuthenticate(r) if r.error_code == 0 => Ok(r.auth_bytes.to_vec()),
+        ResponseKind::SaslAuthenticate(r) => Err(format!(
+            "refused (error {}): {}",
+            r.error_code,
+            r.error_message.as_deref().unwrap_or("")
+        )),
+        _ => Err("not a SaslAuthenticate answer".to_string()),
+    }
+}
+
+/// The client side of SASL (SaslHandshake v1, then SaslAuthenticate v2 until done).
+async fn authenticate(stream: &mut Stream, sasl: &SaslClient) -> Result<(), String> {
+    use crate::security::scram::{Mechanism, ScramClient};
+    let handshake = RequestKind::SaslHandshake(
+        kafka_protocol::messages::SaslHandshakeRequest::default().with_mechanism(
+            kafka_protocol::protocol::StrBytes::from_string(sasl.mechanism.clone()),
+        ),
+    );
+    match sasl_call(stream, 1, ApiKey::SaslHandshake, 1, &handshake).await? {
+        ResponseKind::SaslHandshake(r) if r.error_code == 0 => {}
+        ResponseKind::SaslHandshake(r) => {
+            return Err(format!(
+                "mechanism {} refused (error {}); the listener offers {:?}",
+                sasl.mechanism, r.error_code, r.mechanisms
+            ))
+        }
+        _ => return Err("not a SaslHandshake answer".into()),
+    }
+    match sasl.mechanism.as_str() {
+        "PLAIN" => {
+            sasl_step(
+                stream,
+                2,
+                crate::security::plain::message(&sasl.user, &sasl.password),
+            )
+            .await?;
+            Ok(())
+        }
+        name => {
+            let mechanism =
+                Mechanism::from_name(name).ok_or(format!("mechanism {name} is not implemented"))?;
+            let nonce = runtime::random_bytes_16()
+                .map(|b| crate::security::scram::base64_encode(&b))
+                .map_err(|e| format!("no randomness for the nonce: {e}"))?;
+            let mut client = ScramClient::new(mechanism, &sasl.user, &sasl.password, &nonce);
+            let server_first = sasl_step(stream, 2, client.first()).await?;
+            let last = client.last(&server_first).map_err(|e| e.to_string())?;
+            let server_final = sasl_step(stream, 3, last).await?;
+            client.verify(&server_final).map_err(|e| e.to_string())
         }
     }
+}
+
+/// A listener's server side and this node's client of it, from its TLS and SASL settings.
+pub fn secure_listener(
+    tls: Option<&crate::model::tls::TlsSettings>,
+    sasl: Option<&crate::model::sasl::SaslSettings>,
+    reauth_ms: u64,
+) -> Result<(ListenerSecurity, Connector), String> {
+    use crate::security::jaas;
+    let tls = tls.map(load_tls).transpose()?;
+    let (server, client) = match sasl {
+        None => (None, None),
+        Some(s) => {
+            let entry = |mechanism: &str| -> Result<Option<jaas::JaasEntry>, String> {
+                s.jaas
+                    .get(mechanism)
+                    .map(|text| {
+                        jaas::parse(text).map_err(|e| {
+                            format!(
+                                "listener {}: {mechanism}'s sasl.jaas.config: {e}",
+                                s.listener
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            let plain_users = match entry("PLAIN")? {
+                Some(e) if s.mechanisms.iter().any(|m| m == "PLAIN") => e.plain_users(),
+                _ => Default::default(),
+            };
+            let client = match &s.client_mechanism {
+                None => None,
+                Some(m) => {
+                    let (user, password) =
+                        entry(m)?.and_then(|e| e.credentials()).ok_or_else(|| {
+                            format!(
+                                "listener {}: {m}'s sasl.jaas.config must give username and \
+                                 password (this node's own, to connect to the listener elsewhere)",
+                                s.listener
+                            )
+                        })?;
+                    Some(SaslClient {
+                        mechanism: m.clone(),
+                        user,
+                        password,
+                    })
+                }
+            };
+            (
+                Some(Arc::new(SaslServerConfig {
+                    mechanisms: s.mechanisms.clone(),
+                    plain_users,
+                    reauth_ms,
+                })),
+                client,
+            )
+        }
+    };
+    Ok((
+        ListenerSecurity {
+            tls: tls.clone(),
+            sasl: server,
+        },
+        Connector::new(tls, client),
+    ))
 }
 
 /// The TLS a listener's `ssl.*` settings describe, every file read now.
@@ -194,17 +410,43 @@ pub fn client_connector(props: &crate::model::properties::Properties) -> Result<
         .get("security.protocol")
         .map(|p| p.trim().to_ascii_uppercase())
         .unwrap_or_else(|| "PLAINTEXT".to_string());
-    match protocol.as_str() {
-        "PLAINTEXT" => Ok(Connector::plain()),
-        "SSL" => {
+    let tls = match protocol.as_str() {
+        "PLAINTEXT" | "SASL_PLAINTEXT" => None,
+        "SSL" | "SASL_SSL" => {
             let settings =
                 crate::model::tls::parse_tls(props, "client").map_err(|e| e.to_string())?;
-            Ok(Connector::tls(load_tls(&settings)?))
+            Some(load_tls(&settings)?)
         }
-        other => Err(format!(
-            "security.protocol={other} is not implemented by ketch's tools (PLAINTEXT and SSL are)"
-        )),
-    }
+        other => {
+            return Err(format!(
+                "security.protocol={other} is not a Kafka security protocol"
+            ))
+        }
+    };
+    let sasl = if protocol.starts_with("SASL_") {
+        let mechanism = props
+            .get("sasl.mechanism")
+            .map(|m| m.trim().to_ascii_uppercase())
+            .ok_or("sasl.mechanism is needed with a SASL security.protocol")?;
+        if !crate::security::sasl::MECHANISMS.contains(&mechanism.as_str()) {
+            return Err(format!("sasl.mechanism={mechanism} is not implemented"));
+        }
+        let text = props
+            .get("sasl.jaas.config")
+            .ok_or("sasl.jaas.config is needed with a SASL security.protocol")?;
+        let (user, password) = crate::security::jaas::parse(text)
+            .map_err(|e| format!("sasl.jaas.config: {e}"))?
+            .credentials()
+            .ok_or("sasl.jaas.config must give username and password")?;
+        Some(SaslClient {
+            mechanism,
+            user,
+            password,
+        })
+    } else {
+        None
+    };
+    Ok(Connector::new(tls, sasl))
 }
 
 /// Accepts connections on `listener` for ever, one task per connection; with `tls`, each
@@ -214,7 +456,7 @@ pub async fn accept_loop<S: Service>(
     listener: TcpListener,
     name: String,
     limits: Limits,
-    tls: Option<Arc<Tls>>,
+    security: ListenerSecurity,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
     loop {
@@ -236,7 +478,8 @@ pub async fn accept_loop<S: Service>(
                 };
                 let max_frame_bytes = limits.max_frame_bytes;
                 let metrics = limits.metrics.clone();
-                let tls = tls.clone();
+                let tls = security.tls.clone();
+                let sasl = security.sasl.clone();
                 tracing::debug!(peer = %peer.addr, listener = %peer.listener, "connection accepted");
                 runtime::spawn(async move {
                     let stream = match tls {
@@ -261,15 +504,26 @@ pub async fn accept_loop<S: Service>(
                             }
                         },
                     };
+                    let sasl = sasl.map(|config| SaslState {
+                        config,
+                        auth: Authenticator::default(),
+                        session: None,
+                        raw_tokens: false,
+                    });
                     match serve(
                         &*service,
-                        &peer,
+                        &mut peer,
                         stream,
                         max_frame_bytes,
                         metrics.as_deref(),
+                        sasl,
                     )
                     .await
                     {
+                        // Refused authentications were logged within REFUSALS' budget.
+                        Err(e) if e == AUTHENTICATION_FAILED => {
+                            tracing::debug!(peer = %peer.addr, listener = %peer.listener, "closing a connection: {e}")
+                        }
                         Err(e) => {
                             tracing::info!(peer = %peer.addr, listener = %peer.listener, "closing a connection: {e}")
                         }
@@ -291,11 +545,19 @@ pub async fn accept_loop<S: Service>(
 
 async fn serve<S: Service, T: AsyncRead + AsyncWrite + Unpin>(
     service: &S,
-    peer: &Peer,
+    peer: &mut Peer,
     mut stream: T,
     max_frame_bytes: usize,
     metrics: Option<&crate::metrics::Metrics>,
+    mut sasl: Option<SaslState>,
 ) -> Result<(), String> {
+    // A SASL listener serves the SASL APIs too; no other listener advertises them.
+    let sasl_on = sasl.is_some();
+    let supported = move |k: ApiKey| match k {
+        ApiKey::SaslHandshake if sasl_on => Some(SASL_HANDSHAKE_VERSIONS),
+        ApiKey::SaslAuthenticate if sasl_on => Some(SASL_AUTHENTICATE_VERSIONS),
+        k => S::supported(k),
+    };
     loop {
         let Some(frame) = read_frame(&mut stream, max_frame_bytes)
             .await
@@ -303,7 +565,21 @@ async fn serve<S: Service, T: AsyncRead + AsyncWrite + Unpin>(
         else {
             return Ok(());
         };
-        let request = match decode_request(frame.clone(), S::supported) {
+        // After a v0 SaslHandshake the SASL tokens come bare, each answered bare.
+        if let Some(state) = sasl.as_mut().filter(|s| s.raw_tokens) {
+            let (out, done) = sasl_raw_token(service, state, &frame, peer)?;
+            let mut answer = Vec::with_capacity(4 + out.len());
+            answer.extend_from_slice(&(out.len() as u32).to_be_bytes());
+            answer.extend_from_slice(&out);
+            write_frame(&mut stream, &answer)
+                .await
+                .map_err(|e| e.to_string())?;
+            if done {
+                state.raw_tokens = false;
+            }
+            continue;
+        }
+        let request = match decode_request(frame.clone(), supported) {
             Ok(r) => r,
             Err(FrameError::UnsupportedVersion {
                 api_key: ApiKey::ApiVersions,
@@ -311,7 +587,7 @@ async fn serve<S: Service, T: AsyncRead + AsyncWrite + Unpin>(
                 ..
             }) => {
                 let body = ResponseKind::ApiVersions(api_versions(
-                    S::supported,
+                    supported,
                     ResponseError::UnsupportedVersion.code(),
                 ));
                 let out = encode_response(correlation_id, ApiKey::ApiVersions, 0, &body)
@@ -349,8 +625,42 @@ async fn serve<S: Service, T: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let correlation_id = request.header.correlation_id;
-        let body = if let RequestKind::ApiVersions(_) = request.body {
-            Some(ResponseKind::ApiVersions(api_versions(S::supported, 0)))
+        // SASL: the handshake and exchange are answered here; nothing else is served before
+        // the client is authenticated, nor after its session ended (KIP-368).
+        let mut close_after = None;
+        let sasl_answer = match (&mut sasl, &request.body) {
+            (_, RequestKind::ApiVersions(_)) | (None, _) => None,
+            (Some(state), RequestKind::SaslHandshake(r)) => {
+                let answer = sasl_handshake(state, &r.mechanism, peer);
+                state.raw_tokens = request.version == 0 && state.auth.in_exchange();
+                Some(answer)
+            }
+            (Some(state), RequestKind::SaslAuthenticate(r)) => {
+                let (answer, failed) =
+                    sasl_authenticate(service, state, &r.auth_bytes, request.version, peer);
+                close_after = failed;
+                Some(answer)
+            }
+            (Some(state), _) => match &state.session {
+                None => {
+                    return Err(format!(
+                        "{:?} before SASL authentication: closing the connection",
+                        request.api_key
+                    ))
+                }
+                Some((user, Some(end))) if runtime::monotonic_now() >= *end => {
+                    return Err(format!(
+                        "the SASL session of {user} ended (connections.max.reauth.ms) \
+                             without re-authentication: closing the connection"
+                    ))
+                }
+                Some(_) => None,
+            },
+        };
+        let body = if let Some(answer) = sasl_answer {
+            Some(answer)
+        } else if let RequestKind::ApiVersions(_) = request.body {
+            Some(ResponseKind::ApiVersions(api_versions(supported, 0)))
         } else {
             let span = tracing::debug_span!(
                 "request",
@@ -380,6 +690,134 @@ async fn serve<S: Service, T: AsyncRead + AsyncWrite + Unpin>(
             .await
             .map_err(|e| e.to_string())?;
         record(true);
+        if close_after.is_some() {
+            return Err(AUTHENTICATION_FAILED.to_string());
+        }
+    }
+}
+
+/// SaslHandshake: the client names its mechanism.
+fn sasl_handshake(state: &mut SaslState, mechanism: &str, peer: &Peer) -> ResponseKind {
+    use kafka_protocol::messages::SaslHandshakeResponse;
+    let enabled: Vec<kafka_protocol::protocol::StrBytes> = state
+        .config
+        .mechanisms
+        .iter()
+        .map(|m| kafka_protocol::protocol::StrBytes::from_string(m.clone()))
+        .collect();
+    let code = match state.auth.handshake(mechanism, &state.config) {
+        Ok(()) => 0,
+        Err(_) => {
+            tracing::info!(peer = %peer.addr, listener = %peer.listener, mechanism,
+                "SaslHandshake with a mechanism not enabled here");
+            ResponseError::UnsupportedSaslMechanism.code()
+        }
+    };
+    ResponseKind::SaslHandshake(
+        SaslHandshakeResponse::default()
+            .with_error_code(code)
+            .with_mechanisms(enabled),
+    )
+}
+
+/// One bare SASL token (after a v0 handshake): the bytes to send back and whether the
+/// exchange is over; `Err` closes the connection (v0 has no way to say why).
+fn sasl_raw_token<S: Service>(
+    service: &S,
+    state: &mut SaslState,
+    token: &[u8],
+    peer: &mut Peer,
+) -> Result<(Vec<u8>, bool), String> {
+    let (answer, failed) = sasl_authenticate(service, state, token, 0, peer);
+    if failed.is_some() {
+        return Err(AUTHENTICATION_FAILED.to_string());
+    }
+    match answer {
+        ResponseKind::SaslAuthenticate(r) => Ok((
+            r.auth_bytes.to_vec(),
+            state.session.is_some() && !state.auth.in_exchange(),
+        )),
+        _ => Err("no SASL answer".into()),
+    }
+}
+
+/// SaslAuthenticate: one step of the exchange. The answer, and why to close the connection
+/// after sending it (a failed authentication), if so.
+fn sasl_authenticate<S: Service>(
+    service: &S,
+    state: &mut SaslState,
+    bytes: &[u8],
+    version: i16,
+    peer: &mut Peer,
+) -> (ResponseKind, Option<String>) {
+    use kafka_protocol::messages::SaslAuthenticateResponse;
+    let nonce = runtime::random_bytes_16()
+        .map(|b| crate::security::scram::base64_encode(&b))
+        .unwrap_or_default();
+    let step = if nonce.is_empty() {
+        Err("no randomness for the server nonce".to_string())
+    } else {
+        state.auth.step(
+            bytes,
+            &state.config,
+            |user, mechanism| service.scram_credential(user, mechanism),
+            &nonce,
+        )
+    };
+    let step = match step {
+        Ok(Step::Done { user, .. })
+            if state
+                .session
+                .as_ref()
+                .is_some_and(|(before, _)| *before != user) =>
+        {
+            Err(format!(
+                "re-authentication as {user} on a connection authenticated as another user"
+            ))
+        }
+        other => other,
+    };
+    match step {
+        Ok(Step::Continue(out)) => (
+            ResponseKind::SaslAuthenticate(
+                SaslAuthenticateResponse::default().with_auth_bytes(out.into()),
+            ),
+            None,
+        ),
+        Ok(Step::Done { user, bytes: out }) => {
+            let lifetime_ms = state.config.reauth_ms;
+            let end = (lifetime_ms > 0)
+                .then(|| runtime::monotonic_now() + Duration::from_millis(lifetime_ms));
+            let again = state.session.is_some();
+            tracing::debug!(peer = %peer.addr, listener = %peer.listener, %user, again, "SASL authentication succeeded");
+            peer.principal = format!("User:{user}");
+            state.session = Some((user, end));
+            let mut answer = SaslAuthenticateResponse::default().with_auth_bytes(out.into());
+            if version >= 1 {
+                answer =
+                    answer.with_session_lifetime_ms(i64::try_from(lifetime_ms).unwrap_or(i64::MAX));
+            }
+            (ResponseKind::SaslAuthenticate(answer), None)
+        }
+        Err(why) => {
+            if let Some(held) = REFUSALS.take() {
+                if held > 0 {
+                    tracing::warn!("{held} more connections failed their TLS handshake or authentication (not logged one by one)");
+                }
+                tracing::warn!(peer = %peer.addr, listener = %peer.listener, "SASL authentication failed: {why}");
+            }
+            let message = format!("Authentication failed: {why}");
+            (
+                ResponseKind::SaslAuthenticate(
+                    SaslAuthenticateResponse::default()
+                        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                        .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_string(
+                            message.clone(),
+                        ))),
+                ),
+                Some(message),
+            )
+        }
     }
 }
 

@@ -442,3 +442,317 @@ fn a_three_node_cluster_runs_with_tls_on_every_listener() {
     assert_eq!(r["count"], 300, "{r}");
     drop(cluster);
 }
+
+fn sasl_settings(
+    protocol: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+    ca: Option<&str>,
+) -> String {
+    let mut v = serde_json::json!({
+        "security.protocol": protocol,
+        "sasl.mechanisms": mechanism,
+        "sasl.username": user,
+        "sasl.password": password,
+    });
+    if let Some(ca) = ca {
+        v["ssl.ca.location"] = ca.into();
+    }
+    v.to_string()
+}
+
+const ADMIN_JAAS: &str = "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"admin-secret\";";
+
+/// Issue 16, SASL: PLAIN and SCRAM-SHA-256/512 on SASL_PLAINTEXT and SASL_SSL listeners for
+/// confluent-kafka, kcat and kafka-python; SCRAM users made with `ketch storage format
+/// --add-scram` and `ketch configs --entity-type users` (AlterUserScramCredentials) and listed
+/// by DescribeUserScramCredentials; wrong passwords, unknown users, a mechanism the listener
+/// does not offer and a client that skips authentication are refused; a session past
+/// `connections.max.reauth.ms` is closed unless the client authenticates again, which real
+/// clients do.
+#[test]
+fn sasl_plain_and_scram_for_real_clients() {
+    let dir = node_dir("sasl");
+    let pki = pki(&dir);
+    let (plain, sasl_ssl, controller) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "process.roles=broker,controller\nnode.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         listeners=SASL_PLAINTEXT://127.0.0.1:{plain},SASL_SSL://127.0.0.1:{sasl_ssl},CONTROLLER://127.0.0.1:{controller}\n\
+         listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT\n\
+         inter.broker.listener.name=SASL_PLAINTEXT\ncontroller.listener.names=CONTROLLER\n\
+         listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512\n\
+         listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+         sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n\
+         listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=\"carol-secret\";\n\
+         sasl.jaas.config={ADMIN_JAAS}\n\
+         connections.max.reauth.ms=3000\n\
+         ssl.keystore.location={}\nssl.truststore.location={}\n\
+         log.dirs={}\ngroup.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=3\nbroker.heartbeat.interval.ms=500\n",
+        pki.server,
+        pki.ca,
+        dir.join("data").display()
+    );
+    // The first SCRAM user comes with the storage, as Kafka's `kafka-storage.sh --add-scram`.
+    let node = Node::formatted_with(
+        dir.clone(),
+        plain,
+        &config,
+        &[
+            "-X",
+            "security.protocol=sasl_plaintext",
+            "-X",
+            "sasl.mechanisms=SCRAM-SHA-512",
+            "-X",
+            "sasl.username=admin",
+            "-X",
+            "sasl.password=admin-secret",
+        ],
+        &[
+            "--add-scram",
+            "SCRAM-SHA-512=[name=admin,password=admin-secret]",
+        ],
+    );
+    let plain_addr = format!("127.0.0.1:{plain}");
+    let ssl_addr = format!("127.0.0.1:{sasl_ssl}");
+    let admin = write(
+        &dir,
+        "admin.properties",
+        &format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config={ADMIN_JAAS}\n"
+        ),
+    );
+    // AlterUserScramCredentials through the tool, then DescribeUserScramCredentials.
+    for (mechanism, iterations) in [("SCRAM-SHA-512", 8192), ("SCRAM-SHA-256", 4096)] {
+        let (ok, out, err) = node.ketch(
+            &[
+                "configs",
+                "--bootstrap-server",
+                &plain_addr,
+                "--command-config",
+                &admin,
+                "--alter",
+                "--entity-type",
+                "users",
+                "--entity-name",
+                "alice",
+                "--add-config",
+                &format!("{mechanism}=[iterations={iterations},password=alice-secret]"),
+            ],
+            None,
+        );
+        assert!(ok, "{out}{err}");
+    }
+    let (ok, out, err) = node.ketch(
+        &[
+            "configs",
+            "--bootstrap-server",
+            &plain_addr,
+            "--command-config",
+            &admin,
+            "--describe",
+            "--entity-type",
+            "users",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("user-principal 'admin' are SCRAM-SHA-512=iterations=4096")
+            && out.contains("user-principal 'alice' are SCRAM-SHA-256=iterations=4096, SCRAM-SHA-512=iterations=8192"),
+        "{out}"
+    );
+
+    // Real clients: every mechanism on SASL_PLAINTEXT, SCRAM-SHA-512 over SASL_SSL.
+    for (i, (addr, settings)) in [
+        (
+            &plain_addr,
+            sasl_settings("sasl_plaintext", "PLAIN", "carol", "carol-secret", None),
+        ),
+        (
+            &plain_addr,
+            sasl_settings(
+                "sasl_plaintext",
+                "SCRAM-SHA-256",
+                "alice",
+                "alice-secret",
+                None,
+            ),
+        ),
+        (
+            &plain_addr,
+            sasl_settings(
+                "sasl_plaintext",
+                "SCRAM-SHA-512",
+                "alice",
+                "alice-secret",
+                None,
+            ),
+        ),
+        (
+            &ssl_addr,
+            sasl_settings(
+                "sasl_ssl",
+                "SCRAM-SHA-512",
+                "alice",
+                "alice-secret",
+                Some(&pki.ca),
+            ),
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let topic = format!("sasl-{i}");
+        let r = scenario(&["roundtrip", addr, &topic, "40", settings]);
+        assert_eq!(
+            (&r["produced"], &r["consumed"]),
+            (&40.into(), &40.into()),
+            "{settings}: {r}"
+        );
+    }
+    let kp = serde_json::json!({
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": "alice-secret",
+    })
+    .to_string();
+    let r = scenario(&["kafka-python-roundtrip", &plain_addr, "sasl-kp", "20", &kp]);
+    assert_eq!(
+        (&r["produced"], &r["consumed"]),
+        (&20.into(), &20.into()),
+        "{r}"
+    );
+    let ca_option = format!("ssl.ca.location={}", pki.ca);
+    let (ok, out, err) = run(
+        "kcat",
+        &[
+            "-b",
+            &ssl_addr,
+            "-X",
+            "security.protocol=sasl_ssl",
+            "-X",
+            &ca_option,
+            "-X",
+            "sasl.mechanisms=SCRAM-SHA-512",
+            "-X",
+            "sasl.username=alice",
+            "-X",
+            "sasl.password=alice-secret",
+            "-C",
+            "-t",
+            "sasl-3",
+            "-e",
+            "-q",
+        ],
+        None,
+    );
+    assert!(
+        ok && out.lines().count() == 40,
+        "kcat over SASL_SSL: {out}{err}"
+    );
+
+    // Refused.
+    for (what, addr, settings) in [
+        (
+            "a wrong PLAIN password",
+            &plain_addr,
+            sasl_settings("sasl_plaintext", "PLAIN", "carol", "guess", None),
+        ),
+        (
+            "a wrong SCRAM password",
+            &plain_addr,
+            sasl_settings("sasl_plaintext", "SCRAM-SHA-512", "alice", "guess", None),
+        ),
+        (
+            "an unknown user",
+            &plain_addr,
+            sasl_settings("sasl_plaintext", "SCRAM-SHA-256", "mallory", "x", None),
+        ),
+        (
+            "a mechanism the listener does not offer",
+            &ssl_addr,
+            sasl_settings("sasl_ssl", "PLAIN", "carol", "carol-secret", Some(&pki.ca)),
+        ),
+        (
+            "a client that skips authentication",
+            &plain_addr,
+            serde_json::json!({"security.protocol": "plaintext"}).to_string(),
+        ),
+    ] {
+        let r = scenario(&["refused", addr, &settings]);
+        assert_eq!(r["refused"], true, "{what} was let in: {r}");
+    }
+    // Logged with the peer, and not once per retry.
+    let log = std::fs::read_to_string(dir.join("node-1.log")).unwrap();
+    let failures = log.matches("SASL authentication failed").count();
+    assert!(
+        failures > 0 && log.contains("peer=127.0.0.1:"),
+        "no failure logged"
+    );
+
+    // KIP-368: a client that does not authenticate again is cut off when its session ends.
+    ketch::runtime::block_on(async {
+        use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind};
+        let connector = ketch::wire::Connector::new(
+            None,
+            Some(ketch::wire::SaslClient {
+                mechanism: "SCRAM-SHA-512".into(),
+                user: "alice".into(),
+                password: "alice-secret".into(),
+            }),
+        );
+        let mut session = ketch::wire::Session::new("no-reauth", 1 << 20, connector);
+        let body = RequestKind::Metadata(MetadataRequest::default());
+        let first = session
+            .call(
+                &plain_addr,
+                ApiKey::Metadata,
+                12,
+                &body,
+                Duration::from_secs(5),
+            )
+            .await;
+        assert!(first.is_some(), "the authenticated session was not served");
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert!(session.is_connected_to(&plain_addr));
+        let late = session
+            .call(
+                &plain_addr,
+                ApiKey::Metadata,
+                12,
+                &body,
+                Duration::from_secs(5),
+            )
+            .await;
+        assert!(
+            late.is_none(),
+            "a request after the session ended was served"
+        );
+    })
+    .unwrap();
+    // Real clients authenticate again on their connections and go on: a consumer reading for
+    // three session lifetimes gets everything.
+    let settings = sasl_settings(
+        "sasl_plaintext",
+        "SCRAM-SHA-512",
+        "alice",
+        "alice-secret",
+        None,
+    );
+    let r = scenario(&[
+        "slow-roundtrip",
+        &plain_addr,
+        "sasl-reauth",
+        "10",
+        &settings,
+    ]);
+    assert_eq!(
+        (&r["produced"], &r["consumed"]),
+        (&10.into(), &10.into()),
+        "{r}"
+    );
+}

@@ -204,6 +204,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         (
             "quorum",
             &[
+                "security",
                 "raft",
                 "controller",
                 "log",

@@ -29,8 +29,8 @@ pub struct BrokerConfig {
     pub log_flush_interval_ms: Option<u64>,
     /// `inter.broker.listener.name`: the endpoint followers fetch from leaders on.
     pub inter_broker_listener_name: String,
-    /// The TLS of each client listener whose protocol is SSL, by name.
-    pub listener_tls: std::collections::BTreeMap<String, Arc<crate::runtime::tls::Tls>>,
+    /// How each client listener secures its connections (TLS, SASL), by name.
+    pub listener_security: std::collections::BTreeMap<String, crate::wire::ListenerSecurity>,
     /// How this broker reaches the inter-broker listener of others (replica fetchers,
     /// transaction markers and verification).
     pub inter_broker: crate::wire::Connector,

@@ -42,6 +42,9 @@ fn not_controller(response: &ResponseKind) -> bool {
         ResponseKind::IncrementalAlterConfigs(r) => {
             r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER)
         }
+        ResponseKind::AlterUserScramCredentials(r) => {
+            r.results.iter().any(|t| t.error_code == NOT_CONTROLLER)
+        }
         // A quorum follower's own view: try the others for the leader's.
         ResponseKind::DescribeQuorum(r) => r.topics.iter().any(|t| {
             t.partitions

@@ -27,6 +27,14 @@ impl Service for ClientListener {
     async fn handle(&self, peer: &Peer, request: &Request) -> Result<Option<ResponseKind>, String> {
         handlers::handle(&self.0, peer, request).await
     }
+
+    fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: crate::security::scram::Mechanism,
+    ) -> Option<crate::security::scram::Credential> {
+        handlers::user_scram::credential(&self.0, user, mechanism)
+    }
 }
 
 /// Runs the client listeners and the broker's background tasks until `shutdown` completes;
@@ -56,7 +64,12 @@ pub async fn run(
             listener,
             l.name.clone(),
             limits.clone(),
-            broker.config.listener_tls.get(&l.name).cloned(),
+            broker
+                .config
+                .listener_security
+                .get(&l.name)
+                .cloned()
+                .unwrap_or_default(),
         )));
     }
     // Follow the committed metadata: create, lead and delete partitions as it says.

@@ -61,7 +61,8 @@ pub struct ConfigsArgs {
     /// Or the controllers (for --alter).
     #[arg(long, conflicts_with = "bootstrap_server")]
     pub bootstrap_controller: Option<String>,
-    /// topics or brokers.
+    /// topics, brokers or users (users: SCRAM credentials, `--add-config
+    /// 'SCRAM-SHA-512=[iterations=8192,password=…]'`, `--delete-config SCRAM-SHA-512`).
     #[arg(long)]
     pub entity_type: String,
     /// The topic name or broker id (describe: every one when left out).
@@ -90,10 +91,11 @@ pub fn configs(args: ConfigsArgs) -> Result<(), String> {
     let entity_type = match args.entity_type.as_str() {
         "topics" | "topic" => EntityType::Topics,
         "brokers" | "broker" => EntityType::Brokers,
+        "users" | "user" => EntityType::Users,
         other => {
             return Err(format!(
-                "--entity-type takes topics or brokers, not '{other}' (users, clients, ips and \
-                 client-metrics are not implemented)"
+                "--entity-type takes topics, brokers or users, not '{other}' (clients, ips \
+                 and client-metrics are not implemented)"
             ))
         }
     };

@@ -21,6 +21,8 @@ const BROKER: i8 = 4;
 pub enum EntityType {
     Topics,
     Brokers,
+    /// SCRAM credentials (DescribeUserScramCredentials / AlterUserScramCredentials).
+    Users,
 }
 
 pub struct ConfigsCommand {
@@ -114,6 +116,7 @@ fn entity_label(kind: EntityType, name: &str) -> String {
         (EntityType::Topics, _) => format!("topic {name}"),
         (EntityType::Brokers, true) => "brokers in the cluster".to_string(),
         (EntityType::Brokers, false) => format!("broker {name}"),
+        (EntityType::Users, _) => format!("user {name}"),
     }
 }
 
@@ -162,6 +165,8 @@ async fn describe_one(
         (EntityType::Topics, _) => 1,
         (EntityType::Brokers, false) => 2,
         (EntityType::Brokers, true) => 3,
+        // Users never reach DescribeConfigs (see `users`).
+        (EntityType::Users, _) => return Err("users are described by users()".into()),
     };
     let dynamic = |s: i8| s == own_source;
     let heading = match (all, kind, name.is_empty()) {
@@ -200,6 +205,9 @@ async fn describe_one(
 }
 
 pub fn run(cmd: ConfigsCommand) -> Result<(), String> {
+    if cmd.entity_type == EntityType::Users {
+        return users(cmd);
+    }
     let name = match (&cmd.entity_name, cmd.entity_default) {
         (Some(_), true) => {
             return Err("--entity-name and --entity-default exclude each other".into())
@@ -222,6 +230,7 @@ pub fn run(cmd: ConfigsCommand) -> Result<(), String> {
             let mut client = Client::new(&bootstrap, "ketch-configs");
             let metadata = client.metadata(None).await?;
             let targets: Vec<(Option<String>, String)> = match (cmd.entity_type, name) {
+                (EntityType::Users, _) => Vec::new(),
                 (EntityType::Topics, Some(n)) => vec![(None, n)],
                 (EntityType::Topics, None) => {
                     let mut names: Vec<String> = metadata
@@ -303,6 +312,157 @@ pub fn run(cmd: ConfigsCommand) -> Result<(), String> {
             entity_label(cmd.entity_type, &name)
         ),
     }
+    Ok(())
+}
+
+/// `--entity-type users`: SCRAM credentials, as `kafka-configs.sh` manages them.
+fn users(cmd: ConfigsCommand) -> Result<(), String> {
+    use crate::security::scram::{Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
+    use kafka_protocol::messages::{
+        alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion},
+        describe_user_scram_credentials_request::UserName,
+        AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+    };
+    let bootstrap = cmd
+        .bootstrap_server
+        .clone()
+        .ok_or("users need --bootstrap-server (a broker)")?;
+    if cmd.describe {
+        let body = RequestKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsRequest::default().with_users(
+                cmd.entity_name
+                    .as_ref()
+                    .map(|n| vec![UserName::default().with_name(StrBytes::from_string(n.clone()))]),
+            ),
+        );
+        let answer = runtime::block_on(async move {
+            let mut client = Client::new(&bootstrap, "ketch-configs");
+            client
+                .send_any(ApiKey::DescribeUserScramCredentials, 0, &body)
+                .await
+        })
+        .map_err(|e| e.to_string())??;
+        let ResponseKind::DescribeUserScramCredentials(r) = answer else {
+            return Err("not a DescribeUserScramCredentials response".into());
+        };
+        if r.error_code != 0 {
+            return Err(error_name(r.error_code).to_string());
+        }
+        for u in r.results {
+            if u.error_code != 0 {
+                return Err(format!(
+                    "{}: {}",
+                    u.user.as_str(),
+                    u.error_message
+                        .as_deref()
+                        .unwrap_or(error_name(u.error_code))
+                ));
+            }
+            let list: Vec<String> = u
+                .credential_infos
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}=iterations={}",
+                        Mechanism::from_id(c.mechanism).map_or("UNKNOWN", Mechanism::name),
+                        c.iterations
+                    )
+                })
+                .collect();
+            println!(
+                "SCRAM credential configs for user-principal '{}' are {}",
+                u.user.as_str(),
+                list.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let name = cmd
+        .entity_name
+        .clone()
+        .ok_or("--alter needs --entity-name USER")?;
+    let mut upsertions = Vec::new();
+    for (key, value) in &cmd.add {
+        let mechanism = Mechanism::from_name(key)
+            .ok_or(format!("{key}: users take SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+        let (mut iterations, mut password) = (MIN_ITERATIONS, None);
+        for field in value
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(',')
+        {
+            match field.split_once('=') {
+                Some(("iterations", v)) => {
+                    iterations = v
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|i| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(i))
+                        .ok_or(format!(
+                            "iterations {v}: {MIN_ITERATIONS}..={MAX_ITERATIONS}"
+                        ))?
+                }
+                Some(("password", v)) => password = Some(v.to_string()),
+                _ => {
+                    return Err(format!(
+                        "{key}: '{field}' is not iterations=… or password=…"
+                    ))
+                }
+            }
+        }
+        let password = password.ok_or(format!("{key} needs password=…"))?;
+        let mut salt = runtime::random_bytes_16()
+            .map_err(|e| format!("no randomness for a salt: {e}"))?
+            .to_vec();
+        salt.extend_from_slice(&runtime::random_bytes_16().map_err(|e| e.to_string())?);
+        let salted = mechanism.salted_password(
+            password.as_bytes(),
+            &salt,
+            u32::try_from(iterations).unwrap_or(4096),
+        );
+        upsertions.push(
+            ScramCredentialUpsertion::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_mechanism(mechanism.id())
+                .with_iterations(iterations)
+                .with_salt(salt.into())
+                .with_salted_password(salted.into()),
+        );
+    }
+    let mut deletions = Vec::new();
+    for key in &cmd.delete {
+        let mechanism = Mechanism::from_name(key.trim())
+            .ok_or(format!("{key}: users take SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+        deletions.push(
+            ScramCredentialDeletion::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_mechanism(mechanism.id()),
+        );
+    }
+    if upsertions.is_empty() && deletions.is_empty() {
+        return Err("--alter needs --add-config or --delete-config".into());
+    }
+    let body = RequestKind::AlterUserScramCredentials(
+        AlterUserScramCredentialsRequest::default()
+            .with_upsertions(upsertions)
+            .with_deletions(deletions),
+    );
+    let ResponseKind::AlterUserScramCredentials(r) =
+        super::to_active_controller(&bootstrap, ApiKey::AlterUserScramCredentials, 0, &body)?
+    else {
+        return Err("not an AlterUserScramCredentials response".into());
+    };
+    for res in &r.results {
+        if res.error_code != 0 {
+            return Err(format!(
+                "{}: {} ({})",
+                res.user.as_str(),
+                res.error_message.as_deref().unwrap_or(""),
+                error_name(res.error_code)
+            ));
+        }
+    }
+    println!("Completed updating config for user {name}.");
     Ok(())
 }
 

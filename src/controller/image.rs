@@ -41,8 +41,33 @@ pub struct MetadataImage {
     /// (resource, name) → key → value.
     pub configs: BTreeMap<(String, String), BTreeMap<String, String>>,
     pub next_producer_id: i64,
+    /// SCRAM credentials: (user, mechanism id) → credential.
+    pub scram: BTreeMap<(String, i8), ScramCredential>,
+    /// ACLs by id.
+    pub acls: BTreeMap<String, AclEntry>,
     /// Offset of the last record applied, -1 before any.
     pub offset: i64,
+}
+
+/// A stored SCRAM credential (UserScramCredentialRecord).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+/// One ACL (AccessControlEntryRecord), in Kafka's enum ids.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AclEntry {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -236,6 +261,57 @@ impl MetadataImage {
                     return Err(fail("producer id blocks must move forward".into()));
                 }
                 self.next_producer_id = *next_producer_id;
+            }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                self.scram.insert(
+                    (name.clone(), *mechanism),
+                    ScramCredential {
+                        salt: salt.clone(),
+                        stored_key: stored_key.clone(),
+                        server_key: server_key.clone(),
+                        iterations: *iterations,
+                    },
+                );
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if self.scram.remove(&(name.clone(), *mechanism)).is_none() {
+                    return Err(fail(format!("no SCRAM credential of {name} ({mechanism})")));
+                }
+            }
+            MetadataRecord::AccessControlEntry {
+                id,
+                resource_type,
+                resource_name,
+                pattern_type,
+                principal,
+                host,
+                operation,
+                permission_type,
+            } => {
+                self.acls.insert(
+                    id.clone(),
+                    AclEntry {
+                        resource_type: *resource_type,
+                        resource_name: resource_name.clone(),
+                        pattern_type: *pattern_type,
+                        principal: principal.clone(),
+                        host: host.clone(),
+                        operation: *operation,
+                        permission_type: *permission_type,
+                    },
+                );
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if self.acls.remove(id).is_none() {
+                    return Err(fail(format!("no ACL {id}")));
+                }
             }
         }
         self.offset = offset;

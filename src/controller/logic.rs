@@ -12,7 +12,7 @@ use crate::model::bugs::ClusterBugs;
 use kafka_protocol::error::ResponseError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
@@ -98,6 +98,23 @@ pub enum ApiError {
     PreferredLeaderNotAvailable(String),
     #[error("{0}")]
     EligibleLeadersNotAvailable(String),
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    DuplicateResource(String),
+}
+
+/// One change AlterUserScramCredentials asks for: a user's credential for a mechanism set
+/// (`Some`, computed from the salted password by the shell) or deleted (`None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramChange {
+    pub user: String,
+    pub mechanism: i8,
+    pub credential: Option<super::image::ScramCredential>,
 }
 
 /// One ConfigRecord per change of `resource` `name` (a `None` value deletes the key).
@@ -131,6 +148,10 @@ impl ApiError {
                 ResponseError::DuplicateBrokerRegistration.code()
             }
             ApiError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+            ApiError::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism.code(),
+            ApiError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential.code(),
+            ApiError::ResourceNotFound(_) => ResponseError::ResourceNotFound.code(),
+            ApiError::DuplicateResource(_) => ResponseError::DuplicateResource.code(),
             ApiError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
             ApiError::UnknownTopicId(_) => ResponseError::UnknownTopicId.code(),
             ApiError::UnknownPartition(_) => ResponseError::UnknownTopicOrPartition.code(),
@@ -912,6 +933,98 @@ impl Controller {
             .map_err(ApiError::InvalidConfig)?;
         }
         Ok(self.finish(config_records("broker", name, changes)))
+    }
+
+    /// Records given at format time (`--add-scram`), for an empty metadata log.
+    pub fn bootstrap(&mut self, records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
+        self.finish(records)
+    }
+
+    /// AlterUserScramCredentials (KIP-554), as Kafka's controller decides it: one answer per
+    /// user; a user with any bad change (a mechanism Kafka does not define, iterations outside
+    /// 4096..=16384, an empty name, a deletion of nothing, the same mechanism twice) changes
+    /// nothing, the others are all recorded.
+    pub fn alter_scram(
+        &mut self,
+        changes: &[ScramChange],
+    ) -> (Vec<(String, Result<(), ApiError>)>, Vec<MetadataRecord>) {
+        let mut by_user: BTreeMap<&str, Vec<&ScramChange>> = BTreeMap::new();
+        for c in changes {
+            by_user.entry(c.user.as_str()).or_default().push(c);
+        }
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for (user, ops) in by_user {
+            let mut seen = BTreeSet::new();
+            let checked: Result<Vec<MetadataRecord>, ApiError> = ops
+                .iter()
+                .map(|c| {
+                    if user.is_empty() {
+                        return Err(ApiError::UnacceptableCredential(
+                            "the user name is empty".into(),
+                        ));
+                    }
+                    if !(1..=2).contains(&c.mechanism) {
+                        return Err(ApiError::UnsupportedSaslMechanism(format!(
+                            "unknown SCRAM mechanism {}",
+                            c.mechanism
+                        )));
+                    }
+                    if !seen.insert(c.mechanism) {
+                        return Err(ApiError::DuplicateResource(format!(
+                            "more than one change of {user}'s mechanism {}",
+                            c.mechanism
+                        )));
+                    }
+                    match &c.credential {
+                        Some(cred) => {
+                            if !(4096..=16384).contains(&cred.iterations) {
+                                return Err(ApiError::UnacceptableCredential(format!(
+                                    "iterations {} outside 4096..=16384",
+                                    cred.iterations
+                                )));
+                            }
+                            if cred.salt.is_empty() {
+                                return Err(ApiError::UnacceptableCredential(
+                                    "an empty salt".into(),
+                                ));
+                            }
+                            Ok(MetadataRecord::UserScramCredential {
+                                name: user.to_string(),
+                                mechanism: c.mechanism,
+                                salt: cred.salt.clone(),
+                                stored_key: cred.stored_key.clone(),
+                                server_key: cred.server_key.clone(),
+                                iterations: cred.iterations,
+                            })
+                        }
+                        None if self
+                            .image
+                            .scram
+                            .contains_key(&(user.to_string(), c.mechanism)) =>
+                        {
+                            Ok(MetadataRecord::RemoveUserScramCredential {
+                                name: user.to_string(),
+                                mechanism: c.mechanism,
+                            })
+                        }
+                        None => Err(ApiError::ResourceNotFound(format!(
+                            "{user} has no credential for mechanism {}",
+                            c.mechanism
+                        ))),
+                    }
+                })
+                .collect();
+            match checked {
+                Ok(made) => {
+                    records.extend(made);
+                    results.push((user.to_string(), Ok(())));
+                }
+                Err(e) => results.push((user.to_string(), Err(e))),
+            }
+        }
+        let records = self.finish(records);
+        (results, records)
     }
 
     pub fn delete_topics(

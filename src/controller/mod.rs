@@ -18,10 +18,13 @@ pub mod topic_configs;
 #[cfg(test)]
 mod tests;
 
-pub use image::{ApplyError, BrokerRegistration, MetadataImage, PartitionRegistration, TopicImage};
+pub use image::{
+    AclEntry, ApplyError, BrokerRegistration, MetadataImage, PartitionRegistration,
+    ScramCredential, TopicImage,
+};
 pub use logic::{
     validate_topic_name, ApiError, Controller, ControllerConfig, CreateTopic, Election,
-    HeartbeatReply,
+    HeartbeatReply, ScramChange,
 };
 pub use records::{Endpoint, MetadataRecord, OperationBuffer, RecordError, CONTINUED};
 pub use snapshot::{image_from_records, image_records};

@@ -73,6 +73,37 @@ pub enum MetadataRecord {
         broker_id: i32,
         next_producer_id: i64,
     },
+    /// UserScramCredentialRecord (KIP-554): a user's SCRAM credential for one mechanism
+    /// (Kafka's ids: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512), never the password.
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// RemoveUserScramCredentialRecord.
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
+    },
+    /// AccessControlEntryRecord: one ACL (Kafka's enum ids for resource type, pattern type,
+    /// operation and permission), identified by `id`.
+    AccessControlEntry {
+        id: String,
+        resource_type: i8,
+        resource_name: String,
+        pattern_type: i8,
+        principal: String,
+        host: String,
+        operation: i8,
+        permission_type: i8,
+    },
+    /// RemoveAccessControlEntryRecord.
+    RemoveAccessControlEntry {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,7 +213,11 @@ mod kafka_binary {
     const FENCE_BROKER: u64 = 7;
     const UNFENCE_BROKER: u64 = 8;
     const REMOVE_TOPIC: u64 = 9;
+    const USER_SCRAM_CREDENTIAL: u64 = 11;
     const PRODUCER_IDS: u64 = 15;
+    const ACCESS_CONTROL_ENTRY: u64 = 18;
+    const REMOVE_ACCESS_CONTROL_ENTRY: u64 = 19;
+    const REMOVE_USER_SCRAM_CREDENTIAL: u64 = 22;
     /// RegisterBrokerRecord is written at version 1 (InControlledShutdown); the others at 0.
     const REGISTER_BROKER_VERSION: u64 = 1;
     /// ConfigResource.Type.
@@ -261,6 +296,10 @@ mod kafka_binary {
                 Some(s) => self.string(s),
                 None => self.uvarint(0),
             }
+        }
+        fn compact_bytes(&mut self, b: &[u8]) {
+            self.uvarint(b.len() as u64 + 1);
+            self.bytes(b);
         }
         fn i32_array(&mut self, v: &[i32]) {
             self.uvarint(v.len() as u64 + 1);
@@ -423,6 +462,59 @@ mod kafka_binary {
                 w.i64(*next_producer_id);
                 w.no_tagged_fields();
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                w.uvarint(USER_SCRAM_CREDENTIAL);
+                w.uvarint(0);
+                w.string(name);
+                w.i8(*mechanism);
+                w.compact_bytes(salt);
+                w.compact_bytes(stored_key);
+                w.compact_bytes(server_key);
+                w.i32(*iterations);
+                w.no_tagged_fields();
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                w.uvarint(REMOVE_USER_SCRAM_CREDENTIAL);
+                w.uvarint(0);
+                w.string(name);
+                w.i8(*mechanism);
+                w.no_tagged_fields();
+            }
+            MetadataRecord::AccessControlEntry {
+                id,
+                resource_type,
+                resource_name,
+                pattern_type,
+                principal,
+                host,
+                operation,
+                permission_type,
+            } => {
+                w.uvarint(ACCESS_CONTROL_ENTRY);
+                w.uvarint(0);
+                w.bytes(&topic_uuid(id)?);
+                w.i8(*resource_type);
+                w.string(resource_name);
+                w.i8(*pattern_type);
+                w.string(principal);
+                w.string(host);
+                w.i8(*operation);
+                w.i8(*permission_type);
+                w.no_tagged_fields();
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                w.uvarint(REMOVE_ACCESS_CONTROL_ENTRY);
+                w.uvarint(0);
+                w.bytes(&topic_uuid(id)?);
+                w.no_tagged_fields();
+            }
         }
         Ok(w.0)
     }
@@ -497,6 +589,13 @@ mod kafka_binary {
         fn string(&mut self) -> Result<String, RecordError> {
             self.nullable_string()?
                 .ok_or_else(|| error("null where a string is required"))
+        }
+        fn compact_bytes(&mut self) -> Result<Vec<u8>, RecordError> {
+            let len = self.uvarint()?;
+            if len == 0 {
+                return Err(error("null where bytes are required"));
+            }
+            Ok(self.take((len - 1) as usize)?.to_vec())
         }
         /// The element count of a compact array, checked against the bytes left (each element
         /// takes at least `min_element_bytes`): a lying count is an error, not an allocation.
@@ -715,6 +814,55 @@ mod kafka_binary {
                     broker_id,
                     next_producer_id,
                 }
+            }
+            (USER_SCRAM_CREDENTIAL, 0) => {
+                let name = r.string()?;
+                let mechanism = r.i8()?;
+                let salt = r.compact_bytes()?;
+                let stored_key = r.compact_bytes()?;
+                let server_key = r.compact_bytes()?;
+                let iterations = r.i32()?;
+                r.tagged_fields(ignore_tags)?;
+                MetadataRecord::UserScramCredential {
+                    name,
+                    mechanism,
+                    salt,
+                    stored_key,
+                    server_key,
+                    iterations,
+                }
+            }
+            (REMOVE_USER_SCRAM_CREDENTIAL, 0) => {
+                let name = r.string()?;
+                let mechanism = r.i8()?;
+                r.tagged_fields(ignore_tags)?;
+                MetadataRecord::RemoveUserScramCredential { name, mechanism }
+            }
+            (ACCESS_CONTROL_ENTRY, 0) => {
+                let id = r.topic_id()?;
+                let resource_type = r.i8()?;
+                let resource_name = r.string()?;
+                let pattern_type = r.i8()?;
+                let principal = r.string()?;
+                let host = r.string()?;
+                let operation = r.i8()?;
+                let permission_type = r.i8()?;
+                r.tagged_fields(ignore_tags)?;
+                MetadataRecord::AccessControlEntry {
+                    id,
+                    resource_type,
+                    resource_name,
+                    pattern_type,
+                    principal,
+                    host,
+                    operation,
+                    permission_type,
+                }
+            }
+            (REMOVE_ACCESS_CONTROL_ENTRY, 0) => {
+                let id = r.topic_id()?;
+                r.tagged_fields(ignore_tags)?;
+                MetadataRecord::RemoveAccessControlEntry { id }
             }
             _ => return Err(unknown()),
         };

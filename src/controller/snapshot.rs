@@ -60,6 +60,28 @@ pub fn image_records(image: &MetadataImage) -> Vec<MetadataRecord> {
             next_producer_id: image.next_producer_id,
         });
     }
+    for ((name, mechanism), c) in &image.scram {
+        records.push(MetadataRecord::UserScramCredential {
+            name: name.clone(),
+            mechanism: *mechanism,
+            salt: c.salt.clone(),
+            stored_key: c.stored_key.clone(),
+            server_key: c.server_key.clone(),
+            iterations: c.iterations,
+        });
+    }
+    for (id, a) in &image.acls {
+        records.push(MetadataRecord::AccessControlEntry {
+            id: id.clone(),
+            resource_type: a.resource_type,
+            resource_name: a.resource_name.clone(),
+            pattern_type: a.pattern_type,
+            principal: a.principal.clone(),
+            host: a.host.clone(),
+            operation: a.operation,
+            permission_type: a.permission_type,
+        });
+    }
     records
 }
 

@@ -127,10 +127,14 @@ pub struct ServerConfig {
     /// the first listener that is not a controller listener).
     pub inter_broker_listener_name: String,
     /// Each listener's security protocol (`listener.security.protocol.map`), the controller
-    /// listeners' included on a node without one: PLAINTEXT or SSL (SASL is refused at parse).
+    /// listeners' included on a node without one.
     pub security_protocols: BTreeMap<String, String>,
-    /// The TLS settings of every listener whose protocol is SSL, by listener name.
+    /// The TLS settings of every listener whose protocol is SSL or SASL_SSL, by name.
     pub tls: BTreeMap<String, super::tls::TlsSettings>,
+    /// The SASL settings of every listener whose protocol is SASL_PLAINTEXT or SASL_SSL.
+    pub sasl: BTreeMap<String, super::sasl::SaslSettings>,
+    /// `connections.max.reauth.ms` (KIP-368): a SASL session's lifetime; 0 for no limit.
+    pub connections_max_reauth_ms: u64,
     /// The keys the file set (the rest are defaults), for DescribeConfigs' sources.
     pub set_keys: std::collections::BTreeSet<String>,
     /// Defaults the parse chose that an operator should see in the log (not warnings).
@@ -278,13 +282,12 @@ fn parse_metrics_listener(text: &str) -> Option<(String, u16)> {
 /// The listener name Kafka's example configs give the controller listener.
 pub const DEFAULT_CONTROLLER_LISTENER: &str = "CONTROLLER";
 
-/// The security protocols Kafka defines; PLAINTEXT and SSL are implemented.
+/// The security protocols Kafka defines, all implemented.
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 /// `listener.security.protocol.map` as Kafka reads it: `NAME:PROTOCOL,…`; without the key, a
 /// listener named after a protocol uses it and a controller listener is PLAINTEXT (Kafka's
-/// KRaft default). A SASL listener is refused: serving it without SASL would hand a client
-/// that expects authentication an unauthenticated connection.
+/// KRaft default).
 fn parse_security_protocols(
     map_text: Option<&str>,
     listeners: &[Listener],
@@ -329,7 +332,6 @@ fn parse_security_protocols(
                 })
             }
         };
-        refuse_unimplemented(&l.name, &protocol)?;
         out.insert(l.name.clone(), protocol);
     }
     // A broker-only node has no controller listener of its own, but connects to the
@@ -343,22 +345,9 @@ fn parse_security_protocols(
             None if SECURITY_PROTOCOLS.contains(&name.as_str()) => name.clone(),
             None => "PLAINTEXT".to_string(),
         };
-        refuse_unimplemented(name, &protocol)?;
         out.insert(name.clone(), protocol);
     }
     Ok(out)
-}
-
-/// SASL is not implemented yet: a SASL listener is refused rather than served without it.
-fn refuse_unimplemented(listener: &str, protocol: &str) -> Result<(), ConfigError> {
-    if protocol.starts_with("SASL_") {
-        return Err(ConfigError::Unsupported(format!(
-            "listener '{listener}' uses security protocol {protocol}, which ketch does not \
-             implement yet (PLAINTEXT and SSL are); it is refused rather than served without \
-             authentication"
-        )));
-    }
-    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -601,7 +590,11 @@ impl ServerConfig {
         let props = Properties::parse(text)?;
         let warnings = props
             .iter()
-            .filter(|(k, _)| !KNOWN_KEYS.contains(k) && !super::tls::is_ssl_key(k))
+            .filter(|(k, _)| {
+                !KNOWN_KEYS.contains(k)
+                    && !super::tls::is_ssl_key(k)
+                    && !super::sasl::is_sasl_key(k)
+            })
             .map(|(k, _)| format!("unknown configuration key '{k}' is ignored"))
             .collect();
         let node_id = match props.get("node.id") {
@@ -732,28 +725,6 @@ impl ServerConfig {
             &listeners,
             &controller_listener_names,
         )?;
-        let mut tls = BTreeMap::new();
-        for (name, protocol) in &security_protocols {
-            if protocol == "SSL" {
-                let settings =
-                    super::tls::parse_tls(&props, name).map_err(|e| ConfigError::Invalid {
-                        key: e.key.clone(),
-                        value: props.get(&e.key).unwrap_or("").to_string(),
-                        allowed: e.reason.clone(),
-                    })?;
-                if settings.keystore.is_none() && listeners.iter().any(|l| &l.name == name) {
-                    return Err(ConfigError::Missing {
-                        key: "ssl.keystore.location".into(),
-                        hint: format!(
-                            "SSL listener '{name}' needs this node's certificate and key \
-                             (ssl.keystore.location, or listener.name.{}.ssl.keystore.location)",
-                            name.to_ascii_lowercase()
-                        ),
-                    });
-                }
-                tls.insert(name.clone(), settings);
-            }
-        }
         let inter_broker_listener_name = match props.get("inter.broker.listener.name") {
             Some(name) => {
                 let name = name.trim().to_string();
@@ -771,6 +742,59 @@ impl ServerConfig {
                 .find(|l| !controller_listener_names.contains(&l.name))
                 .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
         };
+        let mut tls = BTreeMap::new();
+        for (name, protocol) in &security_protocols {
+            if protocol == "SSL" || protocol == "SASL_SSL" {
+                let settings =
+                    super::tls::parse_tls(&props, name).map_err(|e| ConfigError::Invalid {
+                        key: e.key.clone(),
+                        value: props.get(&e.key).unwrap_or("").to_string(),
+                        allowed: e.reason.clone(),
+                    })?;
+                if settings.keystore.is_none() && listeners.iter().any(|l| &l.name == name) {
+                    return Err(ConfigError::Missing {
+                        key: "ssl.keystore.location".into(),
+                        hint: format!(
+                            "{protocol} listener '{name}' needs this node's certificate and key \
+                             (ssl.keystore.location, or listener.name.{}.ssl.keystore.location)",
+                            name.to_ascii_lowercase()
+                        ),
+                    });
+                }
+                tls.insert(name.clone(), settings);
+            }
+        }
+        let mut sasl = BTreeMap::new();
+        for (name, protocol) in &security_protocols {
+            if !protocol.starts_with("SASL_") {
+                continue;
+            }
+            let controller = controller_listener_names.contains(name);
+            let client_key = if controller {
+                Some("sasl.mechanism.controller.protocol")
+            } else if *name == inter_broker_listener_name && roles.broker {
+                Some("sasl.mechanism.inter.broker.protocol")
+            } else {
+                None
+            };
+            let settings =
+                super::sasl::parse_sasl(&props, name, client_key).map_err(|(key, allowed)| {
+                    ConfigError::Invalid {
+                        value: props.get(&key).unwrap_or("").to_string(),
+                        key,
+                        allowed,
+                    }
+                })?;
+            // SCRAM credentials live in the metadata log, which controllers replicate among
+            // themselves over this very listener: as in Kafka, not supported there.
+            if controller && settings.mechanisms.iter().any(|m| m.starts_with("SCRAM")) {
+                return Err(ConfigError::Unsupported(format!(
+                    "SCRAM on the controller listener '{name}' is not supported (its credentials \
+                     are in the metadata the controllers replicate over it); use PLAIN there"
+                )));
+            }
+            sasl.insert(name.clone(), settings);
+        }
         Ok((
             ServerConfig {
                 node_id,
@@ -936,6 +960,8 @@ impl ServerConfig {
                 inter_broker_listener_name,
                 security_protocols,
                 tls,
+                sasl,
+                connections_max_reauth_ms: parse_ms(&props, "connections.max.reauth.ms", 0)?,
                 metrics_listener: match props.get("metrics.listener") {
                     None => None,
                     Some(text) => Some(parse_metrics_listener(text).ok_or_else(|| {

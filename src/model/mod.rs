@@ -6,6 +6,7 @@
 pub mod bugs;
 pub mod config;
 pub mod properties;
+pub mod sasl;
 pub mod tls;
 mod uuid;
 

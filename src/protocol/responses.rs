@@ -95,6 +95,30 @@ pub fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<Respon
                     .collect(),
             ),
         ),
+        RequestKind::AlterUserScramCredentials(r) => {
+            let mut users: Vec<StrBytes> = r
+                .deletions
+                .iter()
+                .map(|d| d.name.clone())
+                .chain(r.upsertions.iter().map(|u| u.name.clone()))
+                .collect();
+            users.sort();
+            users.dedup();
+            ResponseKind::AlterUserScramCredentials(
+                kafka_protocol::messages::AlterUserScramCredentialsResponse::default()
+                    .with_results(
+                        users
+                            .into_iter()
+                            .map(|user| {
+                                kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                                    .with_user(user)
+                                    .with_error_code(code)
+                                    .with_error_message(Some(StrBytes::from_string(message.to_string())))
+                            })
+                            .collect(),
+                    ),
+            )
+        }
         _ => return None,
     })
 }

@@ -66,6 +66,9 @@ pub struct ControllerDriver {
     /// listeners were probed since (see [`ControllerDriver::brokers_to_probe`]).
     activated_ms: u64,
     probed: std::collections::BTreeSet<(i32, i64)>,
+    /// Records `ketch storage format` asked for (SCRAM credentials, `--add-scram`): the first
+    /// active controller of a metadata log that holds no record yet writes them first.
+    bootstrap: Vec<MetadataRecord>,
 }
 
 /// How long after becoming active the controller waits for a broker's first heartbeat before
@@ -88,7 +91,14 @@ impl ControllerDriver {
             last_snapshot_ms: None,
             activated_ms: 0,
             probed: Default::default(),
+            bootstrap: Vec::new(),
         }
+    }
+
+    /// See [`ControllerDriver::bootstrap`]'s field.
+    pub fn with_bootstrap(mut self, records: Vec<MetadataRecord>) -> ControllerDriver {
+        self.bootstrap = records;
+        self
     }
 
     /// Starts over from a snapshot (at start, or when the leader's replaced the log): both
@@ -233,6 +243,18 @@ impl ControllerDriver {
                 offset = node.high_watermark(),
                 "active controller"
             );
+            // A metadata log with no record yet (everything committed is replayed now): the
+            // bootstrap records go first. Lost with a failover before they commit, the next
+            // active controller finds the log still empty and writes them again.
+            if self.controller.image().offset < 0 && !self.bootstrap.is_empty() {
+                self.controller.align(node.log().end_offset() as i64);
+                let records = self.controller.bootstrap(self.bootstrap.clone());
+                tracing::info!(
+                    records = records.len(),
+                    "bootstrap metadata records written"
+                );
+                propose(node, &records, now_ms)?;
+            }
         }
         let hw = node.high_watermark();
         let (done, waiting): (Vec<Pending>, Vec<Pending>) =
@@ -375,6 +397,7 @@ impl ControllerDriver {
             RequestKind::ElectLeaders(r) => self.elect_leaders(r),
             RequestKind::AllocateProducerIds(r) => self.allocate_producer_ids(request, r),
             RequestKind::IncrementalAlterConfigs(r) => self.alter_configs(r),
+            RequestKind::AlterUserScramCredentials(r) => self.alter_scram(r),
             RequestKind::BrokerHeartbeat(r) => self.heartbeat(request, r, now_ms),
             RequestKind::CreateTopics(r) => self.create_topics(r),
             RequestKind::DeleteTopics(r) => self.delete_topics(r),
@@ -685,6 +708,78 @@ impl ControllerDriver {
         (
             ResponseKind::IncrementalAlterConfigs(
                 IncrementalAlterConfigsResponse::default().with_responses(results),
+            ),
+            records,
+        )
+    }
+
+    /// SCRAM credentials (AlterUserScramCredentials, 51, KIP-554): each upsertion's salted
+    /// password becomes the stored credential here (StoredKey and ServerKey; the password
+    /// itself is never known, and the salted one never stored).
+    fn alter_scram(
+        &mut self,
+        r: &kafka_protocol::messages::AlterUserScramCredentialsRequest,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        use crate::controller::{ScramChange, ScramCredential};
+        use crate::security::scram::{Credential, Mechanism};
+        use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+        let mut changes: Vec<ScramChange> = r
+            .deletions
+            .iter()
+            .map(|d| ScramChange {
+                user: d.name.to_string(),
+                mechanism: d.mechanism,
+                credential: None,
+            })
+            .collect();
+        for u in &r.upsertions {
+            let credential = match Mechanism::from_id(u.mechanism) {
+                Some(m) => {
+                    let c = Credential::from_salted_password(
+                        m,
+                        &u.salted_password,
+                        u.salt.to_vec(),
+                        u.iterations,
+                    );
+                    ScramCredential {
+                        salt: c.salt,
+                        stored_key: c.stored_key,
+                        server_key: c.server_key,
+                        iterations: c.iterations,
+                    }
+                }
+                // Refused by the controller for its mechanism.
+                None => ScramCredential {
+                    salt: u.salt.to_vec(),
+                    stored_key: Vec::new(),
+                    server_key: Vec::new(),
+                    iterations: u.iterations,
+                },
+            };
+            changes.push(ScramChange {
+                user: u.name.to_string(),
+                mechanism: u.mechanism,
+                credential: Some(credential),
+            });
+        }
+        let (results, records) = self.controller.alter_scram(&changes);
+        let results = results
+            .into_iter()
+            .map(|(user, outcome)| {
+                let result = AlterUserScramCredentialsResult::default()
+                    .with_user(kafka_protocol::protocol::StrBytes::from_string(user));
+                match outcome {
+                    Ok(()) => result,
+                    Err(e) => result
+                        .with_error_code(e.code())
+                        .with_error_message(message_of(&e)),
+                }
+            })
+            .collect();
+        (
+            ResponseKind::AlterUserScramCredentials(
+                kafka_protocol::messages::AlterUserScramCredentialsResponse::default()
+                    .with_results(results),
             ),
             records,
         )

@@ -113,6 +113,7 @@ impl Service for ControllerListener {
             ApiKey::AlterPartition => (2, 2),
             ApiKey::ElectLeaders => (0, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
+            ApiKey::AlterUserScramCredentials => (0, 0),
             _ => return None,
         })
     }
@@ -172,7 +173,8 @@ impl Service for ControllerListener {
             | RequestKind::AllocateProducerIds(_)
             | RequestKind::AlterPartition(_)
             | RequestKind::ElectLeaders(_)
-            | RequestKind::IncrementalAlterConfigs(_) => {
+            | RequestKind::IncrementalAlterConfigs(_)
+            | RequestKind::AlterUserScramCredentials(_) => {
                 let request = request.body.clone();
                 ask(inbound, |reply| Inbound::Controller { request, reply }).await?
             }

@@ -101,8 +101,8 @@ pub struct QuorumConfig {
     pub listen: Option<(String, u16)>,
     /// Its name (`controller.listener.names`' first), for logs.
     pub listener_name: String,
-    /// Its TLS, if its protocol is SSL.
-    pub listener_tls: Option<Arc<crate::runtime::tls::Tls>>,
+    /// How it secures its connections (TLS, SASL).
+    pub listener_security: crate::wire::ListenerSecurity,
     /// How this node reaches the other controllers' listener (the same protocol).
     pub connector: crate::wire::Connector,
     /// `max.connections` on the controller listener.
@@ -122,6 +122,8 @@ pub struct QuorumConfig {
     pub image: Option<watch::Sender<Arc<MetadataImage>>>,
     /// Deliberate bugs for the simulator; inert without the `planted-bugs` feature.
     pub bugs: QuorumBugs,
+    /// Records the storage was formatted with (`--add-scram`), for an empty metadata log.
+    pub bootstrap_records: Vec<crate::controller::MetadataRecord>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -185,7 +187,8 @@ pub async fn run(
     let mut metadata = ControllerDriver::new(Controller::new(
         config.controller.clone(),
         seed ^ 0xC0_47_20_11,
-    ));
+    ))
+    .with_bootstrap(config.bootstrap_records.clone());
     // Start from the latest snapshot; the log after it is replayed as it commits.
     if let Some(snapshot) = node.log().read_latest_snapshot() {
         let (id, bytes) = snapshot?;
@@ -225,7 +228,7 @@ pub async fn run(
                 max_connections: config.max_connections,
                 metrics: None,
             },
-            config.listener_tls.clone(),
+            config.listener_security.clone(),
         )));
     }
     let mut outbound: BTreeMap<(NodeId, bool), mpsc::Sender<Message>> = BTreeMap::new();

@@ -155,6 +155,13 @@ pub async fn buggify_delay(site: &'static str) {
 
 /// 16 bytes of operating-system entropy, for identifiers such as a cluster id or directory id.
 /// Never used by the cores: the simulator derives its ids from the run's seed instead.
+/// Now, on the runtime's monotonic clock (madsim's in the simulator): for deadlines that
+/// need no per-node skew (a SASL session's end).
+pub fn monotonic_now() -> tokio::time::Instant {
+    #[allow(clippy::disallowed_methods)] // the seam is where clocks are read
+    tokio::time::Instant::now()
+}
+
 pub fn random_bytes_16() -> std::io::Result<[u8; 16]> {
     use std::io::Read;
     let mut bytes = [0u8; 16];

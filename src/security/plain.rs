@@ -45,8 +45,9 @@ pub fn authenticate(
         return Err(PlainError::Authzid);
     }
     let expected = users.get(&user).ok_or(PlainError::BadCredentials)?;
-    ring::constant_time::verify_slices_are_equal(expected.as_bytes(), password.as_bytes())
-        .map_err(|_| PlainError::BadCredentials)?;
+    if !super::same_secret(expected.as_bytes(), password.as_bytes()) {
+        return Err(PlainError::BadCredentials);
+    }
     Ok(user)
 }
 

@@ -348,8 +348,10 @@ impl ScramServer {
             return Err(malformed("client-final out of turn"));
         };
         let last = ClientFinal::parse(message)?;
-        if last.nonce != nonce {
-            return Err(malformed("the nonce changed"));
+        // Kafka's server accepts a final nonce that ends with its own (`endsWith`): librdkafka
+        // sends its client nonce again in front of the one it was given.
+        if !last.nonce.ends_with(&nonce) {
+            return Err(malformed("the final message's nonce is not the server's"));
         }
         // No channel binding: the gs2 header was "n,," or "y,," (base64 "biws" / "eSws").
         if last.channel_binding != "biws" && last.channel_binding != "eSws" {
@@ -370,7 +372,7 @@ impl ScramServer {
             .map(|(a, b)| a ^ b)
             .collect();
         let stored = mechanism.hash(&client_key);
-        if ring::constant_time::verify_slices_are_equal(&stored, &credential.stored_key).is_err() {
+        if !super::same_secret(&stored, &credential.stored_key) {
             return Err(ScramError::BadCredentials);
         }
         let server_signature = mechanism.hmac(&credential.server_key, auth_message.as_bytes());
@@ -465,8 +467,56 @@ impl ScramClient {
         };
         let server_key = self.mechanism.hmac(salted, b"Server Key");
         let expected = self.mechanism.hmac(&server_key, auth.as_bytes());
-        ring::constant_time::verify_slices_are_equal(&v, &expected)
-            .map_err(|_| ScramError::BadCredentials)
+        if super::same_secret(&v, &expected) {
+            Ok(())
+        } else {
+            Err(ScramError::BadCredentials)
+        }
+    }
+}
+
+/// `ketch storage format --add-scram` (Kafka's syntax):
+/// `SCRAM-SHA-256=[name=alice,password=alice-secret]`, optionally `iterations=8192` inside
+/// the brackets. Returns (mechanism, user, password, iterations).
+pub fn parse_add_scram(text: &str) -> Result<(Mechanism, String, String, i32), String> {
+    let (mechanism, rest) = text
+        .split_once('=')
+        .ok_or("expected MECHANISM=[name=…,password=…]")?;
+    let mechanism = Mechanism::from_name(mechanism.trim())
+        .ok_or(format!("{mechanism}: SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+    let inner = rest
+        .trim()
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or("the fields go in brackets: [name=…,password=…]")?;
+    let (mut name, mut password, mut iterations) = (None, None, MIN_ITERATIONS);
+    for field in inner.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or(format!("'{field}' is not key=value"))?;
+        let v = v.trim().trim_matches('"').to_string();
+        match k.trim() {
+            "name" => name = Some(v),
+            "password" => password = Some(v),
+            "iterations" => {
+                iterations = v
+                    .parse()
+                    .ok()
+                    .filter(|i| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(i))
+                    .ok_or(format!(
+                        "iterations {v}: {MIN_ITERATIONS}..={MAX_ITERATIONS}"
+                    ))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown field '{other}' (name, password, iterations)"
+                ))
+            }
+        }
+    }
+    match (name, password) {
+        (Some(n), Some(p)) if !n.is_empty() && !p.is_empty() => Ok((mechanism, n, p, iterations)),
+        _ => Err("name and password are both needed".into()),
     }
 }
 
@@ -598,6 +648,27 @@ mod tests {
                 .user,
             "a,b="
         );
+    }
+
+    #[test]
+    fn add_scram_takes_kafkas_syntax() {
+        assert_eq!(
+            parse_add_scram("SCRAM-SHA-512=[name=admin,password=admin-secret]"),
+            Ok((
+                Mechanism::Sha512,
+                "admin".into(),
+                "admin-secret".into(),
+                4096
+            ))
+        );
+        assert_eq!(
+            parse_add_scram("SCRAM-SHA-256=[name=\"a\",password=\"b\",iterations=8192]")
+                .map(|r| r.3),
+            Ok(8192)
+        );
+        assert!(parse_add_scram("SCRAM-SHA-1=[name=a,password=b]").is_err());
+        assert!(parse_add_scram("SCRAM-SHA-256=[name=a]").is_err());
+        assert!(parse_add_scram("SCRAM-SHA-256=[name=a,password=b,iterations=10]").is_err());
     }
 
     #[test]

@@ -53,6 +53,32 @@ def roundtrip(bootstrap, topic, n, settings):
     out(produced=n, consumed=len(got))
 
 
+def slow_roundtrip(bootstrap, topic, n, settings):
+    """One producer and one consumer on kept connections for about ten seconds: a record a
+    second, each read back before the next: {"produced": n, "consumed": n}."""
+    n = int(n)
+    extra = json.loads(settings)
+    base = {"bootstrap.servers": bootstrap, **extra}
+    p = Producer({**base, "acks": "all"})
+    c = Consumer({**base, "group.id": f"slow-{uuid.uuid4()}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = 0
+    for i in range(n):
+        p.produce(topic, value=f"s{i}".encode())
+        if p.flush(10):
+            out(error=f"record {i} not delivered")
+            return
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got += 1
+                break
+        time.sleep(1)
+    c.close()
+    out(produced=n, consumed=got)
+
+
 def count(bootstrap, topic, expected, settings):
     """Reads `topic` from the beginning with a new group until `expected` distinct records or
     20 s: {"count": how many}."""
@@ -108,6 +134,7 @@ SCENARIOS = {
     "roundtrip": roundtrip,
     "refused": refused,
     "count": count,
+    "slow-roundtrip": slow_roundtrip,
     "kafka-python-roundtrip": kafka_python_roundtrip,
 }
 

@@ -295,10 +295,22 @@ impl Node {
     /// A node of `config` (in `dir`, from [`node_dir`]) whose clients' listener is at `port`,
     /// reached by kcat with `kcat_options` (`-X security.protocol=ssl`, …).
     pub fn with_config(dir: PathBuf, port: u16, config: &str, kcat_options: &[&str]) -> Node {
+        Node::formatted_with(dir, port, config, kcat_options, &[])
+    }
+
+    /// As [`Node::with_config`], `format_options` given to `ketch storage format`.
+    pub fn formatted_with(
+        dir: PathBuf,
+        port: u16,
+        config: &str,
+        kcat_options: &[&str],
+        format_options: &[&str],
+    ) -> Node {
         std::fs::write(dir.join("server.properties"), config).unwrap();
         let status = Command::new(KETCH)
             .args(["storage", "format", "-t", "4L6g3nShT-eMCtK--X86sw", "-c"])
             .arg(dir.join("server.properties"))
+            .args(format_options)
             .stdout(Stdio::null())
             .status()
             .unwrap();

@@ -25,6 +25,7 @@ pub mod offsets;
 pub mod produce;
 pub mod topics;
 pub mod txn_offset_commit;
+pub mod user_scram;
 pub mod write_txn_markers;
 
 use super::context::{Broker, Connection};
@@ -70,6 +71,8 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeProducers => (0, 0),
         ApiKey::DescribeTransactions => (0, 0),
         ApiKey::ListTransactions => (0, 1),
+        ApiKey::DescribeUserScramCredentials => (0, 0),
+        ApiKey::AlterUserScramCredentials => (0, 0),
         _ => return None,
     })
 }
@@ -99,7 +102,11 @@ pub async fn handle(
         | RequestKind::DeleteTopics(_)
         | RequestKind::CreatePartitions(_)
         | RequestKind::IncrementalAlterConfigs(_)
+        | RequestKind::AlterUserScramCredentials(_)
         | RequestKind::ElectLeaders(_) => topics::handle(broker, request).await,
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(user_scram::describe(broker, r))
+        }
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r))
         }

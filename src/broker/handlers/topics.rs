@@ -1,5 +1,5 @@
 //! CreateTopics (19), DeleteTopics (20), CreatePartitions (37), IncrementalAlterConfigs (44),
-//! ElectLeaders (43): decided by the active
+//! ElectLeaders (43), AlterUserScramCredentials (51): decided by the active
 //! controller, so the request is forwarded to it unchanged (same version: the controller
 //! listener implements the same ranges). On success the answer waits, within the request's
 //! timeout, until this broker's image shows the change, so a Metadata request right after
@@ -106,6 +106,36 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
                     })
                     .await;
             }
+        }
+        ResponseKind::AlterUserScramCredentials(r) => {
+            let RequestKind::AlterUserScramCredentials(req) = &request.body else {
+                return answer;
+            };
+            let done = |user: &str| {
+                r.results
+                    .iter()
+                    .any(|x| x.user.as_str() == user && x.error_code == 0)
+            };
+            // (user, mechanism) → whether the image must hold a credential.
+            let wanted: Vec<(String, i8, bool)> = req
+                .deletions
+                .iter()
+                .filter(|d| done(&d.name))
+                .map(|d| (d.name.to_string(), d.mechanism, false))
+                .chain(
+                    req.upsertions
+                        .iter()
+                        .filter(|u| done(&u.name))
+                        .map(|u| (u.name.to_string(), u.mechanism, true)),
+                )
+                .collect();
+            broker
+                .wait_for_image(timeout, |img| {
+                    wanted
+                        .iter()
+                        .all(|(u, m, present)| img.scram.contains_key(&(u.clone(), *m)) == *present)
+                })
+                .await;
         }
         ResponseKind::CreatePartitions(r) => {
             let RequestKind::CreatePartitions(req) = &request.body else {
