@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{build_cluster, free_port, node_dir, python, run, Node};
+use common::{free_port, node_dir, python, run, Node};
 use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::Value;
 use std::path::Path;
@@ -308,35 +308,20 @@ fn tls_listeners_serve_real_clients_and_refuse_what_they_must() {
     );
 }
 
-/// Issue 16: "A 3-node cluster with …TLS… on every listener, inter-broker and controller
-/// traffic included" (SASL comes on top of this later). Client certificates are required
-/// everywhere, so the nodes' own connections to each other present theirs.
+/// Issue 16: "A 3-node cluster with SASL_SSL on every listener, inter-broker and controller
+/// traffic included". Run twice: TLS with client certificates required everywhere (the nodes'
+/// own connections present theirs), and SASL_SSL (SCRAM-SHA-512 between brokers, PLAIN on the
+/// controllers' listener, where Kafka allows no SCRAM).
 #[test]
 fn a_three_node_cluster_runs_with_tls_on_every_listener() {
-    let dir = std::env::temp_dir().join(format!("ketch-tls-cluster-{}", std::process::id()));
-    // build_cluster makes `dir` afresh: the certificates live beside it.
     let pki_dir = node_dir("tls-cluster-pki");
     let pki = pki(&pki_dir);
-    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let tls = format!(
+    let security = format!(
         "listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL\n\
-         inter.broker.listener.name=SSL\ncontroller.listener.names=CONTROLLER\n\
-         ssl.keystore.location={}\nssl.truststore.location={}\nssl.client.auth=required\n\
-         offsets.topic.replication.factor=3\ntransaction.state.log.replication.factor=3\n\
-         group.initial.rebalance.delay.ms=0\nbroker.heartbeat.interval.ms=500\n",
+         inter.broker.listener.name=SSL\n\
+         ssl.keystore.location={}\nssl.truststore.location={}\nssl.client.auth=required\n",
         pki.server, pki.ca
     );
-    let ports = client_ports.clone();
-    let mut cluster = build_cluster(&dir, 3, move |i, _, controller| {
-        format!(
-            "process.roles=broker,controller\n\
-             listeners=SSL://127.0.0.1:{},CONTROLLER://127.0.0.1:{controller}\n{tls}",
-            ports[i]
-        )
-    });
-    for i in 0..3 {
-        cluster.start(i);
-    }
     let props = write(
         &pki_dir,
         "client.properties",
@@ -345,6 +330,112 @@ fn a_three_node_cluster_runs_with_tls_on_every_listener() {
             pki.ca, pki.client_keystore
         ),
     );
+    let client = tls_settings(&pki, Some((&pki.client_cert, &pki.client_key)));
+    three_node_cluster(
+        "tls-cluster",
+        "SSL",
+        &security,
+        &props,
+        &props,
+        &client,
+        &[],
+    );
+}
+
+#[test]
+fn a_three_node_cluster_runs_with_sasl_ssl_on_every_listener() {
+    let pki_dir = node_dir("sasl-cluster-pki");
+    let pki = pki(&pki_dir);
+    let security = format!(
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL\n\
+         inter.broker.listener.name=SASL_SSL\n\
+         listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+         sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n\
+         listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={ADMIN_JAAS}\n\
+         listener.name.controller.sasl.enabled.mechanisms=PLAIN\n\
+         sasl.mechanism.controller.protocol=PLAIN\n\
+         listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"ctl\" password=\"ctl-secret\" user_ctl=\"ctl-secret\";\n\
+         ssl.keystore.location={}\nssl.truststore.location={}\n",
+        pki.server, pki.ca
+    );
+    let props = write(
+        &pki_dir,
+        "client.properties",
+        &format!(
+            "security.protocol=SASL_SSL\nssl.truststore.location={}\n\
+             sasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config={ADMIN_JAAS}\n",
+            pki.ca
+        ),
+    );
+    // The quorum tool reaches the controllers' listener, which takes PLAIN.
+    let controller_props = write(
+        &pki_dir,
+        "controller.properties",
+        &format!(
+            "security.protocol=SASL_SSL\nssl.truststore.location={}\nsasl.mechanism=PLAIN\n\
+             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"ctl\" password=\"ctl-secret\";\n",
+            pki.ca
+        ),
+    );
+    let client = sasl_settings(
+        "sasl_ssl",
+        "SCRAM-SHA-512",
+        "admin",
+        "admin-secret",
+        Some(&pki.ca),
+    );
+    three_node_cluster(
+        "sasl-cluster",
+        "SASL_SSL",
+        &security,
+        &props,
+        &controller_props,
+        &client,
+        &[
+            "--add-scram",
+            "SCRAM-SHA-512=[name=admin,password=admin-secret]",
+        ],
+    );
+}
+
+/// Three combined nodes whose client listener is `listener` and whose every listener is
+/// secured by `security`; `props` is the tools' `--command-config` for the brokers,
+/// `controller_props` for the controllers' listener, `client` confluent-kafka's settings. Creates an RF=3 topic, produces and reads it back, waits for every ISR to fill,
+/// checks the controllers' listener refuses a tool without the settings, then kills a node and
+/// reads everything back from the others.
+fn three_node_cluster(
+    name: &str,
+    listener: &str,
+    security: &str,
+    props: &str,
+    controller_props: &str,
+    client: &str,
+    format_options: &[&str],
+) {
+    let dir = std::env::temp_dir().join(format!("ketch-{name}-{}", std::process::id()));
+    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let common_config = format!(
+        "controller.listener.names=CONTROLLER\n\
+         offsets.topic.replication.factor=3\ntransaction.state.log.replication.factor=3\n\
+         group.initial.rebalance.delay.ms=0\nbroker.heartbeat.interval.ms=500\n{security}"
+    );
+    let ports = client_ports.clone();
+    let listener_name = listener.to_string();
+    let mut cluster = common::build_cluster_formatted(
+        &dir,
+        3,
+        format_options,
+        move |i, _, controller| {
+            format!(
+            "process.roles=broker,controller\n\
+             listeners={listener_name}://127.0.0.1:{},CONTROLLER://127.0.0.1:{controller}\n{common_config}",
+            ports[i]
+        )
+        },
+    );
+    for i in 0..3 {
+        cluster.start(i);
+    }
     let bootstrap = client_ports
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
@@ -352,11 +443,11 @@ fn a_three_node_cluster_runs_with_tls_on_every_listener() {
         .join(",");
     let ketch = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend_from_slice(&["--bootstrap-server", &bootstrap, "--command-config", &props]);
+        all.extend_from_slice(&["--bootstrap-server", &bootstrap, "--command-config", props]);
         run(common::KETCH, &all, None)
     };
-    // The brokers register over the controllers' TLS listener; topic creation is forwarded
-    // over it too.
+    // The brokers register over the controllers' secured listener; topic creation is
+    // forwarded over it too.
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let (ok, out, err) = ketch(&[
@@ -376,19 +467,18 @@ fn a_three_node_cluster_runs_with_tls_on_every_listener() {
         }
         assert!(
             Instant::now() < deadline,
-            "no topic over TLS: {out}{err}\nlogs in {}",
+            "no topic over {listener}: {out}{err}\nlogs in {}",
             dir.display()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let with_cert = tls_settings(&pki, Some((&pki.client_cert, &pki.client_key)));
-    let r = scenario(&["roundtrip", &bootstrap, "replicated", "300", &with_cert]);
+    let r = scenario(&["roundtrip", &bootstrap, "replicated", "300", client]);
     assert_eq!(
         (&r["produced"], &r["consumed"]),
         (&300.into(), &300.into()),
         "{r}"
     );
-    // Followers fetch from leaders over TLS: every partition's ISR fills.
+    // Followers fetch from leaders over the secured inter-broker listener: every ISR fills.
     let full_isr = || {
         let (ok, out, _) = ketch(&["topics", "--describe", "--topic", "replicated"]);
         ok && out
@@ -411,26 +501,43 @@ fn a_three_node_cluster_runs_with_tls_on_every_listener() {
     while !full_isr() {
         assert!(
             Instant::now() < deadline,
-            "the ISR never filled over TLS; logs in {}",
+            "the ISR never filled over {listener}; logs in {}",
             dir.display()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    // The controllers' listener is TLS too: the quorum tool gets in only with the client
-    // settings.
+    // The controllers' listener serves the quorum tool with the settings, and refuses it
+    // without.
     let controller = format!("127.0.0.1:{}", cluster.ports[1]);
-    let quorum = |with_props: bool| {
-        let mut args = vec!["metadata-quorum", "--bootstrap-controller", &controller];
-        if with_props {
-            args.extend_from_slice(&["--command-config", &props]);
-        }
-        args.extend_from_slice(&["describe", "--status"]);
-        run(common::KETCH, &args, None)
-    };
-    let (ok, out, err) = quorum(true);
+    let (ok, out, err) = run(
+        common::KETCH,
+        &[
+            "metadata-quorum",
+            "--bootstrap-controller",
+            &controller,
+            "--command-config",
+            controller_props,
+            "describe",
+            "--status",
+        ],
+        None,
+    );
     assert!(ok && out.contains("LeaderId:"), "{out}{err}");
-    let (ok, out, _) = quorum(false);
-    assert!(!ok, "plaintext reached a TLS controller listener: {out}");
+    let (ok, out, _) = run(
+        common::KETCH,
+        &[
+            "metadata-quorum",
+            "--bootstrap-controller",
+            &controller,
+            "describe",
+            "--status",
+        ],
+        None,
+    );
+    assert!(
+        !ok,
+        "a plaintext tool reached a secured controller listener: {out}"
+    );
     // A node dies; what was acknowledged with acks=all is all there, read from the others.
     cluster.kill(0);
     let others = client_ports[1..]
@@ -438,7 +545,7 @@ fn a_three_node_cluster_runs_with_tls_on_every_listener() {
         .map(|p| format!("127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let r = scenario(&["count", &others, "replicated", "300", &with_cert]);
+    let r = scenario(&["count", &others, "replicated", "300", client]);
     assert_eq!(r["count"], 300, "{r}");
     drop(cluster);
 }

@@ -165,6 +165,16 @@ pub fn build_cluster(
     nodes: usize,
     configs: impl Fn(usize, &str, u16) -> String,
 ) -> Cluster {
+    build_cluster_formatted(dir, nodes, &[], configs)
+}
+
+/// As [`build_cluster`], with `format_options` for `ketch storage format` (`--add-scram`).
+pub fn build_cluster_formatted(
+    dir: &Path,
+    nodes: usize,
+    format_options: &[&str],
+    configs: impl Fn(usize, &str, u16) -> String,
+) -> Cluster {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -199,6 +209,7 @@ pub fn build_cluster(
         let status = Command::new(KETCH)
             .args(["storage", "format", "-t", &cluster_id, "-c"])
             .arg(cluster.config_path(i))
+            .args(format_options)
             .status()
             .unwrap();
         assert!(status.success());
