@@ -262,3 +262,80 @@ fn fix_batch_crcs(bytes: &mut [u8]) {
         at = end;
     }
 }
+
+/// The SASL parsers that read what a client sends before it is authenticated, and the
+/// certificate subject reader: PLAIN messages (what parses rebuilds to the same message), JAAS
+/// configuration strings, and DER certificates. The first byte picks the parser.
+pub fn sasl(data: &[u8]) {
+    use crate::security::{jaas, plain, x509};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    match which % 3 {
+        0 => {
+            if let Ok((authzid, user, password)) = plain::parse(rest) {
+                let again = format!("{authzid}\0{user}\0{password}");
+                assert_eq!(
+                    plain::parse(again.as_bytes()),
+                    Ok((authzid, user, password)),
+                    "a PLAIN message does not rebuild"
+                );
+            }
+        }
+        1 => {
+            if let Ok(text) = std::str::from_utf8(rest) {
+                if let Ok(entry) = jaas::parse(text) {
+                    assert!(!entry.login_module.is_empty());
+                }
+            }
+        }
+        // Returning at all is the property: every length is checked before it is used.
+        _ => {
+            let _ = x509::subject_name(rest);
+        }
+    }
+}
+
+/// SCRAM's server and client on any messages: a server holding only user "user"'s
+/// credential, given any client-first and client-final, never panics and accepts no one else
+/// (nor anyone without the proof: a random one never passes); a client given any server-first
+/// and server-final never panics and never believes a server that did not prove the key. The
+/// first two bytes split the input into the two messages.
+pub fn scram(data: &[u8]) {
+    use crate::security::scram::{Credential, Mechanism, ScramClient, ScramServer};
+    if data.len() < 2 {
+        return;
+    }
+    let split = (usize::from(data[0]) << 8 | usize::from(data[1])).min(data.len() - 2);
+    let (first, last) = data[2..].split_at(split);
+    let mechanism = if data[0] & 1 == 0 {
+        Mechanism::Sha256
+    } else {
+        Mechanism::Sha512
+    };
+    let credential = Credential::from_password(mechanism, "pencil", b"salt".to_vec(), 4096);
+    let mut server = ScramServer::new(mechanism);
+    if server
+        .first(
+            first,
+            |u| (u == "user").then(|| credential.clone()),
+            "snonce",
+        )
+        .is_ok()
+    {
+        if let Ok((user, _)) = server.last(last) {
+            assert_eq!(
+                user, "user",
+                "the server accepted someone it has no credential for"
+            );
+        }
+    }
+    let mut client = ScramClient::new(mechanism, "user", "pencil", "cnonce");
+    let _ = client.first();
+    if client.last(first).is_ok() {
+        assert!(
+            client.verify(last).is_err() || last.starts_with(b"v="),
+            "the client believed a server final message without a verifier"
+        );
+    }
+}

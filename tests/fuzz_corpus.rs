@@ -57,3 +57,13 @@ fn snapshot_file_corpus() {
 fn decoded_batch_corpus() {
     replay("decoded_batch", ketch::fuzzing::decoded_batch);
 }
+
+#[test]
+fn sasl_corpus() {
+    replay("sasl", ketch::fuzzing::sasl);
+}
+
+#[test]
+fn scram_corpus() {
+    replay("scram", ketch::fuzzing::scram);
+}
