@@ -76,6 +76,8 @@ enum Command {
     },
     /// Lists, describes, creates, deletes and grows topics, as Kafka's kafka-topics.sh.
     Topics(TopicsArgs),
+    /// Adds, removes and lists ACLs, as Kafka's kafka-acls.sh.
+    Acls(ketch::cli::acls::AclsArgs),
     /// Writes lines from stdin to a topic, as Kafka's kafka-console-producer.sh.
     ConsoleProducer(ConsoleProducerArgs),
     /// Prints a topic's records, as Kafka's kafka-console-consumer.sh.
@@ -606,6 +608,10 @@ fn main() -> ExitCode {
                 server.as_deref(),
                 checked.and_then(|()| ketch::cli::args::topics(args)),
             )
+        }
+        Command::Acls(args) => {
+            let server = args.bootstrap_server.clone();
+            explained(Some(&server), ketch::cli::acls::run(args))
         }
         Command::ConsoleProducer(args) => {
             let server = args.bootstrap_server.clone();

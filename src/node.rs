@@ -532,6 +532,12 @@ fn build_broker(
                 .map(|(name, (l, _))| (name.clone(), l.clone()))
                 .collect(),
             inter_broker: connector_for(security, &config.inter_broker_listener_name),
+            authorizer: config
+                .authorizer
+                .then(|| crate::security::acl::AuthorizerConfig {
+                    super_users: config.super_users.clone(),
+                    allow_if_no_acl: config.allow_everyone_if_no_acl_found,
+                }),
             log_dirs: config.log_dirs.clone(),
             described: config.described(),
             cleaner: config.cleaner.clone(),

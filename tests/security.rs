@@ -863,3 +863,206 @@ fn sasl_plain_and_scram_for_real_clients() {
         "{r}"
     );
 }
+
+/// Issue 16, ACLs (KRaft's StandardAuthorizer semantics), with real clients over
+/// SASL_PLAINTEXT/PLAIN: a user with READ on one topic and one group consumes it and commits,
+/// but cannot write it, cannot read another topic, does not see it in Metadata and cannot join
+/// another group; a PREFIXED ACL lets another user write every topic of its prefix, and a DENY
+/// beats it; `ketch acls` adds, lists and removes them (CreateAcls, DescribeAcls, DeleteAcls),
+/// which only a principal allowed to alter the cluster may; without an authorizer the ACL
+/// APIs answer SECURITY_DISABLED.
+#[test]
+fn acls_are_enforced_for_real_clients() {
+    let dir = node_dir("acls");
+    let (port, controller) = (free_port(), free_port());
+    let config = format!(
+        "process.roles=broker,controller\nnode.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+         listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         inter.broker.listener.name=SASL_PLAINTEXT\ncontroller.listener.names=CONTROLLER\n\
+         sasl.enabled.mechanisms=PLAIN\nsasl.mechanism.inter.broker.protocol=PLAIN\n\
+         listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\" user_bob=\"bob-secret\";\n\
+         authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+         super.users=User:admin\n\
+         log.dirs={}\ngroup.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=3\nbroker.heartbeat.interval.ms=500\n",
+        dir.join("data").display()
+    );
+    let node = Node::with_config(
+        dir.clone(),
+        port,
+        &config,
+        &[
+            "-X",
+            "security.protocol=sasl_plaintext",
+            "-X",
+            "sasl.mechanisms=PLAIN",
+            "-X",
+            "sasl.username=admin",
+            "-X",
+            "sasl.password=admin-secret",
+        ],
+    );
+    let b = format!("127.0.0.1:{port}");
+    let props = |user: &str| {
+        write(
+            &dir,
+            &format!("{user}.properties"),
+            &format!(
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{user}\" password=\"{user}-secret\";\n"
+            ),
+        )
+    };
+    let (admin, alice) = (props("admin"), props("alice"));
+    let tool = |as_user: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--bootstrap-server", &b, "--command-config", as_user]);
+        node.ketch(&all, None)
+    };
+    for topic in ["orders", "payroll", "logs-app", "logs-secret"] {
+        let (ok, out, err) = tool(&admin, &["topics", "--create", "--topic", topic]);
+        assert!(ok, "{out}{err}");
+    }
+    let client = |user: &str| {
+        sasl_settings(
+            "sasl_plaintext",
+            "PLAIN",
+            user,
+            &format!("{user}-secret"),
+            None,
+        )
+    };
+    for topic in ["orders", "payroll"] {
+        let r = scenario(&["produce-one", &b, topic, &client("admin")]);
+        assert_eq!(r["error"], Value::Null, "{r}");
+    }
+    // Only the cluster's ALTER may add ACLs: alice may not grant herself anything.
+    let (ok, out, err) = tool(
+        &alice,
+        &[
+            "acls",
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "All",
+            "--topic",
+            "payroll",
+        ],
+    );
+    assert!(
+        !ok && (out + &err).contains("CLUSTER_AUTHORIZATION_FAILED"),
+        "alice added an ACL"
+    );
+    for args in [
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "orders",
+        ][..],
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--group",
+            "g1",
+        ][..],
+        &[
+            "--add",
+            "--allow-principal",
+            "User:bob",
+            "--operation",
+            "Write",
+            "--topic",
+            "logs-",
+            "--resource-pattern-type",
+            "prefixed",
+        ][..],
+        &[
+            "--add",
+            "--deny-principal",
+            "User:bob",
+            "--operation",
+            "Write",
+            "--topic",
+            "logs-secret",
+        ][..],
+    ] {
+        let mut all = vec!["acls"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = tool(&admin, &all);
+        assert!(ok, "{args:?}: {out}{err}");
+    }
+    let (ok, listed, err) = tool(&admin, &["acls", "--list"]);
+    assert!(ok, "{err}");
+    assert!(
+        listed.contains("ResourcePattern(resourceType=TOPIC, name=logs-, patternType=PREFIXED)")
+            && listed
+                .contains("(principal=User:bob, host=*, operation=WRITE, permissionType=DENY)")
+            && listed
+                .contains("(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)"),
+        "{listed}"
+    );
+
+    // alice: reads orders in g1 and commits; nothing else.
+    let r = scenario(&["consume-group", &b, "orders", "g1", "1", &client("alice")]);
+    assert_eq!(
+        (&r["consumed"], &r["error"]),
+        (&1.into(), &Value::Null),
+        "{r}"
+    );
+    let r = scenario(&["produce-one", &b, "orders", &client("alice")]);
+    assert_eq!(r["error"], "TOPIC_AUTHORIZATION_FAILED", "{r}");
+    let r = scenario(&["consume-group", &b, "payroll", "g1", "1", &client("alice")]);
+    assert_eq!(r["consumed"], 0, "{r}");
+    assert_eq!(r["error"], "TOPIC_AUTHORIZATION_FAILED", "{r}");
+    let r = scenario(&["list-topics", &b, &client("alice")]);
+    assert_eq!(r["topics"], serde_json::json!(["orders"]), "{r}");
+    let r = scenario(&["consume-group", &b, "orders", "g2", "1", &client("alice")]);
+    assert_eq!(r["error"], "GROUP_AUTHORIZATION_FAILED", "{r}");
+    // bob: the prefixed ACL lets him write logs-app; the deny on logs-secret wins.
+    let r = scenario(&["produce-one", &b, "logs-app", &client("bob")]);
+    assert_eq!(r["error"], Value::Null, "{r}");
+    let r = scenario(&["produce-one", &b, "logs-secret", &client("bob")]);
+    assert_eq!(r["error"], "TOPIC_AUTHORIZATION_FAILED", "{r}");
+    let r = scenario(&["produce-one", &b, "orders", &client("bob")]);
+    assert_eq!(r["error"], "TOPIC_AUTHORIZATION_FAILED", "{r}");
+    // Removing alice's topic ACL takes her read away.
+    let (ok, out, err) = tool(
+        &admin,
+        &[
+            "acls",
+            "--remove",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "orders",
+            "--force",
+        ],
+    );
+    assert!(ok && out.contains("Removed"), "{out}{err}");
+    let r = scenario(&["list-topics", &b, &client("alice")]);
+    assert_eq!(r["topics"], serde_json::json!([]), "{r}");
+    drop(node);
+
+    // Without an authorizer, the ACL APIs say so.
+    let plain = Node::new("acls-off", "");
+    let (ok, out, err) = plain.ketch(
+        &["acls", "--bootstrap-server", &plain.bootstrap(), "--list"],
+        None,
+    );
+    assert!(
+        !ok && (out + &err).contains("SECURITY_DISABLED"),
+        "acls --list without an authorizer succeeded"
+    );
+}

@@ -247,7 +247,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ),
         (
             "cli",
-            &["bench", "protocol", "model", "runtime", "wire"][..],
+            &["bench", "protocol", "model", "runtime", "wire", "security"][..],
         ),
     ])
 }

@@ -34,6 +34,9 @@ pub struct BrokerConfig {
     /// How this broker reaches the inter-broker listener of others (replica fetchers,
     /// transaction markers and verification).
     pub inter_broker: crate::wire::Connector,
+    /// The authorizer's settings when `authorizer.class.name` is set; `None`: no
+    /// authorization.
+    pub authorizer: Option<crate::security::acl::AuthorizerConfig>,
     /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
     pub offsets_topic_replication_factor: i16,
     /// `transaction.state.log.replication.factor` and `.min.isr`, for creating the state topic.

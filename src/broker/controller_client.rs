@@ -45,6 +45,11 @@ fn not_controller(response: &ResponseKind) -> bool {
         ResponseKind::AlterUserScramCredentials(r) => {
             r.results.iter().any(|t| t.error_code == NOT_CONTROLLER)
         }
+        ResponseKind::CreateAcls(r) => r.results.iter().any(|t| t.error_code == NOT_CONTROLLER),
+        ResponseKind::DeleteAcls(r) => r
+            .filter_results
+            .iter()
+            .any(|t| t.error_code == NOT_CONTROLLER),
         // A quorum follower's own view: try the others for the leader's.
         ResponseKind::DescribeQuorum(r) => r.topics.iter().any(|t| {
             t.partitions

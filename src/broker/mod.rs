@@ -10,6 +10,7 @@
 //! codes. Must not touch the quorum (`quorum`): the committed metadata image, the leader hint
 //! and the metadata offset reach it through what `node` hands over.
 
+pub mod authz;
 pub mod cleaner;
 pub mod context;
 pub mod controller_client;

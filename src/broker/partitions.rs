@@ -91,6 +91,9 @@ pub enum PartitionError {
     PolicyViolation(String),
     #[error("{0}")]
     InvalidRecord(String),
+    /// The principal may not do this (on the topic, or the cluster for a replica's request).
+    #[error("not authorized")]
+    NotAuthorized { cluster: bool },
 }
 
 impl PartitionError {
@@ -117,6 +120,12 @@ impl PartitionError {
             PartitionError::Storage(_) => ResponseError::KafkaStorageError.code(),
             PartitionError::PolicyViolation(_) => ResponseError::PolicyViolation.code(),
             PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+            PartitionError::NotAuthorized { cluster: true } => {
+                ResponseError::ClusterAuthorizationFailed.code()
+            }
+            PartitionError::NotAuthorized { cluster: false } => {
+                ResponseError::TopicAuthorizationFailed.code()
+            }
         }
     }
 }

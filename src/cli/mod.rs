@@ -3,6 +3,7 @@
 //! `console-consumer`, `consumer-groups`, `transactions`.
 
 use kafka_protocol::error::ResponseError;
+pub mod acls;
 pub mod args;
 pub mod configs;
 

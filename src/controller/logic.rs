@@ -108,6 +108,9 @@ pub enum ApiError {
     DuplicateResource(String),
 }
 
+/// AlterUserScramCredentials' answer per user.
+pub type ScramResults = Vec<(String, Result<(), ApiError>)>;
+
 /// One change AlterUserScramCredentials asks for: a user's credential for a mechanism set
 /// (`Some`, computed from the salted password by the shell) or deleted (`None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -935,6 +938,41 @@ impl Controller {
         Ok(self.finish(config_records("broker", name, changes)))
     }
 
+    /// CreateAcls: each (already validated) ACL gets a fresh id and a record; one that exists
+    /// already is not added twice (Kafka's answer is success either way).
+    pub fn create_acls(&mut self, acls: &[super::image::AclEntry]) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        let mut made: Vec<&super::image::AclEntry> = Vec::new();
+        for a in acls {
+            if self.image.acls.values().any(|e| e == a) || made.contains(&a) {
+                continue;
+            }
+            made.push(a);
+            records.push(MetadataRecord::AccessControlEntry {
+                id: topic_id(self.rng.gen()),
+                resource_type: a.resource_type,
+                resource_name: a.resource_name.clone(),
+                pattern_type: a.pattern_type,
+                principal: a.principal.clone(),
+                host: a.host.clone(),
+                operation: a.operation,
+                permission_type: a.permission_type,
+            });
+        }
+        self.finish(records)
+    }
+
+    /// DeleteAcls: the ACLs with these ids (those still there) go.
+    pub fn delete_acls(&mut self, ids: &[String]) -> Vec<MetadataRecord> {
+        let mut seen = BTreeSet::new();
+        let records = ids
+            .iter()
+            .filter(|id| self.image.acls.contains_key(*id) && seen.insert(id.to_string()))
+            .map(|id| MetadataRecord::RemoveAccessControlEntry { id: id.clone() })
+            .collect();
+        self.finish(records)
+    }
+
     /// Records given at format time (`--add-scram`), for an empty metadata log.
     pub fn bootstrap(&mut self, records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
         self.finish(records)
@@ -944,10 +982,7 @@ impl Controller {
     /// user; a user with any bad change (a mechanism Kafka does not define, iterations outside
     /// 4096..=16384, an empty name, a deletion of nothing, the same mechanism twice) changes
     /// nothing, the others are all recorded.
-    pub fn alter_scram(
-        &mut self,
-        changes: &[ScramChange],
-    ) -> (Vec<(String, Result<(), ApiError>)>, Vec<MetadataRecord>) {
+    pub fn alter_scram(&mut self, changes: &[ScramChange]) -> (ScramResults, Vec<MetadataRecord>) {
         let mut by_user: BTreeMap<&str, Vec<&ScramChange>> = BTreeMap::new();
         for c in changes {
             by_user.entry(c.user.as_str()).or_default().push(c);

@@ -322,7 +322,7 @@ fn dynamic_broker_configs_are_checked_and_recorded() {
 #[test]
 fn scram_and_acl_records_encode_apply_and_snapshot() {
     use crate::controller::image::MetadataImage;
-    let records = vec![
+    let records = [
         MetadataRecord::UserScramCredential {
             name: "alice".into(),
             mechanism: 2,

@@ -135,6 +135,12 @@ pub struct ServerConfig {
     pub sasl: BTreeMap<String, super::sasl::SaslSettings>,
     /// `connections.max.reauth.ms` (KIP-368): a SASL session's lifetime; 0 for no limit.
     pub connections_max_reauth_ms: u64,
+    /// `authorizer.class.name` names Kafka's `StandardAuthorizer`: ACLs are enforced.
+    pub authorizer: bool,
+    /// `super.users`: principals allowed everything (`User:admin;User:broker`).
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
     /// The keys the file set (the rest are defaults), for DescribeConfigs' sources.
     pub set_keys: std::collections::BTreeSet<String>,
     /// Defaults the parse chose that an operator should see in the log (not warnings).
@@ -418,6 +424,9 @@ const KNOWN_KEYS: &[&str] = &[
     "transaction.max.timeout.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.partition.verification.enable",
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
     "metrics.listener",
     "log.cleanup.policy",
     "log.cleaner.enable",
@@ -563,6 +572,18 @@ fn parse_retention(props: &Properties, key: &str, unit_ms: i64) -> Result<i64, C
                 .ok_or_else(|| invalid(key, v, "-1 or a non-negative integer"))?;
             Ok(if n < 0 { -1 } else { n.saturating_mul(unit_ms) })
         }
+    }
+}
+
+/// `authorizer.class.name`: empty (no authorization) or Kafka's KRaft `StandardAuthorizer`,
+/// whose behaviour ketch implements; ZooKeeper's `AclAuthorizer` and any other class are
+/// refused rather than silently not enforced.
+fn parse_authorizer(props: &Properties) -> Result<bool, ConfigError> {
+    const STANDARD: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+    match props.get("authorizer.class.name").map(str::trim) {
+        None | Some("") => Ok(false),
+        Some(STANDARD) => Ok(true),
+        Some(other) => Err(invalid("authorizer.class.name", other, STANDARD)),
     }
 }
 
@@ -962,6 +983,22 @@ impl ServerConfig {
                 tls,
                 sasl,
                 connections_max_reauth_ms: parse_ms(&props, "connections.max.reauth.ms", 0)?,
+                authorizer: parse_authorizer(&props)?,
+                super_users: props
+                    .get("super.users")
+                    .map(|v| {
+                        v.split(';')
+                            .map(str::trim)
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                allow_everyone_if_no_acl_found: parse_bool(
+                    &props,
+                    "allow.everyone.if.no.acl.found",
+                    false,
+                )?,
                 metrics_listener: match props.get("metrics.listener") {
                     None => None,
                     Some(text) => Some(parse_metrics_listener(text).ok_or_else(|| {

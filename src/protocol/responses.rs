@@ -95,6 +95,30 @@ pub fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<Respon
                     .collect(),
             ),
         ),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(
+            kafka_protocol::messages::CreateAclsResponse::default().with_results(
+                r.creations
+                    .iter()
+                    .map(|_| {
+                        kafka_protocol::messages::create_acls_response::AclCreationResult::default()
+                            .with_error_code(code)
+                            .with_error_message(Some(StrBytes::from_string(message.to_string())))
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(
+            kafka_protocol::messages::DeleteAclsResponse::default().with_filter_results(
+                r.filters
+                    .iter()
+                    .map(|_| {
+                        kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default()
+                            .with_error_code(code)
+                            .with_error_message(Some(StrBytes::from_string(message.to_string())))
+                    })
+                    .collect(),
+            ),
+        ),
         RequestKind::AlterUserScramCredentials(r) => {
             let mut users: Vec<StrBytes> = r
                 .deletions

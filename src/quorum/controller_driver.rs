@@ -398,6 +398,8 @@ impl ControllerDriver {
             RequestKind::AllocateProducerIds(r) => self.allocate_producer_ids(request, r),
             RequestKind::IncrementalAlterConfigs(r) => self.alter_configs(r),
             RequestKind::AlterUserScramCredentials(r) => self.alter_scram(r),
+            RequestKind::CreateAcls(r) => self.create_acls(r),
+            RequestKind::DeleteAcls(r) => self.delete_acls(r),
             RequestKind::BrokerHeartbeat(r) => self.heartbeat(request, r, now_ms),
             RequestKind::CreateTopics(r) => self.create_topics(r),
             RequestKind::DeleteTopics(r) => self.delete_topics(r),
@@ -780,6 +782,123 @@ impl ControllerDriver {
             ResponseKind::AlterUserScramCredentials(
                 kafka_protocol::messages::AlterUserScramCredentialsResponse::default()
                     .with_results(results),
+            ),
+            records,
+        )
+    }
+
+    /// CreateAcls (30): each creation validated as Kafka's `StandardAuthorizer` does, then
+    /// recorded; one answer per creation.
+    fn create_acls(
+        &mut self,
+        r: &kafka_protocol::messages::CreateAclsRequest,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        use crate::security::acl::{validate, Acl};
+        use kafka_protocol::messages::create_acls_response::AclCreationResult;
+        let mut valid = Vec::new();
+        let results = r
+            .creations
+            .iter()
+            .map(|c| {
+                let acl = Acl {
+                    resource_type: c.resource_type,
+                    resource_name: c.resource_name.to_string(),
+                    pattern_type: c.resource_pattern_type,
+                    principal: c.principal.to_string(),
+                    host: c.host.to_string(),
+                    operation: c.operation,
+                    permission: c.permission_type,
+                };
+                match validate(&acl) {
+                    Ok(()) => {
+                        valid.push(crate::controller::AclEntry {
+                            resource_type: acl.resource_type,
+                            resource_name: acl.resource_name,
+                            pattern_type: acl.pattern_type,
+                            principal: acl.principal,
+                            host: acl.host,
+                            operation: acl.operation,
+                            permission_type: acl.permission,
+                        });
+                        AclCreationResult::default()
+                    }
+                    Err(why) => AclCreationResult::default()
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_string(
+                            why,
+                        ))),
+                }
+            })
+            .collect();
+        let records = self.controller.create_acls(&valid);
+        (
+            ResponseKind::CreateAcls(
+                kafka_protocol::messages::CreateAclsResponse::default().with_results(results),
+            ),
+            records,
+        )
+    }
+
+    /// DeleteAcls (31): every ACL each filter matches goes; each filter's answer lists them.
+    fn delete_acls(
+        &mut self,
+        r: &kafka_protocol::messages::DeleteAclsRequest,
+    ) -> (ResponseKind, Vec<MetadataRecord>) {
+        use crate::security::acl::{Acl, AclFilter};
+        use kafka_protocol::messages::delete_acls_response::{
+            DeleteAclsFilterResult, DeleteAclsMatchingAcl,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let mut ids = Vec::new();
+        let results = r
+            .filters
+            .iter()
+            .map(|f| {
+                let filter = AclFilter {
+                    resource_type: f.resource_type_filter,
+                    resource_name: f.resource_name_filter.as_ref().map(|s| s.to_string()),
+                    pattern_type: f.pattern_type_filter,
+                    principal: f.principal_filter.as_ref().map(|s| s.to_string()),
+                    host: f.host_filter.as_ref().map(|s| s.to_string()),
+                    operation: f.operation,
+                    permission: f.permission_type,
+                };
+                let matching: Vec<DeleteAclsMatchingAcl> = self
+                    .controller
+                    .image()
+                    .acls
+                    .iter()
+                    .filter(|(_, e)| {
+                        filter.matches(&Acl {
+                            resource_type: e.resource_type,
+                            resource_name: e.resource_name.clone(),
+                            pattern_type: e.pattern_type,
+                            principal: e.principal.clone(),
+                            host: e.host.clone(),
+                            operation: e.operation,
+                            permission: e.permission_type,
+                        })
+                    })
+                    .map(|(id, e)| {
+                        ids.push(id.clone());
+                        DeleteAclsMatchingAcl::default()
+                            .with_resource_type(e.resource_type)
+                            .with_resource_name(StrBytes::from_string(e.resource_name.clone()))
+                            .with_pattern_type(e.pattern_type)
+                            .with_principal(StrBytes::from_string(e.principal.clone()))
+                            .with_host(StrBytes::from_string(e.host.clone()))
+                            .with_operation(e.operation)
+                            .with_permission_type(e.permission_type)
+                    })
+                    .collect();
+                DeleteAclsFilterResult::default().with_matching_acls(matching)
+            })
+            .collect();
+        let records = self.controller.delete_acls(&ids);
+        (
+            ResponseKind::DeleteAcls(
+                kafka_protocol::messages::DeleteAclsResponse::default()
+                    .with_filter_results(results),
             ),
             records,
         )

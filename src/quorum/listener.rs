@@ -114,6 +114,8 @@ impl Service for ControllerListener {
             ApiKey::ElectLeaders => (0, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
             ApiKey::AlterUserScramCredentials => (0, 0),
+            ApiKey::CreateAcls => (1, 3),
+            ApiKey::DeleteAcls => (1, 3),
             _ => return None,
         })
     }
@@ -174,7 +176,9 @@ impl Service for ControllerListener {
             | RequestKind::AlterPartition(_)
             | RequestKind::ElectLeaders(_)
             | RequestKind::IncrementalAlterConfigs(_)
-            | RequestKind::AlterUserScramCredentials(_) => {
+            | RequestKind::AlterUserScramCredentials(_)
+            | RequestKind::CreateAcls(_)
+            | RequestKind::DeleteAcls(_) => {
                 let request = request.body.clone();
                 ask(inbound, |reply| Inbound::Controller { request, reply }).await?
             }

@@ -70,8 +70,7 @@ pub fn parse(text: &str) -> Result<JaasEntry, String> {
         return Err(format!("'{flag}' is not a control flag"));
     }
     let mut options = BTreeMap::new();
-    loop {
-        let Some(key) = it.next() else { break };
+    while let Some(key) = it.next() {
         if it.next().as_deref() != Some("=") {
             return Err(format!("option '{key}' has no '='"));
         }

@@ -5,6 +5,7 @@
 //!
 //! Depends only on `model`; no IO, clocks or randomness (what needs them is passed in).
 
+pub mod acl;
 pub mod jaas;
 pub mod plain;
 pub mod sasl;

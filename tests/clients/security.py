@@ -130,7 +130,62 @@ def kafka_python_roundtrip(bootstrap, topic, n, settings):
     out(produced=n, consumed=len(got))
 
 
+def produce_one(bootstrap, topic, settings):
+    """One record: {"error": null} when acknowledged, else the error's name."""
+    extra = json.loads(settings)
+    result = {}
+
+    def report(err, _msg):
+        result["error"] = err.name() if err is not None else None
+
+    p = Producer({"bootstrap.servers": bootstrap, **extra, "message.timeout.ms": 8000,
+                  "retries": 0})
+    p.produce(topic, value=b"x", on_delivery=report)
+    p.flush(10)
+    out(error=result.get("error", "NOT_DELIVERED"))
+
+
+def consume_group(bootstrap, topic, group, expected, settings):
+    """Reads `topic` in `group` from the beginning (committing): {"consumed": n, "error": …}
+    with the first error the consumer reported, if any."""
+    expected = int(expected)
+    extra = json.loads(settings)
+    c = Consumer({"bootstrap.servers": bootstrap, **extra, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got, error = 0, None
+    deadline = time.time() + 12
+    while got < expected and time.time() < deadline and error is None:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            error = m.error().name()
+            break
+        got += 1
+    if got and error is None:
+        try:
+            c.commit(asynchronous=False)
+        except KafkaException as e:
+            error = e.args[0].name()
+    c.close()
+    out(consumed=got, error=error)
+
+
+def list_topics(bootstrap, settings):
+    """The topics Metadata shows: {"topics": [...]}."""
+    from confluent_kafka.admin import AdminClient
+    extra = json.loads(settings)
+    md = AdminClient({"bootstrap.servers": bootstrap, **extra}).list_topics(timeout=10)
+    out(topics=sorted(t for t in md.topics if not t.startswith("__")))
+
+
 SCENARIOS = {
+    "produce-one": produce_one,
+    "consume-group": consume_group,
+    "list-topics": list_topics,
     "roundtrip": roundtrip,
     "refused": refused,
     "count": count,

@@ -35,7 +35,12 @@ fn replica_of(r: &FetchRequest) -> Option<i32> {
 /// Reads every requested partition once; returns the response and the bytes it carries, and
 /// whether any partition answered with an error or a divergence (which ends a long poll at
 /// once, as in Kafka).
-fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+fn read_all(
+    broker: &Broker,
+    r: &FetchRequest,
+    version: i16,
+    denied: &std::collections::BTreeMap<String, i16>,
+) -> (FetchResponse, usize, bool) {
     // log_start_offset exists from v5: the encoder refuses a value before.
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
     let replica = replica_of(r);
@@ -57,6 +62,17 @@ fn read_all(broker: &Broker, r: &FetchRequest, version: i16) -> (FetchResponse, 
             let limit = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
                 .min(remaining);
+            if let Some(code) = denied.get(&tp.topic) {
+                partitions.push(
+                    data.with_error_code(*code)
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1)
+                        .with_records(Some(Bytes::new())),
+                );
+                end_poll = true;
+                continue;
+            }
             let result: Result<FollowerRead, PartitionError> = match broker.partition(&tp) {
                 Err(e) => Err(e),
                 Ok(partition) => match replica {
@@ -187,14 +203,45 @@ fn count_out(broker: &Broker, r: &FetchRequest, response: FetchResponse) -> Fetc
     response
 }
 
-pub async fn handle(broker: &Broker, r: &FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    broker: &Broker,
+    conn: &crate::broker::context::Connection,
+    r: &FetchRequest,
+    version: i16,
+) -> FetchResponse {
+    use crate::security::acl::{operation, resource};
+    // A follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's READ on each topic.
+    let follower_denied =
+        replica_of(r).is_some() && !broker.may_on_cluster(conn, operation::CLUSTER_ACTION);
+    let denied: std::collections::BTreeMap<String, i16> = r
+        .topics
+        .iter()
+        .filter_map(|t| {
+            let name = t.topic.0.to_string();
+            if follower_denied {
+                Some((
+                    name,
+                    kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+                ))
+            } else if replica_of(r).is_none()
+                && !broker.may(conn, resource::TOPIC, &name, operation::READ)
+            {
+                Some((
+                    name,
+                    kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code(),
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
     let start_ms = broker.clock.monotonic_ms();
     let max_wait_ms = u64::try_from(r.max_wait_ms).unwrap_or(0);
     let min_bytes = usize::try_from(r.min_bytes).unwrap_or(0);
     let mut appended = broker.partitions.subscribe_appends();
     loop {
         appended.borrow_and_update();
-        let (response, bytes, end_poll) = read_all(broker, r, version);
+        let (response, bytes, end_poll) = read_all(broker, r, version, &denied);
         let waited_ms = broker.clock.monotonic_ms().saturating_sub(start_ms);
         if bytes >= min_bytes || end_poll || waited_ms >= max_wait_ms {
             return count_out(broker, r, response);
@@ -206,7 +253,7 @@ pub async fn handle(broker: &Broker, r: &FetchRequest, version: i16) -> FetchRes
             .await
             .is_err()
         {
-            return count_out(broker, r, read_all(broker, r, version).0);
+            return count_out(broker, r, read_all(broker, r, version, &denied).0);
         }
     }
 }

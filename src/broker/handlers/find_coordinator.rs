@@ -136,6 +136,22 @@ pub async fn handle(
                 .with_key(StrBytes::from_string(key.clone()))
                 .with_node_id(BrokerId(-1))
                 .with_port(-1);
+            // DESCRIBE on the group or transactional id, as Kafka checks it.
+            let (kind, denied_code) = match r.key_type {
+                GROUP => (
+                    crate::security::acl::resource::GROUP,
+                    kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+                ),
+                _ => (
+                    crate::security::acl::resource::TRANSACTIONAL_ID,
+                    kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code(),
+                ),
+            };
+            if (r.key_type == GROUP || r.key_type == TRANSACTION)
+                && !broker.may(conn, kind, key, crate::security::acl::operation::DESCRIBE)
+            {
+                return answer.with_error_code(denied_code);
+            }
             let (topic, index) = match r.key_type {
                 GROUP => (CONSUMER_OFFSETS, broker.groups.partition_of(key)),
                 TRANSACTION => (TRANSACTION_STATE, broker.transactions.partition_of(key)),

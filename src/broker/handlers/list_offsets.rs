@@ -100,7 +100,13 @@ fn lookup(
     }
 }
 
-pub fn handle(broker: &Broker, r: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Broker,
+    conn: &crate::broker::context::Connection,
+    r: &ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    use crate::security::acl::{operation, resource};
     let from_replica = r.replica_id.0 != -1;
     // isolation_level exists from v2.
     let read_committed = !from_replica && version >= 2 && r.isolation_level == 1;
@@ -115,14 +121,27 @@ pub fn handle(broker: &Broker, r: &ListOffsetsRequest, version: i16) -> ListOffs
                     let tp = TopicPartition::new(t.name.0.to_string(), p.partition_index);
                     let answer = list_offsets_response::ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    match lookup(
-                        broker,
-                        &tp,
-                        p.timestamp,
-                        p.current_leader_epoch,
-                        from_replica,
-                        read_committed,
-                    ) {
+                    // A consumer needs DESCRIBE on the topic, a replica CLUSTER_ACTION.
+                    let allowed = if from_replica {
+                        broker.may_on_cluster(conn, operation::CLUSTER_ACTION)
+                    } else {
+                        broker.may(conn, resource::TOPIC, &tp.topic, operation::DESCRIBE)
+                    };
+                    let looked_up = if allowed {
+                        lookup(
+                            broker,
+                            &tp,
+                            p.timestamp,
+                            p.current_leader_epoch,
+                            from_replica,
+                            read_committed,
+                        )
+                    } else {
+                        Err(PartitionError::NotAuthorized {
+                            cluster: from_replica,
+                        })
+                    };
+                    match looked_up {
                         Ok((offset, timestamp, epoch)) => answer
                             .with_offset(offset)
                             .with_timestamp(timestamp)

@@ -6,6 +6,7 @@
 use crate::broker::context::{Broker, Connection};
 use crate::controller::{validate_topic_name, MetadataImage};
 use crate::protocol::responses::wire_topic_id;
+use crate::security::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic, metadata_response, ApiKey, BrokerId,
@@ -50,6 +51,11 @@ pub async fn handle(
             .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
             .filter(|n| image.topic_by_name(n).is_none() && validate_topic_name(n).is_ok())
             .filter(|n| !crate::model::is_internal_topic(n))
+            // Auto-creation needs CREATE on the cluster or the topic, as in Kafka.
+            .filter(|n| {
+                broker.may_on_cluster(conn, operation::CREATE)
+                    || broker.may(conn, resource::TOPIC, n, operation::CREATE)
+            })
             .collect();
         if !missing.is_empty() && r.allow_auto_topic_creation && broker.config.auto_create_topics {
             create_topics(broker, &missing).await;
@@ -82,10 +88,13 @@ pub async fn handle(
                 })
                 .collect(),
         );
+    // Topics the principal may not DESCRIBE: left out of a list of all topics, answered
+    // TOPIC_AUTHORIZATION_FAILED when named (as Kafka's broker does).
     let names: Vec<(Option<String>, uuid::Uuid)> = match &r.topics {
         None => image
             .topics
             .values()
+            .filter(|t| broker.may(conn, resource::TOPIC, &t.name, operation::DESCRIBE))
             .map(|t| (Some(t.name.clone()), uuid::Uuid::nil()))
             .collect(),
         Some(list) => list
@@ -108,7 +117,14 @@ pub async fn handle(
         let mut topic = metadata_response::MetadataResponseTopic::default()
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(if version >= 10 { id } else { uuid::Uuid::nil() });
+        let denied =
+            found.is_some_and(|t| !broker.may(conn, resource::TOPIC, &t.name, operation::DESCRIBE));
         match found {
+            Some(_) if denied => {
+                topic = topic
+                    .with_topic_id(uuid::Uuid::nil())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
             None => {
                 let invalid = name
                     .as_deref()

@@ -4,6 +4,7 @@
 //! depend on [`super::context`], never on the listener; they turn internal errors into Kafka
 //! error codes and never panic on input.
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod delete_records;
@@ -73,6 +74,9 @@ pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ListTransactions => (0, 1),
         ApiKey::DescribeUserScramCredentials => (0, 0),
         ApiKey::AlterUserScramCredentials => (0, 0),
+        ApiKey::DescribeAcls => (1, 3),
+        ApiKey::CreateAcls => (1, 3),
+        ApiKey::DeleteAcls => (1, 3),
         _ => return None,
     })
 }
@@ -85,25 +89,31 @@ pub async fn handle(
     request: &Request,
 ) -> Result<Option<ResponseKind>, String> {
     let version = request.version;
+    if let Some(refused) = super::authz::gate(broker, conn, &request.body, version) {
+        return Ok(Some(refused));
+    }
     Ok(Some(match &request.body {
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(broker, conn, r, version).await)
         }
         RequestKind::Produce(r) => {
-            return produce::handle(broker, r, version)
+            return produce::handle(broker, conn, r, version)
                 .await
                 .map(|answer| answer.map(ResponseKind::Produce))
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, conn, r, version).await),
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))
+            ResponseKind::ListOffsets(list_offsets::handle(broker, conn, r, version))
         }
         RequestKind::CreateTopics(_)
         | RequestKind::DeleteTopics(_)
         | RequestKind::CreatePartitions(_)
         | RequestKind::IncrementalAlterConfigs(_)
         | RequestKind::AlterUserScramCredentials(_)
-        | RequestKind::ElectLeaders(_) => topics::handle(broker, request).await,
+        | RequestKind::CreateAcls(_)
+        | RequestKind::DeleteAcls(_)
+        | RequestKind::ElectLeaders(_) => topics::handle(broker, conn, request).await,
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(broker, conn, r)),
         RequestKind::DescribeUserScramCredentials(r) => {
             ResponseKind::DescribeUserScramCredentials(user_scram::describe(broker, r))
         }
@@ -165,7 +175,7 @@ pub async fn handle(
             ResponseKind::LeaveGroup(group_membership::leave(broker, r, version).await)
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offsets::commit(broker, r, version).await)
+            ResponseKind::OffsetCommit(offsets::commit(broker, conn, r, version).await)
         }
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(offsets::fetch(broker, r, version).await)

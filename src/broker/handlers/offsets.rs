@@ -5,6 +5,7 @@ use crate::broker::context::Broker;
 use crate::group::coordinator::{
     CommitOffset, NONE, OFFSET_METADATA_MAX_BYTES, OFFSET_METADATA_TOO_LARGE,
 };
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
     offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic},
@@ -44,6 +45,45 @@ pub(super) fn split_commits<'a>(
 }
 
 pub async fn commit(
+    broker: &Broker,
+    conn: &crate::broker::context::Connection,
+    r: &OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    use crate::security::acl::{operation, resource};
+    // READ on each topic committed for (the group's READ was checked before): the others'
+    // offsets are committed, these answered TOPIC_AUTHORIZATION_FAILED, as in Kafka.
+    let (allowed, denied): (Vec<_>, Vec<_>) = r
+        .topics
+        .iter()
+        .cloned()
+        .partition(|t| broker.may(conn, resource::TOPIC, &t.name.0, operation::READ));
+    if denied.is_empty() {
+        return commit_authorized(broker, r, version).await;
+    }
+    let mut answer = if allowed.is_empty() {
+        OffsetCommitResponse::default()
+    } else {
+        commit_authorized(broker, &r.clone().with_topics(allowed), version).await
+    };
+    answer.topics.extend(denied.iter().map(|t| {
+        OffsetCommitResponseTopic::default()
+            .with_name(t.name.clone())
+            .with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    })
+                    .collect(),
+            )
+    }));
+    answer
+}
+
+async fn commit_authorized(
     broker: &Broker,
     r: &OffsetCommitRequest,
     version: i16,

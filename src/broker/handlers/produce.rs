@@ -270,9 +270,17 @@ fn refused(tp: &TopicPartition, e: &PartitionError) -> Outcome {
 /// writing into a broker that refused every batch.
 pub async fn handle(
     broker: &Broker,
+    conn: &crate::broker::context::Connection,
     r: &ProduceRequest,
     version: i16,
 ) -> Result<Option<ProduceResponse>, String> {
+    use crate::security::acl::{operation, resource};
+    // Authorization (KIP-679): WRITE on each topic; a transactional producer's request also
+    // WRITE on its transactional id, or none of it is appended.
+    let txn_denied = r
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !broker.may(conn, resource::TRANSACTIONAL_ID, &t.0, operation::WRITE));
     let acks_valid = matches!(r.acks, -1..=1);
     let timeout = Duration::from_millis(u64::try_from(r.timeout_ms).unwrap_or(0));
     let mut checks: BTreeMap<(String, i32), Result<TxnCheck, Outcome>> = if acks_valid {
@@ -299,7 +307,17 @@ pub async fn handle(
             let check = checks
                 .remove(&(tp.topic.clone(), tp.partition))
                 .unwrap_or(Ok(TxnCheck::Off));
-            let outcome = if !acks_valid {
+            let outcome = if txn_denied {
+                Err(failure(
+                    ResponseError::TransactionalIdAuthorizationFailed.code(),
+                    "WRITE on the transactional id is not authorized",
+                ))
+            } else if !broker.may(conn, resource::TOPIC, &tp.topic, operation::WRITE) {
+                Err(failure(
+                    ResponseError::TopicAuthorizationFailed.code(),
+                    format!("WRITE on topic {} is not authorized", tp.topic),
+                ))
+            } else if !acks_valid {
                 Err(failure(
                     INVALID_REQUIRED_ACKS,
                     format!("acks must be 0, 1 or -1, not {}", r.acks),

@@ -5,7 +5,7 @@
 //! timeout, until this broker's image shows the change, so a Metadata request right after
 //! sees it.
 
-use crate::broker::context::Broker;
+use crate::broker::context::{Broker, Connection};
 use crate::protocol::frame::Request;
 use crate::protocol::responses::refusal;
 use kafka_protocol::error::ResponseError;
@@ -14,7 +14,88 @@ use std::time::Duration;
 
 const REQUEST_TIMED_OUT: i16 = ResponseError::RequestTimedOut.code();
 
-pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
+/// The refusal of a request the client may not make (checked before it is forwarded): a
+/// request naming several resources is refused whole if any one is not authorized.
+fn unauthorized(broker: &Broker, conn: &Connection, request: &Request) -> Option<(i16, String)> {
+    use crate::security::acl::{operation as op, resource};
+    const TOPIC: i16 = ResponseError::TopicAuthorizationFailed.code();
+    const CLUSTER: i16 = ResponseError::ClusterAuthorizationFailed.code();
+    let topic = |name: &str, o: i8| broker.may(conn, resource::TOPIC, name, o);
+    let cluster = |o: i8| broker.may_on_cluster(conn, o);
+    let first_denied = |names: Vec<String>, o: i8| {
+        names.into_iter().find(|n| !topic(n, o)).map(|n| {
+            (
+                TOPIC,
+                format!(
+                    "{} on topic {n} is not authorized",
+                    crate::security::acl::operation_name(o)
+                ),
+            )
+        })
+    };
+    match &request.body {
+        RequestKind::CreateTopics(r) if !cluster(op::CREATE) => first_denied(
+            r.topics.iter().map(|t| t.name.0.to_string()).collect(),
+            op::CREATE,
+        ),
+        RequestKind::DeleteTopics(r) => first_denied(
+            r.topic_names
+                .iter()
+                .map(|n| n.0.to_string())
+                .chain(
+                    r.topics
+                        .iter()
+                        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())),
+                )
+                .collect(),
+            op::DELETE,
+        ),
+        RequestKind::CreatePartitions(r) => first_denied(
+            r.topics.iter().map(|t| t.name.0.to_string()).collect(),
+            op::ALTER,
+        ),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            let topics: Vec<String> = r
+                .resources
+                .iter()
+                .filter(|res| res.resource_type == 2)
+                .map(|res| res.resource_name.to_string())
+                .collect();
+            let brokers = r.resources.iter().any(|res| res.resource_type == 4);
+            if brokers && !cluster(op::ALTER_CONFIGS) {
+                Some((
+                    CLUSTER,
+                    "ALTER_CONFIGS on the cluster is not authorized".into(),
+                ))
+            } else {
+                first_denied(topics, op::ALTER_CONFIGS)
+            }
+        }
+        RequestKind::ElectLeaders(_) | RequestKind::AlterUserScramCredentials(_)
+            if !cluster(op::ALTER) =>
+        {
+            Some((CLUSTER, "ALTER on the cluster is not authorized".into()))
+        }
+        RequestKind::CreateAcls(_) | RequestKind::DeleteAcls(_)
+            if broker.authorizer().is_none() =>
+        {
+            Some((
+                ResponseError::SecurityDisabled.code(),
+                "no authorizer is configured".into(),
+            ))
+        }
+        RequestKind::CreateAcls(_) | RequestKind::DeleteAcls(_) if !cluster(op::ALTER) => {
+            Some((CLUSTER, "ALTER on the cluster is not authorized".into()))
+        }
+        _ => None,
+    }
+}
+
+pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> ResponseKind {
+    if let Some((code, why)) = unauthorized(broker, conn, request) {
+        return refusal(&request.body, code, &why)
+            .unwrap_or(ResponseKind::ApiVersions(Default::default()));
+    }
     let timeout_ms = match &request.body {
         RequestKind::CreateTopics(r) => r.timeout_ms,
         RequestKind::DeleteTopics(r) => r.timeout_ms,
@@ -134,6 +215,78 @@ pub async fn handle(broker: &Broker, request: &Request) -> ResponseKind {
                     wanted
                         .iter()
                         .all(|(u, m, present)| img.scram.contains_key(&(u.clone(), *m)) == *present)
+                })
+                .await;
+        }
+        ResponseKind::CreateAcls(r) => {
+            let RequestKind::CreateAcls(req) = &request.body else {
+                return answer;
+            };
+            let made: Vec<(i8, String, i8, String, String, i8, i8)> = req
+                .creations
+                .iter()
+                .zip(&r.results)
+                .filter(|(_, res)| res.error_code == 0)
+                .map(|(c, _)| {
+                    (
+                        c.resource_type,
+                        c.resource_name.to_string(),
+                        c.resource_pattern_type,
+                        c.principal.to_string(),
+                        c.host.to_string(),
+                        c.operation,
+                        c.permission_type,
+                    )
+                })
+                .collect();
+            broker
+                .wait_for_image(timeout, |img| {
+                    made.iter().all(|m| {
+                        img.acls.values().any(|a| {
+                            (
+                                a.resource_type,
+                                a.resource_name.clone(),
+                                a.pattern_type,
+                                a.principal.clone(),
+                                a.host.clone(),
+                                a.operation,
+                                a.permission_type,
+                            ) == *m
+                        })
+                    })
+                })
+                .await;
+        }
+        ResponseKind::DeleteAcls(r) => {
+            let gone: Vec<(i8, String, i8, String, String, i8, i8)> = r
+                .filter_results
+                .iter()
+                .flat_map(|f| f.matching_acls.iter())
+                .map(|m| {
+                    (
+                        m.resource_type,
+                        m.resource_name.to_string(),
+                        m.pattern_type,
+                        m.principal.to_string(),
+                        m.host.to_string(),
+                        m.operation,
+                        m.permission_type,
+                    )
+                })
+                .collect();
+            broker
+                .wait_for_image(timeout, |img| {
+                    !img.acls.values().any(|a| {
+                        gone.contains(&(
+                            a.resource_type,
+                            a.resource_name.clone(),
+                            a.pattern_type,
+                            a.principal.clone(),
+                            a.host.clone(),
+                            a.operation,
+                            a.permission_type,
+                        ))
+                    })
                 })
                 .await;
         }
