@@ -304,6 +304,31 @@ pub fn gate(
                     .collect(),
             ))
         }
+        // DeleteRecords removes data: refused whole unless DELETE on every topic named.
+        RequestKind::DeleteRecords(r)
+            if r.topics.iter().any(|t| !broker.may(conn, resource::TOPIC, &t.name, op::DELETE)) =>
+        {
+            ResponseKind::DeleteRecords(DeleteRecordsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        delete_records_response::DeleteRecordsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        delete_records_response::DeleteRecordsPartitionResult::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_low_watermark(-1)
+                                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ))
+        }
         RequestKind::DescribeCluster(_) if !cluster(op::DESCRIBE) => ResponseKind::DescribeCluster(
             DescribeClusterResponse::default().with_error_code(CLUSTER),
         ),
@@ -320,4 +345,102 @@ pub fn gate(
         ),
         _ => return None,
     })
+}
+
+/// Narrows an answer to what the principal may see, for the APIs Kafka filters after the
+/// fact: ListGroups and ListTransactions list only what it may DESCRIBE (all with DESCRIBE on
+/// the cluster); DescribeTransactions, DescribeConfigs, DescribeProducers and
+/// OffsetForLeaderEpoch answer an authorization error for what it may not see.
+pub fn filter_response(
+    broker: &Broker,
+    conn: &Connection,
+    request: &RequestKind,
+    response: &mut ResponseKind,
+) {
+    use crate::security::acl::operation as op;
+    if broker.authorizer().is_none() {
+        return;
+    }
+    const TOPIC: i16 = ResponseError::TopicAuthorizationFailed.code();
+    let topic = |t: &str, o: i8| broker.may(conn, resource::TOPIC, t, o);
+    match response {
+        ResponseKind::ListGroups(r) if !broker.may_on_cluster(conn, op::DESCRIBE) => {
+            r.groups
+                .retain(|g| broker.may(conn, resource::GROUP, &g.group_id, op::DESCRIBE));
+        }
+        ResponseKind::ListTransactions(r) => r.transaction_states.retain(|t| {
+            broker.may(
+                conn,
+                resource::TRANSACTIONAL_ID,
+                &t.transactional_id,
+                op::DESCRIBE,
+            )
+        }),
+        ResponseKind::DescribeTransactions(r) => {
+            for t in &mut r.transaction_states {
+                if !broker.may(
+                    conn,
+                    resource::TRANSACTIONAL_ID,
+                    &t.transactional_id,
+                    op::DESCRIBE,
+                ) {
+                    *t = kafka_protocol::messages::describe_transactions_response::TransactionState::default()
+                        .with_transactional_id(t.transactional_id.clone())
+                        .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+                }
+            }
+        }
+        ResponseKind::DescribeConfigs(r) => {
+            for res in &mut r.results {
+                let allowed = match res.resource_type {
+                    2 => topic(&res.resource_name, op::DESCRIBE_CONFIGS),
+                    _ => broker.may_on_cluster(conn, op::DESCRIBE_CONFIGS),
+                };
+                if !allowed {
+                    res.configs.clear();
+                    res.error_code = if res.resource_type == 2 {
+                        TOPIC
+                    } else {
+                        ResponseError::ClusterAuthorizationFailed.code()
+                    };
+                    res.error_message = None;
+                }
+            }
+        }
+        ResponseKind::DescribeProducers(r) => {
+            for t in &mut r.topics {
+                if !topic(&t.name, op::READ) {
+                    for p in &mut t.partitions {
+                        p.active_producers.clear();
+                        p.error_code = TOPIC;
+                        p.error_message = None;
+                    }
+                }
+            }
+        }
+        ResponseKind::OffsetForLeaderEpoch(r) => {
+            let replica =
+                matches!(request, RequestKind::OffsetForLeaderEpoch(q) if q.replica_id.0 >= 0);
+            let cluster_ok = replica && broker.may_on_cluster(conn, op::CLUSTER_ACTION);
+            for t in &mut r.topics {
+                let allowed = if replica {
+                    cluster_ok
+                } else {
+                    topic(&t.topic, op::DESCRIBE)
+                };
+                if !allowed {
+                    for p in &mut t.partitions {
+                        p.error_code = if replica {
+                            ResponseError::ClusterAuthorizationFailed.code()
+                        } else {
+                            TOPIC
+                        };
+                        p.leader_epoch = -1;
+                        p.end_offset = -1;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }

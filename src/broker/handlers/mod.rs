@@ -92,6 +92,19 @@ pub async fn handle(
     if let Some(refused) = super::authz::gate(broker, conn, &request.body, version) {
         return Ok(Some(refused));
     }
+    let answer = dispatch(broker, conn, request).await?;
+    Ok(answer.map(|mut a| {
+        super::authz::filter_response(broker, conn, &request.body, &mut a);
+        a
+    }))
+}
+
+async fn dispatch(
+    broker: &Broker,
+    conn: &Connection,
+    request: &Request,
+) -> Result<Option<ResponseKind>, String> {
+    let version = request.version;
     Ok(Some(match &request.body {
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(broker, conn, r, version).await)
