@@ -305,6 +305,7 @@ pub async fn quorum(dir: &Path, proposals: usize) -> BenchResult<()> {
             listener_name: "CONTROLLER".into(),
             listener_security: Default::default(),
             bootstrap_records: Vec::new(),
+            authorizer: None,
             connector: crate::wire::Connector::plain(),
             max_connections: 1000,
             metadata_dir: meta_dir.join(METADATA_LOG_DIR_NAME),

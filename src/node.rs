@@ -729,6 +729,12 @@ pub async fn run(
     let bootstrap_records = read_bootstrap_records(&env.disk, &config)?;
     let quorum_config = QuorumConfig {
         bootstrap_records,
+        authorizer: config
+            .authorizer
+            .then(|| crate::security::acl::AuthorizerConfig {
+                super_users: config.super_users.clone(),
+                allow_if_no_acl: config.allow_everyone_if_no_acl_found,
+            }),
         node_id: config.node_id,
         cluster_id,
         voters: config.voters.clone(),

@@ -94,6 +94,8 @@ pub struct ListenerSecurity {
 /// (SaslAuthenticate requests carry them).
 const SASL_HANDSHAKE_VERSIONS: (i16, i16) = (0, 1);
 const SASL_AUTHENTICATE_VERSIONS: (i16, i16) = (0, 2);
+/// The largest frame read from a SASL listener's client before it authenticates.
+const PRE_AUTHENTICATION_MAX_FRAME_BYTES: usize = 512 * 1024;
 
 /// One connection's SASL state.
 struct SaslState {
@@ -559,7 +561,14 @@ async fn serve<S: Service, T: AsyncRead + AsyncWrite + Unpin>(
         k => S::supported(k),
     };
     loop {
-        let Some(frame) = read_frame(&mut stream, max_frame_bytes)
+        // Before authentication a frame is small (Kafka's sasl.server.max.receive.size): an
+        // unauthenticated peer must not make this node read and decode 100 MiB requests.
+        let limit = if sasl.as_ref().is_some_and(|s| s.session.is_none()) {
+            max_frame_bytes.min(PRE_AUTHENTICATION_MAX_FRAME_BYTES)
+        } else {
+            max_frame_bytes
+        };
+        let Some(frame) = read_frame(&mut stream, limit)
             .await
             .map_err(|e| e.to_string())?
         else {

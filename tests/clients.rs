@@ -547,6 +547,42 @@ fn produce_transactional(
     r.responses[0].partition_responses[0].error_code
 }
 
+/// A Produce naming `topic`-`partition` twice: first with no records, then with a
+/// transactional batch of `producer` at sequence 0. The second entry's error code.
+fn produce_listed_twice(
+    addr: &str,
+    transactional_id: &str,
+    producer: (i64, i16),
+    topic: &str,
+    partition: i32,
+) -> i16 {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use ketch::protocol::record_batch::{build_batch, set_producer, set_transactional_producer};
+    let mut batch = build_batch(0, 1_700_000_000_000, &[(None, b"twice".as_slice())]);
+    set_transactional_producer(&mut batch, producer.0, producer.1);
+    set_producer(&mut batch, producer.0, producer.1, 0);
+    let entry = |records: Option<bytes::Bytes>| {
+        produce_request::PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(records)
+    };
+    let body = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+            transactional_id.to_string(),
+        ))))
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![entry(None), entry(Some(batch.into()))])]);
+    let ResponseKind::Produce(r) = call(addr, ApiKey::Produce, 9, RequestKind::Produce(body))
+    else {
+        panic!("not a Produce answer");
+    };
+    r.responses[0].partition_responses[1].error_code
+}
+
 /// KIP-890's server-side defence, as a transactional producer's requests reach the broker:
 /// a batch for a partition its transaction never added, a batch that arrives after its
 /// transaction ended, and one without a transactional id are refused with INVALID_TXN_STATE
@@ -676,6 +712,9 @@ fn a_late_or_stray_transactional_batch_cannot_open_a_transaction() {
         codes.push(produce_transactional(
             &b, None, producer, 2, "late", 0, "no id",
         ));
+        // The stray batch again, behind an empty entry for the same partition in the same
+        // request: the second entry is verified too.
+        codes.push(produce_listed_twice(&b, "late-1", producer, "late", 1));
         (
             codes,
             kcat_count(&node, "late", "read_committed"),
@@ -685,7 +724,13 @@ fn a_late_or_stray_transactional_batch_cannot_open_a_transaction() {
     let (codes, committed, uncommitted) = run("kip890-on", "");
     assert_eq!(
         codes,
-        vec![0, INVALID_TXN_STATE, INVALID_TXN_STATE, INVALID_TXN_STATE]
+        vec![
+            0,
+            INVALID_TXN_STATE,
+            INVALID_TXN_STATE,
+            INVALID_TXN_STATE,
+            INVALID_TXN_STATE
+        ]
     );
     assert_eq!(
         (committed, uncommitted),
@@ -699,6 +744,7 @@ fn a_late_or_stray_transactional_batch_cannot_open_a_transaction() {
         "kip890-off",
         "transaction.partition.verification.enable=false\n",
     );
-    assert_eq!(codes, vec![0, 0, 0, 0]);
+    // (The batch listed twice repeats the stray one's sequence: a duplicate, not appended.)
+    assert_eq!(codes, vec![0, 0, 0, 0, 0]);
     assert_eq!((committed, uncommitted), (1, 4));
 }

@@ -337,6 +337,7 @@ fn a_three_node_cluster_runs_with_tls_on_every_listener() {
         &security,
         &props,
         &props,
+        None,
         &client,
         &[],
     );
@@ -354,7 +355,9 @@ fn a_three_node_cluster_runs_with_sasl_ssl_on_every_listener() {
          listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={ADMIN_JAAS}\n\
          listener.name.controller.sasl.enabled.mechanisms=PLAIN\n\
          sasl.mechanism.controller.protocol=PLAIN\n\
-         listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"ctl\" password=\"ctl-secret\" user_ctl=\"ctl-secret\";\n\
+         listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"ctl\" password=\"ctl-secret\" user_ctl=\"ctl-secret\" user_guest=\"guest-secret\";\n\
+         authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+         super.users=User:admin;User:ctl\n\
          ssl.keystore.location={}\nssl.truststore.location={}\n",
         pki.server, pki.ca
     );
@@ -377,6 +380,16 @@ fn a_three_node_cluster_runs_with_sasl_ssl_on_every_listener() {
             pki.ca
         ),
     );
+    // An authenticated user who is no super user and has no ACL: the controllers refuse it.
+    let guest_props = write(
+        &pki_dir,
+        "guest.properties",
+        &format!(
+            "security.protocol=SASL_SSL\nssl.truststore.location={}\nsasl.mechanism=PLAIN\n\
+             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"guest\" password=\"guest-secret\";\n",
+            pki.ca
+        ),
+    );
     let client = sasl_settings(
         "sasl_ssl",
         "SCRAM-SHA-512",
@@ -390,6 +403,7 @@ fn a_three_node_cluster_runs_with_sasl_ssl_on_every_listener() {
         &security,
         &props,
         &controller_props,
+        Some(&guest_props),
         &client,
         &[
             "--add-scram",
@@ -403,12 +417,14 @@ fn a_three_node_cluster_runs_with_sasl_ssl_on_every_listener() {
 /// `controller_props` for the controllers' listener, `client` confluent-kafka's settings. Creates an RF=3 topic, produces and reads it back, waits for every ISR to fill,
 /// checks the controllers' listener refuses a tool without the settings, then kills a node and
 /// reads everything back from the others.
+#[allow(clippy::too_many_arguments)]
 fn three_node_cluster(
     name: &str,
     listener: &str,
     security: &str,
     props: &str,
     controller_props: &str,
+    unauthorized_props: Option<&str>,
     client: &str,
     format_options: &[&str],
 ) {
@@ -523,6 +539,25 @@ fn three_node_cluster(
         None,
     );
     assert!(ok && out.contains("LeaderId:"), "{out}{err}");
+    if let Some(guest) = unauthorized_props {
+        let (ok, out, err) = run(
+            common::KETCH,
+            &[
+                "metadata-quorum",
+                "--bootstrap-controller",
+                &controller,
+                "--command-config",
+                guest,
+                "describe",
+                "--status",
+            ],
+            None,
+        );
+        assert!(
+            !ok && (out.clone() + &err).contains("CLUSTER_AUTHORIZATION_FAILED"),
+            "an unauthorized user described the quorum: {out}{err}"
+        );
+    }
     let (ok, out, _) = run(
         common::KETCH,
         &[
@@ -875,6 +910,8 @@ fn sasl_plain_and_scram_for_real_clients() {
 fn acls_are_enforced_for_real_clients() {
     let dir = node_dir("acls");
     let (port, controller) = (free_port(), free_port());
+    // The controllers' listener authorizes too: the broker reaches it over PLAINTEXT, as
+    // User:ANONYMOUS, which must therefore be a super user (as Kafka's documentation says).
     let config = format!(
         "process.roles=broker,controller\nnode.id=1\n\
          controller.quorum.voters=1@127.0.0.1:{controller}\n\
@@ -884,7 +921,7 @@ fn acls_are_enforced_for_real_clients() {
          sasl.enabled.mechanisms=PLAIN\nsasl.mechanism.inter.broker.protocol=PLAIN\n\
          listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\" user_bob=\"bob-secret\";\n\
          authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
-         super.users=User:admin\n\
+         super.users=User:admin;User:ANONYMOUS\n\
          log.dirs={}\ngroup.initial.rebalance.delay.ms=0\noffsets.topic.replication.factor=1\n\
          offsets.topic.num.partitions=3\nbroker.heartbeat.interval.ms=500\n",
         dir.join("data").display()
@@ -1028,6 +1065,62 @@ fn acls_are_enforced_for_real_clients() {
     assert_eq!(r["topics"], serde_json::json!(["orders"]), "{r}");
     let r = scenario(&["consume-group", &b, "orders", "g2", "1", &client("alice")]);
     assert_eq!(r["error"], "GROUP_AUTHORIZATION_FAILED", "{r}");
+    // Naming a topic by id does not get around its ACLs (DeleteTopics v6).
+    ketch::runtime::block_on(async {
+        use kafka_protocol::messages::*;
+        let connector = ketch::wire::Connector::new(
+            None,
+            Some(ketch::wire::SaslClient {
+                mechanism: "PLAIN".into(),
+                user: "alice".into(),
+                password: "alice-secret".into(),
+            }),
+        );
+        let metadata = RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("orders"),
+            ))),
+        ])));
+        let Some(ResponseKind::Metadata(m)) = ketch::wire::call_once(
+            &connector,
+            &b,
+            "acl-test",
+            ApiKey::Metadata,
+            12,
+            &metadata,
+            1 << 20,
+            Duration::from_secs(5),
+        )
+        .await
+        else {
+            panic!("no Metadata answer");
+        };
+        let id = m.topics[0].topic_id;
+        assert!(!id.is_nil());
+        let delete = RequestKind::DeleteTopics(
+            DeleteTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![
+                    delete_topics_request::DeleteTopicState::default().with_topic_id(id)
+                ]),
+        );
+        let Some(ResponseKind::DeleteTopics(d)) = ketch::wire::call_once(
+            &connector,
+            &b,
+            "acl-test",
+            ApiKey::DeleteTopics,
+            6,
+            &delete,
+            1 << 20,
+            Duration::from_secs(5),
+        )
+        .await
+        else {
+            panic!("no DeleteTopics answer");
+        };
+        assert_eq!(d.responses[0].error_code, 29, "{d:?}");
+    })
+    .unwrap();
     // bob: the prefixed ACL lets him write logs-app; the deny on logs-secret wins.
     let r = scenario(&["produce-one", &b, "logs-app", &client("bob")]);
     assert_eq!(r["error"], Value::Null, "{r}");

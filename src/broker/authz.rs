@@ -138,6 +138,15 @@ pub fn gate(
         RequestKind::OffsetDelete(r) if !group(&r.group_id, op::DELETE) => {
             ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(GROUP))
         }
+        // And READ on each topic whose offsets go (refused whole otherwise).
+        RequestKind::OffsetDelete(r)
+            if r.topics.iter().any(|t| !broker.may(conn, resource::TOPIC, &t.name, op::READ)) =>
+        {
+            ResponseKind::OffsetDelete(
+                OffsetDeleteResponse::default()
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            )
+        }
         RequestKind::DescribeGroups(r) if r.groups.iter().any(|g| !group(g, op::DESCRIBE)) => {
             ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(
                 r.groups
@@ -367,6 +376,30 @@ pub fn filter_response(
         ResponseKind::ListGroups(r) if !broker.may_on_cluster(conn, op::DESCRIBE) => {
             r.groups
                 .retain(|g| broker.may(conn, resource::GROUP, &g.group_id, op::DESCRIBE));
+        }
+        // Offsets of topics the principal may not describe are not told.
+        ResponseKind::OffsetFetch(r) => {
+            let hide = |name: &str| !topic(name, op::DESCRIBE);
+            for t in &mut r.topics {
+                if hide(&t.name) {
+                    for p in &mut t.partitions {
+                        p.committed_offset = -1;
+                        p.metadata = None;
+                        p.error_code = TOPIC;
+                    }
+                }
+            }
+            for g in &mut r.groups {
+                for t in &mut g.topics {
+                    if hide(&t.name) {
+                        for p in &mut t.partitions {
+                            p.committed_offset = -1;
+                            p.metadata = None;
+                            p.error_code = TOPIC;
+                        }
+                    }
+                }
+            }
         }
         ResponseKind::ListTransactions(r) => r.transaction_states.retain(|t| {
             broker.may(

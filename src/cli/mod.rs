@@ -77,6 +77,13 @@ pub fn describe_quorum(
     let ResponseKind::DescribeQuorum(r) = response.1 else {
         return Err("not a DescribeQuorum response".into());
     };
+    if r.error_code != 0 {
+        return Err(format!(
+            "{} ({})",
+            crate::client::error_name(r.error_code),
+            r.error_message.as_deref().unwrap_or("")
+        ));
+    }
     let p = r
         .topics
         .iter()

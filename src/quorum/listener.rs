@@ -32,6 +32,65 @@ pub struct ControllerListener {
     pub voters: std::collections::BTreeMap<crate::model::NodeId, (String, u16)>,
     /// How to reach them.
     pub connector: crate::wire::Connector,
+    /// With `authorizer.class.name` set: its settings and the committed image, whose ACLs
+    /// decide (see [`ControllerListener::unauthorized`]).
+    pub authorizer: Option<(
+        crate::security::acl::AuthorizerConfig,
+        tokio::sync::watch::Receiver<std::sync::Arc<crate::controller::MetadataImage>>,
+    )>,
+}
+
+impl ControllerListener {
+    /// Whether the principal may make this request here: the quorum's and the brokers' own
+    /// requests (Raft, registration, heartbeats, ISR changes, producer ids) need CLUSTER_ACTION
+    /// on the cluster; DescribeQuorum needs DESCRIBE; an administrative request needs
+    /// CLUSTER_ACTION (a broker forwarding it, having checked its client) or ALTER on the
+    /// cluster (a tool with `--bootstrap-controller`; coarser than a broker's per-resource
+    /// check). `None`: allowed; else the operation that was refused.
+    fn unauthorized(&self, peer: &Peer, request: &RequestKind) -> Option<&'static str> {
+        use crate::security::acl::{authorize, operation as op, resource, Acl, CLUSTER_NAME};
+        let (config, image) = self.authorizer.as_ref()?;
+        let image = image.borrow().clone();
+        let acls: Vec<Acl> = image
+            .acls
+            .values()
+            .filter(|a| a.resource_type == resource::CLUSTER)
+            .map(|a| Acl {
+                resource_type: a.resource_type,
+                resource_name: a.resource_name.clone(),
+                pattern_type: a.pattern_type,
+                principal: a.principal.clone(),
+                host: a.host.clone(),
+                operation: a.operation,
+                permission: a.permission_type,
+            })
+            .collect();
+        let may = |o: i8| {
+            authorize(
+                config,
+                &acls,
+                &peer.principal,
+                peer.ip(),
+                resource::CLUSTER,
+                CLUSTER_NAME,
+                o,
+            )
+        };
+        match request {
+            RequestKind::DescribeQuorum(_) => (!may(op::DESCRIBE)).then_some("DESCRIBE"),
+            RequestKind::CreateTopics(_)
+            | RequestKind::DeleteTopics(_)
+            | RequestKind::CreatePartitions(_)
+            | RequestKind::IncrementalAlterConfigs(_)
+            | RequestKind::ElectLeaders(_)
+            | RequestKind::AlterUserScramCredentials(_)
+            | RequestKind::CreateAcls(_)
+            | RequestKind::DeleteAcls(_) => {
+                (!may(op::CLUSTER_ACTION) && !may(op::ALTER)).then_some("ALTER")
+            }
+            _ => (!may(op::CLUSTER_ACTION)).then_some("CLUSTER_ACTION"),
+        }
+    }
 }
 
 use crate::wire::NO_FORWARD_CLIENT_ID;
@@ -121,6 +180,32 @@ impl Service for ControllerListener {
     }
 
     async fn handle(&self, peer: &Peer, request: &Request) -> Result<Option<ResponseKind>, String> {
+        if let Some(operation) = self.unauthorized(peer, &request.body) {
+            let why = format!(
+                "{} is not authorized for {operation} on the cluster ({:?})",
+                peer.principal, request.api_key
+            );
+            if let RequestKind::DescribeQuorum(_) = request.body {
+                return Ok(Some(ResponseKind::DescribeQuorum(
+                    kafka_protocol::messages::DescribeQuorumResponse::default()
+                        .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                        // error_message exists from v2: the encoder refuses it before.
+                        .with_error_message(
+                            (request.version >= 2)
+                                .then(|| kafka_protocol::protocol::StrBytes::from_string(why)),
+                        ),
+                )));
+            }
+            // What has an error answer gets it; a quorum request's connection is closed.
+            return match crate::protocol::responses::refusal(
+                &request.body,
+                ResponseError::ClusterAuthorizationFailed.code(),
+                &why,
+            ) {
+                Some(answer) => Ok(Some(answer)),
+                None => Err(why),
+            };
+        }
         let inbound = &self.inbound;
         let body = match &request.body {
             RequestKind::DescribeQuorum(_) => {

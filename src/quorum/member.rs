@@ -124,6 +124,9 @@ pub struct QuorumConfig {
     pub bugs: QuorumBugs,
     /// Records the storage was formatted with (`--add-scram`), for an empty metadata log.
     pub bootstrap_records: Vec<crate::controller::MetadataRecord>,
+    /// `authorizer.class.name` set: the controller listener authorizes (see
+    /// `listener::ControllerListener::unauthorized`).
+    pub authorizer: Option<crate::security::acl::AuthorizerConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -218,6 +221,19 @@ pub async fn run(
             heartbeats: Default::default(),
             voters: config.voters.clone(),
             connector: config.connector.clone(),
+            authorizer: match (&config.authorizer, &config.image) {
+                (None, _) => None,
+                (Some(a), Some(tx)) => Some((a.clone(), tx.subscribe())),
+                // Never serve open when authorization was asked for.
+                (Some(_), None) => {
+                    return Err(QuorumError::Listen {
+                        addr: format!("{host}:{port}"),
+                        source: std::io::Error::other(
+                            "an authorizer needs the metadata image, which this member does not publish",
+                        ),
+                    })
+                }
+            },
         });
         tasks.0.push(runtime::spawn(crate::wire::accept_loop(
             service,

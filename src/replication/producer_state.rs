@@ -407,6 +407,11 @@ impl ProducerStates {
 /// appended (the transaction ended meanwhile) cannot open a transaction no coordinator will
 /// ever end: the hanging transaction that holds the last stable offset for good. Memory only:
 /// a leader that restarts or is elected has none, and asks again.
+/// A guard no verification is ever made under.
+const NO_GUARD: u64 = 0;
+/// How many producers may have a verification guard at once.
+const MAX_GUARDS: usize = 65_536;
+
 #[derive(Clone, Debug, Default)]
 pub struct Verifications {
     guards: BTreeMap<i64, (i16, u64)>,
@@ -415,11 +420,28 @@ pub struct Verifications {
 
 impl Verifications {
     /// The guard to verify `producer_id` at `epoch` under: its current one if it has one at
-    /// that epoch (concurrent requests share it, as in Kafka), else a new one.
+    /// that epoch (concurrent requests share it, as in Kafka), else a new one. An older epoch
+    /// (a fenced producer still retrying) gets a guard that never holds and replaces nothing:
+    /// it must not take the current epoch's guard away.
     pub fn start(&mut self, producer_id: i64, epoch: i16) -> u64 {
         if let Some((e, g)) = self.guards.get(&producer_id) {
             if *e == epoch {
                 return *g;
+            }
+            if *e > epoch {
+                return NO_GUARD;
+            }
+        }
+        // Bounded: a guard left by a producer that never wrote (or made up by a client) goes
+        // first; a real producer whose guard went is refused once and retries.
+        if self.guards.len() >= MAX_GUARDS {
+            if let Some(oldest) = self
+                .guards
+                .iter()
+                .min_by_key(|(_, (_, g))| *g)
+                .map(|(pid, _)| *pid)
+            {
+                self.guards.remove(&oldest);
             }
         }
         self.next_guard += 1;
@@ -580,6 +602,9 @@ mod tests {
         assert_ne!(g2, g);
         let g3 = v.start(1, 1);
         assert!(!v.holds(1, 0, g2) && v.holds(1, 1, g3));
+        // A fenced producer's older epoch neither gets a working guard nor takes this one.
+        let stale = v.start(1, 0);
+        assert!(!v.holds(1, 0, stale) && v.holds(1, 1, g3));
         let mut s = ProducerStates::new();
         assert!(!s.in_transaction(1, 0));
         let _ = s.apply(&txn(1, 0, 0, 10));

@@ -191,11 +191,21 @@ fn verification_failure(code: i16) -> Outcome {
 /// then claim ([`TxnCheck`]), or the answer for a partition that failed.
 async fn verify(
     broker: &Broker,
+    conn: &crate::broker::context::Connection,
     r: &ProduceRequest,
 ) -> BTreeMap<(String, i32), Result<TxnCheck, Outcome>> {
+    use crate::security::acl::{operation, resource};
     let mut checks = BTreeMap::new();
     if !broker.config.transaction_verification {
         return checks; // every append: TxnCheck::Off
+    }
+    // Nothing is asked (nor a guard made) for a request its sender may not make: it is
+    // refused after (authorization is checked before any append).
+    if r.transactional_id
+        .as_ref()
+        .is_some_and(|t| !broker.may(conn, resource::TRANSACTIONAL_ID, &t.0, operation::WRITE))
+    {
+        return checks;
     }
     // (producer id, epoch) → the partitions to ask about, with their guards.
     type Guarded = Vec<((String, i32), u64)>;
@@ -207,6 +217,9 @@ async fn verify(
                 continue;
             };
             let tp = TopicPartition::new(key.0.clone(), key.1);
+            if !broker.may(conn, resource::TOPIC, &tp.topic, operation::WRITE) {
+                continue; // refused before its append
+            }
             // A partition that is not here, or not led here, fails in its append.
             match broker
                 .partition(&tp)
@@ -284,7 +297,7 @@ pub async fn handle(
     let acks_valid = matches!(r.acks, -1..=1);
     let timeout = Duration::from_millis(u64::try_from(r.timeout_ms).unwrap_or(0));
     let mut checks: BTreeMap<(String, i32), Result<TxnCheck, Outcome>> = if acks_valid {
-        verify(broker, r).await
+        verify(broker, conn, r).await
     } else {
         BTreeMap::new()
     };
@@ -304,9 +317,15 @@ pub async fn handle(
             {
                 m.produce_request(&tp.topic);
             }
+            // A partition listed twice finds its check taken by the first entry: with
+            // verification on, the second may not open a transaction unverified.
             let check = checks
                 .remove(&(tp.topic.clone(), tp.partition))
-                .unwrap_or(Ok(TxnCheck::Off));
+                .unwrap_or(Ok(if broker.config.transaction_verification {
+                    TxnCheck::Unverified
+                } else {
+                    TxnCheck::Off
+                }));
             let outcome = if txn_denied {
                 Err(failure(
                     ResponseError::TransactionalIdAuthorizationFailed.code(),

@@ -38,18 +38,29 @@ fn unauthorized(broker: &Broker, conn: &Connection, request: &Request) -> Option
             r.topics.iter().map(|t| t.name.0.to_string()).collect(),
             op::CREATE,
         ),
-        RequestKind::DeleteTopics(r) => first_denied(
-            r.topic_names
-                .iter()
-                .map(|n| n.0.to_string())
-                .chain(
-                    r.topics
-                        .iter()
-                        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())),
-                )
-                .collect(),
-            op::DELETE,
-        ),
+        // Topics named by id (v6) are checked under the name this broker's image gives them;
+        // an id it does not know is the controller's to refuse (UNKNOWN_TOPIC_ID).
+        RequestKind::DeleteTopics(r) => {
+            let image = broker.image();
+            let by_id = |id: &uuid::Uuid| {
+                image
+                    .topics
+                    .values()
+                    .find(|t| crate::protocol::responses::wire_topic_id(&t.topic_id) == *id)
+                    .map(|t| t.name.clone())
+            };
+            first_denied(
+                r.topic_names
+                    .iter()
+                    .map(|n| n.0.to_string())
+                    .chain(r.topics.iter().filter_map(|t| match &t.name {
+                        Some(n) => Some(n.0.to_string()),
+                        None => by_id(&t.topic_id),
+                    }))
+                    .collect(),
+                op::DELETE,
+            )
+        }
         RequestKind::CreatePartitions(r) => first_denied(
             r.topics.iter().map(|t| t.name.0.to_string()).collect(),
             op::ALTER,
