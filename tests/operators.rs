@@ -296,8 +296,9 @@ fn configs_a_node_cannot_honour_are_refused_with_what_to_do() {
         ),
         (
             "process.roles=broker,controller\nlisteners=CLIENT://:19092,CONTROLLER://:19093\n\
-             listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:PLAINTEXT\n",
-            "security protocol SASL_SSL, which ketch does not implement",
+             listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             sasl.enabled.mechanisms=GSSAPI\n",
+            "mechanism GSSAPI is not implemented",
         ),
         (
             "process.roles=broker,controller\nlisteners=INTERNAL://:19092,CONTROLLER://:19093\n",
@@ -749,6 +750,8 @@ fn configs_and_topics_alter_describe_and_apply_without_a_restart() {
         "{err}"
     );
     let (ok, _, err) = k("configs --entity-type users --entity-name u --describe");
+    assert!(!ok && err.contains("no SCRAM credential for user u"), "{err}");
+    let (ok, _, err) = k("configs --entity-type clients --entity-name c --describe");
     assert!(!ok && err.contains("not implemented"), "{err}");
 }
 
