@@ -750,7 +750,10 @@ fn configs_and_topics_alter_describe_and_apply_without_a_restart() {
         "{err}"
     );
     let (ok, _, err) = k("configs --entity-type users --entity-name u --describe");
-    assert!(!ok && err.contains("no SCRAM credential for user u"), "{err}");
+    assert!(
+        !ok && err.contains("no SCRAM credential for user u"),
+        "{err}"
+    );
     let (ok, _, err) = k("configs --entity-type clients --entity-name c --describe");
     assert!(!ok && err.contains("not implemented"), "{err}");
 }
