@@ -327,33 +327,39 @@ def restore_table(bootstrap, topic, client):
         c.assign([tp])
         c.seek(tp, 0)
         end = c.end_offsets([tp])[tp]
-        for m in c:
-            offsets.append(m.offset)
-            if m.value is None:
-                table.pop(m.key, None)
-            else:
-                table[m.key] = m.value
-            if m.offset + 1 >= end:
-                break
+        # Poll to the end offset under a deadline rather than until a quiet spell: a slow
+        # fetch on a loaded machine must not end the restore early.
+        deadline = time.time() + 20
+        while c.position(tp) < end and time.time() < deadline:
+            for m in c.poll(timeout_ms=500).get(tp, []):
+                offsets.append(m.offset)
+                if m.value is None:
+                    table.pop(m.key, None)
+                else:
+                    table[m.key] = m.value
+        assert c.position(tp) >= end, ("restore did not reach the end", c.position(tp), end)
         c.close()
     else:
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"restore-{time.time()}",
                       "enable.auto.commit": False, "enable.partition.eof": True})
         c.assign([TopicPartition(topic, 0, 0)])
         deadline = time.time() + 20
-        while time.time() < deadline:
+        eof = False
+        while not eof and time.time() < deadline:
             m = c.poll(0.5)
             if m is None:
                 continue
             if m.error():
                 if m.error().code() == KafkaError._PARTITION_EOF:
-                    break
+                    eof = True
+                    continue
                 raise KafkaException(m.error())
             offsets.append(m.offset())
             if m.value() is None:
                 table.pop(m.key(), None)
             else:
                 table[m.key()] = m.value()
+        assert eof, ("restore did not reach the end", offsets[-1:])
         c.close()
     return table, len(offsets), offsets
 
@@ -429,11 +435,19 @@ def compaction(bootstrap, topic, data_dir):
         time.sleep(0.5)
         if time.time() < first_check:
             continue
+        # The whole log is read, to its end offset, so an early quiet spell cannot make the
+        # tombstones look gone.
         c = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                          enable_auto_commit=False, consumer_timeout_ms=2000)
+                          enable_auto_commit=False)
         tp = KTopicPartition(topic, 0)
         c.assign([tp])
-        keys_seen = {m.key for m in c}
+        c.seek_to_beginning(tp)
+        end = c.end_offsets([tp])[tp]
+        keys_seen = set()
+        read_until = time.time() + 20
+        while c.position(tp) < end and time.time() < read_until:
+            keys_seen |= {m.key for m in c.poll(timeout_ms=500).get(tp, [])}
+        assert c.position(tp) >= end, ("did not read to the end", c.position(tp), end)
         c.close()
         if b"k8" not in keys_seen and b"k9" not in keys_seen:
             break
