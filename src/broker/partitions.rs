@@ -189,9 +189,19 @@ pub enum TxnCheck {
     Off,
     /// The coordinator said yes to a question asked under this guard
     /// ([`Partition::start_verification`]).
-    Verified(u64),
+    Verified(VerificationGuard),
     /// Not asked: such a batch is refused (INVALID_TXN_STATE).
     Unverified,
+}
+
+/// KIP-890: what a leader verifies a producer's transaction under. The leader epoch is
+/// kept so that an append after leadership moved (and came back) answers
+/// NOT_LEADER_OR_FOLLOWER, which the producer retries, rather than INVALID_TXN_STATE, which
+/// aborts its transaction: the guard was dropped with the old leadership, not by a marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerificationGuard {
+    pub guard: u64,
+    pub leader_epoch: i32,
 }
 
 /// Replica settings of one partition: `min.insync.replicas`, `replica.lag.time.max.ms`,
@@ -694,7 +704,7 @@ impl Partition {
         &self,
         producer_id: i64,
         epoch: i16,
-    ) -> Result<Option<u64>, PartitionError> {
+    ) -> Result<Option<VerificationGuard>, PartitionError> {
         let mut s = self.lock();
         if !matches!(s.role, Role::Leader(_)) || s.deleted {
             return Err(PartitionError::NotLeader);
@@ -702,7 +712,10 @@ impl Partition {
         if s.producers.in_transaction(producer_id, epoch) {
             return Ok(None);
         }
-        Ok(Some(s.verifications.start(producer_id, epoch)))
+        Ok(Some(VerificationGuard {
+            guard: s.verifications.start(producer_id, epoch),
+            leader_epoch: s.leader_epoch,
+        }))
     }
 
     /// acks=all: waits until the high watermark passes `appended` (every in-sync replica has
@@ -765,6 +778,11 @@ impl Partition {
         if s.leader_epoch != epoch || !matches!(s.role, Role::Leader(_)) || s.deleted {
             return Err(PartitionError::NotLeader);
         }
+        if let TxnCheck::Verified(v) = check {
+            if v.leader_epoch != s.leader_epoch {
+                return Err(PartitionError::NotLeader);
+            }
+        }
         let batches = producer_batches(data);
         if !batches.is_empty() {
             let mut trial = None::<ProducerStates>;
@@ -782,8 +800,8 @@ impl Partition {
                             // verified this partition is in it, and no marker came since.
                             let verified = match check {
                                 TxnCheck::Off => true,
-                                TxnCheck::Verified(g) => {
-                                    s.verifications.holds(b.producer_id, b.epoch, g)
+                                TxnCheck::Verified(v) => {
+                                    s.verifications.holds(b.producer_id, b.epoch, v.guard)
                                 }
                                 TxnCheck::Unverified => false,
                             };

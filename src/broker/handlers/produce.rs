@@ -13,7 +13,7 @@
 //! transaction coordinator confirms the partition is in its open transaction (see
 //! [`verify`]), so a late or stray batch cannot open a transaction no coordinator will end.
 
-use super::super::partitions::{Appended, Partition, PartitionError, TxnCheck};
+use super::super::partitions::{Appended, Partition, PartitionError, TxnCheck, VerificationGuard};
 use crate::broker::context::Broker;
 use crate::model::TopicPartition;
 use crate::protocol::record_batch::{BatchHeader, RecordBatch};
@@ -208,7 +208,7 @@ async fn verify(
         return checks;
     }
     // (producer id, epoch) → the partitions to ask about, with their guards.
-    type Guarded = Vec<((String, i32), u64)>;
+    type Guarded = Vec<((String, i32), VerificationGuard)>;
     let mut asks: BTreeMap<(i64, i16), Guarded> = BTreeMap::new();
     for t in &r.topic_data {
         for p in &t.partition_data {
