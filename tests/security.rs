@@ -1128,6 +1128,74 @@ fn acls_are_enforced_for_real_clients() {
     assert_eq!(r["error"], "TOPIC_AUTHORIZATION_FAILED", "{r}");
     let r = scenario(&["produce-one", &b, "orders", &client("bob")]);
     assert_eq!(r["error"], "TOPIC_AUTHORIZATION_FAILED", "{r}");
+    // Admin requests are answered per topic, as Kafka answers them: with CREATE and DELETE
+    // on logs-*, bob's one CreateTopics (DeleteTopics) makes (removes) the logs- topic and
+    // is refused the other.
+    for operation in ["Create", "Delete"] {
+        let (ok, out, err) = tool(
+            &admin,
+            &[
+                "acls",
+                "--add",
+                "--allow-principal",
+                "User:bob",
+                "--operation",
+                operation,
+                "--topic",
+                "logs-",
+                "--resource-pattern-type",
+                "prefixed",
+            ],
+        );
+        assert!(ok, "{out}{err}");
+    }
+    let r = scenario(&[
+        "admin-topics",
+        &b,
+        "create",
+        "logs-new,orders-new",
+        &client("bob"),
+    ]);
+    assert_eq!(
+        r["results"],
+        serde_json::json!({"logs-new": null, "orders-new": "TOPIC_AUTHORIZATION_FAILED"}),
+        "{r}"
+    );
+    let r = scenario(&[
+        "admin-topics",
+        &b,
+        "delete",
+        "logs-new,payroll",
+        &client("bob"),
+    ]);
+    assert_eq!(
+        r["results"],
+        serde_json::json!({"logs-new": null, "payroll": "TOPIC_AUTHORIZATION_FAILED"}),
+        "{r}"
+    );
+    let r = scenario(&["list-topics", &b, &client("admin")]);
+    assert_eq!(
+        r["topics"],
+        serde_json::json!(["logs-app", "logs-secret", "orders", "payroll"]),
+        "{r}"
+    );
+    // DeleteRecords too: logs-app's start moves past bob's one record, payroll's does not.
+    let offsets = write(
+        &dir,
+        "offsets.json",
+        r#"{"partitions": [{"topic": "logs-app", "partition": 0, "offset": -1},
+                           {"topic": "payroll", "partition": 0, "offset": -1}], "version": 1}"#,
+    );
+    let (ok, out, err) = tool(
+        &props("bob"),
+        &["delete-records", "--offset-json-file", &offsets],
+    );
+    assert!(!ok, "{out}{err}");
+    assert!(
+        out.contains("partition: logs-app-0\tlow_watermark: 1")
+            && out.contains("partition: payroll-0\terror: TOPIC_AUTHORIZATION_FAILED"),
+        "{out}{err}"
+    );
     // Removing alice's topic ACL takes her read away.
     let (ok, out, err) = tool(
         &admin,

@@ -313,31 +313,6 @@ pub fn gate(
                     .collect(),
             ))
         }
-        // DeleteRecords removes data: refused whole unless DELETE on every topic named.
-        RequestKind::DeleteRecords(r)
-            if r.topics.iter().any(|t| !broker.may(conn, resource::TOPIC, &t.name, op::DELETE)) =>
-        {
-            ResponseKind::DeleteRecords(DeleteRecordsResponse::default().with_topics(
-                r.topics
-                    .iter()
-                    .map(|t| {
-                        delete_records_response::DeleteRecordsTopicResult::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        delete_records_response::DeleteRecordsPartitionResult::default()
-                                            .with_partition_index(p.partition_index)
-                                            .with_low_watermark(-1)
-                                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            ))
-        }
         RequestKind::DescribeCluster(_) if !cluster(op::DESCRIBE) => ResponseKind::DescribeCluster(
             DescribeClusterResponse::default().with_error_code(CLUSTER),
         ),

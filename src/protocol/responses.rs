@@ -48,18 +48,23 @@ pub fn refusal(request: &RequestKind, code: i16, message: &str) -> Option<Respon
             AllocateProducerIdsResponse::default().with_error_code(code),
         ),
         RequestKind::DeleteTopics(r) => {
-            let names: Vec<Option<TopicName>> = if r.topics.is_empty() {
-                r.topic_names.iter().cloned().map(Some).collect()
+            // v6 names topics by name or by id; the answer carries both as asked.
+            let names: Vec<(Option<TopicName>, uuid::Uuid)> = if r.topics.is_empty() {
+                r.topic_names
+                    .iter()
+                    .map(|n| (Some(n.clone()), uuid::Uuid::nil()))
+                    .collect()
             } else {
-                r.topics.iter().map(|t| t.name.clone()).collect()
+                r.topics.iter().map(|t| (t.name.clone(), t.topic_id)).collect()
             };
             ResponseKind::DeleteTopics(
                 DeleteTopicsResponse::default().with_responses(
                     names
                         .into_iter()
-                        .map(|n| {
+                        .map(|(n, id)| {
                             delete_topics_response::DeletableTopicResult::default()
                                 .with_name(n)
+                                .with_topic_id(id)
                                 .with_error_code(code)
                                 .with_error_message(Some(StrBytes::from_string(
                                     message.to_string(),

@@ -182,7 +182,29 @@ def list_topics(bootstrap, settings):
     out(topics=sorted(t for t in md.topics if not t.startswith("__")))
 
 
+def admin_topics(bootstrap, op, names, settings):
+    """Creates or deletes the comma-separated topics in one request with confluent-kafka's
+    AdminClient: {"results": {topic: null or the error's name}}."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    extra = json.loads(settings)
+    a = AdminClient({"bootstrap.servers": bootstrap, **extra})
+    names = names.split(",")
+    if op == "create":
+        futures = a.create_topics([NewTopic(n, 1, 1) for n in names], operation_timeout=10)
+    else:
+        futures = a.delete_topics(names, operation_timeout=10)
+    results = {}
+    for name, f in futures.items():
+        try:
+            f.result(15)
+            results[name] = None
+        except KafkaException as e:
+            results[name] = e.args[0].name()
+    out(results=results)
+
+
 SCENARIOS = {
+    "admin-topics": admin_topics,
     "produce-one": produce_one,
     "consume-group": consume_group,
     "list-topics": list_topics,

@@ -6,9 +6,10 @@
 //! reaches it, at most `timeout_ms` (REQUEST_TIMED_OUT, with the low watermark as it stands).
 //! Touches no log itself: [`crate::broker::partitions`] does.
 
-use crate::broker::context::Broker;
+use crate::broker::context::{Broker, Connection};
 use crate::broker::partitions::PartitionError;
 use crate::model::TopicPartition;
+use crate::security::acl::{operation, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     delete_records_response, DeleteRecordsRequest, DeleteRecordsResponse,
@@ -18,7 +19,11 @@ use std::time::Duration;
 /// One partition's outcome: (low watermark, error code).
 type Outcome = (i64, i16);
 
-pub async fn handle(broker: &Broker, r: &DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    broker: &Broker,
+    conn: &Connection,
+    r: &DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let timeout = Duration::from_millis(r.timeout_ms.max(0) as u64);
     // First every start moves, then the answer waits for the replicas of all of them.
     let mut moved: Vec<(TopicPartition, Result<u64, PartitionError>)> = Vec::new();
@@ -26,7 +31,15 @@ pub async fn handle(broker: &Broker, r: &DeleteRecordsRequest) -> DeleteRecordsR
     for t in &r.topics {
         for p in &t.partitions {
             let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
-            let result = broker.partition(&tp).and_then(|partition| {
+            // As Kafka: DELETE on the topic, answered per topic (the others go ahead).
+            // Checked before the partition is looked up, so a refusal says nothing of whether
+            // the topic exists.
+            let result = if broker.may(conn, resource::TOPIC, &tp.topic, operation::DELETE) {
+                broker.partition(&tp)
+            } else {
+                Err(PartitionError::NotAuthorized { cluster: false })
+            };
+            let result = result.and_then(|partition| {
                 // As Kafka: a compacted topic keeps its keys; only `delete` lets records go.
                 if partition.cleanup_policy().is_some_and(|c| !c.delete) {
                     return Err(PartitionError::PolicyViolation(format!(

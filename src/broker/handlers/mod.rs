@@ -134,7 +134,7 @@ async fn dispatch(
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(broker, r))
         }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, r).await)
+            ResponseKind::DeleteRecords(delete_records::handle(broker, conn, r).await)
         }
         // As Kafka's brokers: forwarded to the quorum, the leader's answer relayed.
         RequestKind::DescribeQuorum(_) => {

@@ -3,7 +3,8 @@
 //! controller, so the request is forwarded to it unchanged (same version: the controller
 //! listener implements the same ranges). On success the answer waits, within the request's
 //! timeout, until this broker's image shows the change, so a Metadata request right after
-//! sees it.
+//! sees it. With an authorizer, requests naming several topics (or configs) are split: the
+//! authorized part is forwarded and the rest answered beside it with its authorization error.
 
 use crate::broker::context::{Broker, Connection};
 use crate::protocol::frame::Request;
@@ -14,74 +15,13 @@ use std::time::Duration;
 
 const REQUEST_TIMED_OUT: i16 = ResponseError::RequestTimedOut.code();
 
-/// The refusal of a request the client may not make (checked before it is forwarded): a
-/// request naming several resources is refused whole if any one is not authorized.
+/// The refusal of a request decided whole that the client may not make (checked before it is
+/// forwarded). Requests naming several topics or configs are split instead ([`split`]).
 fn unauthorized(broker: &Broker, conn: &Connection, request: &Request) -> Option<(i16, String)> {
-    use crate::security::acl::{operation as op, resource};
-    const TOPIC: i16 = ResponseError::TopicAuthorizationFailed.code();
+    use crate::security::acl::operation as op;
     const CLUSTER: i16 = ResponseError::ClusterAuthorizationFailed.code();
-    let topic = |name: &str, o: i8| broker.may(conn, resource::TOPIC, name, o);
     let cluster = |o: i8| broker.may_on_cluster(conn, o);
-    let first_denied = |names: Vec<String>, o: i8| {
-        names.into_iter().find(|n| !topic(n, o)).map(|n| {
-            (
-                TOPIC,
-                format!(
-                    "{} on topic {n} is not authorized",
-                    crate::security::acl::operation_name(o)
-                ),
-            )
-        })
-    };
     match &request.body {
-        RequestKind::CreateTopics(r) if !cluster(op::CREATE) => first_denied(
-            r.topics.iter().map(|t| t.name.0.to_string()).collect(),
-            op::CREATE,
-        ),
-        // Topics named by id (v6) are checked under the name this broker's image gives them;
-        // an id it does not know is the controller's to refuse (UNKNOWN_TOPIC_ID).
-        RequestKind::DeleteTopics(r) => {
-            let image = broker.image();
-            let by_id = |id: &uuid::Uuid| {
-                image
-                    .topics
-                    .values()
-                    .find(|t| crate::protocol::responses::wire_topic_id(&t.topic_id) == *id)
-                    .map(|t| t.name.clone())
-            };
-            first_denied(
-                r.topic_names
-                    .iter()
-                    .map(|n| n.0.to_string())
-                    .chain(r.topics.iter().filter_map(|t| match &t.name {
-                        Some(n) => Some(n.0.to_string()),
-                        None => by_id(&t.topic_id),
-                    }))
-                    .collect(),
-                op::DELETE,
-            )
-        }
-        RequestKind::CreatePartitions(r) => first_denied(
-            r.topics.iter().map(|t| t.name.0.to_string()).collect(),
-            op::ALTER,
-        ),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            let topics: Vec<String> = r
-                .resources
-                .iter()
-                .filter(|res| res.resource_type == 2)
-                .map(|res| res.resource_name.to_string())
-                .collect();
-            let brokers = r.resources.iter().any(|res| res.resource_type == 4);
-            if brokers && !cluster(op::ALTER_CONFIGS) {
-                Some((
-                    CLUSTER,
-                    "ALTER_CONFIGS on the cluster is not authorized".into(),
-                ))
-            } else {
-                first_denied(topics, op::ALTER_CONFIGS)
-            }
-        }
         RequestKind::ElectLeaders(_) | RequestKind::AlterUserScramCredentials(_)
             if !cluster(op::ALTER) =>
         {
@@ -102,12 +42,204 @@ fn unauthorized(broker: &Broker, conn: &Connection, request: &Request) -> Option
     }
 }
 
+/// The resources of a request that the client may not touch, with the refusal they get.
+type Denied = Vec<(RequestKind, i16, String)>;
+
+/// Kafka answers CreateTopics, DeleteTopics, CreatePartitions and IncrementalAlterConfigs per
+/// resource: the authorized part of the request goes to the controller and each unauthorized
+/// topic (or broker config) gets its own TOPIC_AUTHORIZATION_FAILED (CLUSTER_AUTHORIZATION_FAILED)
+/// beside the others' results. Returns the part to forward (`None`: nothing is left to forward)
+/// and the refused parts; other requests are forwarded unchanged.
+fn split(broker: &Broker, conn: &Connection, body: &RequestKind) -> (Option<RequestKind>, Denied) {
+    use crate::security::acl::{operation as op, resource};
+    const TOPIC: i16 = ResponseError::TopicAuthorizationFailed.code();
+    const CLUSTER: i16 = ResponseError::ClusterAuthorizationFailed.code();
+    let topic = |name: &str, o: i8| broker.may(conn, resource::TOPIC, name, o);
+    let why = |o: i8, on: &str| {
+        format!(
+            "{} on {on} is not authorized",
+            crate::security::acl::operation_name(o)
+        )
+    };
+    let whole = || (Some(body.clone()), Vec::new());
+    if broker.authorizer().is_none() {
+        return whole();
+    }
+    match body {
+        RequestKind::CreateTopics(r) => {
+            if broker.may_on_cluster(conn, op::CREATE) {
+                return whole();
+            }
+            let (ok, no): (Vec<_>, Vec<_>) = r
+                .topics
+                .iter()
+                .cloned()
+                .partition(|t| topic(&t.name, op::CREATE));
+            let denied = (!no.is_empty()).then(|| {
+                (
+                    RequestKind::CreateTopics(r.clone().with_topics(no)),
+                    TOPIC,
+                    why(op::CREATE, "the topic"),
+                )
+            });
+            let allowed =
+                (!ok.is_empty()).then(|| RequestKind::CreateTopics(r.clone().with_topics(ok)));
+            (allowed, denied.into_iter().collect())
+        }
+        // Topics named by id (v6) are checked under the name this broker's image gives them;
+        // an id it does not know is the controller's to refuse (UNKNOWN_TOPIC_ID).
+        RequestKind::DeleteTopics(r) => {
+            let image = broker.image();
+            let name_of =
+                |t: &kafka_protocol::messages::delete_topics_request::DeleteTopicState| {
+                    t.name.as_ref().map(|n| n.0.to_string()).or_else(|| {
+                        image
+                            .topics
+                            .values()
+                            .find(|x| {
+                                crate::protocol::responses::wire_topic_id(&x.topic_id) == t.topic_id
+                            })
+                            .map(|x| x.name.clone())
+                    })
+                };
+            let (names_ok, names_no): (Vec<_>, Vec<_>) = r
+                .topic_names
+                .iter()
+                .cloned()
+                .partition(|n| topic(n, op::DELETE));
+            let (ids_ok, ids_no): (Vec<_>, Vec<_>) = r
+                .topics
+                .iter()
+                .cloned()
+                .partition(|t| name_of(t).is_none_or(|n| topic(&n, op::DELETE)));
+            let denied = (!names_no.is_empty() || !ids_no.is_empty()).then(|| {
+                (
+                    RequestKind::DeleteTopics(
+                        r.clone().with_topic_names(names_no).with_topics(ids_no),
+                    ),
+                    TOPIC,
+                    why(op::DELETE, "the topic"),
+                )
+            });
+            let allowed = (!names_ok.is_empty() || !ids_ok.is_empty()).then(|| {
+                RequestKind::DeleteTopics(r.clone().with_topic_names(names_ok).with_topics(ids_ok))
+            });
+            (allowed, denied.into_iter().collect())
+        }
+        RequestKind::CreatePartitions(r) => {
+            let (ok, no): (Vec<_>, Vec<_>) = r
+                .topics
+                .iter()
+                .cloned()
+                .partition(|t| topic(&t.name, op::ALTER));
+            let denied = (!no.is_empty()).then(|| {
+                (
+                    RequestKind::CreatePartitions(r.clone().with_topics(no)),
+                    TOPIC,
+                    why(op::ALTER, "the topic"),
+                )
+            });
+            let allowed =
+                (!ok.is_empty()).then(|| RequestKind::CreatePartitions(r.clone().with_topics(ok)));
+            (allowed, denied.into_iter().collect())
+        }
+        // Topic configs need ALTER_CONFIGS on the topic, broker and broker-logger configs on
+        // the cluster; other resource types are the controller's to answer.
+        RequestKind::IncrementalAlterConfigs(r) => {
+            let cluster_ok = broker.may_on_cluster(conn, op::ALTER_CONFIGS);
+            let mut ok = Vec::new();
+            let mut no_topic = Vec::new();
+            let mut no_cluster = Vec::new();
+            for res in &r.resources {
+                match res.resource_type {
+                    2 if !topic(&res.resource_name, op::ALTER_CONFIGS) => {
+                        no_topic.push(res.clone())
+                    }
+                    4 | 8 if !cluster_ok => no_cluster.push(res.clone()),
+                    _ => ok.push(res.clone()),
+                }
+            }
+            let mut denied = Vec::new();
+            if !no_topic.is_empty() {
+                denied.push((
+                    RequestKind::IncrementalAlterConfigs(r.clone().with_resources(no_topic)),
+                    TOPIC,
+                    why(op::ALTER_CONFIGS, "the topic"),
+                ));
+            }
+            if !no_cluster.is_empty() {
+                denied.push((
+                    RequestKind::IncrementalAlterConfigs(r.clone().with_resources(no_cluster)),
+                    CLUSTER,
+                    why(op::ALTER_CONFIGS, "the cluster"),
+                ));
+            }
+            let allowed = (!ok.is_empty())
+                .then(|| RequestKind::IncrementalAlterConfigs(r.clone().with_resources(ok)));
+            (allowed, denied)
+        }
+        _ => whole(),
+    }
+}
+
+/// Adds the refused resources' results to the controller's answer (or to an empty answer of
+/// the same kind when nothing was forwarded).
+fn merge(answer: Option<ResponseKind>, denied: &Denied) -> Option<ResponseKind> {
+    let mut answer = answer;
+    for (req, code, why) in denied {
+        let Some(refused) = refusal(req, *code, why) else {
+            continue;
+        };
+        answer = Some(match (answer, refused) {
+            (None, refused) => refused,
+            (Some(ResponseKind::CreateTopics(mut a)), ResponseKind::CreateTopics(b)) => {
+                a.topics.extend(b.topics);
+                ResponseKind::CreateTopics(a)
+            }
+            (Some(ResponseKind::DeleteTopics(mut a)), ResponseKind::DeleteTopics(b)) => {
+                a.responses.extend(b.responses);
+                ResponseKind::DeleteTopics(a)
+            }
+            (Some(ResponseKind::CreatePartitions(mut a)), ResponseKind::CreatePartitions(b)) => {
+                a.results.extend(b.results);
+                ResponseKind::CreatePartitions(a)
+            }
+            (
+                Some(ResponseKind::IncrementalAlterConfigs(mut a)),
+                ResponseKind::IncrementalAlterConfigs(b),
+            ) => {
+                a.responses.extend(b.responses);
+                ResponseKind::IncrementalAlterConfigs(a)
+            }
+            // Only the four kinds above are split.
+            (Some(a), _) => a,
+        });
+    }
+    answer
+}
+
 pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> ResponseKind {
     if let Some((code, why)) = unauthorized(broker, conn, request) {
         return refusal(&request.body, code, &why)
             .unwrap_or(ResponseKind::ApiVersions(Default::default()));
     }
-    let timeout_ms = match &request.body {
+    let (allowed, denied) = split(broker, conn, &request.body);
+    let answer = match allowed {
+        Some(body) => Some(forward(broker, request.api_key, request.version, &body).await),
+        None => None,
+    };
+    merge(answer, &denied).unwrap_or(ResponseKind::ApiVersions(Default::default()))
+}
+
+/// Forwards `body` to the active controller and, on success, waits (within the request's
+/// timeout) until this broker's image shows the change.
+async fn forward(
+    broker: &Broker,
+    api_key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    body: &RequestKind,
+) -> ResponseKind {
+    let timeout_ms = match body {
         RequestKind::CreateTopics(r) => r.timeout_ms,
         RequestKind::DeleteTopics(r) => r.timeout_ms,
         RequestKind::CreatePartitions(r) => r.timeout_ms,
@@ -117,11 +249,11 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Re
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0).clamp(1000, 60_000));
     let answer = broker
         .controller
-        .call(request.api_key, request.version, &request.body, timeout)
+        .call(api_key, version, body, timeout)
         .await;
     let Some(answer) = answer else {
         return refusal(
-            &request.body,
+            body,
             REQUEST_TIMED_OUT,
             "no active controller answered in time",
         )
@@ -156,7 +288,7 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Re
                 .await;
         }
         ResponseKind::IncrementalAlterConfigs(r) => {
-            let RequestKind::IncrementalAlterConfigs(req) = &request.body else {
+            let RequestKind::IncrementalAlterConfigs(req) = body else {
                 return answer;
             };
             // Each altered resource's configs, as the image must show them.
@@ -200,7 +332,7 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Re
             }
         }
         ResponseKind::AlterUserScramCredentials(r) => {
-            let RequestKind::AlterUserScramCredentials(req) = &request.body else {
+            let RequestKind::AlterUserScramCredentials(req) = body else {
                 return answer;
             };
             let done = |user: &str| {
@@ -230,7 +362,7 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Re
                 .await;
         }
         ResponseKind::CreateAcls(r) => {
-            let RequestKind::CreateAcls(req) = &request.body else {
+            let RequestKind::CreateAcls(req) = body else {
                 return answer;
             };
             let made: Vec<(i8, String, i8, String, String, i8, i8)> = req
@@ -302,7 +434,7 @@ pub async fn handle(broker: &Broker, conn: &Connection, request: &Request) -> Re
                 .await;
         }
         ResponseKind::CreatePartitions(r) => {
-            let RequestKind::CreatePartitions(req) = &request.body else {
+            let RequestKind::CreatePartitions(req) = body else {
                 return answer;
             };
             let grown: Vec<(String, i32)> = req
